@@ -1,0 +1,3 @@
+"""Greenlight: a carbon-aware cluster job scheduler."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,137 @@
+"""Settings: ``configs/*.toml``, overridden by ``GREENLIGHT_*`` environment variables.
+
+Nested keys use ``__`` in env vars (``GREENLIGHT_REPLAY__SPEED=600``). Secrets (provider keys,
+tokens) come from the environment only; the TOML names the variable to read, never the value.
+There is no module-level instance: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+PACKAGED_CONFIG = Path(__file__).resolve().parent / "default.toml"
+
+ProviderName = Literal["replay", "electricitymaps", "watttime", "ukgrid", "carbonaware_sdk"]
+
+
+class RegionSettings(BaseModel):
+    """One region: a Ray cluster (or node group) on one grid zone, priced by one provider."""
+
+    name: str
+    grid_zone: str
+    provider: ProviderName = "replay"
+    gpus: int = Field(ge=0)
+    pue: float = Field(default=1.2, ge=1.0, le=3.0)
+    ray_address: str | None = None
+    node_label: str | None = None
+    base_url: str | None = None  # override the provider's URL (tests, proxies)
+    refresh_interval_s: float = Field(default=900.0, gt=0)
+    # Name of the env var holding this region's provider credential (never the value itself).
+    credentials_env: str | None = None
+
+
+class ReplaySettings(BaseModel):
+    """The offline provider: real traces replayed against the scheduler's clock.
+
+    Scheduler time t maps to trace time ``trace_start + (t - anchor) * 1`` where the anchor is
+    the moment the service started; ``speed`` compresses the scheduler clock itself (see
+    ``scheduler.clock.ScaledClock``) so a day of grid passes in minutes in the demo.
+    """
+
+    trace_start: str = "2023-03-01T00:00:00+00:00"
+    speed: float = Field(default=1.0, gt=0)
+    horizon_h: float = Field(default=48.0, gt=0)
+    # Forecast error: sigma (as a share of the trace mean) grows linearly with lead time.
+    error_per_day: float = Field(default=0.08, ge=0)
+    seed: int = 0
+
+
+class PowerSettings(BaseModel):
+    """Per-device power used for planning and for flagged estimates where no meter exists."""
+
+    gpu_w: float = Field(default=300.0, gt=0)
+    cpu_core_w: float = Field(default=12.0, gt=0)
+    base_w: float = Field(default=20.0, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GREENLIGHT_", env_nested_delimiter="__", extra="ignore",
+    )
+
+    database_url: str = "sqlite:///greenlight.db"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8470
+    # Where workers reach the API; defaults to http://api_host:api_port.
+    api_url: str | None = None
+    ray_address: str | None = None  # None: start a local head on loopback
+    ray_auth_mode: str = "disabled"
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+
+    plan_interval_s: float = Field(default=30.0, gt=0)
+    dispatch_interval_s: float = Field(default=5.0, gt=0)
+    reconcile_interval_s: float = Field(default=5.0, gt=0)
+    refresh_interval_s: float = Field(default=900.0, gt=0)
+    step_s: int = Field(default=300, gt=0)
+    forecast_max_age_s: float = Field(default=6 * 3600.0, gt=0)
+    forecast_retention_days: float = Field(default=30.0, gt=0)
+    planning_budget_s: float = Field(default=0.3, gt=0)
+
+    replay: ReplaySettings = ReplaySettings()
+    power: PowerSettings = PowerSettings()
+    regions: list[RegionSettings] = Field(default_factory=list)
+
+    @field_validator("regions")
+    @classmethod
+    def _unique_regions(cls, regions: list[RegionSettings]) -> list[RegionSettings]:
+        names = [r.name for r in regions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"region names must be unique, got {names}")
+        return regions
+
+    @model_validator(mode="after")
+    def _need_regions(self) -> Settings:
+        if not self.regions:
+            raise ValueError("at least one [[regions]] entry is required")
+        return self
+
+    @property
+    def effective_api_url(self) -> str:
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
+
+    def region(self, name: str) -> RegionSettings | None:
+        return next((r for r in self.regions if r.name == name), None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get("GREENLIGHT_CONFIG") or _default_config_path())
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+        return (init_settings, env_settings, toml)
+
+
+def _default_config_path() -> Path:
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else PACKAGED_CONFIG
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``path`` (else ``$GREENLIGHT_CONFIG``, else the default config),
+    then env vars, then ``overrides``. Raises pydantic.ValidationError on a bad config."""
+    if path is not None:
+        os.environ["GREENLIGHT_CONFIG"] = str(path)
+    return Settings(**overrides)

@@ -1,0 +1,81 @@
+"""Domain errors. One root; a subclass only where a caller reacts differently.
+
+HTTP status codes live in ``scheduler.api.errors``, never here.
+"""
+
+from __future__ import annotations
+
+
+class GreenlightError(Exception):
+    """Root of every error Greenlight raises on purpose."""
+
+
+class JobNotFound(GreenlightError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} not found")
+        self.job_id = job_id
+
+
+class InvalidJobSpec(GreenlightError):
+    """A submitted spec breaks a rule; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class InvalidTransition(GreenlightError):
+    """A state change that the job's current state does not allow (e.g. cancel a finished job)."""
+
+    def __init__(self, job_id: str, current: str, target: str) -> None:
+        super().__init__(f"job {job_id!r} is {current}; it cannot become {target}")
+        self.job_id = job_id
+        self.current = current
+        self.target = target
+
+
+class Unauthorized(GreenlightError):
+    """No credentials, or credentials that match no live token."""
+
+
+class Forbidden(GreenlightError):
+    """Valid credentials that may not do this (another tenant's job, admin-only route)."""
+
+
+class ForecastUnavailable(GreenlightError):
+    """No usable forecast (nor fallback data) for a zone."""
+
+    def __init__(self, zone: str, reason: str = "no forecast") -> None:
+        super().__init__(f"no usable forecast for zone {zone!r}: {reason}")
+        self.zone = zone
+        self.reason = reason
+
+
+class ProviderError(GreenlightError):
+    """A carbon-intensity provider failed: unreachable, refused, rate-limited or sent garbage.
+
+    ``retry_after_s`` carries a provider's Retry-After hint when it gave one.
+    """
+
+    def __init__(
+        self, provider: str, message: str, *, retry_after_s: float | None = None,
+        retryable: bool = True,
+    ) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.message = message
+        self.retry_after_s = retry_after_s
+        self.retryable = retryable
+
+
+class DispatchError(GreenlightError):
+    """The cluster refused or could not be reached to run, query or stop a job."""
+
+
+class MeterUnavailable(GreenlightError):
+    """An energy meter cannot read on this machine (no GPU, no RAPL, permission denied)."""
+
+
+class ConfigError(GreenlightError):
+    """The configuration is inconsistent or incomplete."""

@@ -1,0 +1,173 @@
+"""Protocols the service depends on. Adapters implement them; only bootstrap wires them.
+
+Every datetime crossing a port is timezone-aware UTC. Adapters return domain objects and raise
+domain errors: ORM rows, vendor JSON and Ray objects never cross.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from scheduler.domain import (
+    ApiToken,
+    EnergyReport,
+    Forecast,
+    Job,
+    JobEvent,
+    JobKind,
+    JobState,
+    Plan,
+    Region,
+    SeriesKind,
+)
+from scheduler.domain.runs import RunInfo
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current time, aware UTC."""
+        ...
+
+
+class JobStore(Protocol):
+    """Durable queue of jobs and their history. The store, not the process, is the truth."""
+
+    def add_job(self, job: Job, event: JobEvent) -> None:
+        """Insert a new job with its first event, atomically."""
+        ...
+
+    def get_job(self, job_id: str) -> Job:
+        """Raises JobNotFound."""
+        ...
+
+    def list_jobs(
+        self, *, states: Collection[JobState] | None = None, tenant: str | None = None,
+        kind: JobKind | None = None, limit: int = 100, offset: int = 0,
+    ) -> tuple[list[Job], int]:
+        """Jobs matching every given filter, newest first, and the total count before paging."""
+        ...
+
+    def transition(
+        self, job_id: str, target: JobState, event: JobEvent, *,
+        expected_from: Collection[JobState] | None = None,
+        region: str | None = None, submission_id: str | None = None,
+        started_at: datetime | None = None, finished_at: datetime | None = None,
+        exit_code: int | None = None, message: str | None = None, clear_plan: bool = False,
+    ) -> Job:
+        """Atomically move a job to ``target`` (if the edge is allowed and, when given, its
+        current state is in ``expected_from``), set the given fields and append ``event``.
+
+        A conditional UPDATE: two callers racing on one job cannot both win. Raises JobNotFound
+        or InvalidTransition.
+        """
+        ...
+
+    def save_plan(self, job_id: str, plan: Plan, event: JobEvent | None) -> bool:
+        """Store ``plan`` and set the state to planned, only if the job is still plannable
+        (pending, planned, retrying, suspended). Returns False when it no longer is."""
+        ...
+
+    def claim_due(self, now: datetime, limit: int) -> list[Job]:
+        """Atomically take planned jobs whose plan starts at or before ``now``: each becomes
+        dispatched with ``attempt += 1``, ``region = plan.region`` and
+        ``submission_id = f"{id}-{attempt}"``, with an event. No job is claimed twice, even by
+        concurrent replicas (SQLite BEGIN IMMEDIATE; PostgreSQL FOR UPDATE SKIP LOCKED)."""
+        ...
+
+    def add_event(self, event: JobEvent) -> None: ...
+
+    def events(self, job_id: str) -> list[JobEvent]:
+        """Oldest first. Raises JobNotFound."""
+        ...
+
+
+class EnergyStore(Protocol):
+    def add_energy_reports(self, reports: Sequence[EnergyReport]) -> int:
+        """Insert reports; duplicates by (job_id, attempt, device, interval_start) are ignored.
+        Returns how many were new."""
+        ...
+
+    def energy_reports(self, job_ids: Collection[str] | None = None) -> list[EnergyReport]:
+        """Reports for the given jobs (all when None), ordered by interval_start."""
+        ...
+
+
+class ForecastStore(Protocol):
+    """Append-only store of every series fetched, so plans can be audited and replayed."""
+
+    def append_forecast(self, forecast: Forecast) -> None: ...
+
+    def latest_forecast(
+        self, zone: str, as_of: datetime, kind: SeriesKind = SeriesKind.FORECAST,
+    ) -> Forecast | None:
+        """The series of ``kind`` for ``zone`` with the greatest ``issued_at <= as_of``."""
+        ...
+
+    def actuals(self, zone: str, start: datetime, end: datetime) -> Forecast | None:
+        """Actual points valid in ``[start, end)``, merged over every stored actual series (the
+        latest issue wins for a given ``valid_at``); None when there are none."""
+        ...
+
+    def forecasts_between(self, zone: str, start: datetime, end: datetime) -> list[Forecast]:
+        """Every forecast for ``zone`` issued in ``[start, end)``, oldest first."""
+        ...
+
+    def prune_forecasts(self, before: datetime) -> int:
+        """Delete series issued before ``before``; returns how many series went."""
+        ...
+
+
+class TokenStore(Protocol):
+    def add_token(self, token: ApiToken) -> None: ...
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None: ...
+
+    def revoke_token(self, token_id: str) -> None: ...
+
+    def list_tokens(self, tenant: str | None = None) -> list[ApiToken]: ...
+
+
+class RegionStore(Protocol):
+    def sync_regions(self, regions: Sequence[Region]) -> None:
+        """Make the stored regions equal to ``regions`` (configuration is their source)."""
+        ...
+
+    def list_regions(self) -> list[Region]: ...
+
+
+class ForecastProvider(Protocol):
+    """One carbon-intensity source. Raises ProviderError for any fault; never returns garbage."""
+
+    name: str
+
+    def forecast(self, zone: str, now: datetime) -> Forecast:
+        """The provider's current forecast for ``zone`` as of ``now``."""
+        ...
+
+    def actuals(self, zone: str, start: datetime, end: datetime) -> Forecast:
+        """Measured intensity for ``zone`` in ``[start, end)``."""
+        ...
+
+
+class Dispatcher(Protocol):
+    """Runs jobs on a region's cluster. Submissions are idempotent by submission id."""
+
+    def submit(
+        self, region: Region, submission_id: str, entrypoint: str, *, env: Mapping[str, str],
+        gpus: int, cpus: float, memory_mb: int, working_dir: str | None = None,
+    ) -> None:
+        """Start ``entrypoint``; a submission id the cluster already knows is not run again.
+        Raises DispatchError."""
+        ...
+
+    def status(self, region: Region, submission_id: str) -> RunInfo:
+        """RunStatus.UNKNOWN when the cluster has no such submission. Raises DispatchError."""
+        ...
+
+    def logs(self, region: Region, submission_id: str) -> str: ...
+
+    def stop(self, region: Region, submission_id: str) -> bool:
+        """Ask the run to stop; True if it was running."""
+        ...

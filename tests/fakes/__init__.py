@@ -1,0 +1,1 @@
+"""Test doubles that mimic real APIs exactly; preferred to mock.patch. One module per area."""
