@@ -30,6 +30,10 @@ class Clock(Protocol):
         """Current time, aware UTC."""
         ...
 
+    def from_wall(self, wall: datetime) -> datetime:
+        """Map a wall-clock instant (a worker's timestamp) into this clock's time."""
+        ...
+
 
 class JobStore(Protocol):
     """Durable queue of jobs and their history. The store, not the process, is the truth."""
@@ -171,3 +175,13 @@ class Dispatcher(Protocol):
     def stop(self, region: Region, submission_id: str) -> bool:
         """Ask the run to stop; True if it was running."""
         ...
+
+
+class Store(JobStore, EnergyStore, ForecastStore, TokenStore, RegionStore, Protocol):
+    """Everything the service keeps durably; one SQL database implements all of it."""
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        ...
+
+    def count_by_state(self) -> dict[JobState, int]: ...

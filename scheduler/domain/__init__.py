@@ -12,6 +12,7 @@ from scheduler.domain.errors import (
     JobNotFound,
     MeterUnavailable,
     ProviderError,
+    RegionNotFound,
     Unauthorized,
 )
 from scheduler.domain.forecasts import Forecast, IntensityPoint, SeriesKind, Signal
@@ -38,7 +39,7 @@ __all__ = [
     "DispatchError", "EnergyReport", "Forbidden", "Forecast", "ForecastUnavailable",
     "GreenlightError", "IntensityPoint", "InvalidJobSpec", "InvalidTransition", "Job",
     "JobEvent", "JobKind", "JobNotFound", "JobSpec", "JobState", "MeterMethod",
-    "MeterUnavailable", "Plan", "Policy", "Principal", "ProviderError", "Region", "Resources",
+    "MeterUnavailable", "Plan", "Policy", "Principal", "ProviderError", "Region", "RegionNotFound", "Resources",
     "Role", "SeriesKind", "Signal", "Unauthorized", "Window", "can_transition",
     "effective_deadline",
 ]

@@ -79,3 +79,9 @@ class MeterUnavailable(GreenlightError):
 
 class ConfigError(GreenlightError):
     """The configuration is inconsistent or incomplete."""
+
+
+class RegionNotFound(GreenlightError):
+    def __init__(self, region: str) -> None:
+        super().__init__(f"region {region!r} not found")
+        self.region = region

@@ -1,0 +1,33 @@
+"""The FastAPI application factory. No module-level app, settings or service: call
+:func:`create_app` with a built service (``scheduler.bootstrap.build_service``)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from scheduler.api.errors import install_error_handlers
+from scheduler.api.metrics import ApiMetrics
+from scheduler.api.middleware import RequestTelemetry
+from scheduler.api.routes import ROUTERS
+from scheduler.service import GreenlightService
+
+DESCRIPTION = """\
+Greenlight shifts training jobs and deployments into low-carbon windows and regions.
+
+Authenticate with `Authorization: Bearer <token>` (`greenlight token create`). Every endpoint
+needs a token except `/healthz` and the docs; `/metrics` and `POST /v1/forecasts/pull` need an
+admin token. Times are ISO-8601 with an offset; responses are UTC.
+"""
+
+
+def create_app(service: GreenlightService) -> FastAPI:
+    """A new app serving ``service``; each app has its own metrics registry."""
+    app = FastAPI(title="Greenlight", version="0.1.0", description=DESCRIPTION)
+    metrics = ApiMetrics(service)
+    app.state.service = service
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(RequestTelemetry, metrics=metrics)
+    return app

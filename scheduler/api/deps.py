@@ -1,0 +1,50 @@
+"""Dependency aliases for routes: the service, and who is calling.
+
+Auth is ``Authorization: Bearer <token>``; the service checks the secret against stored hashes.
+Missing or unknown tokens raise Unauthorized (401); a non-admin on an admin route, Forbidden
+(403). The service is the app's (``app.state.service``), set by ``create_app``: no globals.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from scheduler.domain import Forbidden, Principal, Unauthorized
+from scheduler.service import GreenlightService
+
+# auto_error=False: a missing header becomes our Unauthorized (one error format, WWW-Authenticate)
+# rather than FastAPI's own response; the scheme still shows in /docs for "Authorize".
+_bearer = HTTPBearer(auto_error=False, description="An API token: `greenlight token create`")
+
+
+def get_service(request: Request) -> GreenlightService:
+    return cast(GreenlightService, request.app.state.service)
+
+
+ServiceDep = Annotated[GreenlightService, Depends(get_service)]
+
+
+def get_principal(
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller. Raises Unauthorized without a bearer token or with an unknown one."""
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    return service.authenticate(credentials.credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_admin(principal: CurrentPrincipal) -> Principal:
+    """The caller, who must hold an admin token. Raises Forbidden otherwise."""
+    if not principal.is_admin:
+        raise Forbidden("this needs an admin token")
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(get_admin)]

@@ -1,0 +1,11 @@
+"""One router per resource; ``ROUTERS`` is what ``create_app`` mounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from scheduler.api.routes import forecasts, health, jobs, regions, reports, tokens
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router, jobs.router, regions.router, forecasts.router, reports.router, tokens.router,
+)

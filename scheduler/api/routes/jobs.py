@@ -1,0 +1,84 @@
+"""Jobs: submit, list, inspect, cancel, and the energy reports workers send."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from scheduler.api.deps import CurrentPrincipal, ServiceDep
+from scheduler.api.errors import HTTP_CREATED
+from scheduler.api.schemas import (
+    EnergyAccepted,
+    EnergyReportsIn,
+    JobCreate,
+    JobEventPublic,
+    JobEventsPublic,
+    JobLogsPublic,
+    JobPublic,
+    JobsPublic,
+)
+from scheduler.domain import JobKind, JobState
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+MAX_PAGE = 1000
+
+
+@router.post("", status_code=HTTP_CREATED)
+def submit_job(body: JobCreate, service: ServiceDep, principal: CurrentPrincipal) -> JobPublic:
+    """Submit a job; it is planned into a low-carbon window before its deadline."""
+    spec = body.to_spec(body.tenant or principal.tenant)
+    return JobPublic.of(service.submit(spec, principal))
+
+
+@router.get("")
+def list_jobs(
+    service: ServiceDep,
+    principal: CurrentPrincipal,
+    state: JobState | None = None,
+    tenant: str | None = None,
+    kind: JobKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobsPublic:
+    """List jobs visible to the caller, newest first, filtered and paged."""
+    jobs, count = service.list_jobs(principal, state=state, tenant=tenant, kind=kind,
+                                    limit=limit, offset=offset)
+    return JobsPublic(data=[JobPublic.of(j) for j in jobs], count=count, limit=limit,
+                      offset=offset)
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, service: ServiceDep, principal: CurrentPrincipal) -> JobPublic:
+    """One job, with its current plan (region, start, forecast and baseline emissions)."""
+    return JobPublic.of(service.get_job(job_id, principal))
+
+
+@router.post("/{job_id}/cancel")
+def cancel_job(job_id: str, service: ServiceDep, principal: CurrentPrincipal) -> JobPublic:
+    """Cancel a job that has not finished; stops it on the cluster if it runs."""
+    return JobPublic.of(service.cancel(job_id, principal))
+
+
+@router.get("/{job_id}/events")
+def job_events(job_id: str, service: ServiceDep, principal: CurrentPrincipal) -> JobEventsPublic:
+    """The job's history, oldest first: every state change and planning fact."""
+    events = service.events(job_id, principal)
+    return JobEventsPublic(data=[JobEventPublic.of(e) for e in events])
+
+
+@router.get("/{job_id}/logs")
+def job_logs(job_id: str, service: ServiceDep, principal: CurrentPrincipal) -> JobLogsPublic:
+    """The current attempt's output, as the cluster holds it."""
+    return JobLogsPublic(job_id=job_id, logs=service.logs(job_id, principal))
+
+
+@router.post("/{job_id}/energy")
+def post_energy(
+    job_id: str, body: EnergyReportsIn, service: ServiceDep, principal: CurrentPrincipal,
+) -> EnergyAccepted:
+    """Record a worker's energy reports (idempotent by attempt, device and interval start)."""
+    reports = [r.to_domain(job_id) for r in body.reports]
+    accepted, duplicates = service.record_energy(job_id, principal, reports)
+    return EnergyAccepted(accepted=accepted, duplicates=duplicates)

@@ -1,0 +1,45 @@
+"""The savings report: emissions, baseline and savings per job and in total."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import AwareDatetime
+
+from scheduler.api.deps import CurrentPrincipal, ServiceDep
+from scheduler.reports.render import report_to_csv, report_to_dict, report_to_html, report_to_text
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+
+class ReportFormat(enum.StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    HTML = "html"
+    TEXT = "text"
+
+
+@router.get("/savings", response_class=JSONResponse)
+def savings_report(
+    service: ServiceDep,
+    principal: CurrentPrincipal,
+    tenant: str | None = None,
+    region: str | None = None,
+    start: Annotated[AwareDatetime | None, Query(description="Jobs started at or after")] = None,
+    end: Annotated[AwareDatetime | None, Query(description="Jobs started before")] = None,
+    period: str = "day",
+    format: ReportFormat = ReportFormat.JSON,
+) -> Response:
+    """Savings report as JSON, CSV, plain text or an HTML page (non-admins: own tenant only)."""
+    report = service.savings_report(principal, tenant=tenant, region=region, start=start,
+                                    end=end, period=period)
+    if format is ReportFormat.CSV:
+        return Response(report_to_csv(report), media_type="text/csv; charset=utf-8")
+    if format is ReportFormat.HTML:
+        return HTMLResponse(report_to_html(report))
+    if format is ReportFormat.TEXT:
+        return Response(report_to_text(report), media_type="text/plain; charset=utf-8")
+    return JSONResponse(report_to_dict(report))

@@ -1,0 +1,365 @@
+"""Pydantic request and response bodies: the API's wire format, and conversions from domain records.
+
+Pydantic lives here and in settings only. Every datetime is ISO-8601; inputs must carry a UTC
+offset (a naive time is rejected with a 422 naming the field), outputs are UTC (``...Z``).
+Domain rules (deadline vs duration, region capacity) are the service's: these schemas check
+types and shapes, so one rule has one home.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from scheduler.domain import (
+    EnergyReport,
+    Forecast,
+    Job,
+    JobEvent,
+    JobKind,
+    JobSpec,
+    JobState,
+    MeterMethod,
+    Plan,
+    Policy,
+    Resources,
+    Role,
+)
+from scheduler.domain.tokens import ApiToken
+from scheduler.planning.snapshot import LeadError
+from scheduler.service import ForecastView, RegionStatus
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResourcesIn(_In):
+    gpus: int = Field(default=0, ge=0, description="GPUs per run")
+    cpus: float = Field(default=1.0, gt=0, description="CPU cores per run")
+    memory_mb: int = Field(default=0, ge=0, description="Memory per run, MiB")
+
+
+class JobCreate(_In):
+    """A job to submit. ``tenant`` is for admins; others submit for their own tenant."""
+
+    name: str = Field(default="", max_length=200)
+    kind: JobKind = JobKind.TRAINING
+    entrypoint: str = Field(description="Shell command the worker runs")
+    home_region: str = Field(description="Where it would run without Greenlight (the baseline)")
+    runtime_env: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourcesIn = Field(default_factory=ResourcesIn)
+    expected_duration_s: float | None = None
+    deadline: AwareDatetime | None = Field(default=None, description="Absolute, with offset")
+    max_delay_s: float | None = None
+    allowed_regions: list[str] = Field(default_factory=list, description="Empty: every region")
+    interruptible: bool = False
+    priority: int = 0
+    max_retries: int = Field(default=0, ge=0)
+    policy: Policy = Policy.GREENLIGHT
+    expected_power_w: float | None = Field(default=None, gt=0)
+    tenant: str | None = Field(default=None, description="Admin only; default: caller's tenant")
+
+    def to_spec(self, tenant: str) -> JobSpec:
+        """The domain spec, owned by ``tenant``."""
+        return JobSpec(
+            tenant=tenant, name=self.name, kind=self.kind, entrypoint=self.entrypoint,
+            home_region=self.home_region, runtime_env=dict(self.runtime_env),
+            resources=Resources(gpus=self.resources.gpus, cpus=self.resources.cpus,
+                                memory_mb=self.resources.memory_mb),
+            expected_duration_s=self.expected_duration_s, deadline=self.deadline,
+            max_delay_s=self.max_delay_s, allowed_regions=tuple(self.allowed_regions),
+            interruptible=self.interruptible, priority=self.priority,
+            max_retries=self.max_retries, policy=self.policy,
+            expected_power_w=self.expected_power_w,
+        )
+
+
+class ResourcesPublic(BaseModel):
+    gpus: int
+    cpus: float
+    memory_mb: int
+
+
+class WindowPublic(BaseModel):
+    region: str
+    start: datetime
+    end: datetime
+
+
+class PlanPublic(BaseModel):
+    """The current plan. Emissions are grams CO2e priced on the forecast issued at
+    ``forecast_issued_at``; the baseline is the same job started at submit time at home."""
+
+    region: str
+    planned_start: datetime
+    planned_end: datetime
+    windows: list[WindowPublic]
+    forecast_emissions_g: float
+    baseline_emissions_g: float
+    expected_saving_g: float
+    policy: Policy
+    planned_at: datetime
+    forecast_issued_at: datetime | None
+    note: str | None
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanPublic:
+        return cls(
+            region=plan.region, planned_start=plan.start, planned_end=plan.end,
+            windows=[WindowPublic(region=w.region, start=w.start, end=w.end)
+                     for w in plan.windows],
+            forecast_emissions_g=plan.forecast_emissions_g,
+            baseline_emissions_g=plan.baseline_emissions_g,
+            expected_saving_g=plan.baseline_emissions_g - plan.forecast_emissions_g,
+            policy=plan.policy, planned_at=plan.planned_at,
+            forecast_issued_at=plan.forecast_issued_at, note=plan.note,
+        )
+
+
+class JobPublic(BaseModel):
+    """A job as stored: its spec, where it stands, and its plan when it has one."""
+
+    id: str
+    tenant: str
+    name: str
+    kind: JobKind
+    entrypoint: str
+    home_region: str
+    runtime_env: dict[str, Any]
+    resources: ResourcesPublic
+    expected_duration_s: float | None
+    deadline: datetime | None
+    max_delay_s: float | None
+    allowed_regions: list[str]
+    interruptible: bool
+    priority: int
+    max_retries: int
+    policy: Policy
+    expected_power_w: float | None
+    state: JobState
+    attempt: int
+    region: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    message: str | None
+    plan: PlanPublic | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobPublic:
+        spec = job.spec
+        return cls(
+            id=job.id, tenant=spec.tenant, name=spec.name, kind=spec.kind,
+            entrypoint=spec.entrypoint, home_region=spec.home_region,
+            runtime_env=dict(spec.runtime_env),
+            resources=ResourcesPublic(gpus=spec.resources.gpus, cpus=spec.resources.cpus,
+                                      memory_mb=spec.resources.memory_mb),
+            expected_duration_s=spec.expected_duration_s, deadline=spec.deadline,
+            max_delay_s=spec.max_delay_s, allowed_regions=list(spec.allowed_regions),
+            interruptible=spec.interruptible, priority=spec.priority,
+            max_retries=spec.max_retries, policy=spec.policy,
+            expected_power_w=spec.expected_power_w, state=job.state, attempt=job.attempt,
+            region=job.region, created_at=job.created_at, updated_at=job.updated_at,
+            started_at=job.started_at, finished_at=job.finished_at, exit_code=job.exit_code,
+            message=job.message, plan=PlanPublic.of(job.plan) if job.plan else None,
+        )
+
+
+class JobsPublic(BaseModel):
+    """One page of jobs, newest first; ``count`` is the total before paging."""
+
+    data: list[JobPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class JobEventPublic(BaseModel):
+    id: int | None
+    job_id: str
+    at: datetime
+    kind: str
+    actor: str
+    reason: str
+    from_state: JobState | None
+    to_state: JobState | None
+    expected_emissions_g: float | None
+
+    @classmethod
+    def of(cls, event: JobEvent) -> JobEventPublic:
+        return cls(
+            id=event.id, job_id=event.job_id, at=event.at, kind=event.kind, actor=event.actor,
+            reason=event.reason, from_state=event.from_state, to_state=event.to_state,
+            expected_emissions_g=event.expected_emissions_g,
+        )
+
+
+class JobEventsPublic(BaseModel):
+    data: list[JobEventPublic]
+
+
+class JobLogsPublic(BaseModel):
+    job_id: str
+    logs: str
+
+
+class EnergyReportIn(_In):
+    """Energy one device used in ``[interval_start, interval_end)``, joules."""
+
+    attempt: int = Field(ge=0)
+    node: str = Field(min_length=1)
+    device: str = Field(min_length=1)
+    interval_start: AwareDatetime
+    interval_end: AwareDatetime
+    energy_j: float = Field(ge=0, allow_inf_nan=False)
+    method: MeterMethod
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EnergyReportIn:
+        if self.interval_end < self.interval_start:
+            raise ValueError("interval_end must not be before interval_start")
+        return self
+
+    def to_domain(self, job_id: str) -> EnergyReport:
+        return EnergyReport(
+            job_id=job_id, attempt=self.attempt, node=self.node, device=self.device,
+            interval_start=self.interval_start, interval_end=self.interval_end,
+            energy_j=self.energy_j, method=self.method,
+        )
+
+
+class EnergyReportsIn(_In):
+    reports: list[EnergyReportIn] = Field(max_length=10_000)
+
+
+class EnergyAccepted(BaseModel):
+    """How many reports were new, and how many repeated one already stored (ignored)."""
+
+    accepted: int
+    duplicates: int
+
+
+class RegionPublic(BaseModel):
+    """A region and the freshness of its carbon signal."""
+
+    name: str
+    grid_zone: str
+    provider: str
+    gpus: int
+    pue: float
+    ray_address: str | None
+    node_label: str | None
+    last_refresh: datetime | None
+    horizon_end: datetime | None
+    stale: bool
+    last_error: str | None
+
+    @classmethod
+    def of(cls, status: RegionStatus) -> RegionPublic:
+        r = status.region
+        return cls(
+            name=r.name, grid_zone=r.grid_zone, provider=r.provider, gpus=r.gpus, pue=r.pue,
+            ray_address=r.ray_address, node_label=r.node_label,
+            last_refresh=status.last_refresh, horizon_end=status.horizon_end,
+            stale=status.stale, last_error=status.last_error,
+        )
+
+
+class RegionsPublic(BaseModel):
+    data: list[RegionPublic]
+
+
+class IntensityPointPublic(BaseModel):
+    valid_at: datetime
+    g_per_kwh: float
+
+
+class ForecastPublic(BaseModel):
+    """A region's latest forecast (gCO2e/kWh points), its age and the best window in it.
+
+    ``forecast`` fields are null when the region has none yet. ``best_start``/``best_end`` is
+    the lowest-mean window of ``window_s`` seconds in the forecast.
+    """
+
+    region: str
+    grid_zone: str
+    provider: str | None
+    signal: str | None
+    issued_at: datetime | None
+    resolution_s: int | None
+    points: list[IntensityPointPublic]
+    stale: bool
+    age_s: float | None
+    best_start: datetime | None
+    best_end: datetime | None
+    window_s: float
+
+    @classmethod
+    def of(cls, view: ForecastView) -> ForecastPublic:
+        fc: Forecast | None = view.forecast
+        return cls(
+            region=view.region.name, grid_zone=view.region.grid_zone,
+            provider=fc.provider if fc else None, signal=str(fc.signal) if fc else None,
+            issued_at=fc.issued_at if fc else None, resolution_s=fc.resolution_s if fc else None,
+            points=[IntensityPointPublic(valid_at=p.valid_at, g_per_kwh=p.g_per_kwh)
+                    for p in (fc.points if fc else ())],
+            stale=view.stale, age_s=view.age_s, best_start=view.best_start,
+            best_end=view.best_end, window_s=view.window_s,
+        )
+
+
+class LeadErrorPublic(BaseModel):
+    lead_s: float
+    mae_g_per_kwh: float
+
+
+class ForecastAccuracyPublic(BaseModel):
+    """Mean absolute forecast error (gCO2e/kWh) by lead time, from stored forecasts vs actuals."""
+
+    region: str
+    data: list[LeadErrorPublic]
+
+    @classmethod
+    def of(cls, region: str, errors: list[LeadError]) -> ForecastAccuracyPublic:
+        return cls(region=region, data=[
+            LeadErrorPublic(lead_s=e.lead_s, mae_g_per_kwh=e.mae_g_per_kwh) for e in errors])
+
+
+class ForecastPullPublic(BaseModel):
+    """Region name -> ``ok`` or what went wrong fetching its forecast."""
+
+    results: dict[str, str]
+
+
+class TokenCreate(_In):
+    tenant: str = Field(min_length=1)
+    role: Role = Role.USER
+    name: str = ""
+    job_id: str | None = Field(default=None, description="Required for role 'job'")
+
+
+class TokenPublic(BaseModel):
+    """A new token. ``token`` is the secret: shown this once, stored only as a hash."""
+
+    id: str
+    tenant: str
+    role: Role
+    name: str
+    job_id: str | None
+    created_at: datetime
+    token: str
+
+    @classmethod
+    def of(cls, secret: str, token: ApiToken) -> TokenPublic:
+        return cls(id=token.id, tenant=token.tenant, role=token.role, name=token.name,
+                   job_id=token.job_id, created_at=token.created_at, token=secret)
+
+
+class HealthPublic(BaseModel):
+    status: str
+    model_config = ConfigDict(extra="allow")

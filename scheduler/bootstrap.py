@@ -1,0 +1,146 @@
+"""The composition root: Settings -> concrete adapters -> service, API, cycles.
+
+The only module that imports every adapter. Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from scheduler.clock import ScaledClock, SystemClock
+from scheduler.config import Settings
+from scheduler.domain import Region
+from scheduler.ports import Clock, Dispatcher, ForecastProvider
+from scheduler.service import GreenlightService, ServiceConfig, ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+def regions_from(settings: Settings) -> dict[str, Region]:
+    return {r.name: Region(name=r.name, grid_zone=r.grid_zone, provider=r.provider, gpus=r.gpus,
+                           pue=r.pue, ray_address=r.ray_address, node_label=r.node_label)
+            for r in settings.regions}
+
+
+def service_config(settings: Settings, *, worker_command: str | None = None) -> ServiceConfig:
+    return ServiceConfig(
+        api_url=settings.effective_api_url,
+        worker_command=worker_command or f"{sys.executable} -m workers.runner",
+        step_s=settings.step_s, forecast_max_age_s=settings.forecast_max_age_s,
+        planning_budget_s=settings.planning_budget_s, gpu_w=settings.power.gpu_w,
+        cpu_core_w=settings.power.cpu_core_w, base_w=settings.power.base_w,
+        forecast_retention_s=settings.forecast_retention_days * 86400.0)
+
+
+def build_service(
+    settings: Settings, *, clock: Clock | None = None, dispatcher: Dispatcher | None = None,
+    ray_address: str | None = None, migrate: bool = True,
+) -> GreenlightService:
+    """A service on the configured database and providers.
+
+    ``dispatcher`` defaults to a RayDispatcher for ``ray_address`` (else the configured one);
+    it contacts Ray only when a job is dispatched, so the API runs without a cluster.
+    """
+    from scheduler.dispatch.ray_jobs import RayDispatcher
+    from scheduler.forecasts.factory import build_provider
+    from scheduler.forecasts.refresh import ForecastRefresher
+    from scheduler.store.migrate import upgrade
+    from scheduler.store.sql import SqlStore, create_store_engine
+
+    if migrate:
+        upgrade(settings.database_url)
+    store = SqlStore(create_store_engine(settings.database_url))
+    regions = regions_from(settings)
+    store.sync_regions(list(regions.values()))
+    clock = clock or SystemClock()
+    anchor = clock.now()
+    providers: dict[str, ForecastProvider] = {
+        r.name: build_provider(r, settings, anchor) for r in settings.regions}
+    refresher = ForecastRefresher(
+        {r.name: (providers[r.name], r.grid_zone, r.refresh_interval_s) for r in settings.regions},
+        store, clock)
+    if dispatcher is None:
+        dispatcher = RayDispatcher(ray_address or settings.ray_address or "http://127.0.0.1:8265")
+    ctx = ServiceContext(store=store, regions=regions, dispatcher=dispatcher, clock=clock,
+                         providers=providers, refresher=refresher,
+                         config=service_config(settings))
+    return GreenlightService(ctx)
+
+
+@contextlib.contextmanager
+def ray_cluster(settings: Settings) -> Iterator[str]:
+    """The configured Ray address, or a local head on loopback started (and stopped) here."""
+    if settings.ray_address:
+        yield settings.ray_address
+        return
+    from scheduler.dispatch.local_ray import LocalRayHead
+
+    os.environ.setdefault("RAY_AUTH_MODE", settings.ray_auth_mode)
+    with LocalRayHead() as head:
+        yield head.dashboard_url
+
+
+@dataclass
+class RunningServer:
+    """A uvicorn server in a background thread (the demo and tests use it)."""
+
+    server: object
+    thread: threading.Thread
+    url: str
+
+    def stop(self) -> None:
+        self.server.should_exit = True  # type: ignore[attr-defined]
+        self.thread.join(timeout=10)
+
+
+def start_api_thread(service: GreenlightService, host: str, port: int) -> RunningServer:
+    import time
+
+    import uvicorn
+
+    from scheduler.api.app import create_app
+
+    config = uvicorn.Config(create_app(service), host=host, port=port, log_config=None,
+                            access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="greenlight-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        raise RuntimeError(f"API server did not start on {host}:{port}")
+    bound = port or server.servers[0].sockets[0].getsockname()[1]
+    return RunningServer(server=server, thread=thread, url=f"http://{host}:{bound}")
+
+
+def serve(settings: Settings) -> None:
+    """``greenlight serve``: the API, the cycles and (embedded default) a local Ray head."""
+    import uvicorn
+
+    from scheduler.api.app import create_app
+    from scheduler.logs import configure_logging
+    from scheduler.periodic import start_periodic
+
+    configure_logging(settings.log_format, settings.log_level)
+    with ray_cluster(settings) as address:
+        service = build_service(settings, ray_address=address)
+        service.refresh_forecasts()
+        cycles = start_periodic(service, settings)
+        try:
+            uvicorn.run(create_app(service), host=settings.api_host, port=settings.api_port,
+                        log_config=None, access_log=False)
+        finally:
+            cycles.shutdown(wait=False)
+
+
+def scaled_clock(speed: float) -> ScaledClock:
+    now = datetime.now(UTC)
+    return ScaledClock(anchor_wall=now, anchor=now, speed=speed)

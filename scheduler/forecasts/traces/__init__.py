@@ -1,0 +1,1 @@
+"""Carbon-intensity traces shipped with Greenlight (Electricity Maps, ODbL; see ATTRIBUTION.md)."""

@@ -1,0 +1,174 @@
+"""Inline SVG bar charts for the HTML report: no scripts, no fonts or files fetched.
+
+Every label and tooltip goes through ``html.escape``. Values may be negative (a job that the
+shift made worse); bars then grow down from the zero line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+_WIDTH = 720
+_HEIGHT = 300
+_LEFT = 72
+_RIGHT = 16
+_TOP = 40
+_BOTTOM = 72
+_LABEL_CHARS = 18
+
+
+@dataclass(frozen=True, slots=True)
+class BarSeries:
+    """One series of bars: one value per category, drawn in ``fill`` (``negative_fill`` < 0)."""
+
+    label: str
+    values: tuple[float, ...]
+    fill: str
+    negative_fill: str | None = None
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round tick values covering ``[lo, hi]`` with about ``count`` steps of 1, 2, 2.5 or 5 x 10^k.
+
+    ``lo < hi`` is required (raises ValueError otherwise).
+    """
+    if not lo < hi:
+        raise ValueError(f"need lo < hi, got {lo}, {hi}")
+    raw = (hi - lo) / count
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * magnitude >= raw)
+    first = math.floor(lo / step)
+    last = math.ceil(hi / step)
+    return [k * step for k in range(first, last + 1)]
+
+
+def compact(value: float) -> str:
+    """A short axis label: ``1.5k``, ``2M``, ``0.25``."""
+    magnitude = abs(value)
+    if magnitude >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if magnitude >= 1e3:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.3g}"
+
+
+def _short(label: str) -> str:
+    if len(label) <= _LABEL_CHARS:
+        return label
+    return label[: _LABEL_CHARS - 1] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def _axis(ticks: Sequence[float], y_of: _Scale) -> list[str]:
+    parts = []
+    for tick in ticks:
+        y = y_of(tick)
+        parts.append(
+            f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_WIDTH - _RIGHT}" y2="{y:.1f}" '
+            f'class="{"zero" if tick == 0 else "grid"}"/>'
+            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(compact(tick))}</text>"
+        )
+    return parts
+
+
+def _legend(series: Sequence[BarSeries]) -> list[str]:
+    parts = []
+    x = _LEFT
+    for s in series:
+        parts.append(
+            f'<rect x="{x}" y="{_TOP - 16}" width="10" height="10" fill="{escape(s.fill)}"/>'
+            f'<text x="{x + 14}" y="{_TOP - 7}">{escape(s.label)}</text>'
+        )
+        x += 24 + 7 * len(s.label)
+    return parts
+
+
+class _Scale:
+    """Maps a value onto the plot's y pixel coordinate."""
+
+    def __init__(self, lo: float, hi: float) -> None:
+        self.lo, self.hi = lo, hi
+        self.plot_h = _HEIGHT - _TOP - _BOTTOM
+
+    def __call__(self, value: float) -> float:
+        return _TOP + (self.hi - value) / (self.hi - self.lo) * self.plot_h
+
+
+def _category_labels(categories: Sequence[str], group_w: float) -> list[str]:
+    rotate = len(categories) > 8
+    base_y = _HEIGHT - _BOTTOM + 16
+    parts = []
+    for i, category in enumerate(categories):
+        x = _LEFT + (i + 0.5) * group_w
+        attrs = (
+            f'text-anchor="end" transform="rotate(-35 {x:.1f} {base_y})"'
+            if rotate
+            else 'text-anchor="middle"'
+        )
+        parts.append(
+            f'<text x="{x:.1f}" y="{base_y}" {attrs}><title>{escape(category)}</title>'
+            f"{escape(_short(category))}</text>"
+        )
+    return parts
+
+
+def _bars(
+    categories: Sequence[str], series: Sequence[BarSeries], y_of: _Scale, unit: str
+) -> list[str]:
+    group_w = (_WIDTH - _LEFT - _RIGHT) / len(categories)
+    bar_w = group_w * 0.8 / len(series)
+    zero_y = y_of(0.0)
+    parts = []
+    for i, category in enumerate(categories):
+        for j, s in enumerate(series):
+            value = s.values[i]
+            fill = s.negative_fill if value < 0 and s.negative_fill else s.fill
+            x = _LEFT + i * group_w + group_w * 0.1 + j * bar_w
+            top = min(y_of(value), zero_y)
+            tip = f"{category} \N{EM DASH} {s.label}: {value:,.3f} {unit}"
+            parts.append(
+                f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar_w:.1f}" '
+                f'height="{abs(y_of(value) - zero_y):.1f}" fill="{escape(fill)}">'
+                f"<title>{escape(tip)}</title></rect>"
+            )
+    return parts
+
+
+def bar_chart_svg(
+    *, title: str, categories: Sequence[str], series: Sequence[BarSeries], unit: str
+) -> str:
+    """A grouped bar chart as one ``<svg>`` element, with a legend, a y axis in ``unit`` and a
+    tooltip (``<title>``) holding each bar's exact value.
+
+    Every series must have one value per category (raises ValueError otherwise).
+    """
+    if any(len(s.values) != len(categories) for s in series):
+        raise ValueError("every series needs one value per category")
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_WIDTH} {_HEIGHT}" '
+        f'role="img" aria-label="{escape(title)}" class="chart">'
+        f'<text x="{_WIDTH / 2:.0f}" y="14" text-anchor="middle" class="title">'
+        f"{escape(title)}</text>"
+    )
+    values = [v for s in series for v in s.values]
+    if not categories or not series:
+        return head + (
+            f'<text x="{_WIDTH / 2:.0f}" y="{_HEIGHT / 2:.0f}" text-anchor="middle">'
+            "no data</text></svg>"
+        )
+    lo, hi = min(0.0, *values), max(0.0, *values)
+    ticks = nice_ticks(lo, hi) if hi > lo else [0.0, 1.0]
+    y_of = _Scale(ticks[0], ticks[-1])
+    group_w = (_WIDTH - _LEFT - _RIGHT) / len(categories)
+    body = [
+        *_axis(ticks, y_of),
+        *_bars(categories, series, y_of, unit),
+        *_category_labels(categories, group_w),
+        *_legend(series),
+        f'<text x="14" y="{_TOP + y_of.plot_h / 2:.0f}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {_TOP + y_of.plot_h / 2:.0f})">{escape(unit)}</text>',
+    ]
+    return head + "".join(body) + "</svg>"

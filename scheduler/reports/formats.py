@@ -1,0 +1,44 @@
+"""How the human-facing renderers (text, HTML) write numbers, times and user strings.
+
+Machine formats (JSON, CSV) keep full float precision and ISO-8601 UTC; see ``render``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+MISSING = "-"
+
+
+def iso_utc(when: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a ``Z`` suffix (``2024-05-01T12:00:00Z``), or None."""
+    if when is None:
+        return None
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def fmt_time(when: datetime | None) -> str:
+    """``2024-05-01 12:00:00`` in UTC, or ``-``."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if when is not None else MISSING
+
+
+def fmt_kwh(energy_kwh: float) -> str:
+    # Six decimals: a few seconds of a CPU job is ~1e-4 kWh and must not print as zero.
+    return f"{energy_kwh:,.6f}"
+
+
+def fmt_g(mass_g: float) -> str:
+    return f"{mass_g:,.3f}"
+
+
+def fmt_pct(pct: float | None) -> str:
+    return f"{pct:.1f}%" if pct is not None else MISSING
+
+
+def fmt_s(duration_s: float) -> str:
+    return f"{duration_s:,.0f}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters replaced, so a job name cannot drive the terminal."""
+    return "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text)

@@ -1,0 +1,232 @@
+"""Renderers for a ``SavingsReport``: JSON-ready dict, CSV, terminal text and an HTML page.
+
+All are pure functions of the report. Units are in every key and column name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from scheduler.reports.formats import (
+    fmt_g,
+    fmt_kwh,
+    fmt_pct,
+    fmt_s,
+    fmt_time,
+    iso_utc,
+    printable,
+)
+from scheduler.reports.page import report_to_html
+from scheduler.reports.savings import GroupSavings, JobSavings, SavingsReport
+
+__all__ = [
+    "CSV_COLUMNS",
+    "report_to_csv",
+    "report_to_dict",
+    "report_to_html",
+    "report_to_text",
+]
+
+CSV_COLUMNS = (
+    "job_id",
+    "tenant",
+    "name",
+    "state",
+    "region",
+    "home_region",
+    "submitted_at",
+    "started_at",
+    "finished_at",
+    "energy_kwh",
+    "emissions_g",
+    "baseline_g",
+    "saved_g",
+    "saved_pct",
+    "delay_s",
+    "energy_estimated",
+    "intensity_source",
+)
+
+_TOTAL_ROW_ID = "TOTAL"
+
+
+def group_to_dict(group: GroupSavings) -> dict[str, Any]:
+    return {
+        "key": group.key,
+        "jobs": group.jobs,
+        "energy_kwh": group.energy_kwh,
+        "emissions_g": group.emissions_g,
+        "baseline_g": group.baseline_g,
+        "saved_g": group.saved_g,
+        "saved_pct": group.saved_pct,
+    }
+
+
+def job_to_dict(job: JobSavings) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "tenant": job.tenant,
+        "name": job.name,
+        "state": job.state.value,
+        "region": job.region,
+        "home_region": job.home_region,
+        "submitted_at": iso_utc(job.submitted_at),
+        "started_at": iso_utc(job.started_at),
+        "finished_at": iso_utc(job.finished_at),
+        "energy_kwh": job.energy_kwh,
+        "emissions_g": job.emissions_g,
+        "baseline_g": job.baseline_g,
+        "saved_g": job.saved_g,
+        "saved_pct": job.saved_pct,
+        "delay_s": job.delay_s,
+        "energy_estimated": job.energy_estimated,
+        "intensity_source": job.intensity_source,
+    }
+
+
+def report_to_dict(report: SavingsReport) -> dict[str, Any]:
+    """The report as plain JSON types: ISO-8601 UTC strings, floats at full precision, None."""
+    return {
+        "generated_at": iso_utc(report.generated_at),
+        "start": iso_utc(report.start),
+        "end": iso_utc(report.end),
+        "period": report.period,
+        "total": group_to_dict(report.total),
+        "by_tenant": [group_to_dict(g) for g in report.by_tenant],
+        "by_region": [group_to_dict(g) for g in report.by_region],
+        "by_period": [group_to_dict(g) for g in report.by_period],
+        "jobs": [job_to_dict(j) for j in report.jobs],
+        "skipped": [{"job_id": s.job_id, "reason": s.reason} for s in report.skipped],
+    }
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)  # str(float) round-trips exactly
+
+
+def report_to_csv(report: SavingsReport) -> str:
+    """One row per job (columns ``CSV_COLUMNS``), then a ``TOTAL`` row with the sums.
+
+    Empty cells stand for None. Floats are written at full precision, so sums re-parse exactly.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for job in report.jobs:
+        row = job_to_dict(job)
+        writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
+    total = report.total
+    total_row: dict[str, Any] = {
+        "job_id": _TOTAL_ROW_ID,
+        "energy_kwh": total.energy_kwh,
+        "emissions_g": total.emissions_g,
+        "baseline_g": total.baseline_g,
+        "saved_g": total.saved_g,
+        "saved_pct": total.saved_pct,
+        "energy_estimated": any(j.energy_estimated for j in report.jobs),
+    }
+    writer.writerow([_csv_cell(total_row.get(c)) for c in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]) -> list[str]:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(w) if i in numeric else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+_GROUP_HEADERS = ("jobs", "energy_kwh", "emissions_g", "baseline_g", "saved_g", "saved_pct")
+
+
+def _group_cells(group: GroupSavings) -> list[str]:
+    return [
+        printable(group.key),
+        str(group.jobs),
+        fmt_kwh(group.energy_kwh),
+        fmt_g(group.emissions_g),
+        fmt_g(group.baseline_g),
+        fmt_g(group.saved_g),
+        fmt_pct(group.saved_pct),
+    ]
+
+
+def _group_table(title: str, groups: Sequence[GroupSavings]) -> list[str]:
+    rows = [_group_cells(g) for g in groups]
+    return [title, *_table((title.lower(), *_GROUP_HEADERS), rows, set(range(1, 7))), ""]
+
+
+_JOB_HEADERS = (
+    "job_id",
+    "tenant",
+    "name",
+    "region",
+    "home",
+    "started (UTC)",
+    "delay_s",
+    "energy_kwh",
+    "emissions_g",
+    "baseline_g",
+    "saved_g",
+    "saved_pct",
+    "source",
+)
+
+
+def _job_cells(job: JobSavings) -> list[str]:
+    return [
+        printable(job.job_id),
+        printable(job.tenant),
+        printable(job.name),
+        printable(job.region),
+        printable(job.home_region),
+        fmt_time(job.started_at),
+        fmt_s(job.delay_s),
+        fmt_kwh(job.energy_kwh) + ("*" if job.energy_estimated else " "),
+        fmt_g(job.emissions_g),
+        fmt_g(job.baseline_g),
+        fmt_g(job.saved_g),
+        fmt_pct(job.saved_pct),
+        job.intensity_source,
+    ]
+
+
+def report_to_text(report: SavingsReport) -> str:
+    """An aligned plain-text report for a terminal; control characters in names are replaced."""
+    total = report.total
+    lines = [
+        f"Carbon savings report, generated {fmt_time(report.generated_at)} UTC",
+        f"Jobs started from {fmt_time(report.start)} to {fmt_time(report.end)} (UTC)",
+        "",
+        f"Total: {total.jobs} jobs, {fmt_kwh(total.energy_kwh)} kWh, "
+        f"emissions {fmt_g(total.emissions_g)} g, baseline {fmt_g(total.baseline_g)} g, "
+        f"saved {fmt_g(total.saved_g)} g ({fmt_pct(total.saved_pct)})",
+        "" if report.jobs else "No job with energy reports in this range.\n",
+        *_group_table("Tenant", report.by_tenant),
+        *_group_table("Region", report.by_region),
+        *_group_table(report.period.capitalize(), report.by_period),
+        "Jobs",
+        *_table(_JOB_HEADERS, [_job_cells(j) for j in report.jobs], set(range(6, 12))),
+        "",
+        "* energy estimated from configured power, not measured. source: intensity behind the"
+        " figures (actual; forecast or extrapolated where actuals were missing).",
+    ]
+    if report.skipped:
+        lines += ["", "Not priced:"]
+        lines += [f"  {printable(s.job_id)}: {printable(s.reason)}" for s in report.skipped]
+    return "\n".join(lines) + "\n"

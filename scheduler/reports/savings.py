@@ -1,0 +1,311 @@
+"""The carbon-savings report: what each job emitted, what it would have emitted, the difference.
+
+Pure: no I/O and no clock (``now`` is a parameter). The caller loads jobs, energy reports,
+regions and each zone's actuals and forecast; this module prices them (see
+``scheduler.reports.emissions``) and groups the results.
+
+- **Emissions**: the job's measured energy profile (every report of every attempt, each spread
+  uniformly over its interval) x the PUE of the region it ran in x that region's zone intensity.
+- **Baseline**: the same profile shifted to start at submit time (``created_at``), in the home
+  region's zone and PUE: what running it at once, at home, would have emitted.
+- **Saved**: baseline - emissions (negative when the shift made things worse), and % of baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from scheduler.domain import (
+    J_PER_KWH,
+    TERMINAL_STATES,
+    EnergyReport,
+    Forecast,
+    ForecastUnavailable,
+    Job,
+    JobState,
+    MeterMethod,
+    Region,
+    RegionNotFound,
+)
+from scheduler.reports.emissions import (
+    EnergySlice,
+    IntensitySource,
+    ZoneIntensity,
+    profile_emissions_g,
+    worst_source,
+)
+
+PERIODS = ("day", "week", "month")
+
+# Jobs that drew energy and will draw no more, or are drawing it now.
+COUNTED_STATES = TERMINAL_STATES | {JobState.RUNNING, JobState.RELOCATING}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSavings:
+    """One job's figures. Grams are CO2e; ``saved_pct`` is None when the baseline is 0 g.
+
+    ``started_at`` is when the job (first) started: its recorded start, or its first energy
+    interval when that is earlier. ``finished_at`` is None while it runs. ``intensity_source``
+    is the worst source behind either figure: ``actual``, ``forecast`` or ``extrapolated``.
+    """
+
+    job_id: str
+    tenant: str
+    name: str
+    state: JobState
+    region: str
+    home_region: str
+    submitted_at: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    energy_kwh: float
+    emissions_g: float
+    baseline_g: float
+    saved_g: float
+    saved_pct: float | None
+    delay_s: float
+    energy_estimated: bool
+    intensity_source: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupSavings:
+    """Sums over the jobs sharing ``key`` (a tenant, a region, a period label, or ``total``)."""
+
+    key: str
+    jobs: int
+    energy_kwh: float
+    emissions_g: float
+    baseline_g: float
+    saved_g: float
+    saved_pct: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkippedJob:
+    """A job that counts but could not be priced (unknown region, zone with no data at all)."""
+
+    job_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavingsReport:
+    """The whole report. ``start``/``end`` bound job start times (end exclusive; None = open).
+
+    Period labels are UTC: ``2024-05-01`` (day), ``2024-W18`` (ISO week), ``2024-05`` (month).
+    ``jobs`` is ordered by start; groups by key (periods chronologically). Skipped jobs are in
+    no total.
+    """
+
+    generated_at: datetime
+    start: datetime | None
+    end: datetime | None
+    period: str
+    jobs: tuple[JobSavings, ...]
+    total: GroupSavings
+    by_tenant: tuple[GroupSavings, ...]
+    by_region: tuple[GroupSavings, ...]
+    by_period: tuple[GroupSavings, ...]
+    skipped: tuple[SkippedJob, ...] = ()
+
+
+def build_savings_report(
+    *,
+    jobs: Sequence[Job],
+    energy_reports: Sequence[EnergyReport],
+    regions: Mapping[str, Region],
+    actuals: Mapping[str, Forecast],
+    forecasts: Mapping[str, Forecast],
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    period: str = "day",
+) -> SavingsReport:
+    """Price every counted job and group the results.
+
+    A job counts when it is finished (succeeded, failed, cancelled) or running, and has at least
+    one energy report. ``regions`` is keyed by region name, ``actuals`` and ``forecasts`` by grid
+    zone. Reports repeating ``(job_id, attempt, device, interval_start)`` count once.
+    Raises ValueError for a naive datetime or an unknown ``period``.
+    """
+    for name, value in (("now", now), ("start", start), ("end", end)):
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(f"{name} must be timezone-aware")
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
+    reports_by_job = _reports_by_job(energy_reports)
+    zones: dict[str, ZoneIntensity] = {}
+
+    def zone_of(region: Region) -> ZoneIntensity:
+        zone = region.grid_zone
+        if zone not in zones:
+            zones[zone] = ZoneIntensity.of(zone, actuals.get(zone), forecasts.get(zone))
+        return zones[zone]
+
+    rows: list[JobSavings] = []
+    skipped: list[SkippedJob] = []
+    for job in jobs:
+        reports = reports_by_job.get(job.id)
+        if job.state not in COUNTED_STATES or not reports:
+            continue
+        run_start = _run_start(job, reports)
+        if (start is not None and run_start < start) or (end is not None and run_start >= end):
+            continue
+        try:
+            rows.append(_job_savings(job, reports, run_start, regions, zone_of))
+        except (RegionNotFound, ForecastUnavailable) as e:
+            skipped.append(SkippedJob(job_id=job.id, reason=str(e)))
+    rows.sort(key=lambda r: (r.started_at, r.job_id))
+    label = _PERIOD_LABELS[period]
+    return SavingsReport(
+        generated_at=now.astimezone(UTC),
+        start=start.astimezone(UTC) if start is not None else None,
+        end=end.astimezone(UTC) if end is not None else None,
+        period=period,
+        jobs=tuple(rows),
+        total=group_savings("total", rows),
+        by_tenant=_group_by(rows, lambda r: r.tenant),
+        by_region=_group_by(rows, lambda r: r.region),
+        by_period=_group_by(rows, lambda r: label(r.started_at)),
+        skipped=tuple(skipped),
+    )
+
+
+def group_savings(key: str, rows: Sequence[JobSavings]) -> GroupSavings:
+    """Sum ``rows`` into one group; ``saved_pct`` is recomputed from the sums, not averaged."""
+    baseline_g = math.fsum(r.baseline_g for r in rows)
+    emissions_g = math.fsum(r.emissions_g for r in rows)
+    saved_g = math.fsum(r.saved_g for r in rows)
+    return GroupSavings(
+        key=key,
+        jobs=len(rows),
+        energy_kwh=math.fsum(r.energy_kwh for r in rows),
+        emissions_g=emissions_g,
+        baseline_g=baseline_g,
+        saved_g=saved_g,
+        saved_pct=_pct(saved_g, baseline_g),
+    )
+
+
+def period_label(when: datetime, period: str) -> str:
+    """The UTC ``day``/``week``/``month`` label of ``when``. Raises KeyError for other periods."""
+    return _PERIOD_LABELS[period](when)
+
+
+def _day(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _iso_week(when: datetime) -> str:
+    iso = when.astimezone(UTC).isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
+def _month(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m")
+
+
+# Every label sorts chronologically as a string (zero-padded, ISO year first for weeks).
+_PERIOD_LABELS: Mapping[str, Callable[[datetime], str]] = {
+    "day": _day,
+    "week": _iso_week,
+    "month": _month,
+}
+
+
+def _group_by(
+    rows: Sequence[JobSavings], key: Callable[[JobSavings], str]
+) -> tuple[GroupSavings, ...]:
+    groups: dict[str, list[JobSavings]] = defaultdict(list)
+    for row in rows:
+        groups[key(row)].append(row)
+    return tuple(group_savings(k, groups[k]) for k in sorted(groups))
+
+
+def _reports_by_job(reports: Sequence[EnergyReport]) -> dict[str, list[EnergyReport]]:
+    # The store is idempotent on this key already; deduplicating again keeps a report honest
+    # when a caller hands over raw, retried submissions.
+    seen: set[tuple[str, int, str, datetime]] = set()
+    by_job: dict[str, list[EnergyReport]] = defaultdict(list)
+    for report in reports:
+        key = (report.job_id, report.attempt, report.device, report.interval_start)
+        if key not in seen:
+            seen.add(key)
+            by_job[report.job_id].append(report)
+    return by_job
+
+
+def _run_start(job: Job, reports: Sequence[EnergyReport]) -> datetime:
+    first = min(r.interval_start for r in reports)
+    return first if job.started_at is None else min(first, job.started_at)
+
+
+def _run_end(job: Job, reports: Sequence[EnergyReport]) -> datetime | None:
+    if job.state not in TERMINAL_STATES:
+        return None
+    if job.finished_at is not None:
+        return job.finished_at
+    return max(r.interval_end for r in reports)
+
+
+def _region(regions: Mapping[str, Region], name: str) -> Region:
+    try:
+        return regions[name]
+    except KeyError:
+        raise RegionNotFound(name) from None
+
+
+def _job_savings(
+    job: Job,
+    reports: Sequence[EnergyReport],
+    run_start: datetime,
+    regions: Mapping[str, Region],
+    zone_of: Callable[[Region], ZoneIntensity],
+) -> JobSavings:
+    """Raises RegionNotFound or ForecastUnavailable when the job cannot be priced."""
+    ran_in = job.region or (job.plan.region if job.plan is not None else job.spec.home_region)
+    region, home = _region(regions, ran_in), _region(regions, job.spec.home_region)
+    profile = [
+        EnergySlice(r.interval_start.timestamp(), r.interval_end.timestamp(), r.energy_j)
+        for r in reports
+    ]
+    emissions_g, used = profile_emissions_g(profile, zone_of(region), pue=region.pue)
+    delay_s = (run_start - job.created_at).total_seconds()
+    baseline_g, used_home = profile_emissions_g(
+        profile, zone_of(home), pue=home.pue, shift_s=-delay_s
+    )
+    saved_g = baseline_g - emissions_g
+    source: IntensitySource = worst_source(used, used_home)
+    return JobSavings(
+        job_id=job.id,
+        tenant=job.tenant,
+        name=job.spec.name,
+        state=job.state,
+        region=region.name,
+        home_region=home.name,
+        submitted_at=job.created_at.astimezone(UTC),
+        started_at=run_start.astimezone(UTC),
+        finished_at=_utc_or_none(_run_end(job, reports)),
+        energy_kwh=math.fsum(r.energy_j for r in reports) / J_PER_KWH,
+        emissions_g=emissions_g,
+        baseline_g=baseline_g,
+        saved_g=saved_g,
+        saved_pct=_pct(saved_g, baseline_g),
+        delay_s=delay_s,
+        energy_estimated=any(r.method is MeterMethod.ESTIMATE for r in reports),
+        intensity_source=source.value,
+    )
+
+
+def _utc_or_none(when: datetime | None) -> datetime | None:
+    return when.astimezone(UTC) if when is not None else None
+
+
+def _pct(saved_g: float, baseline_g: float) -> float | None:
+    return 100.0 * saved_g / baseline_g if baseline_g != 0 else None

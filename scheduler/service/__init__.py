@@ -1,0 +1,137 @@
+"""Use cases: what the API, the CLI and the periodic cycles call. One facade, thin modules.
+
+``GreenlightService`` holds no state of its own beyond counters: the store is the truth, so the
+process can be killed at any instant and restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from scheduler.domain import (
+    ApiToken,
+    EnergyReport,
+    Job,
+    JobEvent,
+    JobKind,
+    JobSpec,
+    JobState,
+    Principal,
+    Role,
+)
+from scheduler.planning.snapshot import Decision, LeadError
+from scheduler.reports.savings import SavingsReport
+from scheduler.service import cycles, jobs, tokens, views
+from scheduler.service.context import ServiceConfig, ServiceContext
+from scheduler.service.views import ForecastView, RegionStatus
+
+__all__ = ["ForecastView", "GreenlightService", "RegionStatus", "ServiceConfig", "ServiceContext"]
+
+log = logging.getLogger(__name__)
+
+
+class GreenlightService:
+    """Every use case, each a one-line delegation to the module that holds it."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    # jobs
+    def submit(self, spec: JobSpec, principal: Principal) -> Job:
+        job = jobs.submit(self.ctx, spec, principal)
+        if self.ctx.config.plan_on_submit:
+            cycles.plan_cycle(self.ctx)
+            job = self.ctx.store.get_job(job.id)
+        return job
+
+    def get_job(self, job_id: str, principal: Principal) -> Job:
+        return jobs.get_job(self.ctx, job_id, principal)
+
+    def list_jobs(
+        self, principal: Principal, *, state: JobState | None = None, tenant: str | None = None,
+        kind: JobKind | None = None, limit: int = 50, offset: int = 0,
+    ) -> tuple[list[Job], int]:
+        return jobs.list_jobs(self.ctx, principal, state=state, tenant=tenant, kind=kind,
+                              limit=limit, offset=offset)
+
+    def cancel(self, job_id: str, principal: Principal) -> Job:
+        return jobs.cancel(self.ctx, job_id, principal)
+
+    def events(self, job_id: str, principal: Principal) -> list[JobEvent]:
+        return jobs.events(self.ctx, job_id, principal)
+
+    def logs(self, job_id: str, principal: Principal) -> str:
+        return jobs.logs(self.ctx, job_id, principal)
+
+    def record_energy(self, job_id: str, principal: Principal,
+                      reports: Sequence[EnergyReport]) -> tuple[int, int]:
+        return jobs.record_energy(self.ctx, job_id, principal, reports)
+
+    # regions, forecasts, reports
+    def regions(self) -> list[RegionStatus]:
+        return views.regions(self.ctx)
+
+    def forecast(self, region: str) -> ForecastView:
+        return views.forecast(self.ctx, region)
+
+    def forecast_accuracy(self, region: str) -> list[LeadError]:
+        return views.forecast_accuracy(self.ctx, region)
+
+    def pull_forecasts(self, region: str | None = None) -> dict[str, str]:
+        if region is not None:
+            self.ctx.region(region)
+        return self.refresh_forecasts(None if region is None else [region], force=True)
+
+    def savings_report(
+        self, principal: Principal, *, tenant: str | None = None, region: str | None = None,
+        start: datetime | None = None, end: datetime | None = None, period: str = "day",
+    ) -> SavingsReport:
+        return views.savings_report(self.ctx, principal, tenant=tenant, region=region,
+                                    start=start, end=end, period=period)
+
+    # auth
+    def create_token(self, *, tenant: str, role: Role, name: str = "",
+                     job_id: str | None = None) -> tuple[str, ApiToken]:
+        return tokens.issue_token(self.ctx, tenant=tenant, role=role, name=name, job_id=job_id)
+
+    def authenticate(self, secret: str) -> Principal:
+        return tokens.authenticate(self.ctx, secret)
+
+    # cycles, fired by scheduler.periodic
+    def refresh_forecasts(self, regions: list[str] | None = None,
+                          force: bool = False) -> dict[str, str]:
+        from scheduler.service.refresh import refresh
+
+        return refresh(self.ctx, regions, force=force)
+
+    def plan_cycle(self) -> Decision:
+        return cycles.plan_cycle(self.ctx)
+
+    def dispatch_due(self) -> list[str]:
+        return cycles.dispatch_due(self.ctx)
+
+    def reconcile(self) -> None:
+        cycles.reconcile(self.ctx)
+
+    def prune(self) -> int:
+        return cycles.prune(self.ctx)
+
+    # observability
+    def health(self) -> dict[str, object]:
+        try:
+            self.ctx.store.ping()
+            database = "ok"
+        except Exception as e:  # a health probe reports any failure rather than raising
+            database = f"error: {e}"
+        stale = [s.region.name for s in self.regions() if s.stale] if database == "ok" else []
+        status = "ok" if database == "ok" and not stale else "degraded"
+        return {"status": status, "database": database, "stale_regions": stale,
+                "time": self.ctx.clock.now().isoformat()}
+
+    def metrics_snapshot(self) -> dict[str, float]:
+        out: dict[str, float] = {f"greenlight_{k}": float(v) for k, v in self.ctx.counters.items()}
+        for state, n in self.ctx.store.count_by_state().items():
+            out[f'greenlight_jobs{{state="{state.value}"}}'] = float(n)
+        return out

@@ -1,0 +1,65 @@
+"""What every use case needs: the adapters behind their ports and the service's tunables."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from scheduler.domain import Region
+from scheduler.planning.snapshot import LeadError
+from scheduler.ports import Clock, Dispatcher, ForecastProvider, Store
+
+
+class Refresher(Protocol):
+    """The forecast refresher as the service uses it (``scheduler.forecasts.refresh``)."""
+
+    def refresh(self, now: object, regions: object = None) -> object: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceConfig:
+    """Tunables, in the units their names say."""
+
+    api_url: str = "http://127.0.0.1:8470"
+    # How the cluster runs the worker wrapper; the entrypoint follows "--".
+    worker_command: str = "python -m workers.runner"
+    step_s: int = 300
+    forecast_max_age_s: float = 6 * 3600.0
+    planning_budget_s: float = 0.3
+    gpu_w: float = 300.0
+    cpu_core_w: float = 12.0
+    base_w: float = 20.0
+    # A run the cluster keeps PENDING longer than this is stopped and retried elsewhere/later.
+    pending_timeout_s: float = 600.0
+    plan_on_submit: bool = True
+    deployment_horizon_s: float = 24 * 3600.0
+    forecast_retention_s: float = 30 * 86400.0
+    dispatch_batch: int = 100
+
+
+@dataclass(slots=True, kw_only=True)
+class ServiceContext:
+    store: Store
+    regions: Mapping[str, Region]
+    dispatcher: Dispatcher
+    clock: Clock
+    providers: Mapping[str, ForecastProvider]  # by region name
+    refresher: Refresher | None
+    config: ServiceConfig
+    # In-process observability: counters for /metrics; the store stays the only state that matters.
+    counters: Counter[str] = field(default_factory=Counter)
+    last_errors: dict[str, str] = field(default_factory=dict)
+    # Measured forecast error by lead time per region, recomputed after each refresh.
+    forecast_error: dict[str, tuple[LeadError, ...]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def region(self, name: str) -> Region:
+        from scheduler.domain import RegionNotFound
+
+        try:
+            return self.regions[name]
+        except KeyError:
+            raise RegionNotFound(name) from None

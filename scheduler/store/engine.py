@@ -1,0 +1,106 @@
+"""Engines and transactions: the only place that knows how each backend locks.
+
+SQLite is opened in WAL mode (readers never block the writer), with a busy timeout (a writer
+waits for another instead of failing at once) and foreign keys on. Python's ``sqlite3`` driver
+is told to stop issuing its own ``BEGIN`` (its legacy mode skips it before SELECT and DDL), and
+SQLAlchemy issues it instead, following the SQLAlchemy "Transactions with SQLite and the sqlite3
+driver" recipe: ``BEGIN IMMEDIATE`` for write transactions, so a read-then-write such as
+``claim_due`` takes the write lock before it reads and two processes cannot both claim one row;
+plain ``BEGIN`` for reads, so a count and its page see one snapshot.
+
+PostgreSQL needs none of this: write transactions rely on row locks
+(``FOR UPDATE SKIP LOCKED``) and conditional updates in the stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from scheduler.domain import ConfigError
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_WRITE_OPTION = "greenlight_write"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+def create_store_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for ``url`` (``sqlite:///path.db``, ``sqlite://`` in memory, or
+    ``postgresql[+psycopg]://...``), configured for the stores' locking.
+
+    A bare ``postgresql://`` or ``postgres://`` URL is given the psycopg 3 driver, the one
+    Greenlight installs. An in-memory SQLite database is one connection shared by every thread:
+    for tests and one-off tools only.
+    """
+    parsed = sa.make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, echo=echo)
+    return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: sa.URL, *, echo: bool) -> Engine:
+    in_memory = url.database in {None, "", ":memory:"}
+    kwargs: dict[str, Any] = {}
+    if in_memory:
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = sa.create_engine(url, echo=echo, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver must not BEGIN on its own: SQLAlchemy does it below, with the right mode.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: holds SQLite's write lock from its first statement.
+
+    Commits on exit, rolls back on any exception.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{_WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that only reads: one consistent snapshot, no write lock."""
+    with engine.connect() as connection, connection.begin():
+        yield connection
+
+
+class SqlAdapter:
+    """Base of the SQL stores: each part of :class:`~scheduler.store.sql.SqlStore` shares one
+    engine, and the engine's pool is the only state it keeps between calls."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine

@@ -1,0 +1,246 @@
+"""The SQL JobStore: jobs, their plans and their history.
+
+Every state change is a conditional UPDATE on the state read just before (compare-and-swap),
+so two callers racing on one job cannot both win; the loser re-reads and is refused if the edge
+is no longer allowed. ``claim_due`` takes due jobs with one UPDATE whose candidate rows are
+locked ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the whole transaction holds the
+write lock (``BEGIN IMMEDIATE``), so replicas on one file take turns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from scheduler.domain import (
+    PLANNABLE_STATES,
+    GreenlightError,
+    InvalidTransition,
+    Job,
+    JobEvent,
+    JobKind,
+    JobNotFound,
+    JobState,
+    Plan,
+    can_transition,
+)
+from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
+from scheduler.store.rows import (
+    event_from_row,
+    event_values,
+    job_from_row,
+    job_values,
+    plan_values,
+)
+from scheduler.store.tables import job_events, jobs
+
+# A conditional update loses only when another writer changed the row in between; each retry
+# re-reads the state, and the finite state graph bounds how often that can happen.
+_CAS_ATTEMPTS = 8
+
+
+class SqlJobStore(SqlAdapter):
+    """JobStore over SQLAlchemy Core (SQLite or PostgreSQL)."""
+
+    def add_job(self, job: Job, event: JobEvent) -> None:
+        """Insert ``job`` and its first event atomically. Raises GreenlightError if the id
+        is taken."""
+        try:
+            with write_transaction(self._engine) as conn:
+                conn.execute(sa.insert(jobs).values(job_values(job)))
+                conn.execute(sa.insert(job_events).values(event_values(event)))
+        except sa.exc.IntegrityError as e:
+            raise GreenlightError(f"job {job.id!r} already exists") from e
+
+    def get_job(self, job_id: str) -> Job:
+        """Raises JobNotFound."""
+        with read_transaction(self._engine) as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return job_from_row(row)
+
+    def list_jobs(
+        self, *, states: Collection[JobState] | None = None, tenant: str | None = None,
+        kind: JobKind | None = None, limit: int = 100, offset: int = 0,
+    ) -> tuple[list[Job], int]:
+        """Jobs matching every given filter, newest first (ties by id), and the total count
+        before paging. Raises ValueError for a negative limit or offset."""
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit and offset must be >= 0, got {limit} and {offset}")
+        conditions: list[sa.ColumnElement[bool]] = []
+        if states is not None:
+            conditions.append(jobs.c.state.in_([s.value for s in states]))
+        if tenant is not None:
+            conditions.append(jobs.c.tenant == tenant)
+        if kind is not None:
+            conditions.append(jobs.c.kind == kind.value)
+        count_query = sa.select(sa.func.count()).select_from(jobs).where(*conditions)
+        page_query = (
+            sa.select(jobs).where(*conditions)
+            .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
+        )
+        with read_transaction(self._engine) as conn:
+            total = conn.execute(count_query).scalar_one()
+            rows = conn.execute(page_query).mappings().all()
+        return [job_from_row(row) for row in rows], int(total)
+
+    def transition(
+        self, job_id: str, target: JobState, event: JobEvent, *,
+        expected_from: Collection[JobState] | None = None,
+        region: str | None = None, submission_id: str | None = None,
+        started_at: datetime | None = None, finished_at: datetime | None = None,
+        exit_code: int | None = None, message: str | None = None, clear_plan: bool = False,
+    ) -> Job:
+        """Move the job to ``target`` if the edge is allowed and its state is in
+        ``expected_from`` (when given), set the non-None fields, stamp ``updated_at`` with
+        ``event.at`` and append ``event`` (its from/to states set to the real ones).
+
+        Raises JobNotFound or InvalidTransition (also when a racing writer got there first).
+        """
+        given = {
+            "region": region, "submission_id": submission_id, "started_at": started_at,
+            "finished_at": finished_at, "exit_code": exit_code, "message": message,
+        }
+        changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if clear_plan:
+            changes.update(plan_values(None))
+        changes.update(state=target.value, updated_at=event.at)
+        with write_transaction(self._engine) as conn:
+            for _ in range(_CAS_ATTEMPTS):
+                current = _current_state(conn, job_id)
+                if not can_transition(current, target) or (
+                    expected_from is not None and current not in expected_from
+                ):
+                    raise InvalidTransition(job_id, current.value, target.value)
+                row = _swap(conn, job_id, current, changes)
+                if row is not None:
+                    _insert_event(conn, event, current, target)
+                    return job_from_row(row)
+        raise InvalidTransition(job_id, current.value, target.value)
+
+    def save_plan(self, job_id: str, plan: Plan, event: JobEvent | None) -> bool:
+        """Store ``plan`` and make the job planned if it is still plannable (pending, planned,
+        retrying, suspended); append ``event`` when given. Returns False when it is not.
+        ``updated_at`` becomes ``event.at``, else ``plan.planned_at``. Raises JobNotFound."""
+        changes: dict[str, Any] = {
+            **plan_values(plan), "state": JobState.PLANNED.value,
+            "updated_at": event.at if event is not None else plan.planned_at,
+        }
+        with write_transaction(self._engine) as conn:
+            for _ in range(_CAS_ATTEMPTS):
+                current = _current_state(conn, job_id)
+                if current not in PLANNABLE_STATES:
+                    return False
+                if _swap(conn, job_id, current, changes) is not None:
+                    if event is not None:
+                        _insert_event(conn, event, current, JobState.PLANNED)
+                    return True
+        return False
+
+    def claim_due(self, now: datetime, limit: int) -> list[Job]:
+        """Take up to ``limit`` planned jobs whose plan starts at or before ``now`` (earliest
+        plan first, then higher priority): each becomes dispatched with ``attempt + 1``,
+        ``region = plan.region``, ``submission_id = f"{id}-{attempt}"`` and
+        ``updated_at = now``, with a state event. A job is never claimed twice."""
+        if limit <= 0:
+            return []
+        planned = JobState.PLANNED.value
+        due = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.state == planned, jobs.c.plan_start <= now)
+            .order_by(jobs.c.plan_start, jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        next_attempt = jobs.c.attempt + 1
+        claim = (
+            sa.update(jobs)
+            .where(jobs.c.id.in_(due), jobs.c.state == planned)
+            .values(
+                state=JobState.DISPATCHED.value, attempt=next_attempt,
+                region=jobs.c.plan_region,
+                submission_id=jobs.c.id + "-" + sa.cast(next_attempt, sa.String),
+                updated_at=now,
+            )
+            .returning(*jobs.c)
+        )
+        with write_transaction(self._engine) as conn:
+            claimed = [job_from_row(row) for row in conn.execute(claim).mappings().all()]
+            for job in claimed:
+                conn.execute(sa.insert(job_events).values(event_values(_claim_event(job, now))))
+        # RETURNING order is unspecified; callers dispatch in plan order.
+        return sorted(claimed, key=_claim_order)
+
+    def add_event(self, event: JobEvent) -> None:
+        """Append ``event`` to its job's history. Raises JobNotFound."""
+        with write_transaction(self._engine) as conn:
+            _current_state(conn, event.job_id)
+            conn.execute(sa.insert(job_events).values(event_values(event)))
+
+    def events(self, job_id: str) -> list[JobEvent]:
+        """The job's history, oldest first (ties in insertion order). Raises JobNotFound."""
+        query = (
+            sa.select(job_events).where(job_events.c.job_id == job_id)
+            .order_by(job_events.c.at, job_events.c.id)
+        )
+        with read_transaction(self._engine) as conn:
+            _current_state(conn, job_id)
+            rows = conn.execute(query).mappings().all()
+        return [event_from_row(row) for row in rows]
+
+    def count_by_state(self) -> dict[JobState, int]:
+        """How many jobs are in each state; every state is present, zero when empty."""
+        query = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+        counts = dict.fromkeys(JobState, 0)
+        with read_transaction(self._engine) as conn:
+            for state, count in conn.execute(query).all():
+                counts[JobState(state)] = int(count)
+        return counts
+
+
+def _current_state(conn: Connection, job_id: str) -> JobState:
+    state = conn.execute(sa.select(jobs.c.state).where(jobs.c.id == job_id)).scalar_one_or_none()
+    if state is None:
+        raise JobNotFound(job_id)
+    return JobState(state)
+
+
+def _swap(
+    conn: Connection, job_id: str, expected: JobState, changes: dict[str, Any],
+) -> sa.RowMapping | None:
+    """Apply ``changes`` only if the job is still ``expected``; the new row, or None if not."""
+    update = (
+        sa.update(jobs).where(jobs.c.id == job_id, jobs.c.state == expected.value)
+        .values(changes).returning(*jobs.c)
+    )
+    return conn.execute(update).mappings().first()
+
+
+def _insert_event(
+    conn: Connection, event: JobEvent, from_state: JobState, to_state: JobState,
+) -> None:
+    stored = dataclasses.replace(event, from_state=from_state, to_state=to_state)
+    conn.execute(sa.insert(job_events).values(event_values(stored)))
+
+
+def _claim_event(job: Job, now: datetime) -> JobEvent:
+    plan = job.plan
+    start = plan.start.isoformat() if plan is not None else "?"
+    return JobEvent(
+        job_id=job.id, at=now, kind="state", actor="scheduler",
+        reason=f"planned start {start} reached; dispatching attempt {job.attempt} "
+               f"to {job.region} as {job.submission_id}",
+        from_state=JobState.PLANNED, to_state=JobState.DISPATCHED,
+        expected_emissions_g=plan.forecast_emissions_g if plan is not None else None,
+    )
+
+
+def _claim_order(job: Job) -> tuple[datetime, int, datetime, str]:
+    start = job.plan.start if job.plan is not None else job.created_at
+    return (start, -job.spec.priority, job.created_at, job.id)

@@ -1,0 +1,188 @@
+"""Conversions between table rows and domain records. Rows never leave the store package."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from scheduler.domain import (
+    ApiToken,
+    EnergyReport,
+    Job,
+    JobEvent,
+    JobKind,
+    JobSpec,
+    JobState,
+    MeterMethod,
+    Plan,
+    Policy,
+    Region,
+    Resources,
+    Role,
+    Window,
+)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return _iso(value) if value is not None else None
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def plan_values(plan: Plan | None) -> dict[str, Any]:
+    """The ``jobs`` columns that hold ``plan`` (all None when there is no plan)."""
+    if plan is None:
+        return {"plan_region": None, "plan_start": None, "plan_end": None, "plan": None}
+    document = {
+        "windows": [
+            {"region": w.region, "start": _iso(w.start), "end": _iso(w.end)}
+            for w in plan.windows
+        ],
+        "policy": plan.policy.value,
+        "planned_at": _iso(plan.planned_at),
+        "forecast_emissions_g": plan.forecast_emissions_g,
+        "baseline_emissions_g": plan.baseline_emissions_g,
+        "forecast_issued_at": _iso_or_none(plan.forecast_issued_at),
+        "note": plan.note,
+    }
+    return {"plan_region": plan.region, "plan_start": plan.start, "plan_end": plan.end,
+            "plan": document}
+
+
+def plan_from_row(row: RowMapping) -> Plan | None:
+    document: Mapping[str, Any] | None = row["plan"]
+    if document is None:
+        return None
+    windows = tuple(
+        Window(region=w["region"], start=datetime.fromisoformat(w["start"]),
+               end=datetime.fromisoformat(w["end"]))
+        for w in document["windows"]
+    )
+    return Plan(
+        region=row["plan_region"], windows=windows, policy=Policy(document["policy"]),
+        planned_at=datetime.fromisoformat(document["planned_at"]),
+        forecast_emissions_g=float(document["forecast_emissions_g"]),
+        baseline_emissions_g=float(document["baseline_emissions_g"]),
+        forecast_issued_at=_from_iso(document["forecast_issued_at"]),
+        note=document["note"],
+    )
+
+
+def job_values(job: Job) -> dict[str, Any]:
+    """Every ``jobs`` column for ``job``."""
+    spec = job.spec
+    return {
+        "id": job.id, "tenant": spec.tenant, "name": spec.name, "kind": spec.kind.value,
+        "entrypoint": spec.entrypoint, "home_region": spec.home_region,
+        "runtime_env": dict(spec.runtime_env), "gpus": spec.resources.gpus,
+        "cpus": spec.resources.cpus, "memory_mb": spec.resources.memory_mb,
+        "expected_duration_s": spec.expected_duration_s, "deadline": spec.deadline,
+        "max_delay_s": spec.max_delay_s, "allowed_regions": list(spec.allowed_regions),
+        "interruptible": spec.interruptible, "priority": spec.priority,
+        "max_retries": spec.max_retries, "policy": spec.policy.value,
+        "expected_power_w": spec.expected_power_w, "state": job.state.value,
+        "created_at": job.created_at, "updated_at": job.updated_at, "attempt": job.attempt,
+        **plan_values(job.plan),
+        "region": job.region, "submission_id": job.submission_id, "started_at": job.started_at,
+        "finished_at": job.finished_at, "exit_code": job.exit_code, "message": job.message,
+    }
+
+
+def job_from_row(row: RowMapping) -> Job:
+    spec = JobSpec(
+        tenant=row["tenant"], name=row["name"], kind=JobKind(row["kind"]),
+        entrypoint=row["entrypoint"], home_region=row["home_region"],
+        runtime_env=dict(row["runtime_env"]),
+        resources=Resources(gpus=row["gpus"], cpus=float(row["cpus"]),
+                            memory_mb=row["memory_mb"]),
+        expected_duration_s=row["expected_duration_s"], deadline=row["deadline"],
+        max_delay_s=row["max_delay_s"], allowed_regions=tuple(row["allowed_regions"]),
+        interruptible=bool(row["interruptible"]), priority=row["priority"],
+        max_retries=row["max_retries"], policy=Policy(row["policy"]),
+        expected_power_w=row["expected_power_w"],
+    )
+    return Job(
+        id=row["id"], spec=spec, state=JobState(row["state"]), created_at=row["created_at"],
+        updated_at=row["updated_at"], attempt=row["attempt"], plan=plan_from_row(row),
+        region=row["region"], submission_id=row["submission_id"], started_at=row["started_at"],
+        finished_at=row["finished_at"], exit_code=row["exit_code"], message=row["message"],
+    )
+
+
+def event_values(event: JobEvent) -> dict[str, Any]:
+    """``job_events`` columns for ``event``; its ``id`` is left to the database."""
+    return {
+        "job_id": event.job_id, "at": event.at, "kind": event.kind, "actor": event.actor,
+        "reason": event.reason,
+        "from_state": event.from_state.value if event.from_state is not None else None,
+        "to_state": event.to_state.value if event.to_state is not None else None,
+        "expected_emissions_g": event.expected_emissions_g,
+    }
+
+
+def event_from_row(row: RowMapping) -> JobEvent:
+    return JobEvent(
+        id=row["id"], job_id=row["job_id"], at=row["at"], kind=row["kind"], actor=row["actor"],
+        reason=row["reason"],
+        from_state=JobState(row["from_state"]) if row["from_state"] is not None else None,
+        to_state=JobState(row["to_state"]) if row["to_state"] is not None else None,
+        expected_emissions_g=row["expected_emissions_g"],
+    )
+
+
+def energy_values(report: EnergyReport) -> dict[str, Any]:
+    return {
+        "job_id": report.job_id, "attempt": report.attempt, "node": report.node,
+        "device": report.device, "interval_start": report.interval_start,
+        "interval_end": report.interval_end, "energy_j": report.energy_j,
+        "method": report.method.value,
+    }
+
+
+def energy_from_row(row: RowMapping) -> EnergyReport:
+    return EnergyReport(
+        job_id=row["job_id"], attempt=row["attempt"], node=row["node"], device=row["device"],
+        interval_start=row["interval_start"], interval_end=row["interval_end"],
+        energy_j=float(row["energy_j"]), method=MeterMethod(row["method"]),
+    )
+
+
+def token_values(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id, "tenant": token.tenant, "role": token.role.value,
+        "token_hash": token.token_hash, "created_at": token.created_at, "name": token.name,
+        "job_id": token.job_id, "expires_at": token.expires_at, "revoked": token.revoked,
+    }
+
+
+def token_from_row(row: RowMapping) -> ApiToken:
+    return ApiToken(
+        id=row["id"], tenant=row["tenant"], role=Role(row["role"]),
+        token_hash=row["token_hash"], created_at=row["created_at"], name=row["name"],
+        job_id=row["job_id"], expires_at=row["expires_at"], revoked=bool(row["revoked"]),
+    )
+
+
+def region_values(region: Region) -> dict[str, Any]:
+    return {
+        "name": region.name, "grid_zone": region.grid_zone, "provider": region.provider,
+        "gpus": region.gpus, "pue": region.pue, "ray_address": region.ray_address,
+        "node_label": region.node_label,
+    }
+
+
+def region_from_row(row: RowMapping) -> Region:
+    return Region(
+        name=row["name"], grid_zone=row["grid_zone"], provider=row["provider"],
+        gpus=row["gpus"], pue=float(row["pue"]), ray_address=row["ray_address"],
+        node_label=row["node_label"],
+    )

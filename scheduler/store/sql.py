@@ -1,0 +1,33 @@
+"""``SqlStore``: one object that is every store port, over one engine."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from scheduler.domain import GreenlightError
+from scheduler.store.energy import SqlEnergyStore
+from scheduler.store.forecasts import SqlForecastStore
+from scheduler.store.jobs import SqlJobStore
+from scheduler.store.regions import SqlRegionStore
+from scheduler.store.tokens import SqlTokenStore
+
+
+class SqlStore(SqlJobStore, SqlEnergyStore, SqlForecastStore, SqlTokenStore, SqlRegionStore):
+    """JobStore, EnergyStore, ForecastStore, TokenStore and RegionStore on SQLite or PostgreSQL.
+
+    Build the engine with :func:`scheduler.store.engine.create_store_engine` (it sets up the
+    locking the stores rely on) and the schema with :func:`scheduler.store.migrate.upgrade`.
+    Every method runs in its own transaction; the object is safe to share between threads.
+    """
+
+    def ping(self) -> None:
+        """Round-trip to the database. Raises GreenlightError when it cannot be reached."""
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(sa.select(1))
+        except sa.exc.SQLAlchemyError as e:
+            raise GreenlightError(f"database unreachable: {e}") from e
+
+    def close(self) -> None:
+        """Close every pooled connection (the engine stays usable and reconnects)."""
+        self._engine.dispose()

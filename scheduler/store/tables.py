@@ -1,0 +1,155 @@
+"""SQLAlchemy Core tables: the storage shape of the domain records.
+
+Choices worth knowing:
+
+* States, kinds, roles and methods are plain strings (the enums' values), not native enums, so
+  adding a state needs no ``ALTER TYPE`` migration.
+* A job's plan is split: ``plan_region``, ``plan_start`` and ``plan_end`` are columns, because
+  ``claim_due`` and the planner filter on them (index ``(state, plan_start)``); the rest of the
+  plan (windows, policy, expected emissions, the forecast it used) is one JSON document.
+* A stored series is a header row in ``forecasts`` (zone, provider, kind, signal, issued_at,
+  resolution) plus its points in ``forecast_points`` (valid_at, g_per_kwh). The issue's flat
+  ``forecasts(zone, provider, kind, issued_at, valid_at, g_per_kwh)`` is the join of the two.
+  The split makes "latest series for zone Z as of T" one index probe on
+  ``(zone, kind, issued_at)`` instead of a scan over every point ever fetched, and stores the
+  header once per series instead of once per point. Both tables are append-only.
+* Every datetime column is :class:`UtcDateTime`: aware UTC in, aware UTC out.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from scheduler.store.types import UtcDateTime
+
+# Stable constraint names, so migrations can drop or alter them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+jobs = sa.Table(
+    "jobs", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    # The spec, as submitted.
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("entrypoint", sa.Text, nullable=False),
+    sa.Column("home_region", sa.String(64), nullable=False),
+    sa.Column("runtime_env", sa.JSON, nullable=False),
+    sa.Column("gpus", sa.Integer, nullable=False),
+    sa.Column("cpus", sa.Float, nullable=False),
+    sa.Column("memory_mb", sa.Integer, nullable=False),
+    sa.Column("expected_duration_s", sa.Float, nullable=True),
+    sa.Column("deadline", UtcDateTime, nullable=True),
+    sa.Column("max_delay_s", sa.Float, nullable=True),
+    sa.Column("allowed_regions", sa.JSON, nullable=False),
+    sa.Column("interruptible", sa.Boolean, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("max_retries", sa.Integer, nullable=False),
+    sa.Column("policy", sa.String(32), nullable=False),
+    sa.Column("expected_power_w", sa.Float, nullable=True),
+    # Where the job stands.
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("plan_region", sa.String(64), nullable=True),
+    sa.Column("plan_start", UtcDateTime, nullable=True),
+    sa.Column("plan_end", UtcDateTime, nullable=True),
+    sa.Column("plan", sa.JSON, nullable=True),
+    sa.Column("region", sa.String(64), nullable=True),
+    sa.Column("submission_id", sa.String(128), nullable=True),
+    sa.Column("started_at", UtcDateTime, nullable=True),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Index("ix_jobs_state_plan_start", "state", "plan_start"),
+    sa.Index("ix_jobs_tenant_created_at", "tenant", "created_at"),
+    sa.Index("ix_jobs_created_at", "created_at"),
+)
+
+job_events = sa.Table(
+    "job_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=True),
+    sa.Column("to_state", sa.String(16), nullable=True),
+    sa.Column("expected_emissions_g", sa.Float, nullable=True),
+    sa.Index("ix_job_events_job_id_at", "job_id", "at"),
+)
+
+regions = sa.Table(
+    "regions", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("grid_zone", sa.String(64), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("gpus", sa.Integer, nullable=False),
+    sa.Column("pue", sa.Float, nullable=False),
+    sa.Column("ray_address", sa.String(512), nullable=True),
+    sa.Column("node_label", sa.String(128), nullable=True),
+)
+
+forecasts = sa.Table(
+    "forecasts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("zone", sa.String(64), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("signal", sa.String(16), nullable=False),
+    sa.Column("issued_at", UtcDateTime, nullable=False),
+    sa.Column("resolution_s", sa.Integer, nullable=False),
+    # When this row was written (database clock): audit only, never used for decisions.
+    sa.Column("fetched_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_forecasts_zone_kind_issued_at", "zone", "kind", "issued_at"),
+    sa.Index("ix_forecasts_issued_at", "issued_at"),
+)
+
+forecast_points = sa.Table(
+    "forecast_points", metadata,
+    sa.Column("series_id", sa.Integer, sa.ForeignKey("forecasts.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("valid_at", UtcDateTime, primary_key=True),
+    sa.Column("g_per_kwh", sa.Float, nullable=False),
+)
+
+energy_reports = sa.Table(
+    "energy_reports", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("node", sa.String(256), nullable=False),
+    sa.Column("device", sa.String(64), nullable=False),
+    sa.Column("interval_start", UtcDateTime, nullable=False),
+    sa.Column("interval_end", UtcDateTime, nullable=False),
+    sa.Column("energy_j", sa.Float, nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    # The idempotency key of a report: a retried POST inserts nothing.
+    sa.UniqueConstraint("job_id", "attempt", "device", "interval_start"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    # A per-job worker token names its job; no foreign key, so a token may be minted first.
+    sa.Column("job_id", sa.String(64), nullable=True, index=True),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+)
