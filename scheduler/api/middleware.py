@@ -31,17 +31,24 @@ class RequestTelemetry:
             return
         started_s = time.perf_counter()
         status = 500  # what the client sees if the app dies before starting a response
+        recorded = False
 
         async def send_and_watch(message: Message) -> None:
-            nonlocal status
+            nonlocal status, recorded
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Recorded before the last byte leaves: whoever got the response can rely on
+                # the log line and the metric already being there.
+                recorded = True
+                self._record(scope, status, time.perf_counter() - started_s)
             await send(message)
 
         try:
             await self._app(scope, receive, send_and_watch)
         finally:
-            self._record(scope, status, time.perf_counter() - started_s)
+            if not recorded:
+                self._record(scope, status, time.perf_counter() - started_s)
 
     def _record(self, scope: Scope, status: int, duration_s: float) -> None:
         route: Any = scope.get("route")

@@ -45,7 +45,7 @@ class ResourcesIn(_In):
 class JobCreate(_In):
     """A job to submit. ``tenant`` is for admins; others submit for their own tenant."""
 
-    name: str = Field(default="", max_length=200)
+    name: str = Field(max_length=200, description="A name for people")
     kind: JobKind = JobKind.TRAINING
     entrypoint: str = Field(description="Shell command the worker runs")
     home_region: str = Field(description="Where it would run without Greenlight (the baseline)")
@@ -358,8 +358,3 @@ class TokenPublic(BaseModel):
     def of(cls, secret: str, token: ApiToken) -> TokenPublic:
         return cls(id=token.id, tenant=token.tenant, role=token.role, name=token.name,
                    job_id=token.job_id, created_at=token.created_at, token=secret)
-
-
-class HealthPublic(BaseModel):
-    status: str
-    model_config = ConfigDict(extra="allow")

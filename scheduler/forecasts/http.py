@@ -3,7 +3,7 @@
 Every vendor client sends its GETs through :class:`JsonHttpClient`, so a timeout, a refused
 connection, a 5xx, a 429 or a body that is not JSON is handled the same way for all of them:
 
-- connection refused/reset, timeouts, truncated bodies and 5xx are retried (GETs are idempotent)
+- connection refused/reset, timeouts, truncated bodies, 500/502/503/504 are retried (GETs are idempotent)
   with jittered exponential backoff, then raised as ``ProviderError(retryable=True)``;
 - 429 is raised at once with the server's ``Retry-After`` (seconds) so the refresher, not a
   worker thread, waits it out;
@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 Params = Mapping[str, str | Sequence[str]]
 
 # Statuses worth another try: the server (or a gateway in front of it) failed transiently.
-RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+# 501 (the WebAPI's data source cannot forecast) and other 4xx/5xx will not heal by retrying.
+RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
 AUTH_STATUSES = frozenset({401, 403})
 MAX_ERROR_EXCERPT_CHARS = 200
 
@@ -134,7 +135,7 @@ class JsonHttpClient:
         self._session.close()
 
     def _backoff_s(self, attempt: int) -> float:
-        ceiling_s = min(self.settings.max_backoff_s, self.settings.backoff_s * 2 ** (attempt - 1))
+        ceiling_s = min(self.settings.max_backoff_s, self.settings.backoff_s * 2.0 ** (attempt - 1))
         # Jitter spreads retries from many regions hitting one provider at the same instant.
         return ceiling_s * self._rng.uniform(0.5, 1.0)
 
@@ -172,7 +173,7 @@ class JsonHttpClient:
         if status >= 400:
             body, _ = _error_excerpt(response)
             raise ProviderError(
-                self.provider, f"HTTP {status}: {body}", retryable=status >= 500 or status == 408,
+                self.provider, f"HTTP {status}: {body}", retryable=status in RETRYABLE_STATUSES,
                 retry_after_s=_retry_after_s(response) if status == 503 else None,
             )
         if status == 204 or not response.content:

@@ -8,6 +8,7 @@ ProviderError, so garbage never leaves an adapter.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -107,7 +108,7 @@ def _resolution_s(provider: str, times: Sequence[datetime], stated_s: float | No
         if not math.isfinite(stated_s) or stated_s <= 0:
             raise ProviderError(provider, f"invalid data period {stated_s!r} s")
         return round(stated_s)
-    gaps_s = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    gaps_s = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     return round(min(gaps_s)) if gaps_s else DEFAULT_RESOLUTION_S
 
 
@@ -135,8 +136,10 @@ def trim_forecast(
 
 
 def trim_actuals(series: Forecast, start: datetime, end: datetime) -> Forecast:
-    """Keep the points valid in ``[start, end)``; raises ProviderError when none are."""
-    kept = tuple(p for p in series.points if start <= p.valid_at < end)
+    """Keep the points whose slot overlaps ``[start, end)`` (so the slot containing ``start``
+    prices a run that began mid-slot); raises ProviderError when none do."""
+    step = timedelta(seconds=series.resolution_s)
+    kept = tuple(p for p in series.points if p.valid_at + step > start and p.valid_at < end)
     if not kept:
         raise ProviderError(
             series.provider, f"no actuals for zone {series.zone!r} in "

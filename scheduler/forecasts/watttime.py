@@ -159,7 +159,7 @@ class WattTimeProvider:
             provider=PROVIDER, zone=zone, kind=SeriesKind.FORECAST, signal=self.signal,
             issued_at=clamp_issued_at(parse_time(PROVIDER, generated) if generated else None, now),
             points=_points(json_array(PROVIDER, body, "data"), _unit_factor(meta)),
-            resolution_s=as_number(PROVIDER, json_field(PROVIDER, meta, "data_point_period_seconds")),
+            resolution_s=_period_s(meta),
         )
         return trim_forecast(series, now, self.horizon_s, self.min_horizon_s)
 
@@ -171,7 +171,7 @@ class WattTimeProvider:
             chunk_end = min(end, chunk_start + timedelta(seconds=HISTORICAL_MAX_SPAN_S))
             body = self.client.historical(zone, self.signal_type, chunk_start, chunk_end)
             meta = self._meta(body, zone)
-            period_s = as_number(PROVIDER, json_field(PROVIDER, meta, "data_point_period_seconds"))
+            period_s = _period_s(meta)
             found.extend(_points(json_array(PROVIDER, body, "data"), _unit_factor(meta)))
             chunk_start = chunk_end
         series = build_series(
@@ -190,6 +190,10 @@ class WattTimeProvider:
         if signal != self.signal_type:
             raise ProviderError(PROVIDER, f"asked for {self.signal_type}, got {signal!r}")
         return meta
+
+
+def _period_s(meta: Mapping[str, Any]) -> float:
+    return as_number(PROVIDER, json_field(PROVIDER, meta, "data_point_period_seconds"))
 
 
 def _unit_factor(meta: Mapping[str, Any]) -> float:

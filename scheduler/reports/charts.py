@@ -16,8 +16,10 @@ _HEIGHT = 300
 _LEFT = 72
 _RIGHT = 16
 _TOP = 40
-_BOTTOM = 72
+_BOTTOM = 84
 _LABEL_CHARS = 18
+_ROTATED_LABEL_CHARS = 14
+_MAX_BAR_W = 56.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +57,10 @@ def compact(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _short(label: str) -> str:
-    if len(label) <= _LABEL_CHARS:
+def _short(label: str, chars: int) -> str:
+    if len(label) <= chars:
         return label
-    return label[: _LABEL_CHARS - 1] + "\N{HORIZONTAL ELLIPSIS}"
+    return label[: chars - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def _axis(ticks: Sequence[float], y_of: _Scale) -> list[str]:
@@ -98,8 +100,10 @@ class _Scale:
 
 
 def _category_labels(categories: Sequence[str], group_w: float) -> list[str]:
+    # Many categories: labels slant so they need not overlap, and are cut shorter to fit.
     rotate = len(categories) > 8
-    base_y = _HEIGHT - _BOTTOM + 16
+    chars = _ROTATED_LABEL_CHARS if rotate else _LABEL_CHARS
+    base_y = _HEIGHT - _BOTTOM + (12 if rotate else 16)
     parts = []
     for i, category in enumerate(categories):
         x = _LEFT + (i + 0.5) * group_w
@@ -110,7 +114,7 @@ def _category_labels(categories: Sequence[str], group_w: float) -> list[str]:
         )
         parts.append(
             f'<text x="{x:.1f}" y="{base_y}" {attrs}><title>{escape(category)}</title>'
-            f"{escape(_short(category))}</text>"
+            f"{escape(_short(category, chars))}</text>"
         )
     return parts
 
@@ -119,14 +123,15 @@ def _bars(
     categories: Sequence[str], series: Sequence[BarSeries], y_of: _Scale, unit: str
 ) -> list[str]:
     group_w = (_WIDTH - _LEFT - _RIGHT) / len(categories)
-    bar_w = group_w * 0.8 / len(series)
+    bar_w = min(group_w * 0.8 / len(series), _MAX_BAR_W)
+    pad_w = (group_w - bar_w * len(series)) / 2
     zero_y = y_of(0.0)
     parts = []
     for i, category in enumerate(categories):
         for j, s in enumerate(series):
             value = s.values[i]
             fill = s.negative_fill if value < 0 and s.negative_fill else s.fill
-            x = _LEFT + i * group_w + group_w * 0.1 + j * bar_w
+            x = _LEFT + i * group_w + pad_w + j * bar_w
             top = min(y_of(value), zero_y)
             tip = f"{category} \N{EM DASH} {s.label}: {value:,.3f} {unit}"
             parts.append(

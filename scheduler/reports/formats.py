@@ -42,3 +42,14 @@ def fmt_s(duration_s: float) -> str:
 def printable(text: str) -> str:
     """``text`` with control characters replaced, so a job name cannot drive the terminal."""
     return "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text)
+
+
+def fmt_span(start: datetime | None, end: datetime | None) -> str:
+    """Which job starts a report covers, in words (UTC; ``end`` exclusive)."""
+    if start is None and end is None:
+        return "all jobs"
+    if end is None:
+        return f"jobs started from {fmt_time(start)} UTC"
+    if start is None:
+        return f"jobs started before {fmt_time(end)} UTC"
+    return f"jobs started from {fmt_time(start)} UTC to before {fmt_time(end)} UTC"

@@ -15,6 +15,7 @@ from scheduler.reports.formats import (
     fmt_kwh,
     fmt_pct,
     fmt_s,
+    fmt_span,
     fmt_time,
     iso_utc,
     printable,
@@ -211,7 +212,7 @@ def report_to_text(report: SavingsReport) -> str:
     total = report.total
     lines = [
         f"Carbon savings report, generated {fmt_time(report.generated_at)} UTC",
-        f"Jobs started from {fmt_time(report.start)} to {fmt_time(report.end)} (UTC)",
+        f"Covers {fmt_span(report.start, report.end)}, grouped by {report.period}",
         "",
         f"Total: {total.jobs} jobs, {fmt_kwh(total.energy_kwh)} kWh, "
         f"emissions {fmt_g(total.emissions_g)} g, baseline {fmt_g(total.baseline_g)} g, "

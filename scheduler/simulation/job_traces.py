@@ -148,20 +148,25 @@ def read_job_trace(path: Path | str) -> JobTrace:
     time. Raises JobTraceError for unknown columns or malformed rows.
     """
     path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            fmt = detect_format(reader.fieldnames or ())
-        except ValueError as e:
-            raise JobTraceError(path, str(e)) from e
-        rows = [row for row in reader if any((v or "").strip() for v in row.values())]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = [h.strip() for h in next(reader, [])]
+            rows = [row for row in reader if row and any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise JobTraceError(path, f"unreadable: {e}") from e
+    try:
+        fmt = detect_format(header)
+    except ValueError as e:
+        raise JobTraceError(path, str(e)) from e
+    col = {name: i for i, name in enumerate(header)}
     try:
         if fmt is TraceFormat.GAIA:
-            return JobTrace(format=fmt, records=_sorted(_gaia(rows)))
+            return JobTrace(format=fmt, records=_sorted(_gaia(rows, col)))
         if fmt is TraceFormat.ALIBABA:
-            return JobTrace(format=fmt, records=_sorted(_alibaba(rows)))
-        return _philly(rows)
-    except (KeyError, ValueError) as e:
+            return JobTrace(format=fmt, records=_sorted(_alibaba(rows, col)))
+        return _philly(rows, col)
+    except (IndexError, ValueError) as e:
         raise JobTraceError(path, f"malformed row: {e}") from e
 
 
@@ -169,41 +174,46 @@ def _sorted(records: list[TraceRecord]) -> tuple[TraceRecord, ...]:
     return tuple(sorted(records, key=lambda r: (r.arrival_s, r.source_id)))
 
 
-def _gaia(rows: list[dict[str, str]]) -> list[TraceRecord]:
+def _gaia(rows: list[list[str]], col: dict[str, int]) -> list[TraceRecord]:
+    arrival, length, cpus = col["arrival_time"], col["length"], col["cpus"]
     return [
-        TraceRecord(source_id=f"gaia-{i}", arrival_s=float(r["arrival_time"]) * _HOUR_S,
-                    duration_s=float(r["length"]) * _HOUR_S, gpus=0, cpus=float(r["cpus"]))
+        TraceRecord(source_id=f"gaia-{i}", arrival_s=float(r[arrival]) * _HOUR_S,
+                    duration_s=float(r[length]) * _HOUR_S, gpus=0, cpus=float(r[cpus]))
         for i, r in enumerate(rows)
     ]
 
 
-def _alibaba(rows: list[dict[str, str]]) -> list[TraceRecord]:
+def _alibaba(rows: list[list[str]], col: dict[str, int]) -> list[TraceRecord]:
+    name, gpus, cpu = col["name"], col["num_gpu"], col["cpu_milli"]
+    created, scheduled, deleted = col["creation_time"], col["scheduled_time"], col["deletion_time"]
     records = []
     for r in rows:
-        if not r["scheduled_time"].strip() or not r["deletion_time"].strip():
+        if not r[scheduled].strip() or not r[deleted].strip():
             continue
-        duration_s = float(r["deletion_time"]) - float(r["scheduled_time"])
+        duration_s = float(r[deleted]) - float(r[scheduled])
         if duration_s <= 0:
             continue
         # GPU-sharing pods (gpu_milli < 1000 on one GPU) still hold a whole device here.
         records.append(TraceRecord(
-            source_id=r["name"], arrival_s=float(r["creation_time"]), duration_s=duration_s,
-            gpus=int(r["num_gpu"]), cpus=float(r["cpu_milli"]) / 1000.0))
+            source_id=r[name], arrival_s=float(r[created]), duration_s=duration_s,
+            gpus=int(r[gpus]), cpus=float(r[cpu]) / 1000.0))
     return records
 
 
-def _philly(rows: list[dict[str, str]]) -> JobTrace:
-    stamps = [datetime.strptime(r["timestamp"].strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-              for r in rows]
+def _philly(rows: list[list[str]], col: dict[str, int]) -> JobTrace:
+    stamp, duration, gpus = col["timestamp"], col["duration"], col["num_gpus"]
+    # Naive wall times are UTC; differences of naive datetimes are exact and cheap.
+    stamps = [datetime.fromisoformat(r[stamp].strip()) for r in rows]
     if not stamps:
         return JobTrace(format=TraceFormat.PHILLY, records=())
     origin = min(stamps)
     records = [
         TraceRecord(source_id=f"philly-{i}", arrival_s=(t - origin).total_seconds(),
-                    duration_s=float(r["duration"]), gpus=int(r["num_gpus"]), cpus=0.0)
+                    duration_s=float(r[duration]), gpus=int(r[gpus]), cpus=0.0)
         for i, (r, t) in enumerate(zip(rows, stamps, strict=True))
     ]
-    return JobTrace(format=TraceFormat.PHILLY, records=_sorted(records), origin=origin)
+    return JobTrace(format=TraceFormat.PHILLY, records=_sorted(records),
+                    origin=origin.replace(tzinfo=UTC))
 
 
 def select_records(

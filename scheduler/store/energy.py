@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import ReturningInsert
 
 from scheduler.domain import EnergyReport, JobNotFound
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
@@ -29,9 +30,9 @@ class SqlEnergyStore(SqlAdapter):
         with write_transaction(self._engine) as conn:
             _check_jobs_exist(conn, {r.job_id for r in reports})
             insert = _insert_ignoring_duplicates(conn)
+            # Count the ids RETURNING gives back: rowcount is not reliable across drivers.
             return sum(
-                int(conn.execute(insert.values(energy_values(report))).rowcount)
-                for report in reports
+                len(conn.execute(insert.values(energy_values(report))).all()) for report in reports
             )
 
     def energy_reports(self, job_ids: Collection[str] | None = None) -> list[EnergyReport]:
@@ -40,7 +41,9 @@ class SqlEnergyStore(SqlAdapter):
         if job_ids is not None and not job_ids:
             return []
         query = sa.select(energy_reports).order_by(
-            energy_reports.c.interval_start, energy_reports.c.job_id, energy_reports.c.attempt,
+            energy_reports.c.interval_start,
+            energy_reports.c.job_id,
+            energy_reports.c.attempt,
             energy_reports.c.device,
         )
         if job_ids is not None:
@@ -57,11 +60,12 @@ def _check_jobs_exist(conn: Connection, job_ids: set[str]) -> None:
         raise JobNotFound(missing[0])
 
 
-def _insert_ignoring_duplicates(
-    conn: Connection,
-) -> postgresql.Insert | sqlite.Insert:
+def _insert_ignoring_duplicates(conn: Connection) -> ReturningInsert[tuple[int]]:
+    insert: postgresql.Insert | sqlite.Insert
     if conn.dialect.name == "postgresql":
-        return postgresql.insert(energy_reports).on_conflict_do_nothing(
-            index_elements=list(_REPORT_KEY))
-    return sqlite.insert(energy_reports).on_conflict_do_nothing(
-        index_elements=list(_REPORT_KEY))
+        insert = postgresql.insert(energy_reports)
+    else:
+        insert = sqlite.insert(energy_reports)
+    return insert.on_conflict_do_nothing(index_elements=list(_REPORT_KEY)).returning(
+        energy_reports.c.id
+    )

@@ -36,12 +36,21 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
 
     A bare ``postgresql://`` or ``postgres://`` URL is given the psycopg 3 driver, the one
     Greenlight installs. An in-memory SQLite database is one connection shared by every thread:
-    for tests and one-off tools only.
+    for tests and one-off tools only. Raises ConfigError for a malformed URL or a backend
+    other than SQLite and PostgreSQL.
     """
-    parsed = sa.make_url(url)
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as e:
+        raise ConfigError(f"malformed database URL {url!r}: {e}") from e
     if parsed.drivername in {"postgresql", "postgres"}:
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite":
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigError(
+            f"database backend {backend!r} is not supported; use one of {SUPPORTED_BACKENDS}"
+        )
+    if backend == "sqlite":
         return _sqlite_engine(parsed, echo=echo)
     return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
 
@@ -75,16 +84,20 @@ def _sqlite_engine(url: sa.URL, *, echo: bool) -> Engine:
     return engine
 
 
+def for_writing(connection: Connection) -> Connection:
+    """Mark ``connection`` so its next transaction takes SQLite's write lock at BEGIN (a no-op
+    on PostgreSQL). Call before the transaction begins; returns the same connection."""
+    return connection.execution_options(**{_WRITE_OPTION: True})
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: holds SQLite's write lock from its first statement.
 
     Commits on exit, rolls back on any exception.
     """
-    with engine.connect() as connection:
-        connection.execution_options(**{_WRITE_OPTION: True})
-        with connection.begin():
-            yield connection
+    with engine.connect() as connection, for_writing(connection).begin():
+        yield connection
 
 
 @contextmanager

@@ -21,28 +21,41 @@ class SqlForecastStore(SqlAdapter):
         """Store ``forecast`` as a new series, even if an identical one exists: what was
         fetched is recorded as fetched."""
         header = {
-            "zone": forecast.zone, "provider": forecast.provider, "kind": forecast.kind.value,
-            "signal": forecast.signal.value, "issued_at": forecast.issued_at,
+            "zone": forecast.zone,
+            "provider": forecast.provider,
+            "kind": forecast.kind.value,
+            "signal": forecast.signal.value,
+            "issued_at": forecast.issued_at,
             "resolution_s": forecast.resolution_s,
         }
         with write_transaction(self._engine) as conn:
-            result = conn.execute(sa.insert(forecasts).values(header))
-            series_id = result.inserted_primary_key[0]
+            series_id = conn.execute(
+                sa.insert(forecasts).values(header).returning(forecasts.c.id)
+            ).scalar_one()
             if forecast.points:
-                conn.execute(sa.insert(forecast_points), [
-                    {"series_id": series_id, "valid_at": p.valid_at, "g_per_kwh": p.g_per_kwh}
-                    for p in forecast.points
-                ])
+                conn.execute(
+                    sa.insert(forecast_points),
+                    [
+                        {"series_id": series_id, "valid_at": p.valid_at, "g_per_kwh": p.g_per_kwh}
+                        for p in forecast.points
+                    ],
+                )
 
     def latest_forecast(
-        self, zone: str, as_of: datetime, kind: SeriesKind = SeriesKind.FORECAST,
+        self,
+        zone: str,
+        as_of: datetime,
+        kind: SeriesKind = SeriesKind.FORECAST,
     ) -> Forecast | None:
         """The series of ``kind`` for ``zone`` with the greatest ``issued_at <= as_of`` (the
         last one stored wins a tie); None when there is none."""
         query = (
             sa.select(forecasts)
-            .where(forecasts.c.zone == zone, forecasts.c.kind == kind.value,
-                   forecasts.c.issued_at <= as_of)
+            .where(
+                forecasts.c.zone == zone,
+                forecasts.c.kind == kind.value,
+                forecasts.c.issued_at <= as_of,
+            )
             .order_by(forecasts.c.issued_at.desc(), forecasts.c.id.desc())
             .limit(1)
         )
@@ -61,22 +74,32 @@ class SqlForecastStore(SqlAdapter):
         resolution, and the latest ``issued_at``; None when no point overlaps."""
         with read_transaction(self._engine) as conn:
             widest_s = conn.execute(
-                sa.select(sa.func.max(forecasts.c.resolution_s))
-                .where(forecasts.c.zone == zone, forecasts.c.kind == SeriesKind.ACTUAL.value)
+                sa.select(sa.func.max(forecasts.c.resolution_s)).where(
+                    forecasts.c.zone == zone, forecasts.c.kind == SeriesKind.ACTUAL.value
+                )
             ).scalar_one_or_none()
             if widest_s is None:
                 return None
             query = (
-                sa.select(forecast_points.c.valid_at, forecast_points.c.g_per_kwh,
-                          forecasts.c.id, forecasts.c.issued_at, forecasts.c.resolution_s,
-                          forecasts.c.provider, forecasts.c.signal)
+                sa.select(
+                    forecast_points.c.valid_at,
+                    forecast_points.c.g_per_kwh,
+                    forecasts.c.id,
+                    forecasts.c.issued_at,
+                    forecasts.c.resolution_s,
+                    forecasts.c.provider,
+                    forecasts.c.signal,
+                )
                 .join(forecasts, forecasts.c.id == forecast_points.c.series_id)
-                .where(forecasts.c.zone == zone,
-                       forecasts.c.kind == SeriesKind.ACTUAL.value,
-                       forecast_points.c.valid_at < end,
-                       forecast_points.c.valid_at >= start - timedelta(seconds=widest_s))
-                .order_by(forecast_points.c.valid_at, forecasts.c.issued_at.desc(),
-                          forecasts.c.id.desc())
+                .where(
+                    forecasts.c.zone == zone,
+                    forecasts.c.kind == SeriesKind.ACTUAL.value,
+                    forecast_points.c.valid_at < end,
+                    forecast_points.c.valid_at >= start - timedelta(seconds=widest_s),
+                )
+                .order_by(
+                    forecast_points.c.valid_at, forecasts.c.issued_at.desc(), forecasts.c.id.desc()
+                )
             )
             rows = conn.execute(query).mappings().all()
         return _merge_actuals(zone, start, rows)
@@ -86,8 +109,12 @@ class SqlForecastStore(SqlAdapter):
         first."""
         query = (
             sa.select(forecasts)
-            .where(forecasts.c.zone == zone, forecasts.c.kind == SeriesKind.FORECAST.value,
-                   forecasts.c.issued_at >= start, forecasts.c.issued_at < end)
+            .where(
+                forecasts.c.zone == zone,
+                forecasts.c.kind == SeriesKind.FORECAST.value,
+                forecasts.c.issued_at >= start,
+                forecasts.c.issued_at < end,
+            )
             .order_by(forecasts.c.issued_at, forecasts.c.id)
         )
         with read_transaction(self._engine) as conn:
@@ -106,7 +133,8 @@ class SqlForecastStore(SqlAdapter):
 
 
 def _points_by_series(
-    conn: Connection, series_ids: Sequence[int],
+    conn: Connection,
+    series_ids: Sequence[int],
 ) -> dict[int, list[IntensityPoint]]:
     by_series: dict[int, list[IntensityPoint]] = defaultdict(list)
     if not series_ids:
@@ -125,9 +153,13 @@ def _points_by_series(
 
 def _series(header: RowMapping, points: list[IntensityPoint]) -> Forecast:
     return Forecast(
-        zone=header["zone"], provider=header["provider"], kind=SeriesKind(header["kind"]),
-        issued_at=header["issued_at"], resolution_s=header["resolution_s"],
-        points=tuple(points), signal=Signal(header["signal"]),
+        zone=header["zone"],
+        provider=header["provider"],
+        kind=SeriesKind(header["kind"]),
+        issued_at=header["issued_at"],
+        resolution_s=header["resolution_s"],
+        points=tuple(points),
+        signal=Signal(header["signal"]),
     )
 
 
@@ -150,7 +182,11 @@ def _merge_actuals(zone: str, start: datetime, rows: Sequence[RowMapping]) -> Fo
     if latest is None:
         return None
     return Forecast(
-        zone=zone, provider=latest["provider"], kind=SeriesKind.ACTUAL,
-        issued_at=latest["issued_at"], resolution_s=latest["resolution_s"],
-        points=tuple(points), signal=Signal(latest["signal"]),
+        zone=zone,
+        provider=latest["provider"],
+        kind=SeriesKind.ACTUAL,
+        issued_at=latest["issued_at"],
+        resolution_s=latest["resolution_s"],
+        points=tuple(points),
+        signal=Signal(latest["signal"]),
     )

@@ -2,9 +2,10 @@
 
 Every state change is a conditional UPDATE on the state read just before (compare-and-swap),
 so two callers racing on one job cannot both win; the loser re-reads and is refused if the edge
-is no longer allowed. ``claim_due`` takes due jobs with one UPDATE whose candidate rows are
-locked ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the whole transaction holds the
-write lock (``BEGIN IMMEDIATE``), so replicas on one file take turns.
+is no longer allowed. ``claim_due`` selects due rows ``FOR UPDATE SKIP LOCKED`` on PostgreSQL
+(replicas take disjoint batches without waiting on each other) and then updates only those
+still planned; on SQLite the whole transaction holds the write lock (``BEGIN IMMEDIATE``), so
+replicas on one file take turns.
 """
 
 from __future__ import annotations
@@ -66,8 +67,13 @@ class SqlJobStore(SqlAdapter):
         return job_from_row(row)
 
     def list_jobs(
-        self, *, states: Collection[JobState] | None = None, tenant: str | None = None,
-        kind: JobKind | None = None, limit: int = 100, offset: int = 0,
+        self,
+        *,
+        states: Collection[JobState] | None = None,
+        tenant: str | None = None,
+        kind: JobKind | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> tuple[list[Job], int]:
         """Jobs matching every given filter, newest first (ties by id), and the total count
         before paging. Raises ValueError for a negative limit or offset."""
@@ -82,8 +88,11 @@ class SqlJobStore(SqlAdapter):
             conditions.append(jobs.c.kind == kind.value)
         count_query = sa.select(sa.func.count()).select_from(jobs).where(*conditions)
         page_query = (
-            sa.select(jobs).where(*conditions)
-            .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
+            sa.select(jobs)
+            .where(*conditions)
+            .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+            .limit(limit)
+            .offset(offset)
         )
         with read_transaction(self._engine) as conn:
             total = conn.execute(count_query).scalar_one()
@@ -91,11 +100,19 @@ class SqlJobStore(SqlAdapter):
         return [job_from_row(row) for row in rows], int(total)
 
     def transition(
-        self, job_id: str, target: JobState, event: JobEvent, *,
+        self,
+        job_id: str,
+        target: JobState,
+        event: JobEvent,
+        *,
         expected_from: Collection[JobState] | None = None,
-        region: str | None = None, submission_id: str | None = None,
-        started_at: datetime | None = None, finished_at: datetime | None = None,
-        exit_code: int | None = None, message: str | None = None, clear_plan: bool = False,
+        region: str | None = None,
+        submission_id: str | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        message: str | None = None,
+        clear_plan: bool = False,
     ) -> Job:
         """Move the job to ``target`` if the edge is allowed and its state is in
         ``expected_from`` (when given), set the non-None fields, stamp ``updated_at`` with
@@ -104,8 +121,12 @@ class SqlJobStore(SqlAdapter):
         Raises JobNotFound or InvalidTransition (also when a racing writer got there first).
         """
         given = {
-            "region": region, "submission_id": submission_id, "started_at": started_at,
-            "finished_at": finished_at, "exit_code": exit_code, "message": message,
+            "region": region,
+            "submission_id": submission_id,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "exit_code": exit_code,
+            "message": message,
         }
         changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         if clear_plan:
@@ -129,7 +150,8 @@ class SqlJobStore(SqlAdapter):
         retrying, suspended); append ``event`` when given. Returns False when it is not.
         ``updated_at`` becomes ``event.at``, else ``plan.planned_at``. Raises JobNotFound."""
         changes: dict[str, Any] = {
-            **plan_values(plan), "state": JobState.PLANNED.value,
+            **plan_values(plan),
+            "state": JobState.PLANNED.value,
             "updated_at": event.at if event is not None else plan.planned_at,
         }
         with write_transaction(self._engine) as conn:
@@ -161,9 +183,9 @@ class SqlJobStore(SqlAdapter):
         next_attempt = jobs.c.attempt + 1
         claim = (
             sa.update(jobs)
-            .where(jobs.c.id.in_(due), jobs.c.state == planned)
             .values(
-                state=JobState.DISPATCHED.value, attempt=next_attempt,
+                state=JobState.DISPATCHED.value,
+                attempt=next_attempt,
                 region=jobs.c.plan_region,
                 submission_id=jobs.c.id + "-" + sa.cast(next_attempt, sa.String),
                 updated_at=now,
@@ -171,7 +193,15 @@ class SqlJobStore(SqlAdapter):
             .returning(*jobs.c)
         )
         with write_transaction(self._engine) as conn:
-            claimed = [job_from_row(row) for row in conn.execute(claim).mappings().all()]
+            # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
+            # LOCKED): PostgreSQL may rescan such a subquery and so update more than n rows.
+            due_ids = list(conn.execute(due).scalars())
+            if not due_ids:
+                return []
+            rows = conn.execute(
+                claim.where(jobs.c.id.in_(due_ids), jobs.c.state == planned)
+            ).mappings()
+            claimed = [job_from_row(row) for row in rows.all()]
             for job in claimed:
                 conn.execute(sa.insert(job_events).values(event_values(_claim_event(job, now))))
         # RETURNING order is unspecified; callers dispatch in plan order.
@@ -186,7 +216,8 @@ class SqlJobStore(SqlAdapter):
     def events(self, job_id: str) -> list[JobEvent]:
         """The job's history, oldest first (ties in insertion order). Raises JobNotFound."""
         query = (
-            sa.select(job_events).where(job_events.c.job_id == job_id)
+            sa.select(job_events)
+            .where(job_events.c.job_id == job_id)
             .order_by(job_events.c.at, job_events.c.id)
         )
         with read_transaction(self._engine) as conn:
@@ -212,18 +243,26 @@ def _current_state(conn: Connection, job_id: str) -> JobState:
 
 
 def _swap(
-    conn: Connection, job_id: str, expected: JobState, changes: dict[str, Any],
+    conn: Connection,
+    job_id: str,
+    expected: JobState,
+    changes: dict[str, Any],
 ) -> sa.RowMapping | None:
     """Apply ``changes`` only if the job is still ``expected``; the new row, or None if not."""
     update = (
-        sa.update(jobs).where(jobs.c.id == job_id, jobs.c.state == expected.value)
-        .values(changes).returning(*jobs.c)
+        sa.update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == expected.value)
+        .values(changes)
+        .returning(*jobs.c)
     )
     return conn.execute(update).mappings().first()
 
 
 def _insert_event(
-    conn: Connection, event: JobEvent, from_state: JobState, to_state: JobState,
+    conn: Connection,
+    event: JobEvent,
+    from_state: JobState,
+    to_state: JobState,
 ) -> None:
     stored = dataclasses.replace(event, from_state=from_state, to_state=to_state)
     conn.execute(sa.insert(job_events).values(event_values(stored)))
@@ -233,10 +272,14 @@ def _claim_event(job: Job, now: datetime) -> JobEvent:
     plan = job.plan
     start = plan.start.isoformat() if plan is not None else "?"
     return JobEvent(
-        job_id=job.id, at=now, kind="state", actor="scheduler",
+        job_id=job.id,
+        at=now,
+        kind="state",
+        actor="scheduler",
         reason=f"planned start {start} reached; dispatching attempt {job.attempt} "
-               f"to {job.region} as {job.submission_id}",
-        from_state=JobState.PLANNED, to_state=JobState.DISPATCHED,
+        f"to {job.region} as {job.submission_id}",
+        from_state=JobState.PLANNED,
+        to_state=JobState.DISPATCHED,
         expected_emissions_g=plan.forecast_emissions_g if plan is not None else None,
     )
 

@@ -44,8 +44,7 @@ def plan_values(plan: Plan | None) -> dict[str, Any]:
         return {"plan_region": None, "plan_start": None, "plan_end": None, "plan": None}
     document = {
         "windows": [
-            {"region": w.region, "start": _iso(w.start), "end": _iso(w.end)}
-            for w in plan.windows
+            {"region": w.region, "start": _iso(w.start), "end": _iso(w.end)} for w in plan.windows
         ],
         "policy": plan.policy.value,
         "planned_at": _iso(plan.planned_at),
@@ -54,8 +53,12 @@ def plan_values(plan: Plan | None) -> dict[str, Any]:
         "forecast_issued_at": _iso_or_none(plan.forecast_issued_at),
         "note": plan.note,
     }
-    return {"plan_region": plan.region, "plan_start": plan.start, "plan_end": plan.end,
-            "plan": document}
+    return {
+        "plan_region": plan.region,
+        "plan_start": plan.start,
+        "plan_end": plan.end,
+        "plan": document,
+    }
 
 
 def plan_from_row(row: RowMapping) -> Plan | None:
@@ -63,12 +66,17 @@ def plan_from_row(row: RowMapping) -> Plan | None:
     if document is None:
         return None
     windows = tuple(
-        Window(region=w["region"], start=datetime.fromisoformat(w["start"]),
-               end=datetime.fromisoformat(w["end"]))
+        Window(
+            region=w["region"],
+            start=datetime.fromisoformat(w["start"]),
+            end=datetime.fromisoformat(w["end"]),
+        )
         for w in document["windows"]
     )
     return Plan(
-        region=row["plan_region"], windows=windows, policy=Policy(document["policy"]),
+        region=row["plan_region"],
+        windows=windows,
+        policy=Policy(document["policy"]),
         planned_at=datetime.fromisoformat(document["planned_at"]),
         forecast_emissions_g=float(document["forecast_emissions_g"]),
         baseline_emissions_g=float(document["baseline_emissions_g"]),
@@ -81,47 +89,82 @@ def job_values(job: Job) -> dict[str, Any]:
     """Every ``jobs`` column for ``job``."""
     spec = job.spec
     return {
-        "id": job.id, "tenant": spec.tenant, "name": spec.name, "kind": spec.kind.value,
-        "entrypoint": spec.entrypoint, "home_region": spec.home_region,
-        "runtime_env": dict(spec.runtime_env), "gpus": spec.resources.gpus,
-        "cpus": spec.resources.cpus, "memory_mb": spec.resources.memory_mb,
-        "expected_duration_s": spec.expected_duration_s, "deadline": spec.deadline,
-        "max_delay_s": spec.max_delay_s, "allowed_regions": list(spec.allowed_regions),
-        "interruptible": spec.interruptible, "priority": spec.priority,
-        "max_retries": spec.max_retries, "policy": spec.policy.value,
-        "expected_power_w": spec.expected_power_w, "state": job.state.value,
-        "created_at": job.created_at, "updated_at": job.updated_at, "attempt": job.attempt,
+        "id": job.id,
+        "tenant": spec.tenant,
+        "name": spec.name,
+        "kind": spec.kind.value,
+        "entrypoint": spec.entrypoint,
+        "home_region": spec.home_region,
+        "runtime_env": dict(spec.runtime_env),
+        "gpus": spec.resources.gpus,
+        "cpus": spec.resources.cpus,
+        "memory_mb": spec.resources.memory_mb,
+        "expected_duration_s": spec.expected_duration_s,
+        "deadline": spec.deadline,
+        "max_delay_s": spec.max_delay_s,
+        "allowed_regions": list(spec.allowed_regions),
+        "interruptible": spec.interruptible,
+        "priority": spec.priority,
+        "max_retries": spec.max_retries,
+        "policy": spec.policy.value,
+        "expected_power_w": spec.expected_power_w,
+        "state": job.state.value,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "attempt": job.attempt,
         **plan_values(job.plan),
-        "region": job.region, "submission_id": job.submission_id, "started_at": job.started_at,
-        "finished_at": job.finished_at, "exit_code": job.exit_code, "message": job.message,
+        "region": job.region,
+        "submission_id": job.submission_id,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "exit_code": job.exit_code,
+        "message": job.message,
     }
 
 
 def job_from_row(row: RowMapping) -> Job:
     spec = JobSpec(
-        tenant=row["tenant"], name=row["name"], kind=JobKind(row["kind"]),
-        entrypoint=row["entrypoint"], home_region=row["home_region"],
+        tenant=row["tenant"],
+        name=row["name"],
+        kind=JobKind(row["kind"]),
+        entrypoint=row["entrypoint"],
+        home_region=row["home_region"],
         runtime_env=dict(row["runtime_env"]),
-        resources=Resources(gpus=row["gpus"], cpus=float(row["cpus"]),
-                            memory_mb=row["memory_mb"]),
-        expected_duration_s=row["expected_duration_s"], deadline=row["deadline"],
-        max_delay_s=row["max_delay_s"], allowed_regions=tuple(row["allowed_regions"]),
-        interruptible=bool(row["interruptible"]), priority=row["priority"],
-        max_retries=row["max_retries"], policy=Policy(row["policy"]),
+        resources=Resources(gpus=row["gpus"], cpus=float(row["cpus"]), memory_mb=row["memory_mb"]),
+        expected_duration_s=row["expected_duration_s"],
+        deadline=row["deadline"],
+        max_delay_s=row["max_delay_s"],
+        allowed_regions=tuple(row["allowed_regions"]),
+        interruptible=bool(row["interruptible"]),
+        priority=row["priority"],
+        max_retries=row["max_retries"],
+        policy=Policy(row["policy"]),
         expected_power_w=row["expected_power_w"],
     )
     return Job(
-        id=row["id"], spec=spec, state=JobState(row["state"]), created_at=row["created_at"],
-        updated_at=row["updated_at"], attempt=row["attempt"], plan=plan_from_row(row),
-        region=row["region"], submission_id=row["submission_id"], started_at=row["started_at"],
-        finished_at=row["finished_at"], exit_code=row["exit_code"], message=row["message"],
+        id=row["id"],
+        spec=spec,
+        state=JobState(row["state"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        attempt=row["attempt"],
+        plan=plan_from_row(row),
+        region=row["region"],
+        submission_id=row["submission_id"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        exit_code=row["exit_code"],
+        message=row["message"],
     )
 
 
 def event_values(event: JobEvent) -> dict[str, Any]:
     """``job_events`` columns for ``event``; its ``id`` is left to the database."""
     return {
-        "job_id": event.job_id, "at": event.at, "kind": event.kind, "actor": event.actor,
+        "job_id": event.job_id,
+        "at": event.at,
+        "kind": event.kind,
+        "actor": event.actor,
         "reason": event.reason,
         "from_state": event.from_state.value if event.from_state is not None else None,
         "to_state": event.to_state.value if event.to_state is not None else None,
@@ -131,7 +174,11 @@ def event_values(event: JobEvent) -> dict[str, Any]:
 
 def event_from_row(row: RowMapping) -> JobEvent:
     return JobEvent(
-        id=row["id"], job_id=row["job_id"], at=row["at"], kind=row["kind"], actor=row["actor"],
+        id=row["id"],
+        job_id=row["job_id"],
+        at=row["at"],
+        kind=row["kind"],
+        actor=row["actor"],
         reason=row["reason"],
         from_state=JobState(row["from_state"]) if row["from_state"] is not None else None,
         to_state=JobState(row["to_state"]) if row["to_state"] is not None else None,
@@ -141,48 +188,77 @@ def event_from_row(row: RowMapping) -> JobEvent:
 
 def energy_values(report: EnergyReport) -> dict[str, Any]:
     return {
-        "job_id": report.job_id, "attempt": report.attempt, "node": report.node,
-        "device": report.device, "interval_start": report.interval_start,
-        "interval_end": report.interval_end, "energy_j": report.energy_j,
+        "job_id": report.job_id,
+        "attempt": report.attempt,
+        "node": report.node,
+        "device": report.device,
+        "interval_start": report.interval_start,
+        "interval_end": report.interval_end,
+        "energy_j": report.energy_j,
         "method": report.method.value,
     }
 
 
 def energy_from_row(row: RowMapping) -> EnergyReport:
     return EnergyReport(
-        job_id=row["job_id"], attempt=row["attempt"], node=row["node"], device=row["device"],
-        interval_start=row["interval_start"], interval_end=row["interval_end"],
-        energy_j=float(row["energy_j"]), method=MeterMethod(row["method"]),
+        job_id=row["job_id"],
+        attempt=row["attempt"],
+        node=row["node"],
+        device=row["device"],
+        interval_start=row["interval_start"],
+        interval_end=row["interval_end"],
+        energy_j=float(row["energy_j"]),
+        method=MeterMethod(row["method"]),
     )
 
 
 def token_values(token: ApiToken) -> dict[str, Any]:
     return {
-        "id": token.id, "tenant": token.tenant, "role": token.role.value,
-        "token_hash": token.token_hash, "created_at": token.created_at, "name": token.name,
-        "job_id": token.job_id, "expires_at": token.expires_at, "revoked": token.revoked,
+        "id": token.id,
+        "tenant": token.tenant,
+        "role": token.role.value,
+        "token_hash": token.token_hash,
+        "created_at": token.created_at,
+        "name": token.name,
+        "job_id": token.job_id,
+        "expires_at": token.expires_at,
+        "revoked": token.revoked,
     }
 
 
 def token_from_row(row: RowMapping) -> ApiToken:
     return ApiToken(
-        id=row["id"], tenant=row["tenant"], role=Role(row["role"]),
-        token_hash=row["token_hash"], created_at=row["created_at"], name=row["name"],
-        job_id=row["job_id"], expires_at=row["expires_at"], revoked=bool(row["revoked"]),
+        id=row["id"],
+        tenant=row["tenant"],
+        role=Role(row["role"]),
+        token_hash=row["token_hash"],
+        created_at=row["created_at"],
+        name=row["name"],
+        job_id=row["job_id"],
+        expires_at=row["expires_at"],
+        revoked=bool(row["revoked"]),
     )
 
 
 def region_values(region: Region) -> dict[str, Any]:
     return {
-        "name": region.name, "grid_zone": region.grid_zone, "provider": region.provider,
-        "gpus": region.gpus, "pue": region.pue, "ray_address": region.ray_address,
+        "name": region.name,
+        "grid_zone": region.grid_zone,
+        "provider": region.provider,
+        "gpus": region.gpus,
+        "pue": region.pue,
+        "ray_address": region.ray_address,
         "node_label": region.node_label,
     }
 
 
 def region_from_row(row: RowMapping) -> Region:
     return Region(
-        name=row["name"], grid_zone=row["grid_zone"], provider=row["provider"],
-        gpus=row["gpus"], pue=float(row["pue"]), ray_address=row["ray_address"],
+        name=row["name"],
+        grid_zone=row["grid_zone"],
+        provider=row["provider"],
+        gpus=row["gpus"],
+        pue=float(row["pue"]),
+        ray_address=row["ray_address"],
         node_label=row["node_label"],
     )

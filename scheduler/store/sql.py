@@ -6,10 +6,13 @@ import sqlalchemy as sa
 
 from scheduler.domain import GreenlightError
 from scheduler.store.energy import SqlEnergyStore
+from scheduler.store.engine import create_store_engine
 from scheduler.store.forecasts import SqlForecastStore
 from scheduler.store.jobs import SqlJobStore
 from scheduler.store.regions import SqlRegionStore
 from scheduler.store.tokens import SqlTokenStore
+
+__all__ = ["SqlStore", "create_store_engine"]
 
 
 class SqlStore(SqlJobStore, SqlEnergyStore, SqlForecastStore, SqlTokenStore, SqlRegionStore):

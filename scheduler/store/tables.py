@@ -34,7 +34,8 @@ NAMING_CONVENTION = {
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 jobs = sa.Table(
-    "jobs", metadata,
+    "jobs",
+    metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     # The spec, as submitted.
     sa.Column("tenant", sa.String(128), nullable=False),
@@ -76,10 +77,12 @@ jobs = sa.Table(
 )
 
 job_events = sa.Table(
-    "job_events", metadata,
+    "job_events",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
-              nullable=False),
+    sa.Column(
+        "job_id", sa.String(64), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("actor", sa.String(128), nullable=False),
@@ -91,7 +94,8 @@ job_events = sa.Table(
 )
 
 regions = sa.Table(
-    "regions", metadata,
+    "regions",
+    metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("grid_zone", sa.String(64), nullable=False),
     sa.Column("provider", sa.String(64), nullable=False),
@@ -102,7 +106,8 @@ regions = sa.Table(
 )
 
 forecasts = sa.Table(
-    "forecasts", metadata,
+    "forecasts",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("zone", sa.String(64), nullable=False),
     sa.Column("provider", sa.String(64), nullable=False),
@@ -117,18 +122,22 @@ forecasts = sa.Table(
 )
 
 forecast_points = sa.Table(
-    "forecast_points", metadata,
-    sa.Column("series_id", sa.Integer, sa.ForeignKey("forecasts.id", ondelete="CASCADE"),
-              primary_key=True),
+    "forecast_points",
+    metadata,
+    sa.Column(
+        "series_id", sa.Integer, sa.ForeignKey("forecasts.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("valid_at", UtcDateTime, primary_key=True),
     sa.Column("g_per_kwh", sa.Float, nullable=False),
 )
 
 energy_reports = sa.Table(
-    "energy_reports", metadata,
+    "energy_reports",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
-              nullable=False),
+    sa.Column(
+        "job_id", sa.String(64), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("node", sa.String(256), nullable=False),
     sa.Column("device", sa.String(64), nullable=False),
@@ -141,7 +150,8 @@ energy_reports = sa.Table(
 )
 
 api_tokens = sa.Table(
-    "api_tokens", metadata,
+    "api_tokens",
+    metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("tenant", sa.String(128), nullable=False),
     sa.Column("role", sa.String(16), nullable=False),

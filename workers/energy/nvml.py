@@ -112,7 +112,7 @@ class NvmlMeter(Meter):
 
     def __init__(
         self, *, nvml: ModuleType | None = None,
-        visible_devices: str | None | _FromEnv = FROM_ENV, use_counter: bool = True,
+        visible_devices: str | _FromEnv | None = FROM_ENV, use_counter: bool = True,
         sample_interval_s: float | None = DEFAULT_SAMPLE_INTERVAL_S,
         monotonic_s: Callable[[], float] = time.monotonic,
     ) -> None:

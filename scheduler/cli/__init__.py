@@ -1,0 +1,1 @@
+"""The ``greenlight`` command line (Typer): a thin shell over the REST API."""

@@ -1,0 +1,142 @@
+"""Commands that run things locally rather than call the API: ``serve``, ``token create``
+(straight to the database: how the first admin token is made), ``db upgrade``, ``demo``; and
+``report``, which reads the API."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from scheduler.cli.context import cli_context
+from scheduler.cli.errors import CliError
+from scheduler.cli.render import console, print_json
+from scheduler.cli.report_view import print_report
+from scheduler.domain import Role
+
+token_app = typer.Typer(help="API tokens (works on the database directly).",
+                        no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+
+
+class ReportFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    HTML = "html"
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (default: api_host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: api_port).")] = None,
+) -> None:
+    """Run the API and the scheduling cycles (local Ray unless ray_address is set)."""
+    from scheduler.bootstrap import serve as run_server
+
+    overrides = {k: v for k, v in (("api_host", host), ("api_port", port)) if v is not None}
+    run_server(cli_context(ctx).settings(**overrides))
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Option(help="The tenant the token acts for.")],
+    admin: Annotated[bool, typer.Option("--admin", help="An admin token (all tenants).")] = False,
+    name: Annotated[str, typer.Option(help="A label, e.g. who holds it.")] = "",
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a token in the configured database and print it (shown once)."""
+    from scheduler.bootstrap import build_service
+
+    if not tenant.strip():
+        raise CliError("--tenant must not be empty")
+    service = build_service(cli_context(ctx).settings())
+    secret, token = service.create_token(tenant=tenant, role=Role.ADMIN if admin else Role.USER,
+                                         name=name)
+    if json_output:
+        print_json({"id": token.id, "tenant": token.tenant, "role": token.role.value,
+                    "name": token.name, "token": secret})
+        return
+    typer.echo(secret)
+    typer.echo(f"token {token.id} for tenant {token.tenant!r} ({token.role.value}); it is shown "
+               "only now: export GREENLIGHT_TOKEN=<it>", err=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply the Alembic migrations to the configured database."""
+    from scheduler.store.migrate import upgrade
+
+    settings = cli_context(ctx).settings()
+    upgrade(settings.database_url)
+    console().print(f"database at {_redacted(settings.database_url)} is up to date")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def demo(
+    ctx: typer.Context,
+    speed: Annotated[float, typer.Option(min=1, help="Scheduler clock speed-up.")] = 900.0,
+    timeout_s: Annotated[float, typer.Option(min=10, help="Give up waiting after this.")] = 170,
+    workdir: Annotated[Path | None, typer.Option(help="Where the demo's SQLite and "
+                       "checkpoints go (default: a new temp folder).")] = None,
+) -> None:
+    """Run the whole system offline: submit real jobs, watch them shift, print the report."""
+    from scheduler.demo import run_demo
+
+    code = run_demo(cli_context(ctx).settings(), speed=speed, timeout_s=timeout_s,
+                    workdir=workdir, console=console())
+    if code != 0:
+        raise CliError("the demo's jobs did not all finish in time", exit_code=code)
+
+
+def report(
+    ctx: typer.Context,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = (
+        ReportFormat.TABLE),
+    output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="One tenant (admins: any).")] = None,
+    region: Annotated[str | None, typer.Option(help="Jobs that ran in this region.")] = None,
+    start: Annotated[str | None, typer.Option(help="Jobs started at/after (ISO-8601).")] = None,
+    end: Annotated[str | None, typer.Option(help="Jobs started before (ISO-8601).")] = None,
+    period: Annotated[str, typer.Option(help="Group by day, week or month.")] = "day",
+) -> None:
+    """The savings report: emissions vs run-now-at-home baseline, per job and in total."""
+    client = cli_context(ctx).client()
+    params: dict[str, Any] = {"tenant": tenant, "region": region, "start": start, "end": end,
+                              "period": period}
+    path = "/v1/reports/savings"
+    if fmt is ReportFormat.TABLE and output is None:
+        print_report(client.get(path, {**params, "format": "json"}))
+        return
+    if fmt is ReportFormat.JSON:
+        body = json.dumps(client.get(path, {**params, "format": "json"}), indent=2) + "\n"
+    elif fmt is ReportFormat.TABLE:  # a table into a file: plain text, no terminal codes
+        body = client.get_text(path, {**params, "format": "text"})
+    else:
+        body = client.get_text(path, {**params, "format": fmt.value})
+    if output is None:
+        typer.echo(body, nl=not body.endswith("\n"))
+        return
+    try:
+        output.write_text(body, encoding="utf-8")
+    except OSError as e:
+        raise CliError(f"cannot write {output}: {e.strerror or e}") from None
+    console().print(f"wrote {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(token_app, name="token")
+    app.add_typer(db_app, name="db")
+    app.command("demo")(demo)
+    app.command("report")(report)

@@ -1,0 +1,177 @@
+"""Job commands: submit, list, show, cancel, logs, events. Each parses, calls the API once,
+and renders."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from scheduler.cli.context import cli_context
+from scheduler.cli.errors import CliError
+from scheduler.cli.jobfile import load_job_file, merge_flags
+from scheduler.cli.render import (
+    console,
+    fmt_num,
+    fmt_time,
+    print_events,
+    print_job,
+    print_jobs,
+    print_json,
+    text,
+)
+from scheduler.domain import JobKind, JobState, Policy
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
+JobId = Annotated[str, typer.Argument(help="The job's id (see `greenlight list`).")]
+
+
+def _env_vars(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--env {pair!r}: expected KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def submit(
+    ctx: typer.Context,
+    command: Annotated[list[str] | None, typer.Argument(
+        help="The entrypoint, after `--` (or use --entrypoint).", show_default=False)] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="A job.toml or job.json; "
+                    "flags override its values.")] = None,
+    entrypoint: Annotated[str | None, typer.Option(help="Shell command to run.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for people.")] = None,
+    kind: Annotated[JobKind | None, typer.Option(help="training or deployment.")] = None,
+    home_region: Annotated[str | None, typer.Option(help="Where it would run without "
+                           "Greenlight (the baseline).")] = None,
+    region: Annotated[list[str] | None, typer.Option("--region", help="An allowed region "
+                      "(repeat; default: all).")] = None,
+    duration_s: Annotated[float | None, typer.Option(help="Expected run time, seconds.")] = None,
+    deadline: Annotated[str | None, typer.Option(help="Finish by (ISO-8601 with offset, "
+                        "e.g. 2024-05-01T18:00:00Z).")] = None,
+    max_delay_s: Annotated[float | None, typer.Option(help="Or: may start up to this many "
+                           "seconds late.")] = None,
+    gpus: Annotated[int | None, typer.Option(help="GPUs.")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPU cores.")] = None,
+    memory_mb: Annotated[int | None, typer.Option(help="Memory, MiB.")] = None,
+    priority: Annotated[int | None, typer.Option(help="Higher goes first on ties.")] = None,
+    max_retries: Annotated[int | None, typer.Option(help="Retries after a failure.")] = None,
+    policy: Annotated[Policy | None, typer.Option(help="Placement policy.")] = None,
+    interruptible: Annotated[bool | None, typer.Option(
+        "--interruptible/--not-interruptible", help="May be split across windows.")] = None,
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE for the job (repeat).")] = None,
+    working_dir: Annotated[str | None, typer.Option(help="Runtime working_dir.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Submit for another tenant (admin).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Submit a job; prints its id and plan."""
+    payload = load_job_file(file) if file is not None else {}
+    if command and entrypoint:
+        raise CliError("give the entrypoint either after `--` or with --entrypoint, not both")
+    runtime_env: dict[str, Any] = {}
+    if (env_vars := _env_vars(env)) is not None:
+        runtime_env["env_vars"] = env_vars
+    if working_dir is not None:
+        runtime_env["working_dir"] = working_dir
+    flags: dict[str, Any] = {
+        "entrypoint": shlex.join(command) if command else entrypoint, "name": name,
+        "kind": kind.value if kind else None, "home_region": home_region,
+        "allowed_regions": region or None, "expected_duration_s": duration_s,
+        "deadline": deadline, "max_delay_s": max_delay_s, "priority": priority,
+        "max_retries": max_retries, "policy": policy.value if policy else None,
+        "interruptible": interruptible, "tenant": tenant, "runtime_env": runtime_env,
+        "resources": {k: v for k, v in
+                      (("gpus", gpus), ("cpus", cpus), ("memory_mb", memory_mb)) if v is not None},
+    }
+    body = merge_flags(payload, flags)
+    if not body.get("entrypoint"):
+        raise CliError("no entrypoint: give it after `--`, with --entrypoint, or in --file")
+    job = cli_context(ctx).client().post("/v1/jobs", body)
+    if json_output:
+        print_json(job)
+        return
+    out = console()
+    out.print(f"submitted {text(job['id'])}: {job['state']}")
+    plan = job.get("plan")
+    if plan:
+        out.print(f"planned in {text(plan['region'])} at {fmt_time(plan['planned_start'])}: "
+                  f"{fmt_num(plan['forecast_emissions_g'])} g expected vs "
+                  f"{fmt_num(plan['baseline_emissions_g'])} g run now at home "
+                  f"(saves {fmt_num(plan['expected_saving_g'])} g)")
+
+
+def list_jobs(
+    ctx: typer.Context,
+    state: Annotated[JobState | None, typer.Option(help="Only jobs in this state.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's (admin).")] = None,
+    kind: Annotated[JobKind | None, typer.Option(help="Only this kind.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Page size.")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many (newest first).")] = 0,
+    json_output: JsonFlag = False,
+) -> None:
+    """List jobs, newest first."""
+    page = cli_context(ctx).client().get("/v1/jobs", {
+        "state": state.value if state else None, "tenant": tenant,
+        "kind": kind.value if kind else None, "limit": limit, "offset": offset})
+    if json_output:
+        print_json(page)
+    else:
+        print_jobs(page)
+
+
+def show(ctx: typer.Context, job_id: JobId, json_output: JsonFlag = False) -> None:
+    """Show one job and its plan."""
+    job = cli_context(ctx).client().get(f"/v1/jobs/{_quoted(job_id)}")
+    if json_output:
+        print_json(job)
+    else:
+        print_job(job)
+
+
+def cancel(ctx: typer.Context, job_id: JobId, json_output: JsonFlag = False) -> None:
+    """Cancel a job that has not finished."""
+    job = cli_context(ctx).client().post(f"/v1/jobs/{_quoted(job_id)}/cancel")
+    if json_output:
+        print_json(job)
+    else:
+        console().print(f"{text(job['id'])}: {job['state']}")
+
+
+def logs(ctx: typer.Context, job_id: JobId, json_output: JsonFlag = False) -> None:
+    """Print the current attempt's output."""
+    body = cli_context(ctx).client().get(f"/v1/jobs/{_quoted(job_id)}/logs")
+    if json_output:
+        print_json(body)
+    else:
+        typer.echo(body["logs"], nl=not body["logs"].endswith("\n"))
+
+
+def events(ctx: typer.Context, job_id: JobId, json_output: JsonFlag = False) -> None:
+    """Show a job's history: state changes and planning facts."""
+    body = cli_context(ctx).client().get(f"/v1/jobs/{_quoted(job_id)}/events")
+    if json_output:
+        print_json(body)
+    else:
+        print_events(body["data"])
+
+
+def _quoted(job_id: str) -> str:
+    from urllib.parse import quote
+
+    return quote(job_id, safe="")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("submit")(submit)
+    app.command("list")(list_jobs)
+    app.command("show")(show)
+    app.command("cancel")(cancel)
+    app.command("logs")(logs)
+    app.command("events")(events)

@@ -1,0 +1,90 @@
+"""Free GPUs per region per slot, and the spans runs occupy.
+
+A run from ``x`` for ``d`` slots occupies every slot it touches, ``floor(x)`` to
+``ceil(x + d) - 1``: capacity is tracked per slot, so a run that ends mid-slot holds its GPUs for
+the whole slot. Started jobs (``Occupancy``) are subtracted the same way. Free counts may go
+negative when running jobs already overbook a region; such slots simply have no room.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from scheduler.planning.grid import BoolArray, FloatArray, IntArray, PlanningGrid
+from scheduler.planning.snapshot import Occupancy, RegionState
+
+SPAN_EPS = 1e-9
+
+
+def span(x: float, d: float, n_slots: int) -> tuple[int, int]:
+    """Slots ``[a, b)`` a run ``[x, x + d)`` touches, clipped to the grid."""
+    a = math.floor(x + SPAN_EPS)
+    b = max(a + 1, math.ceil(x + d - SPAN_EPS))
+    return max(a, 0), min(b, n_slots)
+
+
+class CapacityLedger:
+    """Free GPUs ``free[r, k]`` on the grid; mutated as runs are committed and released."""
+
+    def __init__(self, free: IntArray) -> None:
+        self.free = free
+
+    @classmethod
+    def build(
+        cls, grid: PlanningGrid, regions: Sequence[RegionState],
+        occupancy: Sequence[Occupancy],
+    ) -> CapacityLedger:
+        free = np.repeat(np.array([r.gpus for r in regions], dtype=np.int64)[:, None],
+                         grid.n_slots, axis=1)
+        index = {r.name: i for i, r in enumerate(regions)}
+        for held in occupancy:
+            row = index.get(held.region)
+            if row is None or held.gpus <= 0:
+                continue
+            x0 = grid.to_x(held.start)
+            a, b = span(x0, grid.to_x(held.end) - x0, grid.n_slots)
+            if b > a:
+                free[row, a:b] -= held.gpus
+        return cls(free)
+
+    @property
+    def n_slots(self) -> int:
+        return int(self.free.shape[1])
+
+    def copy(self) -> CapacityLedger:
+        return CapacityLedger(self.free.copy())
+
+    def fits(self, row: int, x: float, d: float, gpus: int) -> bool:
+        if gpus <= 0:
+            return True
+        a, b = span(x, d, self.n_slots)
+        return b <= a or int(self.free[row, a:b].min()) >= gpus
+
+    def take(self, row: int, x: float, d: float, gpus: int) -> None:
+        if gpus > 0:
+            a, b = span(x, d, self.n_slots)
+            self.free[row, a:b] -= gpus
+
+    def release(self, row: int, x: float, d: float, gpus: int) -> None:
+        if gpus > 0:
+            a, b = span(x, d, self.n_slots)
+            self.free[row, a:b] += gpus
+
+    def feasible(self, rows: IntArray, starts_x: FloatArray, d: float, gpus: int) -> BoolArray:
+        """``(len(rows), len(starts_x))``: whether each start has ``gpus`` free in every slot
+        of its run, per row. ``starts_x`` must be ascending."""
+        shape = (len(rows), len(starts_x))
+        if gpus <= 0:
+            return np.ones(shape, dtype=np.bool_)
+        a = np.floor(starts_x + SPAN_EPS).astype(np.int64)
+        b = np.minimum(np.maximum(a + 1, np.ceil(starts_x + d - SPAN_EPS).astype(np.int64)),
+                       self.n_slots)
+        lo, hi = int(a[0]), int(b.max())
+        blocked = self.free[rows, lo:hi] < gpus
+        counts = np.zeros((len(rows), hi - lo + 1), dtype=np.int64)
+        np.cumsum(blocked, axis=1, out=counts[:, 1:])
+        ok: BoolArray = (counts[:, b - lo] - counts[:, a - lo]) == 0
+        return ok

@@ -1,0 +1,72 @@
+"""One planning cycle: ``plan_cycle(snapshot) -> Decision``, the entry point of the core.
+
+The service and the simulator both call it. Steps: lay the grid from the cycle's slot-aligned
+``now``; price every region (forecasts; pessimistic prices for ``greenlight``; actuals for
+``oracle``); subtract running jobs from capacity; place every job by its policy, least slack
+first, repaired for deadlines (``placement``); improve the jointly placed jobs within the
+snapshot's budget (``improve``); split interruptible jobs into their cheapest slots (``split``);
+keep ``greenlight`` jobs never worse than run-now at home on the forecast; write the plans.
+Capacity is shared by every job whatever its policy. Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from scheduler.domain import Policy
+from scheduler.planning.capacity import CapacityLedger
+from scheduler.planning.grid import PlanningGrid
+from scheduler.planning.improve import guard_run_now, improve
+from scheduler.planning.placement import Assignment, place_jobs
+from scheduler.planning.plans import build_decision
+from scheduler.planning.policies import Books, current_plans
+from scheduler.planning.prices import build_price_book
+from scheduler.planning.snapshot import Decision, Snapshot
+from scheduler.planning.split import split_interruptible
+from scheduler.planning.table import JobTable, build_table, grid_end
+
+
+def planning_inputs(snapshot: Snapshot) -> tuple[JobTable, Books, CapacityLedger]:
+    """The grid-level inputs of a cycle: the job table, the price books and the capacity."""
+    now = snapshot.now
+    series_ends = [f.end for f in (*snapshot.forecasts.values(), *snapshot.actuals.values())
+                   if f.end is not None]
+    series_end: datetime | None = max(series_ends) if series_ends else None
+    grid = PlanningGrid.covering(now, snapshot.step_s, grid_end(snapshot.jobs, now, series_end))
+    forecast = build_price_book(grid, snapshot.regions, snapshot.forecasts)
+    policies = {j.policy for j in snapshot.jobs}
+    robust = forecast
+    if Policy.GREENLIGHT in policies and snapshot.forecast_error:
+        robust = forecast.with_error_margin(snapshot.forecast_error, now)
+    actual = None
+    if Policy.ORACLE in policies and snapshot.actuals:
+        actual = build_price_book(grid, snapshot.regions, snapshot.actuals)
+    table = build_table(snapshot.jobs, snapshot.regions, grid, now)
+    ledger = CapacityLedger.build(grid, snapshot.regions, snapshot.occupancy)
+    return table, Books(forecast=forecast, robust=robust, actual=actual), ledger
+
+
+def plan_cycle(snapshot: Snapshot) -> Decision:
+    """Plans for every job in ``snapshot`` (see the module docstring).
+
+    Deterministic for the same snapshot. Jobs that cannot meet their deadline any more are
+    planned as early as free GPUs allow and listed in ``Decision.late``.
+    """
+    if not snapshot.jobs:
+        return Decision(plans={})
+    table, books, base = planning_inputs(snapshot)
+    current = current_plans(table, table.grid)
+    assignment, ledger = place_jobs(table, books, current, base)
+    assignment = improve(table, books, current, ledger, assignment, snapshot.budget_s)
+    split_interruptible(table, books, ledger, assignment)
+    guard_run_now(table, books, ledger, assignment)
+    return build_decision(table, books, assignment, snapshot.now)
+
+
+def assignment_for(snapshot: Snapshot) -> tuple[JobTable, Books, Assignment]:
+    """The raw assignment of a cycle, for benchmarks and the exact solver's incumbent."""
+    table, books, base = planning_inputs(snapshot)
+    current = current_plans(table, table.grid)
+    assignment, ledger = place_jobs(table, books, current, base)
+    assignment = improve(table, books, current, ledger, assignment, snapshot.budget_s)
+    return table, books, assignment

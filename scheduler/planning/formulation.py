@@ -1,0 +1,113 @@
+"""The time-indexed formulation of joint placement, for HiGHS (``scipy.optimize``).
+
+One variable per candidate ``x[j, r, s]`` (job ``j`` in region ``r`` from start ``s``): each job
+takes exactly one candidate, and in every region and slot the GPUs of the candidates covering
+it stay within the free GPUs. Minimising the candidates' scores is the exact problem as a MIP
+(``scheduler.planning.optimum``) and its LP relaxation guides rounding in the improvement phase.
+Only ``(region, slot)`` rows that some choice of candidates could overbook are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, linprog, milp
+
+from scheduler.planning.capacity import SPAN_EPS
+from scheduler.planning.grid import FloatArray, IntArray
+from scheduler.planning.placement import Placer
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateSet:
+    """Flat candidates of a set of jobs: job index, row, start (slots), score, span ``[a, b)``."""
+
+    job: IntArray
+    row: IntArray
+    start_x: FloatArray
+    score: FloatArray
+    a: IntArray
+    b: IntArray
+
+    def __len__(self) -> int:
+        return len(self.job)
+
+
+def enumerate_candidates(placer: Placer, jobs: Sequence[int]) -> CandidateSet:
+    """Every finite-score candidate of ``jobs`` (capacity not checked)."""
+    parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]] = []
+    for j in jobs:
+        c = placer.candidates(j)
+        i, w = np.nonzero(np.isfinite(c.score))
+        parts.append((np.full(len(i), j, dtype=np.int64), c.rows[i], c.starts_x[w],
+                      c.score[i, w]))
+    if not parts:
+        empty_i = np.zeros(0, dtype=np.int64)
+        return CandidateSet(empty_i, empty_i, np.zeros(0), np.zeros(0), empty_i, empty_i)
+    job = np.concatenate([p[0] for p in parts])
+    start = np.concatenate([p[2] for p in parts])
+    d = placer.table.d[job]
+    a = np.floor(start + SPAN_EPS).astype(np.int64)
+    b = np.maximum(a + 1, np.ceil(start + d - SPAN_EPS).astype(np.int64))
+    b = np.minimum(b, placer.ledger.n_slots)
+    return CandidateSet(job=job, row=np.concatenate([p[1] for p in parts]), start_x=start,
+                        score=np.concatenate([p[3] for p in parts]), a=a, b=b)
+
+
+@dataclass(frozen=True, slots=True)
+class Formulation:
+    """``min score @ x`` s.t. ``assign @ x == 1`` and ``capacity @ x <= free``."""
+
+    cands: CandidateSet
+    jobs: IntArray
+    assign: sparse.csr_matrix
+    capacity: sparse.csr_matrix
+    free: FloatArray
+
+
+def formulate(cands: CandidateSet, gpus: IntArray, free: IntArray) -> Formulation:
+    """Build the matrices; ``gpus`` per job index, ``free`` the ledger's ``(R, S)`` array."""
+    jobs, job_pos = np.unique(cands.job, return_inverse=True)
+    n = len(cands)
+    assign = sparse.csr_matrix((np.ones(n), (job_pos, np.arange(n))), shape=(len(jobs), n))
+    lengths = cands.b - cands.a
+    col = np.repeat(np.arange(n), lengths)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    slot = np.repeat(cands.a, lengths) + offsets
+    n_slots = free.shape[1]
+    cell = np.repeat(cands.row, lengths) * n_slots + slot
+    weight = np.repeat(gpus[cands.job].astype(np.float64), lengths)
+    # A cell binds only if the jobs that could cover it might need more than is free.
+    demand = np.zeros(free.size)
+    per_job_cell = np.unique(np.stack((np.repeat(job_pos, lengths), cell)), axis=1)
+    np.add.at(demand, per_job_cell[1], gpus[jobs[per_job_cell[0]]].astype(np.float64))
+    binding = demand > free.ravel()
+    keep = binding[cell] & (weight > 0)
+    cells, cell_row = np.unique(cell[keep], return_inverse=True)
+    capacity = sparse.csr_matrix((weight[keep], (cell_row, col[keep])), shape=(len(cells), n))
+    return Formulation(cands=cands, jobs=jobs, assign=assign, capacity=capacity,
+                       free=np.maximum(free.ravel()[cells], 0).astype(np.float64))
+
+
+def solve_lp(f: Formulation, time_limit_s: float) -> OptimizeResult:
+    """The LP relaxation with HiGHS; the result's ``x`` is None when it found no solution."""
+    return linprog(
+        f.cands.score, A_ub=f.capacity if f.capacity.shape[0] else None,
+        b_ub=f.free if f.capacity.shape[0] else None, A_eq=f.assign,
+        b_eq=np.ones(len(f.jobs)), bounds=(0.0, 1.0), method="highs",
+        options={"time_limit": max(time_limit_s, 0.01), "presolve": True})
+
+
+def solve_mip(f: Formulation, time_limit_s: float, mip_rel_gap: float = 1e-6) -> OptimizeResult:
+    """The exact problem with HiGHS branch and bound; ``x`` may be the best found in time."""
+    constraints = [LinearConstraint(f.assign, 1.0, 1.0)]
+    if f.capacity.shape[0]:
+        constraints.append(LinearConstraint(f.capacity, -np.inf, f.free))
+    return milp(
+        f.cands.score, constraints=constraints, integrality=np.ones(len(f.cands)),
+        bounds=Bounds(0.0, 1.0),
+        options={"time_limit": max(time_limit_s, 0.01), "mip_rel_gap": mip_rel_gap,
+                 "disp": False})

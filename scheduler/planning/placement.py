@@ -1,0 +1,202 @@
+"""Capacity-aware placement: every job to its best candidate that still has free GPUs.
+
+The greedy visits jobs by least slack, then priority, and commits each one's best feasible
+``(region, start)`` under its policy's score. When a job finds no room before its deadline the
+greedy order stranded it, so an earliest-deadline-first pass at the earliest feasible starts is
+tried as well and the placement with fewer late jobs wins (then the lower total score); the
+improvement phase (``scheduler.planning.improve``) moves jobs back towards cheap windows from
+there without ever making one late. A job that no placement gets in before its deadline is late:
+it starts as early as free GPUs allow and is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scheduler.planning.capacity import CapacityLedger
+from scheduler.planning.grid import FloatArray, IntArray
+from scheduler.planning.policies import Books, Candidates, CurrentPlans, candidates
+from scheduler.planning.table import JobTable
+from scheduler.planning.window import TIE_RTOL, candidate_starts
+
+FORCED_NOTE = "latest safe start reached: starts now whatever the forecast"
+UNPRICED_NOTE = "no priced region allowed: runs now in its home region"
+
+
+@dataclass
+class Assignment:
+    """One placement of every job. ``row`` -1 means no known region (home is not configured);
+    ``score`` is the chosen candidate's score (``inf`` for a late or unpriced job);
+    ``splits`` holds the windows ``(x0, x1)`` of interruptible jobs split in their region."""
+
+    row: IntArray
+    start_x: FloatArray
+    score: FloatArray
+    late: dict[int, str] = field(default_factory=dict)
+    notes: dict[int, str] = field(default_factory=dict)
+    splits: dict[int, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, n_jobs: int) -> Assignment:
+        return cls(row=np.full(n_jobs, -1, dtype=np.int64), start_x=np.zeros(n_jobs),
+                   score=np.full(n_jobs, np.inf))
+
+    def copy(self) -> Assignment:
+        return Assignment(row=self.row.copy(), start_x=self.start_x.copy(),
+                          score=self.score.copy(), late=dict(self.late),
+                          notes=dict(self.notes), splits=dict(self.splits))
+
+    def objective(self) -> tuple[int, float]:
+        """``(late jobs, total finite score)``: lower is better, lexicographically."""
+        finite = self.score[np.isfinite(self.score)]
+        return len(self.late), float(finite.sum())
+
+
+def pick(score: FloatArray) -> tuple[int, int] | None:
+    """``(row index, start index)`` of the best score: ties go to the earliest start, then to
+    the first row (home). None when no score is finite."""
+    if score.size == 0:
+        return None
+    best = float(score.min())
+    if not math.isfinite(best):
+        return None
+    ok = score <= best + TIE_RTOL * max(1.0, abs(best))
+    w = int(np.argmax(ok.any(axis=0)))
+    return int(np.argmax(ok[:, w])), w
+
+
+class Placer:
+    """Places jobs of one table on one ledger under their policies."""
+
+    def __init__(
+        self, table: JobTable, books: Books, current: CurrentPlans, ledger: CapacityLedger,
+    ) -> None:
+        self.table = table
+        self.books = books
+        self.current = current
+        self.ledger = ledger
+
+    def candidates(self, j: int) -> Candidates:
+        return candidates(j, self.table, self.books, self.current)
+
+    def commit(self, a: Assignment, j: int, row: int, x: float, score: float) -> None:
+        a.row[j], a.start_x[j], a.score[j] = row, x, score
+        if row >= 0:
+            self.ledger.take(row, x, float(self.table.d[j]), int(self.table.gpus[j]))
+
+    def release(self, a: Assignment, j: int) -> None:
+        row = int(a.row[j])
+        if row >= 0:
+            self.ledger.release(row, float(a.start_x[j]), float(self.table.d[j]),
+                                int(self.table.gpus[j]))
+
+    def best_feasible(self, j: int, cands: Candidates) -> tuple[int, float, float] | None:
+        """``(row, start, score)`` of the best candidate with free GPUs, or None."""
+        choice = pick(cands.score)
+        if choice is None:
+            return None
+        i, w = choice
+        d, gpus = float(self.table.d[j]), int(self.table.gpus[j])
+        row, x = int(cands.rows[i]), float(cands.starts_x[w])
+        if self.ledger.fits(row, x, d, gpus):
+            return row, x, float(cands.score[i, w])
+        ok = self.ledger.feasible(cands.rows, cands.starts_x, d, gpus)
+        choice = pick(np.where(ok, cands.score, np.inf))
+        if choice is None:
+            return None
+        i, w = choice
+        return int(cands.rows[i]), float(cands.starts_x[w]), float(cands.score[i, w])
+
+    def place(self, a: Assignment, j: int) -> None:
+        """Commit job ``j`` to its best feasible candidate, or as early as possible if none."""
+        cands = self.candidates(j)
+        if cands.unpriced:
+            a.notes[j] = UNPRICED_NOTE
+        found = self.best_feasible(j, cands)
+        if found is None:
+            self.place_late(a, j, cands)
+            return
+        row, x, score = found
+        if len(cands.starts_x) == 1 and not self.table.deployment[j] and \
+                self.table.x_l[j] < math.floor(self.table.x_e[j]) + 1:
+            a.notes[j] = FORCED_NOTE
+        self.commit(a, j, row, x, math.inf if cands.unpriced else score)
+
+    def place_all(self, a: Assignment, order: Iterable[int]) -> None:
+        for j in order:
+            self.place(a, int(j))
+
+    def place_late(self, a: Assignment, j: int, cands: Candidates) -> None:
+        """Earliest start with free GPUs past the deadline (over capacity at the earliest
+        start when the grid has none), recorded in ``a.late``."""
+        t = self.table
+        rows = cands.rows if cands.rows.size else (
+            np.array([t.home[j]], dtype=np.int64) if t.home[j] >= 0 else cands.rows)
+        x_e, d = float(t.x_e[j]), float(t.d[j])
+        if t.x_l[j] < x_e:
+            reason = f"deadline cannot be met: latest start was {t.grid.to_time(t.x_l[j])}"
+        elif cands.rows.size and np.isfinite(cands.score).any():
+            reason = "no free GPUs before the deadline: planned as early as possible"
+        else:
+            reason = "no priced start before the deadline: planned as early as possible"
+        a.late[j] = reason
+        if rows.size == 0:
+            self.commit(a, j, -1, x_e, math.inf)
+            return
+        starts = candidate_starts(x_e, math.inf, max(x_e, self.ledger.n_slots - d))
+        ok = self.ledger.feasible(rows, starts, d, int(t.gpus[j]))
+        cols = np.flatnonzero(ok.any(axis=0))
+        if cols.size == 0:
+            a.late[j] = reason + "; no free GPUs within the planning horizon"
+            self.commit(a, j, int(rows[0]), x_e, math.inf)
+            return
+        w = int(cols[0])
+        self.commit(a, j, int(rows[int(np.argmax(ok[:, w]))]), float(starts[w]), math.inf)
+
+    def earliest_feasible(self, a: Assignment, j: int) -> None:
+        """Commit job ``j`` at its earliest feasible candidate (cheapest row on a tie)."""
+        cands = self.candidates(j)
+        if cands.unpriced:
+            a.notes[j] = UNPRICED_NOTE
+        ok = self.ledger.feasible(cands.rows, cands.starts_x, float(self.table.d[j]),
+                                  int(self.table.gpus[j])) & np.isfinite(cands.score)
+        cols = np.flatnonzero(ok.any(axis=0))
+        if cols.size == 0:
+            self.place_late(a, j, cands)
+            return
+        w = int(cols[0])
+        col = np.where(ok[:, w], cands.score[:, w], np.inf)
+        i = int(np.argmin(col))
+        self.commit(a, j, int(cands.rows[i]), float(cands.starts_x[w]),
+                    math.inf if cands.unpriced else float(col[i]))
+
+
+def edf_order(table: JobTable) -> IntArray:
+    """Earliest deadline (latest start + duration) first, deployments first of all."""
+    due = np.where(table.deployment, -np.inf, table.x_l + table.d)
+    order: IntArray = np.lexsort((np.array([j.id for j in table.jobs]), due))
+    return order
+
+
+def place_jobs(
+    table: JobTable, books: Books, current: CurrentPlans, base: CapacityLedger,
+) -> tuple[Assignment, CapacityLedger]:
+    """The greedy placement, repaired by the EDF placement when the greedy strands a job that
+    the EDF placement does not. Returns the assignment and the ledger it leaves."""
+    ledger = base.copy()
+    greedy = Assignment.empty(len(table))
+    Placer(table, books, current, ledger).place_all(greedy, table.order())
+    if not greedy.late:
+        return greedy, ledger
+    edf_ledger = base.copy()
+    edf = Assignment.empty(len(table))
+    placer = Placer(table, books, current, edf_ledger)
+    for j in edf_order(table):
+        placer.earliest_feasible(edf, int(j))
+    if edf.objective() < greedy.objective():
+        return edf, edf_ledger
+    return greedy, ledger

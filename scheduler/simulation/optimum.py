@@ -1,0 +1,64 @@
+"""The offline optimum of a simulated run, as one more row of results (label ``optimum``).
+
+With capacity limits the planning core's exact solver (``solve_offline``, a MIP with HiGHS)
+places every job knowing all arrivals and the actual intensity in advance. Without capacity
+limits jobs do not interact, so the per-job best placement on actuals, which the ``oracle``
+policy computes job by job, is already the offline optimum: it is reused (or run) instead of a
+MIP whose size would grow with the whole trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from scheduler.domain import Policy, SeriesKind
+from scheduler.planning.optimum import solve_offline
+from scheduler.planning.snapshot import RegionState
+from scheduler.simulation.engine import JobRecord, PolicyRun, Run, simulate
+from scheduler.simulation.grid import from_epoch_s, grid_series
+from scheduler.simulation.scenario import Scenario, planning_job
+
+OPTIMUM_LABEL = "optimum"
+
+
+def optimum_run(
+    scenario: Scenario, runs: list[PolicyRun], *, max_jobs: int, time_limit_s: float,
+    notes: list[str],
+) -> PolicyRun | None:
+    """The optimum's run, or None (with a line in ``notes``) when the instance is too large."""
+    if scenario.unlimited:
+        oracle = next((r for r in runs if r.label == Policy.ORACLE.value), None)
+        oracle = oracle or simulate(scenario, Policy.ORACLE)
+        notes.append("optimum = oracle: without capacity limits jobs are independent")
+        return replace(oracle, label=OPTIMUM_LABEL, cycles=0)
+    if len(scenario.jobs) > max_jobs:
+        notes.append(f"optimum skipped: {len(scenario.jobs)} jobs > {max_jobs}")
+        return None
+    if any(j.interruptible for j in scenario.jobs):
+        notes.append("optimum runs interruptible jobs in one piece (an upper bound for them)")
+    return solve_offline_run(scenario, time_limit_s)
+
+
+def solve_offline_run(scenario: Scenario, time_limit_s: float) -> PolicyRun:
+    """Every job of ``scenario`` placed by the exact offline solver on actual intensity."""
+    grid = scenario.grid
+    jobs = [planning_job(j, now_s=j.arrival.timestamp(), remaining_s=j.duration_s,
+                         policy=Policy.ORACLE, current=None) for j in scenario.jobs]
+    total_gpus = max(sum(j.gpus for j in scenario.jobs), 1)
+    regions = [RegionState(name=r.name, pue=r.pue, gpus=total_gpus if r.gpus is None else r.gpus)
+               for r in scenario.regions]
+    issued = from_epoch_s(grid.start_s)
+    intensity = {r.name: grid_series(r.zone, "simulation", grid.actuals[r.name], grid.start_s,
+                                     grid.step_s, issued, SeriesKind.ACTUAL)
+                 for r in scenario.regions}
+    decision = solve_offline(jobs, regions, intensity, grid.step_s, time_limit_s,
+                             start=from_epoch_s(grid.start_s))
+    records = []
+    for job in scenario.jobs:
+        record = JobRecord(job=job, late=job.id in decision.late)
+        plan = decision.plans.get(job.id)
+        if plan is not None:
+            start = max(plan.start.timestamp(), job.arrival.timestamp())
+            record.runs.append(Run(plan.region, start, start + job.duration_s))
+        records.append(record)
+    return PolicyRun(label=OPTIMUM_LABEL, records=tuple(records), cycles=1)

@@ -1,0 +1,243 @@
+"""Sends energy reports to the Greenlight API from a background thread, never failing the job.
+
+Reports wait in a bounded buffer and go out in batches. A failed POST (connection error,
+timeout, 408/425/429/5xx) is retried with capped exponential backoff and jitter; because the
+server deduplicates by ``(job_id, attempt, device, interval_start)``, a resend carries exactly
+the same intervals and can never count energy twice. 401/403/404 mean this job may never
+report (wrong token, unknown job), so reporting stops; other 4xx drop that batch. At exit
+:meth:`EnergyReporter.close` keeps trying until a short deadline, then gives up and says so.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from workers.intervals import IntervalReport
+
+logger = logging.getLogger(__name__)
+
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_FATAL_STATUS = frozenset({401, 403, 404})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiTarget:
+    """Where and as whom to report: ``POST {api_url}/v1/jobs/{job_id}/energy``."""
+
+    api_url: str
+    job_id: str
+    token: str
+
+    @property
+    def energy_url(self) -> str:
+        return f"{self.api_url.rstrip('/')}/v1/jobs/{quote(self.job_id, safe='')}/energy"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Backoff (seconds) and sizes. Timeouts are requests' ``(connect, read)`` pair."""
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    multiplier: float = 2.0
+    connect_timeout_s: float = 3.05
+    read_timeout_s: float = 10.0
+    batch_max: int = 500
+    buffer_max: int = 100_000
+
+
+@dataclass(slots=True)
+class ReporterStats:
+    """Counts of reports: ``accepted``/``duplicates`` as the server said, ``dropped`` never
+    delivered (refused, overflow or given up), ``failed_posts`` POSTs that will be retried."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    failed_posts: int = 0
+    pending: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates,
+                "dropped": self.dropped, "failed_posts": self.failed_posts,
+                "pending": self.pending}
+
+
+class _Outcome(Enum):
+    SENT = "sent"
+    RETRY = "retry"
+    DROP = "drop"
+    STOP = "stop"
+
+
+class EnergyReporter:
+    """Background sender of :class:`IntervalReport` batches to one job's energy endpoint."""
+
+    def __init__(
+        self, target: ApiTarget, *, policy: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._target = target
+        self._policy = policy or RetryPolicy()
+        self._session = session or requests.Session()
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._pending: collections.deque[IntervalReport] = collections.deque()
+        self._stats = ReporterStats()
+        self._closing = False
+        self._deadline_s = float("inf")
+        self._disabled = False
+        self._thread = threading.Thread(target=self._run, name="energy-reporter", daemon=True)
+        self._thread.start()
+
+    def submit(self, reports: Sequence[IntervalReport]) -> None:
+        """Queue reports for sending; never blocks on the network."""
+        with self._cond:
+            if self._disabled:
+                self._stats.dropped += len(reports)
+                return
+            self._pending.extend(reports)
+            overflow = len(self._pending) - self._policy.buffer_max
+            if overflow > 0:
+                for _ in range(overflow):
+                    self._pending.popleft()
+                self._stats.dropped += overflow
+                logger.error("report buffer full: dropped the %d oldest reports", overflow)
+            self._cond.notify()
+
+    def close(self, deadline_s: float) -> ReporterStats:
+        """Send what is queued, trying for at most ``deadline_s`` seconds (plus one read
+        timeout for a POST already in flight), then stop. Returns the final counts."""
+        with self._cond:
+            self._closing = True
+            self._deadline_s = time.monotonic() + deadline_s
+            self._cond.notify()
+        self._wake.set()
+        self._thread.join(deadline_s + self._policy.read_timeout_s + 1.0)
+        with self._cond:
+            left = len(self._pending)
+            if left:
+                logger.error("gave up on %d energy reports at exit", left,
+                             extra={"fields": {"event": "reports_abandoned", "count": left}})
+                self._stats.dropped += left
+                self._pending.clear()
+            self._stats.pending = 0
+            stats = ReporterStats(**self._stats.as_dict())
+        self._session.close()
+        return stats
+
+    @property
+    def stats(self) -> ReporterStats:
+        with self._cond:
+            return ReporterStats(**{**self._stats.as_dict(), "pending": len(self._pending)})
+
+    # -- sender thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay_s = self._policy.initial_s
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            outcome = self._post(batch)
+            if outcome is _Outcome.SENT:
+                delay_s = self._policy.initial_s
+                continue
+            if outcome is _Outcome.RETRY:
+                with self._cond:
+                    self._pending.extendleft(reversed(batch))
+                self._backoff(delay_s)
+                delay_s = min(delay_s * self._policy.multiplier, self._policy.max_s)
+                continue
+            with self._cond:
+                self._stats.dropped += len(batch)
+                if outcome is _Outcome.STOP:
+                    self._disabled = True
+                    self._stats.dropped += len(self._pending)
+                    self._pending.clear()
+                    return
+
+    def _next_batch(self) -> list[IntervalReport] | None:
+        """Take up to batch_max reports; None when closing and done (or out of time)."""
+        with self._cond:
+            while not self._pending and not self._closing:
+                self._cond.wait()
+            if not self._pending or time.monotonic() >= self._deadline_s:
+                return None
+            size = min(len(self._pending), self._policy.batch_max)
+            return [self._pending.popleft() for _ in range(size)]
+
+    def _backoff(self, delay_s: float) -> None:
+        wait_s = random.uniform(0.5, 1.0) * delay_s
+        with self._cond:
+            if self._closing:
+                # At exit, retry soon but not in a hot loop, and never past the deadline.
+                wait_s = min(wait_s, 0.5, max(0.0, self._deadline_s - time.monotonic()))
+        if self._wake.wait(wait_s):
+            self._wake.clear()
+
+    def _timeout(self) -> tuple[float, float]:
+        read_s = self._policy.read_timeout_s
+        with self._cond:
+            if self._closing:
+                read_s = min(read_s, max(0.5, self._deadline_s - time.monotonic()))
+        return (self._policy.connect_timeout_s, read_s)
+
+    def _post(self, batch: list[IntervalReport]) -> _Outcome:
+        body = {"reports": [r.to_json() for r in batch]}
+        headers = {"Authorization": f"Bearer {self._target.token}"}
+        try:
+            response = self._session.post(self._target.energy_url, json=body, headers=headers,
+                                          timeout=self._timeout())
+        except requests.RequestException as e:
+            return self._failed(len(batch), f"{type(e).__name__}: {e}")
+        status = response.status_code
+        if 200 <= status < 300:
+            self._record_sent(batch, _json_or_empty(response))
+            return _Outcome.SENT
+        if status in _RETRY_STATUS:
+            return self._failed(len(batch), f"HTTP {status}")
+        detail = response.text[:300]
+        if status in _FATAL_STATUS:
+            logger.error("the API refused this job's reports (HTTP %s): %s; reporting stops",
+                         status, detail)
+            return _Outcome.STOP
+        logger.error("the API rejected %d reports (HTTP %s): %s", len(batch), status, detail)
+        return _Outcome.DROP
+
+    def _failed(self, count: int, why: str) -> _Outcome:
+        with self._cond:
+            self._stats.failed_posts += 1
+        logger.warning("posting %d energy reports failed (%s); will retry", count, why)
+        return _Outcome.RETRY
+
+    def _record_sent(self, batch: list[IntervalReport], answer: dict[str, Any]) -> None:
+        try:
+            accepted = int(answer.get("accepted", len(batch)))
+            duplicates = int(answer.get("duplicates", 0))
+        except (TypeError, ValueError):
+            accepted, duplicates = len(batch), 0
+        with self._cond:
+            self._stats.accepted += accepted
+            self._stats.duplicates += duplicates
+        logger.debug("sent %d reports: %d accepted, %d duplicates", len(batch), accepted,
+                     duplicates)
+
+
+def _json_or_empty(response: requests.Response) -> dict[str, Any]:
+    try:
+        answer = response.json()
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
