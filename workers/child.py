@@ -37,8 +37,9 @@ class ChildProcess:
     """A started command. Raises FileNotFoundError / PermissionError when it cannot start."""
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
-        self._popen = subprocess.Popen(list(argv), env=dict(env) if env is not None else None,
-                                       process_group=0)
+        self._popen = subprocess.Popen(
+            list(argv), env=dict(env) if env is not None else None, process_group=0
+        )
 
     @property
     def pid(self) -> int:

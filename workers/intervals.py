@@ -45,7 +45,12 @@ class IntervalCutter:
     """
 
     def __init__(
-        self, meter: Meter, *, attempt: int, node: str, monotonic_s: Callable[[], float],
+        self,
+        meter: Meter,
+        *,
+        attempt: int,
+        node: str,
+        monotonic_s: Callable[[], float],
         wall_anchor: datetime | None = None,
     ) -> None:
         self._meter = meter
@@ -96,10 +101,16 @@ class IntervalCutter:
             energy_j = max(0.0, cumulative_j - self._last_j[device])
             self._last_j[device] = max(cumulative_j, self._last_j[device])
             self._totals_j[device] += energy_j
-            reports.append(IntervalReport(
-                attempt=self._attempt, node=self._node, device=device,
-                interval_start=self._last_cut, interval_end=end, energy_j=energy_j,
-                method=method,
-            ))
+            reports.append(
+                IntervalReport(
+                    attempt=self._attempt,
+                    node=self._node,
+                    device=device,
+                    interval_start=self._last_cut,
+                    interval_end=end,
+                    energy_j=energy_j,
+                    method=method,
+                )
+            )
         self._last_cut = end
         return reports

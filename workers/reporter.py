@@ -69,9 +69,13 @@ class ReporterStats:
     pending: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates,
-                "dropped": self.dropped, "failed_posts": self.failed_posts,
-                "pending": self.pending}
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "dropped": self.dropped,
+            "failed_posts": self.failed_posts,
+            "pending": self.pending,
+        }
 
 
 class _Outcome(Enum):
@@ -85,7 +89,10 @@ class EnergyReporter:
     """Background sender of :class:`IntervalReport` batches to one job's energy endpoint."""
 
     def __init__(
-        self, target: ApiTarget, *, policy: RetryPolicy | None = None,
+        self,
+        target: ApiTarget,
+        *,
+        policy: RetryPolicy | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self._target = target
@@ -128,8 +135,11 @@ class EnergyReporter:
         with self._cond:
             left = len(self._pending)
             if left:
-                logger.error("gave up on %d energy reports at exit", left,
-                             extra={"fields": {"event": "reports_abandoned", "count": left}})
+                logger.error(
+                    "gave up on %d energy reports at exit",
+                    left,
+                    extra={"fields": {"event": "reports_abandoned", "count": left}},
+                )
                 self._stats.dropped += left
                 self._pending.clear()
             self._stats.pending = 0
@@ -198,8 +208,9 @@ class EnergyReporter:
         body = {"reports": [r.to_json() for r in batch]}
         headers = {"Authorization": f"Bearer {self._target.token}"}
         try:
-            response = self._session.post(self._target.energy_url, json=body, headers=headers,
-                                          timeout=self._timeout())
+            response = self._session.post(
+                self._target.energy_url, json=body, headers=headers, timeout=self._timeout()
+            )
         except requests.RequestException as e:
             return self._failed(len(batch), f"{type(e).__name__}: {e}")
         status = response.status_code
@@ -210,8 +221,9 @@ class EnergyReporter:
             return self._failed(len(batch), f"HTTP {status}")
         detail = response.text[:300]
         if status in _FATAL_STATUS:
-            logger.error("the API refused this job's reports (HTTP %s): %s; reporting stops",
-                         status, detail)
+            logger.error(
+                "the API refused this job's reports (HTTP %s): %s; reporting stops", status, detail
+            )
             return _Outcome.STOP
         logger.error("the API rejected %d reports (HTTP %s): %s", len(batch), status, detail)
         return _Outcome.DROP
@@ -231,8 +243,9 @@ class EnergyReporter:
         with self._cond:
             self._stats.accepted += accepted
             self._stats.duplicates += duplicates
-        logger.debug("sent %d reports: %d accepted, %d duplicates", len(batch), accepted,
-                     duplicates)
+        logger.debug(
+            "sent %d reports: %d accepted, %d duplicates", len(batch), accepted, duplicates
+        )
 
 
 def _json_or_empty(response: requests.Response) -> dict[str, Any]:

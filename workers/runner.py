@@ -72,20 +72,37 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     """Split runner flags from the entrypoint at the first ``--``. Exits 2 on bad flags."""
     parser = argparse.ArgumentParser(
         prog="python -m workers.runner",
-        description="Run a command, meter its energy and report it to Greenlight.")
-    parser.add_argument("--interval-s", type=_positive, default=30.0,
-                        help="seconds between periodic energy reports (default 30)")
-    parser.add_argument("--meter", choices=["auto", "estimate"], default=None,
-                        help="auto: NVML/RAPL where readable; estimate: configured power only "
-                             "(default $GREENLIGHT_METER or auto)")
-    parser.add_argument("--stop-grace-s", type=_positive, default=60.0,
-                        help="after a forwarded stop signal, SIGKILL the command this late")
-    parser.add_argument("--flush-timeout-s", type=_positive, default=10.0,
-                        help="at exit, give up sending reports after this many seconds")
+        description="Run a command, meter its energy and report it to Greenlight.",
+    )
+    parser.add_argument(
+        "--interval-s",
+        type=_positive,
+        default=30.0,
+        help="seconds between periodic energy reports (default 30)",
+    )
+    parser.add_argument(
+        "--meter",
+        choices=["auto", "estimate"],
+        default=None,
+        help="auto: NVML/RAPL where readable; estimate: configured power only "
+        "(default $GREENLIGHT_METER or auto)",
+    )
+    parser.add_argument(
+        "--stop-grace-s",
+        type=_positive,
+        default=60.0,
+        help="after a forwarded stop signal, SIGKILL the command this late",
+    )
+    parser.add_argument(
+        "--flush-timeout-s",
+        type=_positive,
+        default=10.0,
+        help="at exit, give up sending reports after this many seconds",
+    )
     argv = list(argv)
     if "--" in argv:
         split = argv.index("--")
-        return parser.parse_args(argv[:split]), argv[split + 1:]
+        return parser.parse_args(argv[:split]), argv[split + 1 :]
     parser.add_argument("entrypoint", nargs=argparse.REMAINDER)
     namespace = parser.parse_args(argv)
     return namespace, list(namespace.entrypoint)
@@ -107,8 +124,10 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> RunnerConfi
     if api_url and job_id and token:
         target = ApiTarget(api_url=api_url, job_id=job_id, token=token)
     elif api_url or job_id or token:
-        logger.warning("reporting off: GREENLIGHT_API_URL, GREENLIGHT_JOB_ID and "
-                       "GREENLIGHT_TOKEN must all be set")
+        logger.warning(
+            "reporting off: GREENLIGHT_API_URL, GREENLIGHT_JOB_ID and "
+            "GREENLIGHT_TOKEN must all be set"
+        )
     requested = args.meter or env.get("GREENLIGHT_METER", "auto")
     mode: MeterMode = "estimate" if requested == "estimate" else "auto"
     if requested not in ("auto", "estimate"):
@@ -122,10 +141,15 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> RunnerConfi
         base_w=_or(_env_float(env, "GREENLIGHT_BASE_POWER_W"), defaults.base_w),
     )
     return RunnerConfig(
-        interval_s=args.interval_s, poll_s=min(1.0, args.interval_s),
-        stop_grace_s=args.stop_grace_s, flush_timeout_s=args.flush_timeout_s, meter_mode=mode,
+        interval_s=args.interval_s,
+        poll_s=min(1.0, args.interval_s),
+        stop_grace_s=args.stop_grace_s,
+        flush_timeout_s=args.flush_timeout_s,
+        meter_mode=mode,
         attempt=_or(_env_int(env, "GREENLIGHT_ATTEMPT"), 1),
-        node=env.get("GREENLIGHT_NODE") or socket.gethostname(), target=target, power=power,
+        node=env.get("GREENLIGHT_NODE") or socket.gethostname(),
+        target=target,
+        power=power,
     )
 
 
@@ -165,7 +189,11 @@ class Runner:
     """
 
     def __init__(
-        self, config: RunnerConfig, meter: Meter, reporter: EnergyReporter | None, *,
+        self,
+        config: RunnerConfig,
+        meter: Meter,
+        reporter: EnergyReporter | None,
+        *,
         monotonic_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
@@ -178,8 +206,12 @@ class Runner:
 
     def run(self, argv: Sequence[str], env: Mapping[str, str]) -> int:
         """Run ``argv`` to completion and return the runner's exit status."""
-        cutter = IntervalCutter(self._meter, attempt=self._config.attempt,
-                                node=self._config.node, monotonic_s=self._monotonic_s)
+        cutter = IntervalCutter(
+            self._meter,
+            attempt=self._config.attempt,
+            node=self._config.node,
+            monotonic_s=self._monotonic_s,
+        )
         previous = {s: signal.signal(s, self._on_signal) for s in FORWARDED_SIGNALS}
         try:
             exit_code = self._start_and_wait(argv, env, cutter)
@@ -192,8 +224,9 @@ class Runner:
         self._summarise(cutter, exit_code, stats)
         return exit_code
 
-    def _start_and_wait(self, argv: Sequence[str], env: Mapping[str, str],
-                        cutter: IntervalCutter) -> int:
+    def _start_and_wait(
+        self, argv: Sequence[str], env: Mapping[str, str], cutter: IntervalCutter
+    ) -> int:
         if self._signals:
             logger.warning("stopped by signal %d before the command started", self._signals[0])
             return 128 + self._signals[0]
@@ -208,9 +241,17 @@ class Runner:
             return EXIT_NOT_EXECUTABLE
         for signum in self._signals:  # arrived while the child was being spawned
             self._child.send_signal(signum)
-        logger.info("command started", extra={"fields": {
-            "event": "started", "pid": self._child.pid, "argv": list(argv),
-            "devices": cutter.methods}})
+        logger.info(
+            "command started",
+            extra={
+                "fields": {
+                    "event": "started",
+                    "pid": self._child.pid,
+                    "argv": list(argv),
+                    "devices": cutter.methods,
+                }
+            },
+        )
         return exit_code_of(self._wait(self._child, cutter))
 
     def _wait(self, child: ChildProcess, cutter: IntervalCutter) -> int:
@@ -228,8 +269,9 @@ class Runner:
                     next_cut_s += interval_s
             stop_s = self._stop_requested_s
             if stop_s is not None and now_s - stop_s >= self._config.stop_grace_s:
-                logger.warning("command ignored the stop signal for %.0f s; killing it",
-                               now_s - stop_s)
+                logger.warning(
+                    "command ignored the stop signal for %.0f s; killing it", now_s - stop_s
+                )
                 child.kill()
                 self._stop_requested_s = float("inf")
 
@@ -254,22 +296,35 @@ class Runner:
         if self._child is not None:
             self._child.send_signal(signum)
 
-    def _summarise(self, cutter: IntervalCutter, exit_code: int,
-                   stats: ReporterStats | None) -> None:
+    def _summarise(
+        self, cutter: IntervalCutter, exit_code: int, stats: ReporterStats | None
+    ) -> None:
         totals_j = cutter.totals_j
         total_j = sum(totals_j.values())
         duration_s = (cutter.last_cut - cutter.started_at).total_seconds()
-        logger.info("command finished", extra={"fields": {
-            "event": "summary", "exit_code": exit_code, "duration_s": round(duration_s, 3),
-            "energy_j": round(total_j, 3), "devices": {
-                d: {"energy_j": round(e, 3), "method": cutter.methods[d]}
-                for d, e in totals_j.items()},
-            "signals": self._signals, "reports": stats.as_dict() if stats else None}})
+        logger.info(
+            "command finished",
+            extra={
+                "fields": {
+                    "event": "summary",
+                    "exit_code": exit_code,
+                    "duration_s": round(duration_s, 3),
+                    "energy_j": round(total_j, 3),
+                    "devices": {
+                        d: {"energy_j": round(e, 3), "method": cutter.methods[d]}
+                        for d, e in totals_j.items()
+                    },
+                    "signals": self._signals,
+                    "reports": stats.as_dict() if stats else None,
+                }
+            },
+        )
         if self._reporter is None:
             parts = ", ".join(f"{d} {e:.1f} J ({cutter.methods[d]})" for d, e in totals_j.items())
             sys.stderr.write(
                 f"greenlight runner: exit {exit_code} after {duration_s:.1f} s; "
-                f"energy {total_j:.1f} J = {total_j / J_PER_KWH:.6f} kWh [{parts}]\n")
+                f"energy {total_j:.1f} J = {total_j / J_PER_KWH:.6f} kWh [{parts}]\n"
+            )
 
 
 def open_meter(config: RunnerConfig) -> Meter:
@@ -279,8 +334,13 @@ def open_meter(config: RunnerConfig) -> Meter:
     except Exception:  # the runner is a shell: metering must never stop the job
         logger.exception("building meters failed; estimating everything")
         spec = config.power
-        return EstimateMeter(spec.gpus or 0, spec.cpus if spec.cpus is not None else 1.0,
-                             spec.gpu_w, spec.cpu_core_w, spec.base_w)
+        return EstimateMeter(
+            spec.gpus or 0,
+            spec.cpus if spec.cpus is not None else 1.0,
+            spec.gpu_w,
+            spec.cpu_core_w,
+            spec.base_w,
+        )
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -29,7 +29,7 @@ from typing import IO, Self
 
 import requests
 
-from scheduler.domain import DispatchError
+from scheduler.domain import ConfigError, DispatchError
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,15 @@ class LocalRayHead:
     ``$RAY_AUTH_MODE`` and falls back to ``disabled``. In token mode the head uses
     ``auth_token`` (else ``$RAY_AUTH_TOKEN``, else a fresh random one), exposed as
     ``.auth_token`` for clients. ``resources`` are custom node resources (node-group labels, see
-    ``RayDispatcher``). Memory sizes are MiB; None lets Ray size them from the machine.
-    ``start`` raises DispatchError when the head does not come up within ``start_timeout_s``.
+    ``RayDispatcher``). CPUs and memory sizes (MiB) left None are sized by Ray from the
+    machine. An unknown ``auth_mode`` raises ConfigError; ``start`` raises DispatchError when
+    the head does not come up within ``start_timeout_s`` (seconds). The temp dir lives under
+    ``base_temp_dir`` (default: the system's), which must stay short: Ray's socket paths
+    under it are limited to ~107 bytes.
     """
 
     def __init__(
-        self, *, num_cpus: int = 2, num_gpus: int = 0, memory_mb: int | None = None,
+        self, *, num_cpus: int | None = None, num_gpus: int = 0, memory_mb: int | None = None,
         object_store_memory_mb: int | None = 512, resources: Mapping[str, float] | None = None,
         auth_mode: str | None = None, auth_token: str | None = None,
         start_timeout_s: float = 90.0, stop_timeout_s: float = 15.0,
@@ -72,12 +75,12 @@ class LocalRayHead:
     ) -> None:
         mode = (auth_mode or os.environ.get("RAY_AUTH_MODE") or "disabled").lower()
         if mode not in AUTH_MODES:
-            raise DispatchError(f"RAY_AUTH_MODE must be one of {AUTH_MODES}, got {mode!r}")
+            raise ConfigError(f"RAY_AUTH_MODE must be one of {AUTH_MODES}, got {mode!r}")
         self.auth_mode = mode
         self.auth_token: str | None = None
         if mode == "token":
-            self.auth_token = auth_token or os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(
-                16)
+            env_token = os.environ.get("RAY_AUTH_TOKEN")
+            self.auth_token = auth_token or env_token or secrets.token_hex(16)
         self._num_cpus = num_cpus
         self._num_gpus = num_gpus
         self._memory_mb = memory_mb
@@ -193,9 +196,11 @@ class LocalRayHead:
             # These two have fixed defaults (10001, 52365): pin them so heads can coexist.
             "--ray-client-server-port", str(free_port()),
             "--dashboard-agent-listen-port", str(self._agent_port),
-            "--num-cpus", str(self._num_cpus), "--num-gpus", str(self._num_gpus),
+            "--num-gpus", str(self._num_gpus),
             "--temp-dir", str(self._temp_dir), "--disable-usage-stats",
         ]
+        if self._num_cpus is not None:
+            cmd += ["--num-cpus", str(self._num_cpus)]
         if self._memory_mb is not None:
             cmd += ["--memory", str(self._memory_mb * _MIB)]
         if self._object_store_memory_mb is not None:

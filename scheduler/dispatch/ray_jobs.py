@@ -11,6 +11,9 @@ the nodes of that group with ``ray start --resources '{"<node_label>": 1000}'`` 
 lands there. Custom resources work on every Ray >= 2.2, where node labels are still hidden
 ``ray start`` options.
 
+Submissions are idempotent by submission id: one the cluster already knows is never run again.
+Stopping a PENDING run also submits a small "reaper" job (``<id>--reap``): see ``stop``.
+
 Ray objects and errors never leave this module: statuses become ``RunInfo``, faults become
 ``DispatchError``.
 """
@@ -48,10 +51,10 @@ try:
     actor = ray.get_actor(JOB_ACTOR_NAME_TEMPLATE.format(job_id={submission_id!r}),
                           namespace=SUPERVISOR_ACTOR_RAY_NAMESPACE)
 except ValueError:
-    print("the supervisor of {submission_id} is already gone")
+    print("already gone: the supervisor of", {submission_id!r})
 else:
     ray.kill(actor, no_restart=True)
-    print("killed the supervisor of {submission_id}")
+    print("killed the supervisor of", {submission_id!r})
 """
 
 _STATUS: Mapping[JobStatus, RunStatus] = {

@@ -19,7 +19,13 @@ from scheduler.domain import Forecast
 from scheduler.planning.snapshot import LeadError
 
 DEFAULT_LEAD_BUCKETS_S: tuple[float, ...] = (
-    3600.0, 3 * 3600.0, 6 * 3600.0, 12 * 3600.0, 24 * 3600.0, 48 * 3600.0, 72 * 3600.0,
+    3600.0,
+    3 * 3600.0,
+    6 * 3600.0,
+    12 * 3600.0,
+    24 * 3600.0,
+    48 * 3600.0,
+    72 * 3600.0,
 )
 
 
@@ -30,7 +36,8 @@ def _actual_lookup(actuals: Forecast) -> tuple[npt.NDArray[np.float64], npt.NDAr
 
 
 def _pairs(
-    forecasts: Sequence[Forecast], actuals: Forecast,
+    forecasts: Sequence[Forecast],
+    actuals: Forecast,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """``(lead_s, forecast, actual)`` for every forecast point that has an actual."""
     starts_s, values = _actual_lookup(actuals)
@@ -52,7 +59,8 @@ def _pairs(
 
 
 def forecast_error_by_lead(
-    forecasts: Sequence[Forecast], actuals: Forecast,
+    forecasts: Sequence[Forecast],
+    actuals: Forecast,
     lead_buckets_s: Sequence[float] = DEFAULT_LEAD_BUCKETS_S,
 ) -> list[LeadError]:
     """Mean absolute error (g/kWh) of ``forecasts`` against ``actuals`` per lead-time bucket.
@@ -77,7 +85,10 @@ def forecast_error_by_lead(
 
 
 def mape_pct(
-    forecasts: Sequence[Forecast], actuals: Forecast, *, max_lead_s: float | None = None,
+    forecasts: Sequence[Forecast],
+    actuals: Forecast,
+    *,
+    max_lead_s: float | None = None,
 ) -> float | None:
     """Mean absolute percentage error (%) of ``forecasts`` against ``actuals``, over points up to
     ``max_lead_s`` ahead (all when None). Actuals of 0 g/kWh are skipped (the ratio is

@@ -33,8 +33,12 @@ class CachingProvider:
     (zones it lacks use ``default_ttl_s``). Raises what ``inner`` raises."""
 
     def __init__(
-        self, inner: ForecastProvider, ttl_s: float | Mapping[str, float], *,
-        default_ttl_s: float = 300.0, monotonic: Callable[[], float] = time.monotonic,
+        self,
+        inner: ForecastProvider,
+        ttl_s: float | Mapping[str, float],
+        *,
+        default_ttl_s: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
         self.name = inner.name

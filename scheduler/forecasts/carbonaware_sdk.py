@@ -53,7 +53,10 @@ class CarbonAwareSdkClient:
     """Raw WebAPI endpoints. Returns decoded JSON."""
 
     def __init__(
-        self, base_url: str = DEFAULT_BASE_URL, *, http_settings: HttpSettings | None = None,
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        http_settings: HttpSettings | None = None,
     ) -> None:
         self.http = JsonHttpClient(PROVIDER, base_url, settings=http_settings)
 
@@ -73,7 +76,10 @@ class CarbonAwareSdkProvider:
     name = PROVIDER
 
     def __init__(
-        self, client: CarbonAwareSdkClient, *, horizon_s: float = DEFAULT_HORIZON_S,
+        self,
+        client: CarbonAwareSdkClient,
+        *,
+        horizon_s: float = DEFAULT_HORIZON_S,
         min_horizon_s: float = DEFAULT_MIN_HORIZON_S,
     ) -> None:
         self.client = client
@@ -83,11 +89,14 @@ class CarbonAwareSdkProvider:
     def forecast(self, zone: str, now: datetime) -> Forecast:
         dto = _forecast_for(json_array(PROVIDER, self.client.forecasts_current(zone)), zone)
         data = json_array(PROVIDER, dto, "forecastData")
-        durations_s = {as_number(PROVIDER, json_field(PROVIDER, d, "duration")) * S_PER_MINUTE
-                       for d in data}
+        durations_s = {
+            as_number(PROVIDER, json_field(PROVIDER, d, "duration")) * S_PER_MINUTE for d in data
+        }
         generated = dto.get("generatedAt")
         series = build_series(
-            provider=PROVIDER, zone=zone, kind=SeriesKind.FORECAST,
+            provider=PROVIDER,
+            zone=zone,
+            kind=SeriesKind.FORECAST,
             issued_at=clamp_issued_at(parse_time(PROVIDER, generated) if generated else None, now),
             points=_points(data, "timestamp", "value"),
             resolution_s=durations_s.pop() if len(durations_s) == 1 else None,
@@ -100,7 +109,10 @@ class CarbonAwareSdkProvider:
         data: Sequence[Any] = [body] if isinstance(body, Mapping) else json_array(PROVIDER, body)
         durations_s = {timespan_s(json_field(PROVIDER, d, "duration")) for d in data}
         series = build_series(
-            provider=PROVIDER, zone=zone, kind=SeriesKind.ACTUAL, issued_at=end,
+            provider=PROVIDER,
+            zone=zone,
+            kind=SeriesKind.ACTUAL,
+            issued_at=end,
             points=_points(data, "time", "rating"),
             resolution_s=durations_s.pop() if len(durations_s) == 1 else None,
         )

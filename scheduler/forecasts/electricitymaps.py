@@ -43,11 +43,18 @@ class ElectricityMapsClient:
     """Raw v3 endpoints: paths, query strings and the auth header. Returns decoded JSON."""
 
     def __init__(
-        self, api_key: str, base_url: str = DEFAULT_BASE_URL, *,
-        http_settings: HttpSettings | None = None, auth_header: str = AUTH_HEADER,
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        http_settings: HttpSettings | None = None,
+        auth_header: str = AUTH_HEADER,
     ) -> None:
         self.http = JsonHttpClient(
-            PROVIDER, base_url, settings=http_settings, headers={auth_header: api_key},
+            PROVIDER,
+            base_url,
+            settings=http_settings,
+            headers={auth_header: api_key},
         )
 
     def latest(self, zone: str) -> Any:
@@ -76,7 +83,10 @@ class ElectricityMapsProvider:
     name = PROVIDER
 
     def __init__(
-        self, client: ElectricityMapsClient, *, horizon_s: float = DEFAULT_HORIZON_S,
+        self,
+        client: ElectricityMapsClient,
+        *,
+        horizon_s: float = DEFAULT_HORIZON_S,
         min_horizon_s: float = DEFAULT_MIN_HORIZON_S,
     ) -> None:
         self.client = client
@@ -88,7 +98,9 @@ class ElectricityMapsProvider:
         body = self.client.latest(zone)
         _check_zone(body, zone)
         series = build_series(
-            provider=PROVIDER, zone=zone, kind=SeriesKind.ACTUAL,
+            provider=PROVIDER,
+            zone=zone,
+            kind=SeriesKind.ACTUAL,
             issued_at=parse_time(PROVIDER, json_field(PROVIDER, body, "datetime")),
             points=_points([body]),
         )
@@ -99,7 +111,9 @@ class ElectricityMapsProvider:
         _check_zone(body, zone)
         updated = body.get("updatedAt")
         series = build_series(
-            provider=PROVIDER, zone=zone, kind=SeriesKind.FORECAST,
+            provider=PROVIDER,
+            zone=zone,
+            kind=SeriesKind.FORECAST,
             issued_at=clamp_issued_at(parse_time(PROVIDER, updated) if updated else None, now),
             points=_points(json_array(PROVIDER, body, "forecast")),
         )
@@ -109,12 +123,16 @@ class ElectricityMapsProvider:
         history = self.client.history(zone)
         _check_zone(history, zone)
         items = list(json_array(PROVIDER, history, "history"))
-        first = min((parse_time(PROVIDER, json_field(PROVIDER, i, "datetime")) for i in items),
-                    default=None)
+        first = min(
+            (parse_time(PROVIDER, json_field(PROVIDER, i, "datetime")) for i in items), default=None
+        )
         if first is None or first > start + timedelta(seconds=HISTORY_START_SLACK_S):
             items += self._past_items(zone, start, min(end, first) if first else end)
         series = build_series(
-            provider=PROVIDER, zone=zone, kind=SeriesKind.ACTUAL, issued_at=end,
+            provider=PROVIDER,
+            zone=zone,
+            kind=SeriesKind.ACTUAL,
+            issued_at=end,
             points=_points(items),
         )
         return trim_actuals(series, start, end)
@@ -147,4 +165,3 @@ def _points(items: Sequence[Any]) -> Iterator[tuple[datetime, float]]:
         value = optional_number(PROVIDER, json_field(PROVIDER, item, "carbonIntensity"))
         if value is not None:
             yield parse_time(PROVIDER, json_field(PROVIDER, item, "datetime")), value
-

@@ -26,8 +26,12 @@ DEFAULT_CACHE_TTL_S = 60.0
 
 
 def build_provider(
-    region: RegionSettings, settings: Settings, anchor: datetime, *,
-    http_settings: HttpSettings | None = None, cache_ttl_s: float | None = DEFAULT_CACHE_TTL_S,
+    region: RegionSettings,
+    settings: Settings,
+    anchor: datetime,
+    *,
+    http_settings: HttpSettings | None = None,
+    cache_ttl_s: float | None = DEFAULT_CACHE_TTL_S,
     environ: Mapping[str, str] | None = None,
 ) -> ForecastProvider:
     """The provider ``region`` names, configured from ``settings``.
@@ -42,56 +46,79 @@ def build_provider(
     provider: ForecastProvider
     if region.provider == "electricitymaps":
         client = electricitymaps.ElectricityMapsClient(
-            _credential(region, env), region.base_url or electricitymaps.DEFAULT_BASE_URL,
+            _credential(region, env),
+            region.base_url or electricitymaps.DEFAULT_BASE_URL,
             http_settings=http_settings,
         )
         provider = electricitymaps.ElectricityMapsProvider(client)
     elif region.provider == "watttime":
         username, _, password = _credential(region, env).partition(":")
         if not username or not password:
-            raise ConfigError(f"region {region.name!r}: ${region.credentials_env} must hold "
-                              "'username:password' for WattTime")
-        provider = watttime.WattTimeProvider(watttime.WattTimeClient(
-            username, password, region.base_url or watttime.DEFAULT_BASE_URL,
-            http_settings=http_settings,
-        ))
+            raise ConfigError(
+                f"region {region.name!r}: ${region.credentials_env} must hold "
+                "'username:password' for WattTime"
+            )
+        provider = watttime.WattTimeProvider(
+            watttime.WattTimeClient(
+                username,
+                password,
+                region.base_url or watttime.DEFAULT_BASE_URL,
+                http_settings=http_settings,
+            )
+        )
     elif region.provider == "ukgrid":
         _check_uk_zone(region)
-        provider = ukgrid.UkGridProvider(ukgrid.UkGridClient(
-            region.base_url or ukgrid.DEFAULT_BASE_URL, http_settings=http_settings,
-        ))
+        provider = ukgrid.UkGridProvider(
+            ukgrid.UkGridClient(
+                region.base_url or ukgrid.DEFAULT_BASE_URL,
+                http_settings=http_settings,
+            )
+        )
     else:
-        provider = carbonaware_sdk.CarbonAwareSdkProvider(carbonaware_sdk.CarbonAwareSdkClient(
-            region.base_url or carbonaware_sdk.DEFAULT_BASE_URL, http_settings=http_settings,
-        ))
+        provider = carbonaware_sdk.CarbonAwareSdkProvider(
+            carbonaware_sdk.CarbonAwareSdkClient(
+                region.base_url or carbonaware_sdk.DEFAULT_BASE_URL,
+                http_settings=http_settings,
+            )
+        )
     return provider if cache_ttl_s is None else CachingProvider(provider, cache_ttl_s)
 
 
 def _replay(region: RegionSettings, settings: Settings, anchor: datetime) -> ReplayProvider:
     if region.grid_zone not in BUNDLED_TRACES:
-        raise ConfigError(f"region {region.name!r}: replay has no trace for zone "
-                          f"{region.grid_zone!r} (bundled: {', '.join(BUNDLED_TRACES)})")
+        raise ConfigError(
+            f"region {region.name!r}: replay has no trace for zone "
+            f"{region.grid_zone!r} (bundled: {', '.join(BUNDLED_TRACES)})"
+        )
     try:
         trace_start = datetime.fromisoformat(settings.replay.trace_start)
     except ValueError as error:
-        raise ConfigError(f"replay.trace_start {settings.replay.trace_start!r} is not ISO-8601"
-                          ) from error
+        raise ConfigError(
+            f"replay.trace_start {settings.replay.trace_start!r} is not ISO-8601"
+        ) from error
     if trace_start.tzinfo is None:
         trace_start = trace_start.replace(tzinfo=UTC)
     return ReplayProvider(
-        trace_start=trace_start, anchor=anchor, horizon_h=settings.replay.horizon_h,
-        error_per_day=settings.replay.error_per_day, seed=settings.replay.seed,
+        trace_start=trace_start,
+        anchor=anchor,
+        horizon_h=settings.replay.horizon_h,
+        error_per_day=settings.replay.error_per_day,
+        seed=settings.replay.seed,
     )
 
 
 def _credential(region: RegionSettings, env: Mapping[str, str]) -> str:
     if not region.credentials_env:
-        raise ConfigError(f"region {region.name!r}: provider {region.provider} needs "
-                          "credentials_env (the name of an environment variable)")
+        raise ConfigError(
+            f"region {region.name!r}: provider {region.provider} needs "
+            "credentials_env (the name of an environment variable)"
+        )
     value = env.get(region.credentials_env, "").strip()
     if not value:
-        raise ConfigError(f"region {region.name!r}: environment variable "
-                          f"{region.credentials_env} is unset or empty")
+        raise ConfigError(
+            f"region {region.name!r}: environment variable "
+            f"{region.credentials_env} is unset or empty"
+        )
     return value
 
 

@@ -3,8 +3,9 @@
 Every vendor client sends its GETs through :class:`JsonHttpClient`, so a timeout, a refused
 connection, a 5xx, a 429 or a body that is not JSON is handled the same way for all of them:
 
-- connection refused/reset, timeouts, truncated bodies, 500/502/503/504 are retried (GETs are idempotent)
-  with jittered exponential backoff, then raised as ``ProviderError(retryable=True)``;
+- connection refused/reset, timeouts, truncated bodies and 500/502/503/504 are retried (GETs
+  are idempotent) with jittered exponential backoff, then raised as
+  ``ProviderError(retryable=True)``;
 - 429 is raised at once with the server's ``Retry-After`` (seconds) so the refresher, not a
   worker thread, waits it out;
 - 401/403 raise :class:`ProviderAuthError` (not retryable) so a client holding a token can renew
@@ -84,9 +85,15 @@ class JsonHttpClient:
     """
 
     def __init__(
-        self, provider: str, base_url: str, *, settings: HttpSettings | None = None,
-        headers: Mapping[str, str] | None = None, session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+        self,
+        provider: str,
+        base_url: str,
+        *,
+        settings: HttpSettings | None = None,
+        headers: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
@@ -95,14 +102,18 @@ class JsonHttpClient:
         self._rng = rng or random.Random()
         self._session = session or requests.Session()
         adapter = HTTPAdapter(
-            pool_connections=self.settings.pool_size, pool_maxsize=self.settings.pool_size,
+            pool_connections=self.settings.pool_size,
+            pool_maxsize=self.settings.pool_size,
             max_retries=0,
         )
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._session.headers.update({
-            "Accept": "application/json", "User-Agent": self.settings.user_agent,
-        })
+        self._session.headers.update(
+            {
+                "Accept": "application/json",
+                "User-Agent": self.settings.user_agent,
+            }
+        )
         if headers:
             self._session.headers.update(headers)
 
@@ -110,7 +121,11 @@ class JsonHttpClient:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def get_json(
-        self, path: str, *, params: Params | None = None, headers: Mapping[str, str] | None = None,
+        self,
+        path: str,
+        *,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
     ) -> Any:
         """GET ``base_url/path`` and decode its JSON body, retrying transient faults.
@@ -126,8 +141,15 @@ class JsonHttpClient:
                 if not error.retryable or error.retry_after_s is not None or attempt == attempts:
                     raise
                 delay_s = self._backoff_s(attempt)
-                logger.info("%s: GET %s failed (%s); retry %d/%d in %.2fs", self.provider,
-                            path, error.message, attempt, attempts - 1, delay_s)
+                logger.info(
+                    "%s: GET %s failed (%s); retry %d/%d in %.2fs",
+                    self.provider,
+                    path,
+                    error.message,
+                    attempt,
+                    attempts - 1,
+                    delay_s,
+                )
                 self._sleep(delay_s)
         raise AssertionError("unreachable: the loop returns or raises")
 
@@ -140,13 +162,20 @@ class JsonHttpClient:
         return ceiling_s * self._rng.uniform(0.5, 1.0)
 
     def _get_once(
-        self, url: str, params: Params | None, headers: Mapping[str, str] | None,
+        self,
+        url: str,
+        params: Params | None,
+        headers: Mapping[str, str] | None,
         auth: tuple[str, str] | None,
     ) -> Any:
         timeout = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
         try:
             response = self._session.get(
-                url, params=params, headers=headers, auth=auth, timeout=timeout,
+                url,
+                params=params,
+                headers=headers,
+                auth=auth,
+                timeout=timeout,
             )
         except requests.Timeout as error:
             raise ProviderError(self.provider, f"timed out: {error}") from error
@@ -162,18 +191,24 @@ class JsonHttpClient:
         if status in AUTH_STATUSES:
             body, is_json = _error_excerpt(response)
             raise ProviderAuthError(
-                self.provider, f"HTTP {status} (credentials refused): {body}", status=status,
+                self.provider,
+                f"HTTP {status} (credentials refused): {body}",
+                status=status,
                 json_body=is_json,
             )
         if status == 429:
             raise ProviderError(
-                self.provider, "HTTP 429 (rate limited)",
-                retry_after_s=_retry_after_s(response), retryable=True,
+                self.provider,
+                "HTTP 429 (rate limited)",
+                retry_after_s=_retry_after_s(response),
+                retryable=True,
             )
         if status >= 400:
             body, _ = _error_excerpt(response)
             raise ProviderError(
-                self.provider, f"HTTP {status}: {body}", retryable=status in RETRYABLE_STATUSES,
+                self.provider,
+                f"HTTP {status}: {body}",
+                retryable=status in RETRYABLE_STATUSES,
                 retry_after_s=_retry_after_s(response) if status == 503 else None,
             )
         if status == 204 or not response.content:
@@ -182,8 +217,8 @@ class JsonHttpClient:
             return json.loads(response.content)
         except ValueError as error:
             raise ProviderError(
-                self.provider, f"malformed JSON (HTTP {status}, {len(response.content)} bytes): "
-                f"{error}",
+                self.provider,
+                f"malformed JSON (HTTP {status}, {len(response.content)} bytes): {error}",
             ) from error
 
 
@@ -194,8 +229,11 @@ def _error_excerpt(response: requests.Response) -> tuple[str, bool]:
     except ValueError:
         return response.text[:MAX_ERROR_EXCERPT_CHARS].strip() or response.reason or "", False
     if isinstance(body, Mapping):
-        parts = [str(body[key]) for key in ("error", "message", "msg", "title", "detail")
-                 if key in body and body[key] not in (None, "")]
+        parts = [
+            str(body[key])
+            for key in ("error", "message", "msg", "title", "detail")
+            if key in body and body[key] not in (None, "")
+        ]
         if parts:
             return "; ".join(parts)[:MAX_ERROR_EXCERPT_CHARS], True
     return json.dumps(body)[:MAX_ERROR_EXCERPT_CHARS], True

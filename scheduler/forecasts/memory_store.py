@@ -23,14 +23,19 @@ class MemoryForecastStore:
             self._series.setdefault(forecast.zone, []).append(forecast)
 
     def latest_forecast(
-        self, zone: str, as_of: datetime, kind: SeriesKind = SeriesKind.FORECAST,
+        self,
+        zone: str,
+        as_of: datetime,
+        kind: SeriesKind = SeriesKind.FORECAST,
     ) -> Forecast | None:
         """The series of ``kind`` with the greatest ``issued_at <= as_of`` (the later appended
         on a tie)."""
         best: Forecast | None = None
         for series in self._snapshot(zone):
-            if series.kind is kind and series.issued_at <= as_of and (
-                best is None or series.issued_at >= best.issued_at
+            if (
+                series.kind is kind
+                and series.issued_at <= as_of
+                and (best is None or series.issued_at >= best.issued_at)
             ):
                 best = series
         return best
@@ -44,22 +49,29 @@ class MemoryForecastStore:
         )
         merged: dict[datetime, float] = {}
         for series in chosen:
-            merged.update((p.valid_at, p.g_per_kwh) for p in series.points
-                          if start <= p.valid_at < end)
+            merged.update(
+                (p.valid_at, p.g_per_kwh) for p in series.points if start <= p.valid_at < end
+            )
         if not merged:
             return None
         latest = chosen[-1]
         return Forecast(
-            zone=zone, provider=latest.provider, kind=SeriesKind.ACTUAL,
-            issued_at=latest.issued_at, resolution_s=min(s.resolution_s for s in chosen),
+            zone=zone,
+            provider=latest.provider,
+            kind=SeriesKind.ACTUAL,
+            issued_at=latest.issued_at,
+            resolution_s=min(s.resolution_s for s in chosen),
             signal=latest.signal,
             points=tuple(IntensityPoint(valid_at=t, g_per_kwh=merged[t]) for t in sorted(merged)),
         )
 
     def forecasts_between(self, zone: str, start: datetime, end: datetime) -> list[Forecast]:
         """Forecasts (not actuals) issued in ``[start, end)``, oldest first."""
-        found = [s for s in self._snapshot(zone)
-                 if s.kind is SeriesKind.FORECAST and start <= s.issued_at < end]
+        found = [
+            s
+            for s in self._snapshot(zone)
+            if s.kind is SeriesKind.FORECAST and start <= s.issued_at < end
+        ]
         return sorted(found, key=lambda s: s.issued_at)
 
     def prune_forecasts(self, before: datetime) -> int:

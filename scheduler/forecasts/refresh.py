@@ -38,6 +38,8 @@ from scheduler.ports import Clock, ForecastProvider, ForecastStore
 logger = logging.getLogger(__name__)
 
 DEFAULT_REFRESH_INTERVAL_S = 900.0
+# A region's provider and zone, optionally with its refresh interval in seconds.
+RefreshTarget = tuple[ForecastProvider, str] | tuple[ForecastProvider, str, float]
 DEFAULT_ACTUALS_WINDOW_S = 24 * 3600.0
 
 
@@ -119,26 +121,36 @@ class ForecastRefresher:
     """Keeps the forecast store filled for a set of regions. Thread-safe; never raises for
     provider faults (a store failure does propagate).
 
-    ``providers`` maps a region name to its provider and zone. Regions sharing one provider
-    object and zone are fetched once. ``rate_limits`` is keyed by provider name (defaults:
+    ``providers`` maps a region name to ``(provider, zone)`` or ``(provider, zone,
+    refresh_interval_s)``; an interval given there wins over ``refresh_intervals_s``, and
+    regions with neither use ``default_interval_s``. Regions sharing one provider object and
+    zone are fetched once. ``rate_limits`` is keyed by provider name (defaults:
     :data:`DEFAULT_RATE_LIMITS`); a call that cannot get a token within ``rate_limit_wait_s``
     is deferred. ``actuals_window_s`` bounds how far back actuals are fetched.
     """
 
     def __init__(
-        self, providers: Mapping[str, tuple[ForecastProvider, str]], store: ForecastStore,
-        clock: Clock, *, refresh_intervals_s: Mapping[str, float] | None = None,
+        self,
+        providers: Mapping[str, RefreshTarget],
+        store: ForecastStore,
+        clock: Clock,
+        *,
+        refresh_intervals_s: Mapping[str, float] | None = None,
         default_interval_s: float = DEFAULT_REFRESH_INTERVAL_S,
-        rate_limits: Mapping[str, RateLimit] | None = None, max_workers: int = 8,
-        actuals_window_s: float = DEFAULT_ACTUALS_WINDOW_S, backoff: BackoffPolicy | None = None,
-        rate_limit_wait_s: float = 5.0, rng: random.Random | None = None,
+        rate_limits: Mapping[str, RateLimit] | None = None,
+        max_workers: int = 8,
+        actuals_window_s: float = DEFAULT_ACTUALS_WINDOW_S,
+        backoff: BackoffPolicy | None = None,
+        rate_limit_wait_s: float = 5.0,
+        rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._providers = dict(providers)
+        self._providers = {name: (t[0], t[1]) for name, t in providers.items()}
         self._store = store
         self._clock = clock
         self._intervals_s = dict(refresh_intervals_s or {})
+        self._intervals_s.update({n: t[2] for n, t in providers.items() if len(t) == 3})
         self._default_interval_s = default_interval_s
         self._max_workers = max(1, max_workers)
         self._actuals_window_s = actuals_window_s
@@ -168,7 +180,10 @@ class ForecastRefresher:
             return dict(self._last)
 
     def refresh(
-        self, now: datetime | None = None, regions: Collection[str] | None = None, *,
+        self,
+        now: datetime | None = None,
+        regions: Collection[str] | None = None,
+        *,
         force: bool = False,
     ) -> RefreshResult:
         """Refresh ``regions`` (all when None) as of ``now`` (the clock's when None).
@@ -190,12 +205,17 @@ class ForecastRefresher:
         with self._lock:
             self._last.update(outcomes)
         return RefreshResult(
-            at=now, regions=outcomes, calls=sum(f.calls for f in fetches),
+            at=now,
+            regions=outcomes,
+            calls=sum(f.calls for f in fetches),
             elapsed_s=time.perf_counter() - started_s,
         )
 
     def _plan(
-        self, now: datetime, names: list[str], force: bool,
+        self,
+        now: datetime,
+        names: list[str],
+        force: bool,
     ) -> tuple[dict[str, RegionRefresh], list[_Fetch]]:
         groups: dict[tuple[int, str], list[str]] = {}
         for name in names:
@@ -207,24 +227,42 @@ class ForecastRefresher:
             provider, zone = self._providers[members[0]]
             state = self._states.setdefault(key, _ZoneState())
             if state.next_attempt_at is not None and now < state.next_attempt_at:
-                outcomes.update(self._outcomes(members, zone, provider, RefreshStatus.BACKOFF,
-                                               message=state.last_error, state=state))
+                outcomes.update(
+                    self._outcomes(
+                        members,
+                        zone,
+                        provider,
+                        RefreshStatus.BACKOFF,
+                        message=state.last_error,
+                        state=state,
+                    )
+                )
                 continue
             latest = self._store.latest_forecast(zone, now)
             interval_s = min(self.interval_s(m) for m in members)
             known = [t for t in (latest.issued_at if latest else None, state.fetched_at) if t]
             fresh_since = max(known, default=None)
             if not force and fresh_since is not None and _age_s(fresh_since, now) < interval_s:
-                outcomes.update(self._outcomes(
-                    members, zone, provider, RefreshStatus.SKIPPED, forecast=latest,
-                    next_attempt_at=fresh_since + timedelta(seconds=interval_s),
-                ))
+                outcomes.update(
+                    self._outcomes(
+                        members,
+                        zone,
+                        provider,
+                        RefreshStatus.SKIPPED,
+                        forecast=latest,
+                        next_attempt_at=fresh_since + timedelta(seconds=interval_s),
+                    )
+                )
                 continue
-            fetches.append(_Fetch(
-                provider=provider, zone=zone, regions=members,
-                actuals_start=self._actuals_start(zone, now),
-                stored_issued_at=latest.issued_at if latest else None,
-            ))
+            fetches.append(
+                _Fetch(
+                    provider=provider,
+                    zone=zone,
+                    regions=members,
+                    actuals_start=self._actuals_start(zone, now),
+                    stored_issued_at=latest.issued_at if latest else None,
+                )
+            )
         return outcomes, fetches
 
     def _actuals_start(self, zone: str, now: datetime) -> datetime | None:
@@ -258,8 +296,9 @@ class ForecastRefresher:
             return  # the provider is struggling: do not pile more calls on it
         start = fetch.actuals_start
         try:
-            fetch.actuals = self._call(fetch, lambda: fetch.provider.actuals(fetch.zone, start,
-                                                                             now))
+            fetch.actuals = self._call(
+                fetch, lambda: fetch.provider.actuals(fetch.zone, start, now)
+            )
             if fetch.actuals is None:
                 fetch.actuals_error = "deferred by the rate limit"
         except ProviderError as error:
@@ -290,14 +329,28 @@ class ForecastRefresher:
             delay_s = self._backoff.delay_s(state.failures, fetch.error, self._rng)
             state.next_attempt_at = now + timedelta(seconds=delay_s)
             state.last_error = str(fetch.error)
-            logger.warning("forecast refresh for %s failed (%d in a row): %s; next try at %s",
-                           fetch.zone, state.failures, fetch.error, state.next_attempt_at)
-            return self._outcomes(fetch.regions, fetch.zone, fetch.provider, RefreshStatus.ERROR,
-                                  message=state.last_error, state=state,
-                                  actual_points=actual_points)
+            logger.warning(
+                "forecast refresh for %s failed (%d in a row): %s; next try at %s",
+                fetch.zone,
+                state.failures,
+                fetch.error,
+                state.next_attempt_at,
+            )
+            return self._outcomes(
+                fetch.regions,
+                fetch.zone,
+                fetch.provider,
+                RefreshStatus.ERROR,
+                message=state.last_error,
+                state=state,
+                actual_points=actual_points,
+            )
         if fetch.forecast is None:
             return self._outcomes(
-                fetch.regions, fetch.zone, fetch.provider, RefreshStatus.RATE_LIMITED,
+                fetch.regions,
+                fetch.zone,
+                fetch.provider,
+                RefreshStatus.RATE_LIMITED,
                 message=f"rate limit: next call allowed in {fetch.wait_s:.2f}s",
                 next_attempt_at=now + timedelta(seconds=fetch.wait_s),
             )
@@ -306,25 +359,43 @@ class ForecastRefresher:
         state.failures, state.next_attempt_at, state.last_error = 0, None, None
         state.fetched_at = now
         return self._outcomes(
-            fetch.regions, fetch.zone, fetch.provider, RefreshStatus.OK,
+            fetch.regions,
+            fetch.zone,
+            fetch.provider,
+            RefreshStatus.OK,
             message=f"actuals: {fetch.actuals_error}" if fetch.actuals_error else None,
-            forecast=fetch.forecast, actual_points=actual_points,
+            forecast=fetch.forecast,
+            actual_points=actual_points,
         )
 
     @staticmethod
     def _outcomes(
-        regions: list[str], zone: str, provider: ForecastProvider, status: RefreshStatus, *,
-        message: str | None = None, state: _ZoneState | None = None,
-        forecast: Forecast | None = None, next_attempt_at: datetime | None = None,
+        regions: list[str],
+        zone: str,
+        provider: ForecastProvider,
+        status: RefreshStatus,
+        *,
+        message: str | None = None,
+        state: _ZoneState | None = None,
+        forecast: Forecast | None = None,
+        next_attempt_at: datetime | None = None,
         actual_points: int = 0,
     ) -> dict[str, RegionRefresh]:
-        return {name: RegionRefresh(
-            region=name, zone=zone, provider=provider.name, status=status, message=message,
-            next_attempt_at=state.next_attempt_at if state else next_attempt_at,
-            forecast_issued_at=forecast.issued_at if forecast else None,
-            forecast_end=forecast.end if forecast else None,
-            actual_points=actual_points, failures=state.failures if state else 0,
-        ) for name in regions}
+        return {
+            name: RegionRefresh(
+                region=name,
+                zone=zone,
+                provider=provider.name,
+                status=status,
+                message=message,
+                next_attempt_at=state.next_attempt_at if state else next_attempt_at,
+                forecast_issued_at=forecast.issued_at if forecast else None,
+                forecast_end=forecast.end if forecast else None,
+                actual_points=actual_points,
+                failures=state.failures if state else 0,
+            )
+            for name in regions
+        }
 
 
 def _age_s(since: datetime, now: datetime) -> float:

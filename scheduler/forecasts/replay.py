@@ -48,8 +48,7 @@ def trace_path(zone: str, traces_dir: Path | None = None) -> Path:
         return directory / bundled
     candidates = sorted(directory.glob(f"{zone}_*.csv")) + sorted(directory.glob(f"{zone}.csv"))
     if not candidates:
-        raise ProviderError(PROVIDER, f"no trace for zone {zone!r} in {directory}",
-                            retryable=False)
+        raise ProviderError(PROVIDER, f"no trace for zone {zone!r} in {directory}", retryable=False)
     return candidates[0]
 
 
@@ -87,8 +86,9 @@ def _grid(trace: Forecast) -> _Grid:
         raise ConfigError(f"trace for zone {trace.zone!r} is empty")
     origin = trace.points[0].valid_at
     step_s = trace.resolution_s
-    offsets = np.array([(p.valid_at - origin).total_seconds() // step_s for p in trace.points],
-                       dtype=np.int64)
+    offsets = np.array(
+        [(p.valid_at - origin).total_seconds() // step_s for p in trace.points], dtype=np.int64
+    )
     raw = np.array([p.g_per_kwh for p in trace.points], dtype=np.float64)
     source = np.full(int(offsets[-1]) + 1, -1, dtype=np.int64)
     source[offsets] = np.arange(len(offsets))
@@ -109,8 +109,13 @@ class ReplayProvider:
     name = PROVIDER
 
     def __init__(
-        self, trace_start: datetime, anchor: datetime, horizon_h: float = 48.0,
-        error_per_day: float = 0.08, seed: int = 0, traces_dir: Path | None = None,
+        self,
+        trace_start: datetime,
+        anchor: datetime,
+        horizon_h: float = 48.0,
+        error_per_day: float = 0.08,
+        seed: int = 0,
+        traces_dir: Path | None = None,
     ) -> None:
         if trace_start.tzinfo is None or anchor.tzinfo is None:
             raise ConfigError("replay trace_start and anchor must be timezone-aware")
@@ -134,15 +139,19 @@ class ReplayProvider:
     def forecast(self, zone: str, now: datetime) -> Forecast:
         grid = self._grid(zone)
         first = self._slot(grid, now)
-        last = math.ceil(self._offset_s(grid, now + timedelta(seconds=self.horizon_s))
-                         / grid.step_s)
+        last = math.ceil(
+            self._offset_s(grid, now + timedelta(seconds=self.horizon_s)) / grid.step_s
+        )
         slots = np.arange(first, max(last, first + 1), dtype=np.int64)
         starts = [self._time_of(grid, int(k)) for k in slots]
         lead_s = np.array([max(0.0, (t - now).total_seconds()) for t in starts])
         sigma = self.error_per_day * (lead_s / S_PER_DAY) * grid.mean_g_per_kwh
         noise = self._rng(zone, now).standard_normal(len(slots)) * sigma
-        values = np.clip(grid.values[slots % len(grid.values)] + noise,
-                         MIN_PLAUSIBLE_G_PER_KWH, MAX_PLAUSIBLE_G_PER_KWH)
+        values = np.clip(
+            grid.values[slots % len(grid.values)] + noise,
+            MIN_PLAUSIBLE_G_PER_KWH,
+            MAX_PLAUSIBLE_G_PER_KWH,
+        )
         return self._series(zone, SeriesKind.FORECAST, now, grid, starts, values)
 
     def actuals(self, zone: str, start: datetime, end: datetime) -> Forecast:
@@ -176,8 +185,9 @@ class ReplayProvider:
 
     def _time_of(self, grid: _Grid, slot: int) -> datetime:
         """Scheduler time at which unwrapped trace slot ``slot`` begins."""
-        return self.anchor + (grid.origin + timedelta(seconds=slot * grid.step_s)
-                              - self.trace_start)
+        return self.anchor + (
+            grid.origin + timedelta(seconds=slot * grid.step_s) - self.trace_start
+        )
 
     def _rng(self, zone: str, issued_at: datetime) -> np.random.Generator:
         micros = round(issued_at.timestamp() * 1_000_000)
@@ -186,12 +196,21 @@ class ReplayProvider:
 
     @staticmethod
     def _series(
-        zone: str, kind: SeriesKind, issued_at: datetime, grid: _Grid, starts: list[datetime],
+        zone: str,
+        kind: SeriesKind,
+        issued_at: datetime,
+        grid: _Grid,
+        starts: list[datetime],
         values: npt.NDArray[np.float64],
     ) -> Forecast:
         return Forecast(
-            zone=zone, provider=PROVIDER, kind=kind, issued_at=issued_at,
+            zone=zone,
+            provider=PROVIDER,
+            kind=kind,
+            issued_at=issued_at,
             resolution_s=grid.step_s,
-            points=tuple(IntensityPoint(valid_at=t, g_per_kwh=float(v))
-                         for t, v in zip(starts, values, strict=True)),
+            points=tuple(
+                IntensityPoint(valid_at=t, g_per_kwh=float(v))
+                for t, v in zip(starts, values, strict=True)
+            ),
         )

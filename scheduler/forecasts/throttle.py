@@ -37,7 +37,10 @@ class TokenBucket:
     """A thread-safe token bucket. ``monotonic`` and ``sleep`` are injectable for tests."""
 
     def __init__(
-        self, limit: RateLimit, *, monotonic: Callable[[], float] = time.monotonic,
+        self,
+        limit: RateLimit,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.limit = limit

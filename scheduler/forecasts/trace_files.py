@@ -111,17 +111,28 @@ def _column(table: _Table, name: str) -> int:
 
 
 def _series(
-    table: _Table, *, zone: str, provider: str, kind: SeriesKind,
-    points: Iterable[tuple[datetime, float]], signal: Signal = Signal.AVERAGE,
-    issued_at: datetime | None = None, resolution_s: float | None = None,
+    table: _Table,
+    *,
+    zone: str,
+    provider: str,
+    kind: SeriesKind,
+    points: Iterable[tuple[datetime, float]],
+    signal: Signal = Signal.AVERAGE,
+    issued_at: datetime | None = None,
+    resolution_s: float | None = None,
 ) -> Forecast:
     pairs = sorted(points)
     if not pairs:
         raise ConfigError(f"trace {table.path} has no data rows")
     try:
         series = build_series(
-            provider=provider, zone=zone, kind=kind, signal=signal, resolution_s=resolution_s,
-            issued_at=issued_at or pairs[-1][0], points=pairs,
+            provider=provider,
+            zone=zone,
+            kind=kind,
+            signal=signal,
+            resolution_s=resolution_s,
+            issued_at=issued_at or pairs[-1][0],
+            points=pairs,
         )
     except ProviderError as error:
         raise ConfigError(f"trace {table.path}: {error.message}") from error
@@ -145,8 +156,13 @@ def _regularise(series: Forecast) -> Forecast:
     if len(filled) == len(series.points):
         return series
     return Forecast(
-        zone=series.zone, provider=series.provider, kind=series.kind, issued_at=series.issued_at,
-        resolution_s=series.resolution_s, points=tuple(filled), signal=series.signal,
+        zone=series.zone,
+        provider=series.provider,
+        kind=series.kind,
+        issued_at=series.issued_at,
+        resolution_s=series.resolution_s,
+        points=tuple(filled),
+        signal=series.signal,
     )
 
 
@@ -157,7 +173,10 @@ def _em_portal(table: _Table, zone: str | None) -> Forecast:
         zone = table.rows[0][table.header.index("Zone Id")]
     zone = zone or table.path.stem.split("_")[0]
     return _series(
-        table, zone=zone, provider="electricitymaps", kind=SeriesKind.ACTUAL,
+        table,
+        zone=zone,
+        provider="electricitymaps",
+        kind=SeriesKind.ACTUAL,
         points=((_time(table, r[when]), _number(table, r[value])) for r in table.rows),
     )
 
@@ -165,7 +184,9 @@ def _em_portal(table: _Table, zone: str | None) -> Forecast:
 def _lets_wait_awhile(table: _Table, zone: str | None) -> Forecast:
     stem = table.path.stem.removesuffix("_ci")
     return _series(
-        table, zone=zone or LWA_ZONES.get(stem, stem.upper()), provider="lets-wait-awhile",
+        table,
+        zone=zone or LWA_ZONES.get(stem, stem.upper()),
+        provider="lets-wait-awhile",
         kind=SeriesKind.ACTUAL,
         points=((_time(table, r[0]), _number(table, r[1])) for r in table.rows),
     )
@@ -173,8 +194,11 @@ def _lets_wait_awhile(table: _Table, zone: str | None) -> Forecast:
 
 def _vessim_actual(table: _Table, zone: str | None) -> Forecast:
     return _series(
-        table, zone=zone or table.header[1].upper(), provider="watttime",
-        kind=SeriesKind.ACTUAL, signal=Signal.MARGINAL,
+        table,
+        zone=zone or table.header[1].upper(),
+        provider="watttime",
+        kind=SeriesKind.ACTUAL,
+        signal=Signal.MARGINAL,
         points=((_time(table, r[0]), _number(table, r[1])) for r in table.rows),
     )
 
@@ -186,7 +210,10 @@ def _carboncast_zone(table: _Table, zone: str | None) -> str:
 
 def _carboncast_actual(table: _Table, zone: str | None) -> Forecast:
     return _series(
-        table, zone=_carboncast_zone(table, zone), provider="carboncast", kind=SeriesKind.ACTUAL,
+        table,
+        zone=_carboncast_zone(table, zone),
+        provider="carboncast",
+        kind=SeriesKind.ACTUAL,
         points=((_time(table, r[0]), _number(table, r[1])) for r in table.rows),
     )
 
@@ -212,7 +239,9 @@ def load_carbon_trace(path: Path, *, zone: str | None = None) -> Forecast:
 
 
 def load_forecast_trace(
-    path: Path, *, zone: str | None = None,
+    path: Path,
+    *,
+    zone: str | None = None,
     carboncast_issue_every_s: float = CARBONCAST_ISSUE_EVERY_S,
     carboncast_horizon_s: float = CARBONCAST_HORIZON_S,
 ) -> list[Forecast]:
@@ -240,18 +269,30 @@ def _vessim_forecasts(table: _Table, zone: str | None) -> list[Forecast]:
         groups.setdefault(issued, []).append((_time(table, row[1]), _number(table, row[2])))
     steps_s = [
         (b[0] - a[0]).total_seconds()
-        for points in groups.values() for a, b in itertools.pairwise(points)
+        for points in groups.values()
+        for a, b in itertools.pairwise(points)
     ]
     step_s = min((s for s in steps_s if s > 0), default=None)
     return [
-        _series(table, zone=zone, provider="watttime", kind=SeriesKind.FORECAST,
-                signal=Signal.MARGINAL, issued_at=issued, points=points, resolution_s=step_s)
+        _series(
+            table,
+            zone=zone,
+            provider="watttime",
+            kind=SeriesKind.FORECAST,
+            signal=Signal.MARGINAL,
+            issued_at=issued,
+            points=points,
+            resolution_s=step_s,
+        )
         for issued, points in sorted(groups.items())
     ]
 
 
 def _carboncast_forecasts(
-    table: _Table, zone: str | None, issue_every_s: float, horizon_s: float,
+    table: _Table,
+    zone: str | None,
+    issue_every_s: float,
+    horizon_s: float,
 ) -> list[Forecast]:
     if issue_every_s <= 0 or horizon_s <= 0:
         raise ConfigError("CarbonCast issue period and horizon must be positive")
@@ -269,9 +310,16 @@ def _carboncast_forecasts(
         lo = bisect.bisect_left(times, issued)
         hi = bisect.bisect_left(times, issued + horizon)
         if hi > lo:
-            forecasts.append(_series(
-                table, zone=zone, provider="carboncast", kind=SeriesKind.FORECAST,
-                issued_at=issued, points=rows[lo:hi], resolution_s=step_s,
-            ))
+            forecasts.append(
+                _series(
+                    table,
+                    zone=zone,
+                    provider="carboncast",
+                    kind=SeriesKind.FORECAST,
+                    issued_at=issued,
+                    points=rows[lo:hi],
+                    resolution_s=step_s,
+                )
+            )
         issued += every
     return forecasts

@@ -59,7 +59,9 @@ def region_id(zone: str) -> int | None:
     if zone.startswith(REGIONAL_PREFIX) and suffix.isdigit() and int(suffix) in REGION_IDS:
         return int(suffix)
     raise ProviderError(
-        PROVIDER, f"unknown zone {zone!r}: use 'GB' or 'GB-<1..18>'", retryable=False,
+        PROVIDER,
+        f"unknown zone {zone!r}: use 'GB' or 'GB-<1..18>'",
+        retryable=False,
     )
 
 
@@ -67,7 +69,10 @@ class UkGridClient:
     """Raw endpoints of the Carbon Intensity API. Returns decoded JSON."""
 
     def __init__(
-        self, base_url: str = DEFAULT_BASE_URL, *, http_settings: HttpSettings | None = None,
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        http_settings: HttpSettings | None = None,
     ) -> None:
         self.http = JsonHttpClient(PROVIDER, base_url, settings=http_settings)
 
@@ -92,7 +97,10 @@ class UkGridProvider:
     name = PROVIDER
 
     def __init__(
-        self, client: UkGridClient, *, horizon_s: float = FORWARD_HORIZON_S,
+        self,
+        client: UkGridClient,
+        *,
+        horizon_s: float = FORWARD_HORIZON_S,
         min_horizon_s: float = DEFAULT_MIN_HORIZON_S,
     ) -> None:
         self.client = client
@@ -107,8 +115,12 @@ class UkGridProvider:
         else:
             slots = _regional_slots(self.client.regional_forward(start, region), region)
         series = build_series(
-            provider=PROVIDER, zone=zone, kind=SeriesKind.FORECAST, issued_at=now,
-            points=_values(slots, "forecast"), resolution_s=HALF_HOUR_S,
+            provider=PROVIDER,
+            zone=zone,
+            kind=SeriesKind.FORECAST,
+            issued_at=now,
+            points=_values(slots, "forecast"),
+            resolution_s=HALF_HOUR_S,
         )
         return trim_forecast(series, now, self.horizon_s, self.min_horizon_s)
 
@@ -126,7 +138,11 @@ class UkGridProvider:
                 found.extend(_values(_regional_slots(body, region), "forecast"))
             chunk_start = chunk_end
         series = build_series(
-            provider=PROVIDER, zone=zone, kind=SeriesKind.ACTUAL, issued_at=end, points=found,
+            provider=PROVIDER,
+            zone=zone,
+            kind=SeriesKind.ACTUAL,
+            issued_at=end,
+            points=found,
             resolution_s=HALF_HOUR_S,
         )
         return trim_actuals(series, start, end)

@@ -72,8 +72,13 @@ def json_array(provider: str, obj: object, key: str | None = None) -> Sequence[A
 
 
 def build_series(
-    *, provider: str, zone: str, kind: SeriesKind, issued_at: datetime,
-    points: Iterable[tuple[datetime, float]], resolution_s: float | None = None,
+    *,
+    provider: str,
+    zone: str,
+    kind: SeriesKind,
+    issued_at: datetime,
+    points: Iterable[tuple[datetime, float]],
+    resolution_s: float | None = None,
     signal: Signal = Signal.AVERAGE,
 ) -> Forecast:
     """A validated series from ``(valid_at, g_per_kwh)`` pairs in any order.
@@ -88,7 +93,8 @@ def build_series(
             MIN_PLAUSIBLE_G_PER_KWH <= g_per_kwh <= MAX_PLAUSIBLE_G_PER_KWH
         ):
             raise ProviderError(
-                provider, f"implausible intensity {g_per_kwh!r} g/kWh at {valid_at.isoformat()} "
+                provider,
+                f"implausible intensity {g_per_kwh!r} g/kWh at {valid_at.isoformat()} "
                 f"for zone {zone!r} (allowed {MIN_PLAUSIBLE_G_PER_KWH}-{MAX_PLAUSIBLE_G_PER_KWH})",
             )
         by_time[valid_at.astimezone(UTC)] = g_per_kwh
@@ -97,8 +103,12 @@ def build_series(
     times = sorted(by_time)
     step_s = _resolution_s(provider, times, resolution_s)
     return Forecast(
-        zone=zone, provider=provider, kind=kind, issued_at=issued_at.astimezone(UTC),
-        resolution_s=step_s, signal=signal,
+        zone=zone,
+        provider=provider,
+        kind=kind,
+        issued_at=issued_at.astimezone(UTC),
+        resolution_s=step_s,
+        signal=signal,
         points=tuple(IntensityPoint(valid_at=t, g_per_kwh=by_time[t]) for t in times),
     )
 
@@ -113,7 +123,9 @@ def _resolution_s(provider: str, times: Sequence[datetime], stated_s: float | No
 
 
 def trim_forecast(
-    series: Forecast, now: datetime, horizon_s: float,
+    series: Forecast,
+    now: datetime,
+    horizon_s: float,
     min_horizon_s: float = DEFAULT_MIN_HORIZON_S,
 ) -> Forecast:
     """Keep the points whose slot overlaps ``[now, now + horizon_s)``.
@@ -129,7 +141,8 @@ def trim_forecast(
     needed_s = min(min_horizon_s, horizon_s)
     if reach_s < needed_s:
         raise ProviderError(
-            series.provider, f"forecast for zone {series.zone!r} reaches {reach_s / 3600:.2f} h "
+            series.provider,
+            f"forecast for zone {series.zone!r} reaches {reach_s / 3600:.2f} h "
             f"past {now.isoformat()}, need at least {needed_s / 3600:.2f} h",
         )
     return replace(series, points=kept)
@@ -142,8 +155,8 @@ def trim_actuals(series: Forecast, start: datetime, end: datetime) -> Forecast:
     kept = tuple(p for p in series.points if p.valid_at + step > start and p.valid_at < end)
     if not kept:
         raise ProviderError(
-            series.provider, f"no actuals for zone {series.zone!r} in "
-            f"[{start.isoformat()}, {end.isoformat()})",
+            series.provider,
+            f"no actuals for zone {series.zone!r} in [{start.isoformat()}, {end.isoformat()})",
         )
     return replace(series, points=kept)
 

@@ -65,7 +65,11 @@ class WattTimeClient:
     """
 
     def __init__(
-        self, username: str, password: str, base_url: str = DEFAULT_BASE_URL, *,
+        self,
+        username: str,
+        password: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
         http_settings: HttpSettings | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         token_lifetime_s: float = TOKEN_LIFETIME_S,
@@ -114,14 +118,25 @@ class WattTimeClient:
         return self.http.get_json(path, params=params, headers=_bearer(self.token()))
 
     def forecast(self, region: str, signal_type: str, horizon_hours: int) -> Any:
-        return self.get("v3/forecast", {
-            "region": region, "signal_type": signal_type, "horizon_hours": str(horizon_hours),
-        })
+        return self.get(
+            "v3/forecast",
+            {
+                "region": region,
+                "signal_type": signal_type,
+                "horizon_hours": str(horizon_hours),
+            },
+        )
 
     def historical(self, region: str, signal_type: str, start: datetime, end: datetime) -> Any:
-        return self.get("v3/historical", {
-            "region": region, "signal_type": signal_type, "start": _iso(start), "end": _iso(end),
-        })
+        return self.get(
+            "v3/historical",
+            {
+                "region": region,
+                "signal_type": signal_type,
+                "start": _iso(start),
+                "end": _iso(end),
+            },
+        )
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -138,12 +153,17 @@ class WattTimeProvider:
     name = PROVIDER
 
     def __init__(
-        self, client: WattTimeClient, *, signal_type: str = "co2_moer",
-        horizon_s: float = DEFAULT_HORIZON_S, min_horizon_s: float = DEFAULT_MIN_HORIZON_S,
+        self,
+        client: WattTimeClient,
+        *,
+        signal_type: str = "co2_moer",
+        horizon_s: float = DEFAULT_HORIZON_S,
+        min_horizon_s: float = DEFAULT_MIN_HORIZON_S,
     ) -> None:
         if signal_type not in SIGNAL_TYPES:
-            raise ConfigError(f"WattTime signal_type {signal_type!r} is not one of "
-                              f"{sorted(SIGNAL_TYPES)}")
+            raise ConfigError(
+                f"WattTime signal_type {signal_type!r} is not one of {sorted(SIGNAL_TYPES)}"
+            )
         self.client = client
         self.signal_type = signal_type
         self.signal = SIGNAL_TYPES[signal_type]
@@ -156,7 +176,10 @@ class WattTimeProvider:
         meta = self._meta(body, zone)
         generated = meta.get("generated_at")
         series = build_series(
-            provider=PROVIDER, zone=zone, kind=SeriesKind.FORECAST, signal=self.signal,
+            provider=PROVIDER,
+            zone=zone,
+            kind=SeriesKind.FORECAST,
+            signal=self.signal,
             issued_at=clamp_issued_at(parse_time(PROVIDER, generated) if generated else None, now),
             points=_points(json_array(PROVIDER, body, "data"), _unit_factor(meta)),
             resolution_s=_period_s(meta),
@@ -175,8 +198,13 @@ class WattTimeProvider:
             found.extend(_points(json_array(PROVIDER, body, "data"), _unit_factor(meta)))
             chunk_start = chunk_end
         series = build_series(
-            provider=PROVIDER, zone=zone, kind=SeriesKind.ACTUAL, signal=self.signal,
-            issued_at=end, points=found, resolution_s=period_s,
+            provider=PROVIDER,
+            zone=zone,
+            kind=SeriesKind.ACTUAL,
+            signal=self.signal,
+            issued_at=end,
+            points=found,
+            resolution_s=period_s,
         )
         return trim_actuals(series, start, end)
 

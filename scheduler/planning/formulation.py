@@ -59,10 +59,12 @@ def enumerate_candidates(placer: Placer, jobs: Sequence[int]) -> CandidateSet:
 
 @dataclass(frozen=True, slots=True)
 class Formulation:
-    """``min score @ x`` s.t. ``assign @ x == 1`` and ``capacity @ x <= free``."""
+    """``min score @ x`` s.t. ``assign @ x == 1`` and ``capacity @ x <= free``; capacity row
+    ``i`` is the ledger cell ``cells[i]`` (``region * S + slot``)."""
 
     cands: CandidateSet
     jobs: IntArray
+    cells: IntArray
     assign: sparse.csr_matrix
     capacity: sparse.csr_matrix
     free: FloatArray
@@ -88,7 +90,7 @@ def formulate(cands: CandidateSet, gpus: IntArray, free: IntArray) -> Formulatio
     keep = binding[cell] & (weight > 0)
     cells, cell_row = np.unique(cell[keep], return_inverse=True)
     capacity = sparse.csr_matrix((weight[keep], (cell_row, col[keep])), shape=(len(cells), n))
-    return Formulation(cands=cands, jobs=jobs, assign=assign, capacity=capacity,
+    return Formulation(cands=cands, jobs=jobs, cells=cells, assign=assign, capacity=capacity,
                        free=np.maximum(free.ravel()[cells], 0).astype(np.float64))
 
 

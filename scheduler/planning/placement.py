@@ -39,6 +39,8 @@ class Assignment:
     late: dict[int, str] = field(default_factory=dict)
     notes: dict[int, str] = field(default_factory=dict)
     splits: dict[int, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    # Jobs that did not get their best candidate (capacity pushed them): what improvement tries.
+    displaced: set[int] = field(default_factory=set)
 
     @classmethod
     def empty(cls, n_jobs: int) -> Assignment:
@@ -48,7 +50,8 @@ class Assignment:
     def copy(self) -> Assignment:
         return Assignment(row=self.row.copy(), start_x=self.start_x.copy(),
                           score=self.score.copy(), late=dict(self.late),
-                          notes=dict(self.notes), splits=dict(self.splits))
+                          notes=dict(self.notes), splits=dict(self.splits),
+                          displaced=set(self.displaced))
 
     def objective(self) -> tuple[int, float]:
         """``(late jobs, total finite score)``: lower is better, lexicographically."""
@@ -83,33 +86,54 @@ class Placer:
     def candidates(self, j: int) -> Candidates:
         return candidates(j, self.table, self.books, self.current)
 
+    def windows(self, a: Assignment, j: int) -> tuple[tuple[float, float], ...]:
+        """The runs ``(x0, x1)`` job ``j`` holds in ``a``."""
+        split = a.splits.get(j)
+        if split:
+            return split
+        x = float(a.start_x[j])
+        return ((x, x + float(self.table.d[j])),)
+
     def commit(self, a: Assignment, j: int, row: int, x: float, score: float) -> None:
+        """Place job ``j`` as one run from ``x`` in ``row`` and take its GPUs."""
+        a.splits.pop(j, None)
         a.row[j], a.start_x[j], a.score[j] = row, x, score
+        self.retake(a, j)
+
+    def retake(self, a: Assignment, j: int) -> None:
+        row = int(a.row[j])
         if row >= 0:
-            self.ledger.take(row, x, float(self.table.d[j]), int(self.table.gpus[j]))
+            for x0, x1 in self.windows(a, j):
+                self.ledger.take(row, x0, x1 - x0, int(self.table.gpus[j]))
 
     def release(self, a: Assignment, j: int) -> None:
         row = int(a.row[j])
         if row >= 0:
-            self.ledger.release(row, float(a.start_x[j]), float(self.table.d[j]),
-                                int(self.table.gpus[j]))
+            for x0, x1 in self.windows(a, j):
+                self.ledger.release(row, x0, x1 - x0, int(self.table.gpus[j]))
 
-    def best_feasible(self, j: int, cands: Candidates) -> tuple[int, float, float] | None:
-        """``(row, start, score)`` of the best candidate with free GPUs, or None."""
+    def best_index(self, j: int, cands: Candidates) -> tuple[int, int, bool] | None:
+        """``(row index, start index, displaced)`` of the best candidate with free GPUs, or None;
+        ``displaced`` says capacity kept the job from its best candidate."""
         choice = pick(cands.score)
         if choice is None:
             return None
         i, w = choice
         d, gpus = float(self.table.d[j]), int(self.table.gpus[j])
-        row, x = int(cands.rows[i]), float(cands.starts_x[w])
-        if self.ledger.fits(row, x, d, gpus):
-            return row, x, float(cands.score[i, w])
+        if self.ledger.fits(int(cands.rows[i]), float(cands.starts_x[w]), d, gpus):
+            return i, w, False
         ok = self.ledger.feasible(cands.rows, cands.starts_x, d, gpus)
         choice = pick(np.where(ok, cands.score, np.inf))
-        if choice is None:
+        return None if choice is None else (*choice, True)
+
+    def best_feasible(self, j: int, cands: Candidates) -> tuple[int, float, float, bool] | None:
+        """``(row, start, score, displaced)`` of the best candidate with free GPUs, or None."""
+        found = self.best_index(j, cands)
+        if found is None:
             return None
-        i, w = choice
-        return int(cands.rows[i]), float(cands.starts_x[w]), float(cands.score[i, w])
+        i, w, displaced = found
+        return (int(cands.rows[i]), float(cands.starts_x[w]), float(cands.score[i, w]),
+                displaced)
 
     def place(self, a: Assignment, j: int) -> None:
         """Commit job ``j`` to its best feasible candidate, or as early as possible if none."""
@@ -120,7 +144,9 @@ class Placer:
         if found is None:
             self.place_late(a, j, cands)
             return
-        row, x, score = found
+        row, x, score, displaced = found
+        if displaced:
+            a.displaced.add(j)
         if len(cands.starts_x) == 1 and not self.table.deployment[j] and \
                 self.table.x_l[j] < math.floor(self.table.x_e[j]) + 1:
             a.notes[j] = FORCED_NOTE
@@ -169,6 +195,7 @@ class Placer:
             self.place_late(a, j, cands)
             return
         w = int(cols[0])
+        a.displaced.add(j)
         col = np.where(ok[:, w], cands.score[:, w], np.inf)
         i = int(np.argmin(col))
         self.commit(a, j, int(cands.rows[i]), float(cands.starts_x[w]),

@@ -52,10 +52,12 @@ def resample(
 ) -> FloatArray:
     """Resample a piecewise-constant series onto ``n_steps`` steps from ``grid_start_s``.
 
-    Raises ValueError when the grid reaches outside ``[times_s[0], end_s]``.
+    Raises ValueError when the grid reaches outside ``[times_s[0], end_s]`` (for ``sample``,
+    when a step starts outside it).
     """
     grid_end_s = grid_start_s + n_steps * step_s
-    if grid_start_s < times_s[0] or grid_end_s > end_s + 1e-6:
+    last_needed_s = grid_end_s - step_s + 1.0 if how is Resample.SAMPLE else grid_end_s
+    if grid_start_s < times_s[0] or last_needed_s > end_s + 1e-6:
         raise ValueError(
             f"carbon series covers {from_epoch_s(times_s[0])} to {from_epoch_s(end_s)}, "
             f"not {from_epoch_s(grid_start_s)} to {from_epoch_s(grid_end_s)}")

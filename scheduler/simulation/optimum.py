@@ -13,10 +13,10 @@ from dataclasses import replace
 
 from scheduler.domain import Policy, SeriesKind
 from scheduler.planning.optimum import solve_offline
-from scheduler.planning.snapshot import RegionState
-from scheduler.simulation.engine import JobRecord, PolicyRun, Run, simulate
-from scheduler.simulation.grid import from_epoch_s, grid_series
-from scheduler.simulation.scenario import Scenario, planning_job
+from scheduler.planning.snapshot import Decision, RegionState, Snapshot
+from scheduler.simulation.engine import JobRecord, PolicyRun, runs_following, simulate
+from scheduler.simulation.grid import epoch_s, from_epoch_s, grid_series
+from scheduler.simulation.scenario import Scenario, ScenarioView, planning_job
 
 OPTIMUM_LABEL = "optimum"
 
@@ -42,7 +42,7 @@ def optimum_run(
 def solve_offline_run(scenario: Scenario, time_limit_s: float) -> PolicyRun:
     """Every job of ``scenario`` placed by the exact offline solver on actual intensity."""
     grid = scenario.grid
-    jobs = [planning_job(j, now_s=j.arrival.timestamp(), remaining_s=j.duration_s,
+    jobs = [planning_job(j, now_s=epoch_s(j.arrival), remaining_s=j.duration_s,
                          policy=Policy.ORACLE, current=None) for j in scenario.jobs]
     total_gpus = max(sum(j.gpus for j in scenario.jobs), 1)
     regions = [RegionState(name=r.name, pue=r.pue, gpus=total_gpus if r.gpus is None else r.gpus)
@@ -53,12 +53,30 @@ def solve_offline_run(scenario: Scenario, time_limit_s: float) -> PolicyRun:
                  for r in scenario.regions}
     decision = solve_offline(jobs, regions, intensity, grid.step_s, time_limit_s,
                              start=from_epoch_s(grid.start_s))
+    return decision_run(scenario, decision, OPTIMUM_LABEL)
+
+
+def offline_snapshot(scenario: Scenario, policy: Policy) -> Snapshot:
+    """One snapshot holding every job of ``scenario`` at the first arrival, each free to start
+    from its own arrival: the whole run planned at once, on the scenario's forecasts."""
+    view = ScenarioView(scenario)
+    first = min(epoch_s(j.arrival) for j in scenario.jobs)
+    index = scenario.grid.index(first)
+    now_s = scenario.grid.time_s(index)
+    jobs = [planning_job(j, now_s=now_s, remaining_s=j.duration_s, policy=policy, current=None)
+            for j in scenario.jobs]
+    return view.snapshot(index, jobs, (), policy)
+
+
+def decision_run(scenario: Scenario, decision: Decision, label: str) -> PolicyRun:
+    """The runs a decision's plans give when every job runs its planned windows in full (no run
+    before its arrival, none past the grid)."""
     records = []
     for job in scenario.jobs:
         record = JobRecord(job=job, late=job.id in decision.late)
         plan = decision.plans.get(job.id)
         if plan is not None:
-            start = max(plan.start.timestamp(), job.arrival.timestamp())
-            record.runs.append(Run(plan.region, start, start + job.duration_s))
+            record.runs.extend(runs_following(plan, epoch_s(job.arrival), job.duration_s,
+                                              scenario.grid.end_s))
         records.append(record)
-    return PolicyRun(label=OPTIMUM_LABEL, records=tuple(records), cycles=1)
+    return PolicyRun(label=label, records=tuple(records), cycles=1)

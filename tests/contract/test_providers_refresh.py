@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler.config import RegionSettings, Settings
+from scheduler.config import ProviderName, RegionSettings, Settings
 from scheduler.domain import ConfigError, SeriesKind
 from scheduler.forecasts.cache import CachingProvider
 from scheduler.forecasts.electricitymaps import ElectricityMapsClient, ElectricityMapsProvider
@@ -27,11 +27,14 @@ from tests.fakes.provider_server import (
     Reply,
     Request,
     UkGridFake,
+    VendorFake,
     WattTimeFake,
 )
 
 NOW = datetime(2025, 3, 14, 3, 40, tzinfo=UTC)
-FAST = HttpSettings(read_timeout_s=0.5, attempts=2, backoff_s=0.01, max_backoff_s=0.02)
+FAST = HttpSettings(
+    connect_timeout_s=2.0, read_timeout_s=5.0, attempts=2, backoff_s=0.01, max_backoff_s=0.02
+)
 
 
 @pytest.fixture
@@ -45,7 +48,7 @@ def _settings(regions: list[RegionSettings]) -> Settings:
 
 
 def test_factory_builds_each_provider_from_settings_and_env(server: ProviderServer) -> None:
-    fakes = {
+    fakes: dict[ProviderName, VendorFake] = {
         "electricitymaps": ElectricityMapsFake(server, NOW),
         "watttime": WattTimeFake(server, NOW),
         "ukgrid": UkGridFake(server, NOW),
@@ -53,10 +56,14 @@ def test_factory_builds_each_provider_from_settings_and_env(server: ProviderServ
     }
     env = {"EM_KEY": "em-key", "WT_LOGIN": "freddo:the_frog"}
     regions = [
-        RegionSettings(name=name, grid_zone=fake.zone, provider=name, gpus=1,  # type: ignore[arg-type]
-                       base_url=fake.base_url,
-                       credentials_env={"electricitymaps": "EM_KEY", "watttime": "WT_LOGIN"}.get(
-                           name))
+        RegionSettings(
+            name=name,
+            grid_zone=fake.zone,
+            provider=name,
+            gpus=1,
+            base_url=fake.base_url,
+            credentials_env={"electricitymaps": "EM_KEY", "watttime": "WT_LOGIN"}.get(name),
+        )
         for name, fake in fakes.items()
     ]
     settings = _settings(regions)
@@ -68,9 +75,14 @@ def test_factory_builds_each_provider_from_settings_and_env(server: ProviderServ
         assert provider.name == region.provider
         assert forecast.zone == region.grid_zone
         assert forecast.points[0].g_per_kwh == pytest.approx(
-            fakes[region.provider].first_forecast_g_per_kwh)
-    assert {r.path.split("/")[1] for r in server.requests} >= {"v3", "login", "intensity",
-                                                                "emissions"}
+            fakes[region.provider].first_forecast_g_per_kwh
+        )
+    assert {r.path.split("/")[1] for r in server.requests} >= {
+        "v3",
+        "login",
+        "intensity",
+        "emissions",
+    }
 
 
 def test_factory_builds_replay_by_default() -> None:
@@ -84,19 +96,44 @@ def test_factory_builds_replay_by_default() -> None:
     assert provider.horizon_s == settings.replay.horizon_h * 3600
 
 
-@pytest.mark.parametrize(("region", "env", "message"), [
-    (RegionSettings(name="r", grid_zone="DE", provider="electricitymaps", gpus=1), {},
-     "credentials_env"),
-    (RegionSettings(name="r", grid_zone="DE", provider="electricitymaps", gpus=1,
-                    credentials_env="EM_KEY"), {}, "EM_KEY is unset"),
-    (RegionSettings(name="r", grid_zone="CAISO_NORTH", provider="watttime", gpus=1,
-                    credentials_env="WT"), {"WT": "no-colon"}, "username:password"),
-    (RegionSettings(name="r", grid_zone="London", provider="ukgrid", gpus=1), {},
-     "unknown zone"),
-    (RegionSettings(name="r", grid_zone="FR", gpus=1), {}, "no trace"),
-])
+@pytest.mark.parametrize(
+    ("region", "env", "message"),
+    [
+        (
+            RegionSettings(name="r", grid_zone="DE", provider="electricitymaps", gpus=1),
+            {},
+            "credentials_env",
+        ),
+        (
+            RegionSettings(
+                name="r",
+                grid_zone="DE",
+                provider="electricitymaps",
+                gpus=1,
+                credentials_env="EM_KEY",
+            ),
+            {},
+            "EM_KEY is unset",
+        ),
+        (
+            RegionSettings(
+                name="r", grid_zone="CAISO_NORTH", provider="watttime", gpus=1, credentials_env="WT"
+            ),
+            {"WT": "no-colon"},
+            "username:password",
+        ),
+        (
+            RegionSettings(name="r", grid_zone="London", provider="ukgrid", gpus=1),
+            {},
+            "unknown zone",
+        ),
+        (RegionSettings(name="r", grid_zone="FR", gpus=1), {}, "no trace"),
+    ],
+)
 def test_factory_refuses_incomplete_configuration(
-    region: RegionSettings, env: dict[str, str], message: str,
+    region: RegionSettings,
+    env: dict[str, str],
+    message: str,
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         build_provider(region, _settings([region]), NOW, environ=env)
@@ -119,8 +156,13 @@ def test_refresh_survives_a_provider_dying_mid_run(server: ProviderServer) -> No
     server.route(fake.forecast_path, forecast_then_die)
     zones = [f"Z{i}" for i in range(10)]
     providers: dict[str, tuple[ForecastProvider, str]] = {
-        f"region-{zone}": (ElectricityMapsProvider(ElectricityMapsClient(
-            fake.api_key, fake.base_url, http_settings=FAST)), zone) for zone in zones
+        f"region-{zone}": (
+            ElectricityMapsProvider(
+                ElectricityMapsClient(fake.api_key, fake.base_url, http_settings=FAST)
+            ),
+            zone,
+        )
+        for zone in zones
     }
     store, clock = MemoryForecastStore(), FakeClock(NOW)
     refresher = ForecastRefresher(providers, store, clock, max_workers=4, rate_limits={})
@@ -143,23 +185,37 @@ def test_refresh_survives_a_provider_dying_mid_run(server: ProviderServer) -> No
     clock.advance(3600)
     later = refresher.refresh(force=True)
     assert later.with_status(RefreshStatus.OK) == []
-    assert all(store.latest_forecast(zone, clock.now()) is not None
-               for zone in (result.regions[name].zone for name in ok))
+    assert all(
+        store.latest_forecast(zone, clock.now()) is not None
+        for zone in (result.regions[name].zone for name in ok)
+    )
 
 
 def test_refresh_of_every_vendor_through_the_server(server: ProviderServer) -> None:
-    fakes = [ElectricityMapsFake(server, NOW), WattTimeFake(server, NOW), UkGridFake(server, NOW),
-             CarbonAwareSdkFake(server, NOW)]
+    fakes: list[VendorFake] = [
+        ElectricityMapsFake(server, NOW),
+        WattTimeFake(server, NOW),
+        UkGridFake(server, NOW),
+        CarbonAwareSdkFake(server, NOW),
+    ]
     env = {"EM_KEY": "em-key", "WT_LOGIN": "freddo:the_frog"}
-    names = ["electricitymaps", "watttime", "ukgrid", "carbonaware_sdk"]
-    regions = [RegionSettings(name=n, grid_zone=f.zone, provider=n, gpus=1,  # type: ignore[arg-type]
-                              base_url=f.base_url,
-                              credentials_env={"electricitymaps": "EM_KEY",
-                                               "watttime": "WT_LOGIN"}.get(n))
-               for n, f in zip(names, fakes, strict=True)]
+    names: list[ProviderName] = ["electricitymaps", "watttime", "ukgrid", "carbonaware_sdk"]
+    regions = [
+        RegionSettings(
+            name=n,
+            grid_zone=f.zone,
+            provider=n,
+            gpus=1,
+            base_url=f.base_url,
+            credentials_env={"electricitymaps": "EM_KEY", "watttime": "WT_LOGIN"}.get(n),
+        )
+        for n, f in zip(names, fakes, strict=True)
+    ]
     settings = _settings(regions)
-    providers = {r.name: (build_provider(r, settings, NOW, http_settings=FAST, environ=env),
-                          r.grid_zone) for r in regions}
+    providers = {
+        r.name: (build_provider(r, settings, NOW, http_settings=FAST, environ=env), r.grid_zone)
+        for r in regions
+    }
     store = MemoryForecastStore()
 
     result = ForecastRefresher(providers, store, FakeClock(NOW)).refresh()

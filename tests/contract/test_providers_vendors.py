@@ -30,7 +30,9 @@ from tests.fakes.provider_server import (
 )
 
 NOW = datetime(2025, 3, 14, 3, 40, tzinfo=UTC)
-FAST = HttpSettings(read_timeout_s=0.5, attempts=2, backoff_s=0.01, max_backoff_s=0.02)
+FAST = HttpSettings(
+    connect_timeout_s=2.0, read_timeout_s=5.0, attempts=2, backoff_s=0.01, max_backoff_s=0.02
+)
 
 
 @pytest.fixture
@@ -50,10 +52,16 @@ class FakeMonotonic:
 # --- WattTime ---------------------------------------------------------------------------
 
 
-def _watttime(fake: WattTimeFake, monotonic: FakeMonotonic | None = None,
-              password: str = "the_frog") -> tuple[WattTimeProvider, WattTimeClient]:
-    client = WattTimeClient("freddo", password, fake.base_url, http_settings=FAST,
-                            monotonic=monotonic or FakeMonotonic())
+def _watttime(
+    fake: WattTimeFake, monotonic: FakeMonotonic | None = None, password: str = "the_frog"
+) -> tuple[WattTimeProvider, WattTimeClient]:
+    client = WattTimeClient(
+        "freddo",
+        password,
+        fake.base_url,
+        http_settings=FAST,
+        monotonic=monotonic or FakeMonotonic(),
+    )
     return WattTimeProvider(client), client
 
 
@@ -99,9 +107,11 @@ def test_watttime_token_is_renewed_before_it_expires(server: ProviderServer) -> 
 def test_watttime_gateway_html_403_counts_as_expired_token(server: ProviderServer) -> None:
     fake = WattTimeFake(server, NOW)
     provider, _ = _watttime(fake)
-    server.route(fake.forecast_path, Reply(403, "<html><h1>403 Forbidden</h1></html>",
-                                           headers={"Content-Type": "text/html"}),
-                 Reply(body=fake.forecast))
+    server.route(
+        fake.forecast_path,
+        Reply(403, "<html><h1>403 Forbidden</h1></html>", headers={"Content-Type": "text/html"}),
+        Reply(body=fake.forecast),
+    )
 
     forecast = provider.forecast(fake.zone, NOW)
 
@@ -127,7 +137,8 @@ def test_watttime_converts_lbs_per_mwh_and_marks_marginal(server: ProviderServer
     actuals = provider.actuals(fake.zone, NOW - timedelta(hours=1), NOW)
 
     assert [p.g_per_kwh for p in actuals.points] == pytest.approx(
-        [870 * G_PER_KWH_PER_LBS_PER_MWH, 860 * G_PER_KWH_PER_LBS_PER_MWH])
+        [870 * G_PER_KWH_PER_LBS_PER_MWH, 860 * G_PER_KWH_PER_LBS_PER_MWH]
+    )
     assert actuals.signal.value == "marginal"
 
 
@@ -148,7 +159,8 @@ def test_watttime_rejects_units_it_cannot_convert(server: ProviderServer) -> Non
 
 def _em(fake: ElectricityMapsFake) -> ElectricityMapsProvider:
     return ElectricityMapsProvider(
-        ElectricityMapsClient(fake.api_key, fake.base_url, http_settings=FAST))
+        ElectricityMapsClient(fake.api_key, fake.base_url, http_settings=FAST)
+    )
 
 
 def test_electricitymaps_sends_auth_token_and_recent_actuals_use_history(
@@ -188,7 +200,8 @@ def test_electricitymaps_body_for_another_zone_is_rejected(server: ProviderServe
 def test_electricitymaps_wrong_key_is_not_retryable(server: ProviderServer) -> None:
     fake = ElectricityMapsFake(server, NOW)
     provider = ElectricityMapsProvider(
-        ElectricityMapsClient("bad-key", fake.base_url, http_settings=FAST))
+        ElectricityMapsClient("bad-key", fake.base_url, http_settings=FAST)
+    )
 
     with pytest.raises(ProviderAuthError) as caught:
         provider.forecast(fake.zone, NOW)
@@ -257,9 +270,14 @@ def test_ukgrid_unknown_zones_make_no_request(server: ProviderServer, zone: str)
 def test_carbonaware_sdk_accepts_a_single_object_from_bylocations(server: ProviderServer) -> None:
     fake = CarbonAwareSdkFake(server, NOW)
     single = load_sample("carbonaware_sdk_bylocation.json")[0]
-    server.route(fake.actuals_path,
-                 Reply(body=shift_times(single, NOW - timedelta(minutes=10)
-                                        - datetime(2022, 8, 23, 14, 30, tzinfo=UTC))))
+    server.route(
+        fake.actuals_path,
+        Reply(
+            body=shift_times(
+                single, NOW - timedelta(minutes=10) - datetime(2022, 8, 23, 14, 30, tzinfo=UTC)
+            )
+        ),
+    )
     provider = CarbonAwareSdkProvider(CarbonAwareSdkClient(fake.base_url, http_settings=FAST))
 
     actuals = provider.actuals(fake.zone, NOW - timedelta(hours=1), NOW)
@@ -280,8 +298,9 @@ def test_carbonaware_sdk_no_content_is_an_error(server: ProviderServer) -> None:
 
 def test_carbonaware_sdk_not_implemented_is_not_retryable(server: ProviderServer) -> None:
     fake = CarbonAwareSdkFake(server, NOW)
-    server.route(fake.forecast_path, Reply(501, {"title": "NotImplementedException",
-                                                 "status": 501}))
+    server.route(
+        fake.forecast_path, Reply(501, {"title": "NotImplementedException", "status": 501})
+    )
     provider = CarbonAwareSdkProvider(CarbonAwareSdkClient(fake.base_url, http_settings=FAST))
 
     with pytest.raises(ProviderError, match="501") as caught:

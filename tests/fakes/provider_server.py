@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import re
 import socket
@@ -89,6 +90,9 @@ Responder = Reply | Callable[[Request], Reply]
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 drops SYNs when many regions connect at once, and
+    # each dropped SYN costs the client a 1 s retransmit.
+    request_queue_size = 128
     owner: ProviderServer
 
 
@@ -129,7 +133,7 @@ class ProviderServer:
         self._httpd.owner = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},
             daemon=True,
         )
 
@@ -216,7 +220,9 @@ class ProviderServer:
 # --- recorded samples, shifted in time -----------------------------------------------------
 
 
+@functools.cache
 def load_sample(name: str) -> Any:
+    """A recorded body, parsed once. Shared: copy it (``shift_times`` does) before editing."""
     return json.loads((SAMPLES_DIR / name).read_text())
 
 

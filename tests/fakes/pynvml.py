@@ -85,12 +85,14 @@ def _extractNVMLErrorsAsClasses() -> None:
     this_module = sys.modules[__name__]
     for err_name in [x for x in dir(this_module) if x.startswith("NVML_ERROR_")]:
         class_name = "NVMLError_" + string.capwords(
-            err_name.replace("NVML_ERROR_", ""), "_").replace("_", "")
+            err_name.replace("NVML_ERROR_", ""), "_"
+        ).replace("_", "")
         err_val = getattr(this_module, err_name)
 
         def gen_new(val: int) -> Callable[..., NVMLError]:
             def new(typ: type[NVMLError], *args: object) -> NVMLError:
                 return NVMLError.__new__(typ, val)
+
             return new
 
         new_error_class = type(class_name, (NVMLError,), {"__new__": gen_new(err_val)})
@@ -103,6 +105,7 @@ _extractNVMLErrorsAsClasses()
 
 
 # -- scripted hardware ----------------------------------------------------------------------
+
 
 @dataclass
 class FakeGpu:
@@ -174,6 +177,7 @@ def _gpu(handle: c_nvmlDevice_t) -> FakeGpu:
 
 
 # -- the pynvml API -------------------------------------------------------------------------
+
 
 def nvmlInitWithFlags(flags: int) -> None:
     _count("nvmlInitWithFlags")

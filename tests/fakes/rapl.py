@@ -18,8 +18,9 @@ class FakePowercap:
         root.mkdir(parents=True, exist_ok=True)
         (root / "intel-rapl").mkdir(exist_ok=True)  # the control type dir, not a zone
 
-    def add_zone(self, zone: str, name: str, *, energy_uj: int = 0,
-                 max_range_uj: int = DEFAULT_MAX_RANGE_UJ) -> Path:
+    def add_zone(
+        self, zone: str, name: str, *, energy_uj: int = 0, max_range_uj: int = DEFAULT_MAX_RANGE_UJ
+    ) -> Path:
         path = self.root / zone
         path.mkdir()
         (path / "name").write_text(f"{name}\n")

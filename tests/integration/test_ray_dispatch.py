@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import time
 import uuid
@@ -266,6 +267,20 @@ def test_unreachable_address_raises_dispatch_error() -> None:
         dispatcher.status(dead, "x-1")
     with pytest.raises(DispatchError, match=re.escape(address)):
         dispatcher.stop(dead, "x-1")
+
+
+@pytest.mark.timeout(30)
+def test_silent_server_times_out_instead_of_hanging() -> None:
+    """Ray's own client sends requests without a timeout; ours must not hang on a peer that
+    accepts connections and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)  # the kernel completes handshakes; nobody ever replies
+        address = f"http://127.0.0.1:{server.getsockname()[1]}"
+        dispatcher = RayDispatcher(connect_timeout_s=1.0, read_timeout_s=0.5)
+
+        with pytest.raises(DispatchError, match=re.escape(f"cannot reach Ray at {address}")):
+            dispatcher.status(_region(ray_address=address), "x-1")
 
 
 def test_region_without_any_address_raises_dispatch_error() -> None:

@@ -3,6 +3,7 @@ energy reports; and the reporter in-process against the same server."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -25,8 +26,13 @@ from workers.reporter import ApiTarget, EnergyReporter, RetryPolicy
 REPO = Path(__file__).resolve().parents[2]
 JOB_ID = "job-42"
 TOKEN = "tok-secret"
-POWER_ENV = {"GREENLIGHT_GPUS": "1", "GREENLIGHT_CPUS": "2", "GREENLIGHT_GPU_POWER_W": "100",
-             "GREENLIGHT_CPU_CORE_POWER_W": "10", "GREENLIGHT_BASE_POWER_W": "5"}
+POWER_ENV = {
+    "GREENLIGHT_GPUS": "1",
+    "GREENLIGHT_CPUS": "2",
+    "GREENLIGHT_GPU_POWER_W": "100",
+    "GREENLIGHT_CPU_CORE_POWER_W": "10",
+    "GREENLIGHT_BASE_POWER_W": "5",
+}
 POWER_W = {"estimate:gpu": 100.0, "estimate:cpu": 20.0, "estimate:base": 5.0}
 
 
@@ -58,8 +64,7 @@ class Collector(ThreadingHTTPServer):
 
     def accepted(self) -> list[dict[str, Any]]:
         with self.lock:
-            return sorted(self.stored.values(),
-                          key=lambda r: (r["device"], r["interval_start"]))
+            return sorted(self.stored.values(), key=lambda r: (r["device"], r["interval_start"]))
 
 
 class CollectorHandler(BaseHTTPRequestHandler):
@@ -68,6 +73,7 @@ class CollectorHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         job_id = self.path.split("/")[3]
+        answer: dict[str, Any]
         with self.server.lock:
             if self.server.fail_next > 0:
                 self.server.fail_next -= 1
@@ -76,8 +82,9 @@ class CollectorHandler(BaseHTTPRequestHandler):
                 status, answer = self.server.status, {"detail": "scripted"}
             else:
                 status, answer = 200, self._store(job_id, body["reports"])
-            self.server.posts.append(Post(self.path, self.headers.get("Authorization"),
-                                          body["reports"], status))
+            self.server.posts.append(
+                Post(self.path, self.headers.get("Authorization"), body["reports"], status)
+            )
         payload = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -116,22 +123,39 @@ def runner_env(collector: Collector | None, **extra: str) -> dict[str, str]:
     env.update(POWER_ENV)
     env["GREENLIGHT_NODE"] = "node-7"
     if collector is not None:
-        env.update({"GREENLIGHT_API_URL": collector.url, "GREENLIGHT_JOB_ID": JOB_ID,
-                    "GREENLIGHT_TOKEN": TOKEN, "GREENLIGHT_ATTEMPT": "2"})
+        env.update(
+            {
+                "GREENLIGHT_API_URL": collector.url,
+                "GREENLIGHT_JOB_ID": JOB_ID,
+                "GREENLIGHT_TOKEN": TOKEN,
+                "GREENLIGHT_ATTEMPT": "2",
+            }
+        )
     env.update(extra)
     return env
 
 
-def start_runner(flags: Sequence[str], entrypoint: Sequence[str],
-                 env: Mapping[str, str]) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "workers.runner", "--meter", "estimate", *flags, "--",
-            *entrypoint]
-    return subprocess.Popen(argv, cwd=REPO, env=dict(env), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def start_runner(
+    flags: Sequence[str], entrypoint: Sequence[str], env: Mapping[str, str]
+) -> subprocess.Popen[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "workers.runner",
+        "--meter",
+        "estimate",
+        *flags,
+        "--",
+        *entrypoint,
+    ]
+    return subprocess.Popen(
+        argv, cwd=REPO, env=dict(env), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
-def run_runner(flags: Sequence[str], entrypoint: Sequence[str],
-               env: Mapping[str, str]) -> tuple[int, str, str]:
+def run_runner(
+    flags: Sequence[str], entrypoint: Sequence[str], env: Mapping[str, str]
+) -> tuple[int, str, str]:
     process = start_runner(flags, entrypoint, env)
     out, err = process.communicate(timeout=60)
     return process.returncode, out, err
@@ -155,7 +179,7 @@ def assert_contiguous_and_estimated(reports: list[dict[str, Any]]) -> float:
     assert set(devices) == set(POWER_W)
     spans = set()
     for device, series in devices.items():
-        for earlier, later in zip(series, series[1:], strict=False):
+        for earlier, later in itertools.pairwise(series):
             assert earlier["interval_end"] == later["interval_start"], device
         for report in series:
             start = datetime.fromisoformat(report["interval_start"])
@@ -163,22 +187,26 @@ def assert_contiguous_and_estimated(reports: list[dict[str, Any]]) -> float:
             assert start.utcoffset() == timedelta(0)
             assert end > start
             duration_s = (end - start).total_seconds()
-            assert report["energy_j"] == pytest.approx(POWER_W[device] * duration_s,
-                                                       rel=1e-3, abs=0.05)
+            assert report["energy_j"] == pytest.approx(
+                POWER_W[device] * duration_s, rel=1e-3, abs=0.05
+            )
         spans.add((series[0]["interval_start"], series[-1]["interval_end"]))
     (span,) = spans
-    covered_s = (datetime.fromisoformat(span[1]) - datetime.fromisoformat(span[0]))
+    covered_s = datetime.fromisoformat(span[1]) - datetime.fromisoformat(span[0])
     for device, series in devices.items():
         total_j = sum(r["energy_j"] for r in series)
-        assert total_j == pytest.approx(POWER_W[device] * covered_s.total_seconds(),
-                                        rel=1e-3, abs=0.1)
+        assert total_j == pytest.approx(
+            POWER_W[device] * covered_s.total_seconds(), rel=1e-3, abs=0.1
+        )
     return covered_s.total_seconds()
 
 
 def test_reports_arrive_for_the_job_and_the_exit_code_propagates(collector: Collector) -> None:
-    child = python("import os, time; print('token', os.environ.get('GREENLIGHT_TOKEN'));"
-                   "print('job', os.environ.get('GREENLIGHT_JOB_ID'), flush=True);"
-                   "time.sleep(1.6); raise SystemExit(3)")
+    child = python(
+        "import os, time; print('token', os.environ.get('GREENLIGHT_TOKEN'));"
+        "print('job', os.environ.get('GREENLIGHT_JOB_ID'), flush=True);"
+        "time.sleep(1.6); raise SystemExit(3)"
+    )
     code, out, err = run_runner(["--interval-s", "0.4"], child, runner_env(collector))
     assert code == 3, err
     assert "token None" in out, "the per-job token must not leak into the user's process"
@@ -188,8 +216,7 @@ def test_reports_arrive_for_the_job_and_the_exit_code_propagates(collector: Coll
         assert post.path == f"/v1/jobs/{JOB_ID}/energy"
         assert post.authorization == f"Bearer {TOKEN}"
     reports = collector.accepted()
-    assert {(r["attempt"], r["node"], r["method"]) for r in reports} == {(2, "node-7",
-                                                                          "estimate")}
+    assert {(r["attempt"], r["node"], r["method"]) for r in reports} == {(2, "node-7", "estimate")}
     assert len(by_device(reports)["estimate:gpu"]) >= 3, "periodic reports, then a final one"
     assert assert_contiguous_and_estimated(reports) >= 1.6
     summary = [json.loads(line) for line in err.splitlines() if '"summary"' in line]
@@ -199,8 +226,9 @@ def test_reports_arrive_for_the_job_and_the_exit_code_propagates(collector: Coll
 
 def test_failed_post_is_resent_with_the_same_intervals(collector: Collector) -> None:
     collector.fail_next = 2
-    code, _, err = run_runner(["--interval-s", "0.3"], python("import time; time.sleep(1.2)"),
-                              runner_env(collector))
+    code, _, err = run_runner(
+        ["--interval-s", "0.3"], python("import time; time.sleep(1.2)"), runner_env(collector)
+    )
     assert code == 0, err
     failed = [r for p in collector.posts if p.status == 500 for r in p.reports]
     assert failed, "the first posts were refused"
@@ -214,10 +242,17 @@ def test_api_down_never_fails_the_job() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    env = runner_env(None, GREENLIGHT_API_URL=f"http://127.0.0.1:{closed_port}",
-                     GREENLIGHT_JOB_ID=JOB_ID, GREENLIGHT_TOKEN=TOKEN)
-    code, _, err = run_runner(["--interval-s", "0.2", "--flush-timeout-s", "0.5"],
-                              python("import time; time.sleep(0.5)"), env)
+    env = runner_env(
+        None,
+        GREENLIGHT_API_URL=f"http://127.0.0.1:{closed_port}",
+        GREENLIGHT_JOB_ID=JOB_ID,
+        GREENLIGHT_TOKEN=TOKEN,
+    )
+    code, _, err = run_runner(
+        ["--interval-s", "0.2", "--flush-timeout-s", "0.5"],
+        python("import time; time.sleep(0.5)"),
+        env,
+    )
     assert code == 0
     assert "gave up on" in err
     assert "reports_abandoned" in err
@@ -225,8 +260,9 @@ def test_api_down_never_fails_the_job() -> None:
 
 def test_refused_token_stops_reporting_but_not_the_job(collector: Collector) -> None:
     collector.status = 401
-    code, _, err = run_runner(["--interval-s", "0.2"], python("import time; time.sleep(0.8)"),
-                              runner_env(collector))
+    code, _, err = run_runner(
+        ["--interval-s", "0.2"], python("import time; time.sleep(0.8)"), runner_env(collector)
+    )
     assert code == 0
     assert len(collector.posts) == 1
     assert "reporting stops" in err
@@ -279,12 +315,21 @@ def test_a_command_ignoring_sigterm_is_killed_after_the_grace_period() -> None:
 
 # -- the reporter in-process -------------------------------------------------------------
 
+
 def make_reports(count: int) -> list[IntervalReport]:
     start = datetime(2024, 1, 1, tzinfo=UTC)
-    return [IntervalReport(attempt=1, node="n", device="estimate:cpu",
-                           interval_start=start + timedelta(seconds=i),
-                           interval_end=start + timedelta(seconds=i + 1), energy_j=1.0,
-                           method="estimate") for i in range(count)]
+    return [
+        IntervalReport(
+            attempt=1,
+            node="n",
+            device="estimate:cpu",
+            interval_start=start + timedelta(seconds=i),
+            interval_end=start + timedelta(seconds=i + 1),
+            energy_j=1.0,
+            method="estimate",
+        )
+        for i in range(count)
+    ]
 
 
 def target(collector: Collector) -> ApiTarget:
@@ -322,8 +367,9 @@ def test_reporter_drops_a_rejected_batch_and_carries_on(collector: Collector) ->
 
 def test_reporter_buffer_is_bounded(collector: Collector) -> None:
     collector.status = 503
-    reporter = EnergyReporter(target(collector), policy=RetryPolicy(
-        buffer_max=4, initial_s=0.05, max_s=0.05))
+    reporter = EnergyReporter(
+        target(collector), policy=RetryPolicy(buffer_max=4, initial_s=0.05, max_s=0.05)
+    )
     reporter.submit(make_reports(10))
     stats = reporter.close(0.3)
     assert stats.accepted == 0

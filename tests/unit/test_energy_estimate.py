@@ -23,7 +23,8 @@ def test_energy_is_power_times_elapsed_per_device_class() -> None:
     assert meter.read() == {"estimate:gpu": 0.0, "estimate:cpu": 0.0, "estimate:base": 0.0}
     clock.now_s += 10.0
     assert meter.read() == pytest.approx(
-        {"estimate:gpu": 6000.0, "estimate:cpu": 480.0, "estimate:base": 200.0})
+        {"estimate:gpu": 6000.0, "estimate:cpu": 480.0, "estimate:base": 200.0}
+    )
     assert meter.method("estimate:cpu") is MeterMethod.ESTIMATE
 
 

@@ -70,8 +70,10 @@ def test_composite_merges_and_holds_last_values_through_read_errors() -> None:
     flaky = FlakyMeter()
     composite = CompositeMeter([flaky, EstimateMeter(0, 1.0, 1.0, 10.0, 0.0)])
     assert composite.devices() == ["flaky:0", "estimate:cpu"]
-    assert composite.methods() == {"flaky:0": MeterMethod.RAPL,
-                                   "estimate:cpu": MeterMethod.ESTIMATE}
+    assert composite.methods() == {
+        "flaky:0": MeterMethod.RAPL,
+        "estimate:cpu": MeterMethod.ESTIMATE,
+    }
     flaky.energy_j = 5.0
     assert composite.read()["flaky:0"] == 5.0
     flaky.failing = True
@@ -89,7 +91,8 @@ def test_composite_refuses_two_meters_for_one_device() -> None:
 
 
 def test_auto_uses_nvml_and_rapl_where_present(
-    nvml: ModuleType, powercap: FakePowercap,
+    nvml: ModuleType,
+    powercap: FakePowercap,
 ) -> None:
     fake_nvml.configure([FakeGpu(uuid="GPU-a"), FakeGpu(uuid="GPU-b", energy_mj=None)])
     spec = PowerSpec(gpus=2, cpus=float(os.cpu_count() or 1), base_w=20.0)
@@ -110,12 +113,16 @@ def test_auto_estimates_what_is_missing(nvml: ModuleType, tmp_path: Path) -> Non
     with build_meter(spec, nvml=nvml, rapl_root=tmp_path / "none", env={}) as meter:
         assert set(meter.methods().values()) == {MeterMethod.ESTIMATE}
         (estimate,) = [m for m in meter.meters if isinstance(m, EstimateMeter)]
-        assert estimate.power_w == {"estimate:gpu": 500.0, "estimate:cpu": 30.0,
-                                    "estimate:base": 15.0}
+        assert estimate.power_w == {
+            "estimate:gpu": 500.0,
+            "estimate:cpu": 30.0,
+            "estimate:base": 15.0,
+        }
 
 
 def test_unknown_gpu_count_without_nvml_estimates_no_gpu(
-    nvml: ModuleType, tmp_path: Path,
+    nvml: ModuleType,
+    tmp_path: Path,
 ) -> None:
     fake_nvml.configure([], init_error=fake_nvml.NVML_ERROR_DRIVER_NOT_LOADED)
     with build_meter(PowerSpec(), nvml=nvml, rapl_root=tmp_path, env={}) as meter:
@@ -123,16 +130,19 @@ def test_unknown_gpu_count_without_nvml_estimates_no_gpu(
 
 
 def test_zero_gpus_requested_meters_no_gpu_even_if_present(
-    nvml: ModuleType, powercap: FakePowercap,
+    nvml: ModuleType,
+    powercap: FakePowercap,
 ) -> None:
     fake_nvml.configure([FakeGpu(uuid="GPU-a")])
-    with build_meter(PowerSpec(gpus=0, cpus=1.0), nvml=nvml, rapl_root=powercap.root,
-                     env={}) as meter:
+    with build_meter(
+        PowerSpec(gpus=0, cpus=1.0), nvml=nvml, rapl_root=powercap.root, env={}
+    ) as meter:
         assert not [d for d in meter.devices() if "gpu" in d]
 
 
 def test_cuda_visible_devices_from_env_limits_the_gpus(
-    nvml: ModuleType, powercap: FakePowercap,
+    nvml: ModuleType,
+    powercap: FakePowercap,
 ) -> None:
     fake_nvml.configure([FakeGpu(uuid="GPU-a"), FakeGpu(uuid="GPU-b")])
     env = {"CUDA_VISIBLE_DEVICES": "1"}

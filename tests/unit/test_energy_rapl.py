@@ -35,7 +35,8 @@ def test_energy_is_the_uj_difference_in_joules(powercap: FakePowercap) -> None:
     powercap.add_energy("intel-rapl:0:2", 3_000_000)
     powercap.add_energy("intel-rapl:0:0", 99_000_000)  # inside the package: not added again
     assert meter.read() == pytest.approx(
-        {"cpu:package-0": 25.0, "dram:package-0": 3.0, "cpu:package-1": 0.0})
+        {"cpu:package-0": 25.0, "dram:package-0": 3.0, "cpu:package-1": 0.0}
+    )
 
 
 def test_counter_wraparound_is_unwrapped(powercap: FakePowercap) -> None:

@@ -21,10 +21,15 @@ HOUR = timedelta(hours=1)
 class ScriptedProvider:
     """An in-process provider: hourly series, optional failure, optional rendezvous."""
 
-    def __init__(self, name: str = "scripted", *, error: Exception | None = None,
-                 barrier: threading.Barrier | None = None,
-                 actuals_error: ProviderError | None = None,
-                 issued_at: datetime | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "scripted",
+        *,
+        error: Exception | None = None,
+        barrier: threading.Barrier | None = None,
+        actuals_error: ProviderError | None = None,
+        issued_at: datetime | None = None,
+    ) -> None:
         self.name = name
         self.error = error
         self.barrier = barrier
@@ -54,19 +59,32 @@ class ScriptedProvider:
         return _series(zone, self.name, SeriesKind.ACTUAL, end, first, hours)
 
 
-def _series(zone: str, provider: str, kind: SeriesKind, issued_at: datetime, start: datetime,
-            hours: int) -> Forecast:
+def _series(
+    zone: str, provider: str, kind: SeriesKind, issued_at: datetime, start: datetime, hours: int
+) -> Forecast:
     return Forecast(
-        zone=zone, provider=provider, kind=kind, issued_at=issued_at, resolution_s=3600,
-        points=tuple(IntensityPoint(valid_at=start + i * HOUR, g_per_kwh=200.0 + i)
-                     for i in range(hours)),
+        zone=zone,
+        provider=provider,
+        kind=kind,
+        issued_at=issued_at,
+        resolution_s=3600,
+        points=tuple(
+            IntensityPoint(valid_at=start + i * HOUR, g_per_kwh=200.0 + i) for i in range(hours)
+        ),
     )
 
 
-def _refresher(providers: dict[str, tuple[ScriptedProvider, str]], store: MemoryForecastStore,
-               clock: FakeClock, **kwargs: object) -> ForecastRefresher:
-    options: dict[str, object] = {"rate_limits": {}, "rng": random.Random(7),
-                                  "default_interval_s": 900.0}
+def _refresher(
+    providers: dict[str, tuple[ScriptedProvider, str]],
+    store: MemoryForecastStore,
+    clock: FakeClock,
+    **kwargs: object,
+) -> ForecastRefresher:
+    options: dict[str, object] = {
+        "rate_limits": {},
+        "rng": random.Random(7),
+        "default_interval_s": 900.0,
+    }
     options.update(kwargs)
     return ForecastRefresher(providers, store, clock, **options)  # type: ignore[arg-type]
 
@@ -166,8 +184,12 @@ def test_actuals_resume_from_the_last_stored_slot() -> None:
 def test_backoff_grows_exponentially_with_jitter() -> None:
     clock = FakeClock(T0)
     provider = ScriptedProvider(error=ProviderError("scripted", "HTTP 503: busy"))
-    refresher = _refresher({"eu": (provider, "DE")}, MemoryForecastStore(), clock,
-                           backoff=BackoffPolicy(base_s=30, max_s=3600, jitter=0.5))
+    refresher = _refresher(
+        {"eu": (provider, "DE")},
+        MemoryForecastStore(),
+        clock,
+        backoff=BackoffPolicy(base_s=30, max_s=3600, jitter=0.5),
+    )
     delays = []
     for _ in range(4):
         result = refresher.refresh()
@@ -209,8 +231,9 @@ def test_a_fault_retrying_cannot_fix_waits_long_but_actuals_are_still_fetched() 
     store, clock = MemoryForecastStore(), FakeClock(T0)
     refused = ProviderError("scripted", "HTTP 403: plan lacks forecasts", retryable=False)
     provider = ScriptedProvider(error=refused)
-    refresher = _refresher({"eu": (provider, "DE")}, store, clock,
-                           backoff=BackoffPolicy(non_retryable_s=7200))
+    refresher = _refresher(
+        {"eu": (provider, "DE")}, store, clock, backoff=BackoffPolicy(non_retryable_s=7200)
+    )
 
     result = refresher.refresh()
 
@@ -253,8 +276,9 @@ def test_an_actuals_fault_does_not_fail_the_region() -> None:
 
 def test_regions_sharing_a_provider_and_zone_are_fetched_once() -> None:
     provider = ScriptedProvider()
-    refresher = _refresher({"a": (provider, "DE"), "b": (provider, "DE")}, MemoryForecastStore(),
-                           FakeClock(T0))
+    refresher = _refresher(
+        {"a": (provider, "DE"), "b": (provider, "DE")}, MemoryForecastStore(), FakeClock(T0)
+    )
 
     result = refresher.refresh()
 
@@ -263,12 +287,19 @@ def test_regions_sharing_a_provider_and_zone_are_fetched_once() -> None:
 
 
 def test_rate_limit_defers_what_exceeds_the_budget() -> None:
-    providers = {name: (ScriptedProvider("limited"), zone)
-                 for name, zone in (("a", "DE"), ("b", "ES"), ("c", "FR"))}
+    providers = {
+        name: (ScriptedProvider("limited"), zone)
+        for name, zone in (("a", "DE"), ("b", "ES"), ("c", "FR"))
+    }
     # Three calls now, then one per 1,000 s: a gets forecast + actuals, b a forecast, c nothing.
-    refresher = _refresher(providers, MemoryForecastStore(), FakeClock(T0), max_workers=1,
-                           rate_limits={"limited": RateLimit(rate_per_s=0.001, burst=3)},
-                           rate_limit_wait_s=0.0)
+    refresher = _refresher(
+        providers,
+        MemoryForecastStore(),
+        FakeClock(T0),
+        max_workers=1,
+        rate_limits={"limited": RateLimit(rate_per_s=0.001, burst=3)},
+        rate_limit_wait_s=0.0,
+    )
 
     result = refresher.refresh()
 
@@ -284,8 +315,7 @@ def test_rate_limit_defers_what_exceeds_the_budget() -> None:
 
 
 def test_unknown_region_is_a_config_error() -> None:
-    refresher = _refresher({"eu": (ScriptedProvider(), "DE")}, MemoryForecastStore(),
-                           FakeClock(T0))
+    refresher = _refresher({"eu": (ScriptedProvider(), "DE")}, MemoryForecastStore(), FakeClock(T0))
 
     with pytest.raises(ConfigError, match="nowhere"):
         refresher.refresh(regions=["nowhere"])
@@ -306,8 +336,9 @@ class FakeTime:
 
 def test_token_bucket_paces_calls() -> None:
     fake = FakeTime()
-    bucket = TokenBucket(RateLimit(rate_per_s=2.0, burst=2), monotonic=fake.monotonic,
-                         sleep=fake.sleep)
+    bucket = TokenBucket(
+        RateLimit(rate_per_s=2.0, burst=2), monotonic=fake.monotonic, sleep=fake.sleep
+    )
 
     waits = [bucket.acquire(max_wait_s=10.0) for _ in range(4)]
 
@@ -316,3 +347,19 @@ def test_token_bucket_paces_calls() -> None:
     assert bucket.acquire(max_wait_s=0.1) == pytest.approx(0.5)
     fake.now_s += 0.5
     assert bucket.try_acquire() == 0.0
+
+
+def test_a_refresh_interval_can_come_with_the_region() -> None:
+    store, clock = MemoryForecastStore(), FakeClock(T0)
+    provider = ScriptedProvider()
+    refresher = ForecastRefresher(
+        {"eu": (provider, "DE", 60.0), "es": (provider, "ES")}, store, clock, rate_limits={}
+    )
+    refresher.refresh()
+
+    clock.advance(61)
+    result = refresher.refresh()
+
+    assert refresher.interval_s("eu") == 60.0
+    assert result.regions["eu"].status is RefreshStatus.OK
+    assert result.regions["es"].status is RefreshStatus.SKIPPED

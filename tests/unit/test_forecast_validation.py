@@ -25,27 +25,40 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 H = timedelta(hours=1)
 
 
-def _series(values: list[float], step: timedelta = H, start: datetime = T0) -> list[
-        tuple[datetime, float]]:
+def _series(
+    values: list[float], step: timedelta = H, start: datetime = T0
+) -> list[tuple[datetime, float]]:
     return [(start + i * step, v) for i, v in enumerate(values)]
 
 
 def _build(points: list[tuple[datetime, float]], resolution_s: float | None = None) -> object:
-    return build_series(provider="p", zone="Z", kind=SeriesKind.FORECAST, issued_at=T0,
-                        points=points, resolution_s=resolution_s)
+    return build_series(
+        provider="p",
+        zone="Z",
+        kind=SeriesKind.FORECAST,
+        issued_at=T0,
+        points=points,
+        resolution_s=resolution_s,
+    )
 
 
 def test_lbs_per_mwh_to_g_per_kwh() -> None:
-    assert G_PER_KWH_PER_LBS_PER_MWH == pytest.approx(453.59237 / 1000, rel=1e-6)
+    grams_per_lb, kwh_per_mwh = 453.59237, 1000.0
+    assert pytest.approx(grams_per_lb / kwh_per_mwh, rel=1e-6) == G_PER_KWH_PER_LBS_PER_MWH
     assert lbs_per_mwh_to_g_per_kwh(1000.0) == pytest.approx(453.592)
     assert lbs_per_mwh_to_g_per_kwh(870.0) == pytest.approx(394.62504)
     assert lbs_per_mwh_to_g_per_kwh(0.0) == 0.0
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("00:05:00", 300.0), ("01:00:00", 3600.0), ("1.00:00:00", 86400.0),
-    ("00:00:30.5000000", 30.0),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("00:05:00", 300.0),
+        ("01:00:00", 3600.0),
+        ("1.00:00:00", 86400.0),
+        ("00:00:30.5000000", 30.0),
+    ],
+)
 def test_dotnet_timespans(text: str, seconds: float) -> None:
     assert timespan_s(text) == seconds
 
@@ -59,8 +72,9 @@ def test_bad_timespans_are_provider_errors(bad: object) -> None:
 def test_series_are_sorted_deduplicated_and_resolution_inferred() -> None:
     points = [(T0 + 2 * H, 3.0), (T0, 1.0), (T0 + H, 2.0), (T0 + H, 2.5)]
 
-    series = build_series(provider="p", zone="Z", kind=SeriesKind.ACTUAL, issued_at=T0,
-                          points=points)
+    series = build_series(
+        provider="p", zone="Z", kind=SeriesKind.ACTUAL, issued_at=T0, points=points
+    )
 
     assert [p.valid_at for p in series.points] == [T0, T0 + H, T0 + 2 * H]
     assert [p.g_per_kwh for p in series.points] == [1.0, 2.5, 3.0]  # the last duplicate wins
@@ -68,10 +82,23 @@ def test_series_are_sorted_deduplicated_and_resolution_inferred() -> None:
 
 
 def test_stated_resolution_wins_and_single_points_default_to_an_hour() -> None:
-    assert build_series(provider="p", zone="Z", kind=SeriesKind.ACTUAL, issued_at=T0,
-                        points=_series([1.0, 2.0]), resolution_s=1800).resolution_s == 1800
-    assert build_series(provider="p", zone="Z", kind=SeriesKind.ACTUAL, issued_at=T0,
-                        points=_series([1.0])).resolution_s == 3600
+    assert (
+        build_series(
+            provider="p",
+            zone="Z",
+            kind=SeriesKind.ACTUAL,
+            issued_at=T0,
+            points=_series([1.0, 2.0]),
+            resolution_s=1800,
+        ).resolution_s
+        == 1800
+    )
+    assert (
+        build_series(
+            provider="p", zone="Z", kind=SeriesKind.ACTUAL, issued_at=T0, points=_series([1.0])
+        ).resolution_s
+        == 3600
+    )
 
 
 @pytest.mark.parametrize("value", [-0.1, 2000.1, math.inf, math.nan])
@@ -95,8 +122,13 @@ def test_json_values_must_be_finite_numbers(value: object) -> None:
 
 def test_timestamps_parse_every_vendor_style_to_utc() -> None:
     expected = datetime(2023, 3, 14, 3, 30, tzinfo=UTC)
-    for text in ("2023-03-14T03:30Z", "2023-03-14T03:30:00.000Z", "2023-03-14T03:30:00+00:00",
-                 "2023-03-14T04:30:00+01:00", "2023-03-14T03:30:00"):
+    for text in (
+        "2023-03-14T03:30Z",
+        "2023-03-14T03:30:00.000Z",
+        "2023-03-14T03:30:00+00:00",
+        "2023-03-14T04:30:00+01:00",
+        "2023-03-14T03:30:00",
+    ):
         assert parse_time("p", text) == expected
     with pytest.raises(ProviderError):
         parse_time("p", "yesterday")
@@ -105,8 +137,13 @@ def test_timestamps_parse_every_vendor_style_to_utc() -> None:
 
 
 def test_trim_forecast_keeps_the_current_slot_up_to_the_horizon() -> None:
-    series = build_series(provider="p", zone="Z", kind=SeriesKind.FORECAST, issued_at=T0,
-                          points=_series([float(i) for i in range(48)]))
+    series = build_series(
+        provider="p",
+        zone="Z",
+        kind=SeriesKind.FORECAST,
+        issued_at=T0,
+        points=_series([float(i) for i in range(48)]),
+    )
     now = T0 + timedelta(hours=5, minutes=20)
 
     trimmed = trim_forecast(series, now, horizon_s=6 * 3600, min_horizon_s=3600)
@@ -117,8 +154,13 @@ def test_trim_forecast_keeps_the_current_slot_up_to_the_horizon() -> None:
 
 
 def test_trim_forecast_rejects_a_forecast_too_short_for_the_minimum() -> None:
-    series = build_series(provider="p", zone="Z", kind=SeriesKind.FORECAST, issued_at=T0,
-                          points=_series([1.0, 2.0, 3.0]))
+    series = build_series(
+        provider="p",
+        zone="Z",
+        kind=SeriesKind.FORECAST,
+        issued_at=T0,
+        points=_series([1.0, 2.0, 3.0]),
+    )
 
     with pytest.raises(ProviderError, match=r"reaches 3.00 h .* need at least 6.00 h"):
         trim_forecast(series, T0, horizon_s=48 * 3600, min_horizon_s=6 * 3600)
@@ -127,8 +169,13 @@ def test_trim_forecast_rejects_a_forecast_too_short_for_the_minimum() -> None:
 
 
 def test_trim_actuals_keeps_slots_overlapping_the_window() -> None:
-    series = build_series(provider="p", zone="Z", kind=SeriesKind.ACTUAL, issued_at=T0,
-                          points=_series([1.0, 2.0, 3.0, 4.0]))
+    series = build_series(
+        provider="p",
+        zone="Z",
+        kind=SeriesKind.ACTUAL,
+        issued_at=T0,
+        points=_series([1.0, 2.0, 3.0, 4.0]),
+    )
 
     kept = trim_actuals(series, T0 + timedelta(minutes=30), T0 + 2 * H)
 
@@ -143,16 +190,19 @@ def test_issue_time_is_never_after_now() -> None:
     assert clamp_issued_at(None, T0) == T0
 
 
-@pytest.mark.parametrize(("value", "date", "expected"), [
-    ("120", None, 120.0),
-    (" 2.5 ", None, 2.5),
-    ("-3", None, 0.0),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 07:27:30 GMT", 30.0),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 07:29:00 GMT", 0.0),
-    ("soon", None, None),
-    (None, None, None),
-    ("", None, None),
-])
+@pytest.mark.parametrize(
+    ("value", "date", "expected"),
+    [
+        ("120", None, 120.0),
+        (" 2.5 ", None, 2.5),
+        ("-3", None, 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 07:27:30 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 07:29:00 GMT", 0.0),
+        ("soon", None, None),
+        (None, None, None),
+        ("", None, None),
+    ],
+)
 def test_retry_after_parsing(value: str | None, date: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, date) == expected
 
@@ -161,4 +211,5 @@ def test_uk_zones_and_half_hours() -> None:
     assert region_id("GB") is None
     assert region_id("GB-13") == 13
     assert floor_half_hour(datetime(2025, 1, 1, 10, 59, 59, tzinfo=UTC)) == datetime(
-        2025, 1, 1, 10, 30, tzinfo=UTC)
+        2025, 1, 1, 10, 30, tzinfo=UTC
+    )

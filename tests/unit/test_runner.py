@@ -27,8 +27,7 @@ class Seconds:
 
 
 def test_flags_before_double_dash_and_entrypoint_after() -> None:
-    args, entrypoint = parse_args(["--interval-s", "5", "--", "python", "-m", "x", "--steps",
-                                   "3"])
+    args, entrypoint = parse_args(["--interval-s", "5", "--", "python", "-m", "x", "--steps", "3"])
     assert args.interval_s == 5.0
     assert entrypoint == ["python", "-m", "x", "--steps", "3"]
     args, entrypoint = parse_args(["--", "echo hi && exit 3"])
@@ -59,30 +58,46 @@ def test_exit_codes_follow_the_shell_convention() -> None:
 def test_config_from_env_reads_the_contract() -> None:
     args, _ = parse_args(["--interval-s", "2", "--", "true"])
     env = {
-        "GREENLIGHT_API_URL": "http://127.0.0.1:9/", "GREENLIGHT_JOB_ID": "job 1",
-        "GREENLIGHT_TOKEN": "t0k", "GREENLIGHT_ATTEMPT": "3", "GREENLIGHT_NODE": "n1",
-        "GREENLIGHT_GPUS": "2", "GREENLIGHT_CPUS": "1.5", "GREENLIGHT_GPU_POWER_W": "400",
-        "GREENLIGHT_CPU_CORE_POWER_W": "8", "GREENLIGHT_BASE_POWER_W": "0",
+        "GREENLIGHT_API_URL": "http://127.0.0.1:9/",
+        "GREENLIGHT_JOB_ID": "job 1",
+        "GREENLIGHT_TOKEN": "t0k",
+        "GREENLIGHT_ATTEMPT": "3",
+        "GREENLIGHT_NODE": "n1",
+        "GREENLIGHT_GPUS": "2",
+        "GREENLIGHT_CPUS": "1.5",
+        "GREENLIGHT_GPU_POWER_W": "400",
+        "GREENLIGHT_CPU_CORE_POWER_W": "8",
+        "GREENLIGHT_BASE_POWER_W": "0",
         "GREENLIGHT_METER": "estimate",
     }
     config = config_from(args, env)
-    assert config.target == ApiTarget(api_url="http://127.0.0.1:9/", job_id="job 1",
-                                      token="t0k")
+    assert config.target == ApiTarget(api_url="http://127.0.0.1:9/", job_id="job 1", token="t0k")
     assert config.target.energy_url == "http://127.0.0.1:9/v1/jobs/job%201/energy"
     assert (config.attempt, config.node, config.interval_s) == (3, "n1", 2.0)
     assert config.meter_mode == "estimate"
     power = config.power
     assert (power.gpus, power.cpus, power.gpu_w, power.cpu_core_w, power.base_w) == (
-        2, 1.5, 400.0, 8.0, 0.0)
+        2,
+        1.5,
+        400.0,
+        8.0,
+        0.0,
+    )
 
 
 def test_partial_api_env_turns_reporting_off_and_bad_numbers_use_defaults(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     args, _ = parse_args(["--", "true"])
-    env = {"GREENLIGHT_API_URL": "http://x", "GREENLIGHT_JOB_ID": "j",
-           "GREENLIGHT_GPUS": "1.5", "GREENLIGHT_GPU_POWER_W": "lots",
-           "GREENLIGHT_CPUS": "-2", "GREENLIGHT_ATTEMPT": "", "GREENLIGHT_METER": "magic"}
+    env = {
+        "GREENLIGHT_API_URL": "http://x",
+        "GREENLIGHT_JOB_ID": "j",
+        "GREENLIGHT_GPUS": "1.5",
+        "GREENLIGHT_GPU_POWER_W": "lots",
+        "GREENLIGHT_CPUS": "-2",
+        "GREENLIGHT_ATTEMPT": "",
+        "GREENLIGHT_METER": "magic",
+    }
     with caplog.at_level(logging.WARNING):
         config = config_from(args, env)
     assert config.target is None
@@ -90,8 +105,13 @@ def test_partial_api_env_turns_reporting_off_and_bad_numbers_use_defaults(
     assert config.meter_mode == "auto"
     assert (config.power.gpus, config.power.cpus, config.power.gpu_w) == (None, None, 300.0)
     logged = caplog.text
-    for name in ("GREENLIGHT_TOKEN", "GREENLIGHT_GPUS", "GREENLIGHT_GPU_POWER_W",
-                 "GREENLIGHT_CPUS", "GREENLIGHT_METER"):
+    for name in (
+        "GREENLIGHT_TOKEN",
+        "GREENLIGHT_GPUS",
+        "GREENLIGHT_GPU_POWER_W",
+        "GREENLIGHT_CPUS",
+        "GREENLIGHT_METER",
+    ):
         assert name in logged
 
 
@@ -106,7 +126,8 @@ def test_intervals_are_contiguous_and_carry_the_energy_between_cuts() -> None:
     second = cutter.cut()
     assert [r.device for r in first] == ["estimate:gpu", "estimate:base"]
     assert {(r.interval_start, r.interval_end) for r in first} == {
-        (ANCHOR, ANCHOR + timedelta(seconds=3))}
+        (ANCHOR, ANCHOR + timedelta(seconds=3))
+    }
     assert {r.interval_start for r in second} == {ANCHOR + timedelta(seconds=3)}
     assert {r.interval_end for r in second} == {ANCHOR + timedelta(seconds=3.5)}
     assert [r.energy_j for r in first] == pytest.approx([300.0, 30.0])
@@ -117,24 +138,35 @@ def test_intervals_are_contiguous_and_carry_the_energy_between_cuts() -> None:
 
 def test_report_wire_format() -> None:
     clock = Seconds()
-    cutter = IntervalCutter(EstimateMeter(0, 1.0, 1.0, 4.0, 0.0, monotonic_s=clock), attempt=1,
-                            node="node-a", monotonic_s=clock, wall_anchor=ANCHOR)
+    cutter = IntervalCutter(
+        EstimateMeter(0, 1.0, 1.0, 4.0, 0.0, monotonic_s=clock),
+        attempt=1,
+        node="node-a",
+        monotonic_s=clock,
+        wall_anchor=ANCHOR,
+    )
     clock.now_s += 0.25
     (report,) = cutter.cut()
     assert report.to_json() == {
-        "attempt": 1, "node": "node-a", "device": "estimate:cpu",
+        "attempt": 1,
+        "node": "node-a",
+        "device": "estimate:cpu",
         "interval_start": "2024-05-01T12:00:00+00:00",
         "interval_end": "2024-05-01T12:00:00.250000+00:00",
-        "energy_j": 1.0, "method": "estimate",
+        "energy_j": 1.0,
+        "method": "estimate",
     }
 
 
 def test_json_log_lines_carry_fields() -> None:
-    record = logging.LogRecord("workers.runner", logging.INFO, __file__, 1, "sent %d", (3,),
-                               None)
+    record = logging.LogRecord("workers.runner", logging.INFO, __file__, 1, "sent %d", (3,), None)
     record.fields = {"event": "sent", "count": 3}
     line = json.loads(JsonFormatter().format(record))
     assert line["msg"] == "sent 3"
     assert (line["level"], line["logger"], line["event"], line["count"]) == (
-        "info", "workers.runner", "sent", 3)
+        "info",
+        "workers.runner",
+        "sent",
+        3,
+    )
     assert datetime.fromisoformat(line["ts"]).tzinfo is not None

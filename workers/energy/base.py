@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import enum
 from types import TracebackType
+from typing import Self
 
 
 class MeterMethod(enum.StrEnum):
@@ -48,11 +49,13 @@ class Meter(abc.ABC):
     def close(self) -> None:  # noqa: B027 - most meters hold nothing to release
         """Release hardware handles and stop background threads. Idempotent."""
 
-    def __enter__(self) -> Meter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()

@@ -50,8 +50,11 @@ class CompositeMeter(Meter):
                 readings = meter.read()
             except MeterReadError as e:
                 if index not in self._failing:
-                    logger.warning("meter %s stopped reading, holding its last values: %s",
-                                   type(meter).__name__, e)
+                    logger.warning(
+                        "meter %s stopped reading, holding its last values: %s",
+                        type(meter).__name__,
+                        e,
+                    )
                     self._failing.add(index)
                 continue
             if index in self._failing:

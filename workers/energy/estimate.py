@@ -22,11 +22,22 @@ class EstimateMeter(Meter):
     """
 
     def __init__(
-        self, gpus: int, cpus: float, gpu_w: float, cpu_core_w: float, base_w: float, *,
+        self,
+        gpus: int,
+        cpus: float,
+        gpu_w: float,
+        cpu_core_w: float,
+        base_w: float,
+        *,
         monotonic_s: Callable[[], float] = time.monotonic,
     ) -> None:
-        for name, value in {"gpus": gpus, "cpus": cpus, "gpu_w": gpu_w,
-                            "cpu_core_w": cpu_core_w, "base_w": base_w}.items():
+        for name, value in {
+            "gpus": gpus,
+            "cpus": cpus,
+            "gpu_w": gpu_w,
+            "cpu_core_w": cpu_core_w,
+            "base_w": base_w,
+        }.items():
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         candidates = {

@@ -55,7 +55,8 @@ class HardwareProbe:
 
 @functools.lru_cache(maxsize=8)
 def probe_hardware(
-    nvml: ModuleType | None = None, rapl_root: Path = POWERCAP_ROOT,
+    nvml: ModuleType | None = None,
+    rapl_root: Path = POWERCAP_ROOT,
     visible_devices: str | None = None,
 ) -> HardwareProbe:
     """Open and close each real meter once and remember what worked (cached per arguments;
@@ -65,8 +66,9 @@ def probe_hardware(
     rapl_devices: tuple[str, ...] = ()
     try:
         module = nvml if nvml is not None else load_pynvml()
-        with NvmlMeter(nvml=module, visible_devices=visible_devices,
-                       sample_interval_s=None) as gpu_meter:
+        with NvmlMeter(
+            nvml=module, visible_devices=visible_devices, sample_interval_s=None
+        ) as gpu_meter:
             nvml_devices = tuple(gpu_meter.devices())
     except MeterUnavailable as e:
         nvml_error = str(e)
@@ -75,13 +77,21 @@ def probe_hardware(
             rapl_devices = tuple(cpu_meter.devices())
     except MeterUnavailable as e:
         rapl_error = str(e)
-    return HardwareProbe(nvml_devices=nvml_devices, nvml_error=nvml_error,
-                         rapl_devices=rapl_devices, rapl_error=rapl_error)
+    return HardwareProbe(
+        nvml_devices=nvml_devices,
+        nvml_error=nvml_error,
+        rapl_devices=rapl_devices,
+        rapl_error=rapl_error,
+    )
 
 
 def build_meter(
-    spec: PowerSpec, *, mode: MeterMode = "auto", nvml: ModuleType | None = None,
-    rapl_root: Path = POWERCAP_ROOT, env: Mapping[str, str] | None = None,
+    spec: PowerSpec,
+    *,
+    mode: MeterMode = "auto",
+    nvml: ModuleType | None = None,
+    rapl_root: Path = POWERCAP_ROOT,
+    env: Mapping[str, str] | None = None,
 ) -> CompositeMeter:
     """The best meter for ``spec`` on this node; never raises for missing hardware.
 
@@ -108,13 +118,20 @@ def build_meter(
             if cpu_meter is not None:
                 meters.append(cpu_meter)
                 measured_cpus = True
-        logger.info("meters probed: nvml=%s rapl=%s", found.nvml_devices or found.nvml_error,
-                    found.rapl_devices or found.rapl_error)
-    meters.append(EstimateMeter(
-        gpus=0 if measured_gpus or gpus is None else gpus,
-        cpus=0.0 if measured_cpus else cpus,
-        gpu_w=spec.gpu_w, cpu_core_w=spec.cpu_core_w, base_w=spec.base_w,
-    ))
+        logger.info(
+            "meters probed: nvml=%s rapl=%s",
+            found.nvml_devices or found.nvml_error,
+            found.rapl_devices or found.rapl_error,
+        )
+    meters.append(
+        EstimateMeter(
+            gpus=0 if measured_gpus or gpus is None else gpus,
+            cpus=0.0 if measured_cpus else cpus,
+            gpu_w=spec.gpu_w,
+            cpu_core_w=spec.cpu_core_w,
+            base_w=spec.base_w,
+        )
+    )
     return CompositeMeter(meters)
 
 
@@ -139,4 +156,3 @@ def _cpu_share(cpus: float | None) -> float:
     if cpus is None or cpus <= 0:
         return 1.0
     return min(1.0, cpus / online)
-

@@ -70,7 +70,12 @@ def load_pynvml() -> ModuleType:
 
 
 def nvml_error(
-    nvml: ModuleType, error: Exception, *, device: str | None, action: str, started: bool,
+    nvml: ModuleType,
+    error: Exception,
+    *,
+    device: str | None,
+    action: str,
+    started: bool,
 ) -> MeterError:
     """Map an NVMLError to a meter error: NOT_SUPPORTED or FUNCTION_NOT_FOUND (an old driver)
     become MeterNotSupported; anything else MeterReadError once the meter has started, else
@@ -111,8 +116,11 @@ class NvmlMeter(Meter):
     """
 
     def __init__(
-        self, *, nvml: ModuleType | None = None,
-        visible_devices: str | _FromEnv | None = FROM_ENV, use_counter: bool = True,
+        self,
+        *,
+        nvml: ModuleType | None = None,
+        visible_devices: str | _FromEnv | None = FROM_ENV,
+        use_counter: bool = True,
         sample_interval_s: float | None = DEFAULT_SAMPLE_INTERVAL_S,
         monotonic_s: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -135,7 +143,9 @@ class NvmlMeter(Meter):
             g.method is MeterMethod.NVML_POWER for g in self._gpus
         ):
             self._thread = threading.Thread(
-                target=self._sample_loop, args=(sample_interval_s,), name="nvml-power",
+                target=self._sample_loop,
+                args=(sample_interval_s,),
+                name="nvml-power",
                 daemon=True,
             )
             self._thread.start()
@@ -218,18 +228,30 @@ class NvmlMeter(Meter):
             model = "unknown"
         if use_counter:
             try:
-                counter_mj = int(self._call_init(
-                    "nvmlDeviceGetTotalEnergyConsumption", handle, device=name))
-                return _Gpu(name=name, handle=handle, method=MeterMethod.NVML_COUNTER,
-                            model=model, last_counter_mj=counter_mj)
+                counter_mj = int(
+                    self._call_init("nvmlDeviceGetTotalEnergyConsumption", handle, device=name)
+                )
+                return _Gpu(
+                    name=name,
+                    handle=handle,
+                    method=MeterMethod.NVML_COUNTER,
+                    model=model,
+                    last_counter_mj=counter_mj,
+                )
             except MeterUnavailable as e:
                 logger.info("%s: no energy counter (%s); sampling power instead", name, e.reason)
         try:
             power_mw = int(self._call_init("nvmlDeviceGetPowerUsage", handle, device=name))
         except MeterUnavailable as e:
             raise MeterUnavailable(name, f"neither energy counter nor power: {e.reason}") from e
-        return _Gpu(name=name, handle=handle, method=MeterMethod.NVML_POWER, model=model,
-                    last_power_w=power_mw / MW_PER_W, last_sample_s=self._monotonic_s())
+        return _Gpu(
+            name=name,
+            handle=handle,
+            method=MeterMethod.NVML_POWER,
+            model=model,
+            last_power_w=power_mw / MW_PER_W,
+            last_sample_s=self._monotonic_s(),
+        )
 
     # -- reading --------------------------------------------------------------------------
 

@@ -113,8 +113,14 @@ class RaplMeter(Meter):
                 if device.startswith("cpu:"):
                     raise
                 continue  # DRAM is a bonus; a package we cannot read is not
-            zones.append(_Zone(name=device, energy_path=zone_dir / "energy_uj",
-                               max_range_uj=max_uj, last_uj=now_uj))
+            zones.append(
+                _Zone(
+                    name=device,
+                    energy_path=zone_dir / "energy_uj",
+                    max_range_uj=max_uj,
+                    last_uj=now_uj,
+                )
+            )
         if not any(z.name.startswith("cpu:") for z in zones):
             raise MeterUnavailable(None, f"no RAPL package zone under {root}")
         return zones

@@ -36,8 +36,9 @@ class BadRequest(ValueError):
     """The request body is not a valid prediction request."""
 
 
-def load_traced_model(checkpoint: Path | None, device: torch.device,
-                      seed: int = 0) -> torch.jit.ScriptModule:
+def load_traced_model(
+    checkpoint: Path | None, device: torch.device, seed: int = 0
+) -> torch.jit.ScriptModule:
     """The seed MLP (weights from ``checkpoint``'s ``model`` entry when given, else
     initialised from ``seed``), traced with ``torch.jit.trace`` in eval mode. Raises
     FileNotFoundError for a missing checkpoint."""
@@ -51,7 +52,8 @@ def load_traced_model(checkpoint: Path | None, device: torch.device,
         # what this example demonstrates, so say it once here rather than on every start.
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
         traced: torch.jit.ScriptModule = torch.jit.trace(  # type: ignore[no-untyped-call]
-            model, torch.zeros(1, INPUT_DIM, device=device))
+            model, torch.zeros(1, INPUT_DIM, device=device)
+        )
     return traced
 
 
@@ -80,8 +82,9 @@ class PredictionServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = True  # shutdown waits for requests in flight
 
-    def __init__(self, address: tuple[str, int], model: torch.jit.ScriptModule,
-                 device: torch.device) -> None:
+    def __init__(
+        self, address: tuple[str, int], model: torch.jit.ScriptModule, device: torch.device
+    ) -> None:
         super().__init__(address, PredictionHandler)
         self.model = model
         self.device = device
@@ -132,8 +135,9 @@ class PredictionHandler(BaseHTTPRequestHandler):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workers.examples.serve_model",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.examples.serve_model", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--checkpoint", type=Path, default=None)

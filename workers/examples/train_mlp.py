@@ -50,13 +50,22 @@ class _StopFlag:
             self.signum = signum
 
 
-def save_checkpoint(path: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    config: TrainConfig) -> None:
+def save_checkpoint(
+    path: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> None:
     """Write atomically (temp file + rename) so a kill mid-save never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "seed": config.seed, "batch_size": config.batch_size}, tmp)
+    torch.save(
+        {
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "seed": config.seed,
+            "batch_size": config.batch_size,
+        },
+        tmp,
+    )
     os.replace(tmp, path)
 
 
@@ -83,8 +92,11 @@ def train(config: TrainConfig, stop: _StopFlag | None = None) -> tuple[int, floa
             optimizer.load_state_dict(state["optimizer"])
             step = int(state["step"])
             print(f"resumed from step={step} checkpoint={config.checkpoint}", flush=True)
-    print(f"training on {device} from step={step} to step={config.steps} "
-          f"batch_size={config.batch_size}", flush=True)
+    print(
+        f"training on {device} from step={step} to step={config.steps} "
+        f"batch_size={config.batch_size}",
+        flush=True,
+    )
     loss_fn = nn.MSELoss()
     while step < config.steps:
         if stop is not None and stop.signum is not None:
@@ -108,24 +120,33 @@ def train(config: TrainConfig, stop: _StopFlag | None = None) -> tuple[int, floa
 
 
 def parse_args(argv: Sequence[str]) -> TrainConfig:
-    parser = argparse.ArgumentParser(prog="python -m workers.examples.train_mlp",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.examples.train_mlp", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--checkpoint", type=Path,
-                        default=os.environ.get("GREENLIGHT_CHECKPOINT") or None)
+    parser.add_argument(
+        "--checkpoint", type=Path, default=os.environ.get("GREENLIGHT_CHECKPOINT") or None
+    )
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--log-every", type=int, default=10)
     args = parser.parse_args(argv)
     for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    return TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       device=args.device, checkpoint=args.checkpoint,
-                       checkpoint_every=args.checkpoint_every, log_every=args.log_every)
+    return TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
