@@ -41,11 +41,11 @@ def service_config(settings: Settings, *, worker_command: str | None = None) -> 
 
 def build_service(
     settings: Settings, *, clock: Clock | None = None, dispatcher: Dispatcher | None = None,
-    ray_address: str | None = None, migrate: bool = True,
+    ray: RayEndpoint | None = None, migrate: bool = True,
 ) -> GreenlightService:
     """A service on the configured database and providers.
 
-    ``dispatcher`` defaults to a RayDispatcher for ``ray_address`` (else the configured one);
+    ``dispatcher`` defaults to a RayDispatcher for ``ray`` (else the configured address);
     it contacts Ray only when a job is dispatched, so the API runs without a cluster.
     """
     from scheduler.dispatch.ray_jobs import RayDispatcher
@@ -67,24 +67,34 @@ def build_service(
         {r.name: (providers[r.name], r.grid_zone, r.refresh_interval_s) for r in settings.regions},
         store, clock)
     if dispatcher is None:
-        dispatcher = RayDispatcher(ray_address or settings.ray_address or "http://127.0.0.1:8265")
+        ray = ray or RayEndpoint(settings.ray_address or "http://127.0.0.1:8265")
+        dispatcher = RayDispatcher(ray.address, auth_token=ray.auth_token)
     ctx = ServiceContext(store=store, regions=regions, dispatcher=dispatcher, clock=clock,
                          providers=providers, refresher=refresher,
                          config=service_config(settings))
     return GreenlightService(ctx)
 
 
+@dataclass(frozen=True, slots=True)
+class RayEndpoint:
+    address: str
+    auth_token: str | None = None
+
+
 @contextlib.contextmanager
-def ray_cluster(settings: Settings) -> Iterator[str]:
-    """The configured Ray address, or a local head on loopback started (and stopped) here."""
+def ray_cluster(settings: Settings) -> Iterator[RayEndpoint]:
+    """The configured Ray address, or a local head on loopback started (and stopped) here.
+
+    Head and clients must agree on ``RAY_AUTH_MODE`` (Ray 2.60 turns token auth on by default).
+    """
+    os.environ.setdefault("RAY_AUTH_MODE", settings.ray_auth_mode)
     if settings.ray_address:
-        yield settings.ray_address
+        yield RayEndpoint(settings.ray_address, os.environ.get("RAY_AUTH_TOKEN"))
         return
     from scheduler.dispatch.local_ray import LocalRayHead
 
-    os.environ.setdefault("RAY_AUTH_MODE", settings.ray_auth_mode)
     with LocalRayHead() as head:
-        yield head.dashboard_url
+        yield RayEndpoint(head.dashboard_url, head.auth_token)
 
 
 @dataclass
@@ -130,8 +140,8 @@ def serve(settings: Settings) -> None:
     from scheduler.periodic import start_periodic
 
     configure_logging(settings.log_format, settings.log_level)
-    with ray_cluster(settings) as address:
-        service = build_service(settings, ray_address=address)
+    with ray_cluster(settings) as ray:
+        service = build_service(settings, ray=ray)
         service.refresh_forecasts()
         cycles = start_periodic(service, settings)
         try:

@@ -74,7 +74,7 @@ def run_demo(settings: Settings, *, speed: float = 900.0, timeout_s: float = 170
         ray = ray_cluster(settings)
         address = ray.__enter__()
     try:
-        service = build_service(settings, clock=scaled_clock(speed), ray_address=address)
+        service = build_service(settings, clock=scaled_clock(speed), ray=address)
         api = start_api_thread(service, "127.0.0.1", port)
         service.refresh_forecasts()
         cycles = start_periodic(service, settings, scale=speed)

@@ -82,11 +82,17 @@ def formulate(cands: CandidateSet, gpus: IntArray, free: IntArray) -> Formulatio
     n_slots = free.shape[1]
     cell = np.repeat(cands.row, lengths) * n_slots + slot
     weight = np.repeat(gpus[cands.job].astype(np.float64), lengths)
-    # A cell binds only if the jobs that could cover it might need more than is free.
-    demand = np.zeros(free.size)
-    per_job_cell = np.unique(np.stack((np.repeat(job_pos, lengths), cell)), axis=1)
-    np.add.at(demand, per_job_cell[1], gpus[jobs[per_job_cell[0]]].astype(np.float64))
-    binding = demand > free.ravel()
+    # A cell binds only if the jobs that could cover it might need more than is free. A job's
+    # candidates in one region have consecutive starts, so together they cover one interval.
+    group = np.flatnonzero(np.r_[True, (np.diff(cands.job) != 0) | (np.diff(cands.row) != 0)])
+    lo = np.minimum.reduceat(cands.a, group)
+    hi = np.maximum.reduceat(cands.b, group)
+    base = cands.row[group] * (n_slots + 1)
+    steps = np.zeros(free.shape[0] * (n_slots + 1))
+    np.add.at(steps, base + lo, gpus[cands.job[group]].astype(np.float64))
+    np.add.at(steps, base + hi, -gpus[cands.job[group]].astype(np.float64))
+    demand = np.cumsum(steps.reshape(free.shape[0], n_slots + 1), axis=1)[:, :n_slots]
+    binding = demand.ravel() > free.ravel()
     keep = binding[cell] & (weight > 0)
     cells, cell_row = np.unique(cell[keep], return_inverse=True)
     capacity = sparse.csr_matrix((weight[keep], (cell_row, col[keep])), shape=(len(cells), n))

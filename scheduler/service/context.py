@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from scheduler.domain import Region
+from scheduler.forecasts.refresh import RefreshResult
 from scheduler.planning.snapshot import LeadError
 from scheduler.ports import Clock, Dispatcher, ForecastProvider, Store
 
@@ -16,7 +18,8 @@ from scheduler.ports import Clock, Dispatcher, ForecastProvider, Store
 class Refresher(Protocol):
     """The forecast refresher as the service uses it (``scheduler.forecasts.refresh``)."""
 
-    def refresh(self, now: object, regions: object = None) -> object: ...
+    def refresh(self, now: datetime | None = None, regions: Collection[str] | None = None, *,
+                force: bool = False) -> RefreshResult: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
