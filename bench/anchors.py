@@ -20,6 +20,7 @@ Run: ``.venv/bin/python bench/anchors.py [--seeds 10] [--regions DE GB FR] [--jo
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -73,6 +74,7 @@ def lwa_ml_jobs(n: int = 3387, *, interruptible: bool = False) -> list[SimJob]:
     return jobs
 
 
+@functools.cache
 def load_grid(zone: str) -> CarbonGrid:
     """2020-01-01 to the trace's end at 30-minute steps, sampled as the paper does."""
     series = load_carbon_trace(DATA / FILES[zone])

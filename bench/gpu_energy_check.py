@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import traceback
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,10 @@ def preflight() -> dict[str, Any]:
     except pynvml.NVMLError as e:
         fail(2, f"NVML does not start: {e} (is the NVIDIA driver loaded?)")
     try:
+        import requests  # noqa: F401 - the runner needs it
         import torch
-    except ImportError:
-        fail(2, "torch is not installed")
+    except ImportError as e:
+        fail(2, f"{e.name} is not installed (pip install -e . from the repository root)")
     info["torch"] = torch.__version__
     info["torch_cuda"] = torch.version.cuda
     if not torch.cuda.is_available():
@@ -111,7 +113,7 @@ class _CollectorHandler(BaseHTTPRequestHandler):
 
 
 def start_runner(
-    collector: Collector, checkpoint: Path, batch_size: int, gpus: int
+    collector: Collector, checkpoint: Path, args: argparse.Namespace, gpus: int
 ) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GREENLIGHT_")}
     env.update(
@@ -138,11 +140,11 @@ def start_runner(
         "-m",
         "workers.examples.train_mlp",
         "--device",
-        "cuda",
+        args.trainer_device,
         "--steps",
         "1000000000",
         "--batch-size",
-        str(batch_size),
+        str(args.batch_size),
         "--log-every",
         "500",
         "--checkpoint",
@@ -160,7 +162,7 @@ class OutputTail:
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.lines: list[str] = []
-        self.first_step = threading.Event()
+        self.training = threading.Event()
         self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
         self._thread.start()
 
@@ -168,8 +170,8 @@ class OutputTail:
         assert process.stdout is not None
         for line in process.stdout:
             self.lines.append(line.rstrip("\n"))
-            if line.startswith("step="):
-                self.first_step.set()
+            if line.startswith("training on"):  # printed once the model sits on the device
+                self.training.set()
             if line.startswith(("step=", "training", "checkpoint", "stopped", "resumed")) or (
                 '"level": "error"' in line or '"level": "warning"' in line
             ):
@@ -179,67 +181,95 @@ class OutputTail:
         self._thread.join(timeout=10)
 
 
-def measure(args: argparse.Namespace, info: dict[str, Any], started_s: float) -> dict[str, Any]:
-    collector = Collector()
-    threading.Thread(target=collector.serve_forever, daemon=True).start()
+@dataclass
+class Measurement:
+    """Cumulative joules per device from both meters at three moments, and the runner's end."""
+
+    models: dict[str, str]
+    methods: dict[str, str]
+    at_train_start: tuple[dict[str, float], dict[str, float]] = ({}, {})
+    at_stop: tuple[dict[str, float], dict[str, float]] = ({}, {})
+    at_end: tuple[dict[str, float], dict[str, float]] = ({}, {})
+    train_s: float = 0.0
+    window_s: float = 0.0
+    exit_code: int | None = None
+    lines: list[str] = field(default_factory=list)
+
+
+def run_training(
+    args: argparse.Namespace, collector: Collector, checkpoint: Path, started_s: float
+) -> Measurement:
     counter = NvmlMeter(use_counter=True)
     sampled = NvmlMeter(use_counter=False, sample_interval_s=0.05)
-    methods = {d: str(counter.method(d)) for d in counter.devices()}
-    log(f"GPUs metered: {counter.models}; counter methods: {methods}")
-    checkpoint = Path(tempfile.mkdtemp(prefix="gl-gpu-check-")) / "ckpt.pt"
+    m = Measurement(
+        models=counter.models, methods={d: str(counter.method(d)) for d in counter.devices()}
+    )
+    log(f"GPUs metered: {m.models}; counter methods: {m.methods}")
     t0 = time.monotonic()
-    runner = start_runner(collector, checkpoint, args.batch_size, len(counter.devices()))
+    runner = start_runner(collector, checkpoint, args, len(counter.devices()))
     tail = OutputTail(runner)
     budget_s = HARD_LIMIT_S - (time.monotonic() - started_s) - 20
-    if not tail.first_step.wait(timeout=max(10.0, budget_s - args.seconds)):
-        log("ERROR: the trainer printed no step in time; stopping")
+    if not tail.training.wait(timeout=max(10.0, budget_s - args.seconds)):
+        log("ERROR: the trainer did not start training in time; stopping")
+    m.at_train_start = (counter.read(), sampled.read())
     train_started = time.monotonic()
     while time.monotonic() - train_started < args.seconds and runner.poll() is None:
         time.sleep(0.2)
+    m.at_stop = (counter.read(), sampled.read())
+    m.train_s = time.monotonic() - train_started
     if runner.poll() is not None:
         log(f"ERROR: the runner exited early with {runner.returncode}")
     else:
-        log(
-            f"stopping the runner with SIGTERM after {time.monotonic() - train_started:.1f} s "
-            "of training"
-        )
+        log(f"stopping the runner with SIGTERM after {m.train_s:.1f} s of training")
         runner.send_signal(signal.SIGTERM)
     try:
-        exit_code = runner.wait(timeout=45)
+        m.exit_code = runner.wait(timeout=45)
     except subprocess.TimeoutExpired:
+        log("ERROR: the runner did not exit 45 s after SIGTERM; killing it")
         runner.kill()
-        exit_code = runner.wait()
-    elapsed_s = time.monotonic() - t0
-    counted_j, sampled_j = counter.read(), sampled.read()
+        m.exit_code = runner.wait()
+    m.window_s = time.monotonic() - t0
+    m.at_end = (counter.read(), sampled.read())
     counter.close()
     sampled.close()
     tail.join()
-    collector.shutdown()
-    return summarise(
-        info,
-        collector,
-        counter.models,
-        methods,
-        counted_j,
-        sampled_j,
-        elapsed_s,
-        exit_code,
-        checkpoint,
-        tail.lines,
-    )
+    m.lines = tail.lines
+    return m
+
+
+def measure(args: argparse.Namespace, info: dict[str, Any], started_s: float) -> dict[str, Any]:
+    collector = Collector()
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    checkpoint = Path(tempfile.mkdtemp(prefix="gl-gpu-check-")) / "ckpt.pt"
+    try:
+        m = run_training(args, collector, checkpoint, started_s)
+    finally:
+        collector.shutdown()
+    return summarise(info, collector, m, checkpoint)
+
+
+def device_row(m: Measurement, device: str, reported: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    counted_j, sampled_j = m.at_end[0][device], m.at_end[1][device]
+    train_counted_j = m.at_stop[0][device] - m.at_train_start[0][device]
+    train_sampled_j = m.at_stop[1][device] - m.at_train_start[1][device]
+    return {
+        "model": m.models.get(device),
+        "method": m.methods[device],
+        "counter_j": round(counted_j, 2),
+        "sampled_power_j": round(sampled_j, 2),
+        "diff_pct": round(100 * (sampled_j - counted_j) / counted_j, 2) if counted_j else None,
+        "mean_power_counter_w": round(counted_j / m.window_s, 2),
+        "mean_power_sampled_w": round(sampled_j / m.window_s, 2),
+        "train_counter_j": round(train_counted_j, 2),
+        "train_mean_power_counter_w": round(train_counted_j / max(m.train_s, 1e-9), 2),
+        "train_mean_power_sampled_w": round(train_sampled_j / max(m.train_s, 1e-9), 2),
+        "runner_reported_j": round(reported.get(device, {}).get("energy_j", 0.0), 2),
+        "runner_methods": sorted(reported.get(device, {}).get("methods", ())),
+    }
 
 
 def summarise(
-    info: dict[str, Any],
-    collector: Collector,
-    models: dict[str, str],
-    methods: dict[str, str],
-    counted_j: dict[str, float],
-    sampled_j: dict[str, float],
-    elapsed_s: float,
-    exit_code: int,
-    checkpoint: Path,
-    lines: list[str],
+    info: dict[str, Any], collector: Collector, m: Measurement, checkpoint: Path
 ) -> dict[str, Any]:
     reported: dict[str, dict[str, Any]] = {}
     for r in collector.reports.values():
@@ -249,32 +279,19 @@ def summarise(
         entry["energy_j"] += r["energy_j"]
         entry["methods"].add(r["method"])
         entry["intervals"] += 1
-    devices = {}
-    for device, energy_j in counted_j.items():
-        other_j = sampled_j.get(device, 0.0)
-        devices[device] = {
-            "model": models.get(device),
-            "method": methods[device],
-            "counter_j": round(energy_j, 2),
-            "sampled_power_j": round(other_j, 2),
-            "diff_pct": round(100 * (other_j - energy_j) / energy_j, 2) if energy_j else None,
-            "mean_power_counter_w": round(energy_j / elapsed_s, 2),
-            "mean_power_sampled_w": round(other_j / elapsed_s, 2),
-            "runner_reported_j": round(reported.get(device, {}).get("energy_j", 0.0), 2),
-            "runner_methods": sorted(reported.get(device, {}).get("methods", ())),
-        }
     checkpoint_step = None
     if checkpoint.exists():
         import torch
 
         checkpoint_step = int(torch.load(checkpoint, weights_only=True)["step"])
-    steps = [line for line in lines if line.startswith("step=")]
+    steps = [line for line in m.lines if line.startswith("step=")]
     return {
         "machine": info,
-        "window_s": round(elapsed_s, 2),
-        "devices": devices,
+        "window_s": round(m.window_s, 2),
+        "train_s": round(m.train_s, 2),
+        "devices": {d: device_row(m, d, reported) for d in m.at_end[0]},
         "runner": {
-            "exit_code": exit_code,
+            "exit_code": m.exit_code,
             "posts": collector.posts,
             "checkpoint_step": checkpoint_step,
             "last_step_line": steps[-1] if steps else None,
@@ -313,25 +330,27 @@ def check(summary: dict[str, Any]) -> list[str]:
 
 
 def print_table(summary: dict[str, Any]) -> None:
+    runner = summary["runner"]
     print(
-        f"\nwindow {summary['window_s']} s; runner exit {summary['runner']['exit_code']}; "
-        f"checkpoint step {summary['runner']['checkpoint_step']}; "
-        f"{summary['runner']['last_step_line']}"
+        f"\nwindow {summary['window_s']} s (training {summary['train_s']} s); "
+        f"runner exit {runner['exit_code']}; checkpoint step {runner['checkpoint_step']}; "
+        f"last: {runner['last_step_line']}"
     )
     header = (
-        f"{'device':<8} {'method':<13} {'counter J':>11} {'sampled J':>11} {'diff %':>7} "
-        f"{'mean W (ctr)':>12} {'mean W (smp)':>12} {'runner J':>10}  model"
+        f"{'device':<8} {'method':<13} {'counter J':>10} {'sampled J':>10} {'diff %':>7} "
+        f"{'W ctr':>7} {'W smp':>7} {'train W ctr':>11} {'train W smp':>11} {'runner J':>9}"
     )
     print(header)
     print("-" * len(header))
     for device, d in summary["devices"].items():
         print(
-            f"{device:<8} {d['method']:<13} {d['counter_j']:>11.1f} "
-            f"{d['sampled_power_j']:>11.1f} {d['diff_pct'] or 0:>7.2f} "
-            f"{d['mean_power_counter_w']:>12.1f} {d['mean_power_sampled_w']:>12.1f} "
-            f"{d['runner_reported_j']:>10.1f}  {d['model']}"
+            f"{device:<8} {d['method']:<13} {d['counter_j']:>10.1f} "
+            f"{d['sampled_power_j']:>10.1f} {d['diff_pct'] or 0:>7.2f} "
+            f"{d['mean_power_counter_w']:>7.1f} {d['mean_power_sampled_w']:>7.1f} "
+            f"{d['train_mean_power_counter_w']:>11.1f} {d['train_mean_power_sampled_w']:>11.1f} "
+            f"{d['runner_reported_j']:>9.1f}  {d['model']}"
         )
-    for device, r in summary["runner"]["reported"].items():
+    for device, r in runner["reported"].items():
         if not device.startswith("gpu:"):
             print(f"runner also reported {device}: {r['energy_j']} J ({', '.join(r['methods'])})")
 
@@ -349,6 +368,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--batch-size", type=int, default=32768)
+    parser.add_argument(
+        "--trainer-device",
+        choices=["cuda", "cpu"],
+        default="cuda",
+        help="cpu only to dry-run the plumbing; the energy checks then fail by design",
+    )
     args = parser.parse_args()
     started_s = time.monotonic()
     info = preflight()

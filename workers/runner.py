@@ -13,6 +13,17 @@ printed to stderr. SIGTERM, SIGINT and SIGHUP are forwarded to the command's pro
 interruptible jobs can checkpoint); if it has not exited ``--stop-grace-s`` later it is killed.
 The runner exits with the command's exit status (``128 + N`` when signal N killed it), 127/126
 when it could not be started, 2 for bad usage. The API being down never fails the job.
+
+Environment (all optional):
+
+* ``GREENLIGHT_API_URL``, ``GREENLIGHT_JOB_ID``, ``GREENLIGHT_TOKEN``: where and as whom to
+  report (the token is removed from the command's environment); ``GREENLIGHT_ATTEMPT``
+  (default 1); ``GREENLIGHT_NODE`` (default the hostname).
+* ``GREENLIGHT_GPUS``, ``GREENLIGHT_CPUS``: what the job holds (GPUs: 0 skips NVML; CPUs scale
+  RAPL to the job's share of cores); ``GREENLIGHT_GPU_POWER_W`` (300),
+  ``GREENLIGHT_CPU_CORE_POWER_W`` (12), ``GREENLIGHT_BASE_POWER_W`` (20): power for estimates.
+* ``GREENLIGHT_METER`` (``auto``|``estimate``, overridden by ``--meter``),
+  ``GREENLIGHT_LOG_LEVEL`` (INFO), ``CUDA_VISIBLE_DEVICES`` (which GPUs NVML meters).
 """
 
 from __future__ import annotations
@@ -201,7 +212,9 @@ class Runner:
         self._reporter = reporter
         self._monotonic_s = monotonic_s
         self._child: ChildProcess | None = None
+        self._child_running = False
         self._signals: list[int] = []
+        self._unforwarded: list[int] = []
         self._stop_requested_s: float | None = None
 
     def run(self, argv: Sequence[str], env: Mapping[str, str]) -> int:
@@ -212,16 +225,18 @@ class Runner:
             node=self._config.node,
             monotonic_s=self._monotonic_s,
         )
+        # Handlers stay installed through the final flush: a second stop signal then must not
+        # kill the runner before its last report is out (the cluster escalates to SIGKILL).
         previous = {s: signal.signal(s, self._on_signal) for s in FORWARDED_SIGNALS}
         try:
             exit_code = self._start_and_wait(argv, env, cutter)
+            self._send(cutter)
+            stats = self._reporter.close(self._config.flush_timeout_s) if self._reporter else None
+            self._meter.close()
+            self._summarise(cutter, exit_code, stats)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        self._send(cutter)
-        stats = self._reporter.close(self._config.flush_timeout_s) if self._reporter else None
-        self._meter.close()
-        self._summarise(cutter, exit_code, stats)
         return exit_code
 
     def _start_and_wait(
@@ -239,7 +254,8 @@ class Runner:
         except PermissionError as e:
             logger.error("cannot start %s: %s", argv[0], e)
             return EXIT_NOT_EXECUTABLE
-        for signum in self._signals:  # arrived while the child was being spawned
+        self._child_running = True
+        for signum in self._unforwarded:  # arrived while the child was being spawned
             self._child.send_signal(signum)
         logger.info(
             "command started",
@@ -252,7 +268,10 @@ class Runner:
                 }
             },
         )
-        return exit_code_of(self._wait(self._child, cutter))
+        returncode = self._wait(self._child, cutter)
+        # From here its process group id may be reused: never signal it again.
+        self._child_running = False
+        return exit_code_of(returncode)
 
     def _wait(self, child: ChildProcess, cutter: IntervalCutter) -> int:
         interval_s = self._config.interval_s
@@ -293,7 +312,9 @@ class Runner:
         self._signals.append(signum)
         if self._stop_requested_s is None:
             self._stop_requested_s = self._monotonic_s()
-        if self._child is not None:
+        if self._child is None:
+            self._unforwarded.append(signum)
+        elif self._child_running:
             self._child.send_signal(signum)
 
     def _summarise(
@@ -327,10 +348,10 @@ class Runner:
             )
 
 
-def open_meter(config: RunnerConfig) -> Meter:
+def open_meter(config: RunnerConfig, env: Mapping[str, str]) -> Meter:
     """The configured meter; on any unexpected failure an estimate, so the job still runs."""
     try:
-        return build_meter(config.power, mode=config.meter_mode)
+        return build_meter(config.power, mode=config.meter_mode, env=env)
     except Exception:  # the runner is a shell: metering must never stop the job
         logger.exception("building meters failed; estimating everything")
         spec = config.power
@@ -346,7 +367,8 @@ def open_meter(config: RunnerConfig) -> Meter:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """CLI entry: parse, build meter and reporter, run; returns the exit status."""
     env = dict(os.environ if env is None else env)
-    configure_json_logging(env.get("GREENLIGHT_LOG_LEVEL", "INFO").upper())
+    level = env.get("GREENLIGHT_LOG_LEVEL", "INFO").upper()
+    configure_json_logging(level if level in logging.getLevelNamesMapping() else "INFO")
     args, entrypoint = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         command = build_argv(entrypoint)
@@ -354,7 +376,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         logger.error("%s", e)
         return EXIT_USAGE
     config = config_from(args, env)
-    meter = open_meter(config)
+    meter = open_meter(config, env)
     reporter = EnergyReporter(config.target, policy=config.retry) if config.target else None
     return Runner(config, meter, reporter).run(command, env)
 

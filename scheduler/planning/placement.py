@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scheduler.planning.batch import first_choices
 from scheduler.planning.capacity import CapacityLedger
 from scheduler.planning.grid import FloatArray, IntArray
 from scheduler.planning.policies import Books, Candidates, CurrentPlans, candidates
@@ -135,8 +136,18 @@ class Placer:
         return (int(cands.rows[i]), float(cands.starts_x[w]), float(cands.score[i, w]),
                 displaced)
 
-    def place(self, a: Assignment, j: int) -> None:
-        """Commit job ``j`` to its best feasible candidate, or as early as possible if none."""
+    def place(self, a: Assignment, j: int, first: tuple[int, float, float] | None = None,
+              ) -> None:
+        """Commit job ``j`` to its best feasible candidate, or as early as possible if none.
+
+        ``first`` is the job's best candidate capacity aside, when already known (``batch``).
+        """
+        t = self.table
+        if first is not None and first[0] >= 0 and self.ledger.fits(
+                first[0], first[1], float(t.d[j]), int(t.gpus[j])):
+            self._note_forced(a, j, single=t.x_l[j] < math.floor(t.x_e[j]) + 1)
+            self.commit(a, j, *first)
+            return
         cands = self.candidates(j)
         if cands.unpriced:
             a.notes[j] = UNPRICED_NOTE
@@ -147,14 +158,19 @@ class Placer:
         row, x, score, displaced = found
         if displaced:
             a.displaced.add(j)
-        if len(cands.starts_x) == 1 and not self.table.deployment[j] and \
-                self.table.x_l[j] < math.floor(self.table.x_e[j]) + 1:
-            a.notes[j] = FORCED_NOTE
+        self._note_forced(a, j, single=len(cands.starts_x) == 1)
         self.commit(a, j, row, x, math.inf if cands.unpriced else score)
 
+    def _note_forced(self, a: Assignment, j: int, *, single: bool) -> None:
+        t = self.table
+        if single and not t.deployment[j] and t.x_l[j] < math.floor(t.x_e[j]) + 1:
+            a.notes[j] = FORCED_NOTE
+
     def place_all(self, a: Assignment, order: Iterable[int]) -> None:
+        rows, starts, scores = first_choices(self.table, self.books, self.current)
         for j in order:
-            self.place(a, int(j))
+            j = int(j)
+            self.place(a, j, (int(rows[j]), float(starts[j]), float(scores[j])))
 
     def place_late(self, a: Assignment, j: int, cands: Candidates) -> None:
         """Earliest start with free GPUs past the deadline (over capacity at the earliest

@@ -112,9 +112,14 @@ def candidates(j: int, table: JobTable, books: Books, current: CurrentPlans) -> 
         score = np.broadcast_to(starts, (len(rows), len(starts))).copy()
         return Candidates(rows=rows, starts_x=starts, score=score)
     d = float(table.d[j])
-    grams_per_unit = float(table.weight_kw[j]) * book.grid.step_h * book.pue[rows][:, None]
-    cost = grams_per_unit * book.run_cost(rows, starts, d)
-    cost[starts[None, :] >= book.start_end[rows][:, None]] = np.inf
+    k_last = int(starts[-1]) if len(starts) > 1 else int(np.floor(starts[0]))
+    cost = book.window_cost(rows, float(starts[0]), k_last, d)
+    if len(starts) == 1:
+        cost = cost[:, :1]
+    cost *= float(table.weight_kw[j]) * book.grid.step_h * book.pue[rows][:, None]
+    late_start = starts[None, :] >= book.start_end[rows][:, None]
+    if late_start.any():
+        cost[late_start] = np.inf
     if not np.isfinite(cost).any():
         return _run_now_home(j, table)
     if policy is Policy.CARBON_TIME and not table.deployment[j]:

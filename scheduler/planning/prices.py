@@ -60,10 +60,7 @@ class PriceBook:
     start_end: IntArray
     pue: FloatArray
     issued_at: tuple[datetime | None, ...]
-
-    @property
-    def priced(self) -> BoolArray:
-        return self.start_end > 0
+    priced: BoolArray
 
     def index(self, region: str) -> int:
         """Row of ``region``; raises ValueError for an unknown one."""
@@ -82,6 +79,20 @@ class PriceBook:
     def run_cost(self, rows: IntArray, starts_x: FloatArray, duration_slots: float) -> FloatArray:
         """Intensity integrated over ``[x, x + d)`` for each row and start: g/kWh x slots."""
         return self.integral(rows, starts_x + duration_slots) - self.integral(rows, starts_x)
+
+    def window_cost(self, rows: IntArray, x_e: float, k_last: int, d: float) -> FloatArray:
+        """``run_cost`` for the starts ``[x_e, floor(x_e) + 1, ..., k_last]`` (slices, not
+        gathers: every start but the first is a slot boundary). Needs ``k_last + d <= S``."""
+        k0 = int(np.floor(x_e))
+        n = int(np.floor(d))
+        f = d - n
+        out = np.empty((len(rows), k_last - k0 + 1))
+        out[:, :1] = self.run_cost(rows, np.array([x_e]), d)
+        if k_last > k0:
+            lo, hi = k0 + 1, k_last + 1
+            out[:, 1:] = (self.prefix[rows, lo + n:hi + n] + f * self.values[rows, lo + n:hi + n]
+                          - self.prefix[rows, lo:hi])
+        return out
 
     def with_error_margin(
         self, errors: Mapping[str, Sequence[LeadError]], now: datetime,
@@ -127,4 +138,5 @@ def build_price_book(
     return PriceBook(
         grid=grid, regions=tuple(r.name for r in regions), values=values,
         prefix=_prefix(values), start_end=start_end,
-        pue=np.array([r.pue for r in regions], dtype=np.float64), issued_at=tuple(issued))
+        pue=np.array([r.pue for r in regions], dtype=np.float64), issued_at=tuple(issued),
+        priced=start_end > 0)

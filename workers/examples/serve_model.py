@@ -79,8 +79,9 @@ def parse_inputs(body: bytes) -> list[list[float]]:
 class PredictionServer(ThreadingHTTPServer):
     """A threading HTTP server holding the traced model."""
 
-    daemon_threads = True
-    block_on_close = True  # shutdown waits for requests in flight
+    # Non-daemon request threads, joined on close: a stop lets requests in flight finish.
+    daemon_threads = False
+    block_on_close = True
 
     def __init__(
         self, address: tuple[str, int], model: torch.jit.ScriptModule, device: torch.device
@@ -98,7 +99,9 @@ class PredictionServer(ThreadingHTTPServer):
 
 class PredictionHandler(BaseHTTPRequestHandler):
     server: PredictionServer
-    protocol_version = "HTTP/1.1"
+    # HTTP/1.0 (the default): one request per connection, so no idle keep-alive connection
+    # can hold a shutdown open; a stalled client is cut off after ``timeout`` seconds.
+    timeout = 30
 
     def do_GET(self) -> None:
         if self.path == "/healthz":
