@@ -56,8 +56,9 @@ def lwa_ml_jobs(n: int = 3387, *, interruptible: bool = False) -> list[SimJob]:
     start_minutes = np.arange(9 * 60, 17 * 60, 30)
     days = [YEAR_START + timedelta(days=i) for i in range(366)]
     workdays = [d for d in days if d.weekday() <= 4]
-    per_day = dict(zip(workdays, rng.multinomial(n, [1 / len(workdays)] * len(workdays)),
-                       strict=True))
+    per_day = dict(
+        zip(workdays, rng.multinomial(n, [1 / len(workdays)] * len(workdays)), strict=True)
+    )
     arrivals = []
     for day in days:
         count = int(per_day.get(day, 0))
@@ -67,10 +68,19 @@ def lwa_ml_jobs(n: int = 3387, *, interruptible: bool = False) -> list[SimJob]:
     jobs = []
     for i, (arrival, minutes) in enumerate(zip(arrivals, durations, strict=True)):
         duration_s = float(minutes) * 60.0
-        jobs.append(SimJob(id=f"ml-{i}", arrival=arrival, duration_s=duration_s, gpus=1,
-                           power_w=POWER_W, deadline=next_workday_deadline(arrival, duration_s),
-                           home_region="dc", allowed_regions=("dc",),
-                           interruptible=interruptible))
+        jobs.append(
+            SimJob(
+                id=f"ml-{i}",
+                arrival=arrival,
+                duration_s=duration_s,
+                gpus=1,
+                power_w=POWER_W,
+                deadline=next_workday_deadline(arrival, duration_s),
+                home_region="dc",
+                allowed_regions=("dc",),
+                interruptible=interruptible,
+            )
+        )
     return jobs
 
 
@@ -81,9 +91,13 @@ def load_grid(zone: str) -> CarbonGrid:
     assert series.end is not None
     # Every :00 and :30 value up to the trace's last one, as the paper's series has.
     n_steps = math.ceil((series.end - YEAR_START).total_seconds() / STEP_S)
-    return build_grid({"dc": series}, start=YEAR_START,
-                      end=YEAR_START + timedelta(seconds=n_steps * STEP_S), step_s=STEP_S,
-                      how=Resample.SAMPLE)
+    return build_grid(
+        {"dc": series},
+        start=YEAR_START,
+        end=YEAR_START + timedelta(seconds=n_steps * STEP_S),
+        step_s=STEP_S,
+        how=Resample.SAMPLE,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +114,18 @@ def run_task(task: Task) -> tuple[Task, float, int]:
     """Total grams on actuals for one (zone, policy, mode, seed), and the cycles it took."""
     grid = load_grid(task.zone)
     actual = grid.actuals["dc"]
-    model = (perfect_forecast(actual) if task.seed is None
-             else gaussian_forecast(actual, 0.05, np.random.default_rng(task.seed)))
+    model = (
+        perfect_forecast(actual)
+        if task.seed is None
+        else gaussian_forecast(actual, 0.05, np.random.default_rng(task.seed))
+    )
     jobs = lwa_ml_jobs(task.jobs, interruptible=task.interruptible)
-    scenario = Scenario(jobs=tuple(jobs), regions=(SimRegion(name="dc", zone=task.zone),),
-                        grid=grid, forecasts={"dc": model})
+    scenario = Scenario(
+        jobs=tuple(jobs),
+        regions=(SimRegion(name="dc", zone=task.zone),),
+        grid=grid,
+        forecasts={"dc": model},
+    )
     run = simulate(scenario, task.policy, batch_s=task.batch_days * 86400.0 or None)
     return task, float(job_emissions_g(scenario, run.records).sum()), run.cycles
 
@@ -115,25 +136,45 @@ def tasks(zones: list[str], seeds: int, n_jobs: int, batch_days: float) -> list[
         out.append(Task(zone, Policy.NOW, False, None, n_jobs, batch_days))
         for interruptible in (False, True):
             out.append(Task(zone, Policy.ORACLE, interruptible, None, n_jobs, batch_days))
-            out += [Task(zone, policy, interruptible, seed, n_jobs, batch_days)
-                    for policy in COMPARED for seed in range(seeds)]
+            out += [
+                Task(zone, policy, interruptible, seed, n_jobs, batch_days)
+                for policy in COMPARED
+                for seed in range(seeds)
+            ]
     return out
 
 
+def _saving_pct(
+    results: list[tuple[Task, float, int]],
+    zone: str,
+    policy: Policy,
+    interruptible: bool,
+) -> float:
+    base = next(g for t, g, _ in results if t.zone == zone and t.policy is Policy.NOW)
+    grams = [
+        g
+        for t, g, _ in results
+        if t.zone == zone and t.policy is policy and t.interruptible == interruptible
+    ]
+    return (base - float(np.mean(grams))) / base * 100.0
+
+
 def report(results: list[tuple[Task, float, int]], zones: list[str]) -> str:
-    lines = [f"{'region':6} {'mode':17} {'published %':>11} {'wait-awhile %':>13} "
-             f"{'greenlight %':>12} {'oracle %':>9}"]
+    lines = [
+        f"{'region':6} {'mode':17} {'published %':>11} {'wait-awhile %':>13} "
+        f"{'greenlight %':>12} {'oracle %':>9}"
+    ]
     for zone in zones:
-        base = next(g for t, g, _ in results if t.zone == zone and t.policy is Policy.NOW)
         for k, interruptible in enumerate((False, True)):
-            def saving(policy: Policy, z: str = zone, i: bool = interruptible) -> float:
-                grams = [g for t, g, _ in results
-                         if t.zone == z and t.policy is policy and t.interruptible == i]
-                return (base - float(np.mean(grams))) / base * 100.0
             mode = "interruptible" if interruptible else "non-interruptible"
-            lines.append(f"{zone:6} {mode:17} {PUBLISHED[zone][k]:11.2f} "
-                         f"{saving(Policy.WAIT_AWHILE):13.2f} {saving(Policy.GREENLIGHT):12.2f} "
-                         f"{saving(Policy.ORACLE):9.2f}")
+            cells = [
+                _saving_pct(results, zone, p, interruptible)
+                for p in (Policy.WAIT_AWHILE, Policy.GREENLIGHT, Policy.ORACLE)
+            ]
+            lines.append(
+                f"{zone:6} {mode:17} {PUBLISHED[zone][k]:11.2f} {cells[0]:13.2f} "
+                f"{cells[1]:12.2f} {cells[2]:9.2f}"
+            )
     return "\n".join(lines)
 
 
@@ -142,9 +183,13 @@ def main() -> None:
     parser.add_argument("--regions", nargs="+", default=list(FILES), choices=list(FILES))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=3387)
-    parser.add_argument("--batch-days", type=float, default=1.0,
-                        help="plan the jobs arriving within this many days in one cycle "
-                             "(0: one cycle per arrival step)")
+    parser.add_argument(
+        "--batch-days",
+        type=float,
+        default=1.0,
+        help="plan the jobs arriving within this many days in one cycle "
+        "(0: one cycle per arrival step)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -152,11 +197,15 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(run_task, todo, chunksize=2))
     cycles = sum(c for _, _, c in results)
-    print(f"Let's Wait Awhile ML scenario: {args.jobs} jobs, {args.seeds} seeds, "
-          f"5% forecast error; savings over run-now")
+    print(
+        f"Let's Wait Awhile ML scenario: {args.jobs} jobs, {args.seeds} seeds, "
+        f"5% forecast error; savings over run-now"
+    )
     print(report(results, args.regions))
-    print(f"{len(todo)} simulated runs, {cycles} planning cycles, "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"{len(todo)} simulated runs, {cycles} planning cycles, "
+        f"{time.perf_counter() - started:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,13 @@ from scheduler.forecasts.trace_files import load_carbon_trace
 from scheduler.planning.cycle import plan_cycle
 from scheduler.simulation.engine import PolicyRun, simulate
 from scheduler.simulation.forecasting import ForecastModel, perfect_forecast, series_forecast
-from scheduler.simulation.grid import CarbonGrid, FloatArray, build_grid, epoch_s, resample, \
-    series_arrays
+from scheduler.simulation.grid import (
+    CarbonGrid,
+    FloatArray,
+    build_grid,
+    epoch_s,
+    resample,
+)
 from scheduler.simulation.job_traces import (
     read_job_trace,
     select_records,
@@ -50,20 +55,41 @@ CARBON = DATA / "carbon"
 PHILLY = DATA / "jobs" / "pollux_philly" / "philly.csv"
 CARBONCAST = CARBON / "carboncast_umassos-roro-experiments" / "ForecastsCISO.csv"
 REGIONS = (  # name, zone, Electricity Maps file, PUE, year of CarbonCast error it borrows
-    ("eu-central", "DE", "electricitymaps-portal_polimi-carbonbudget/DE_2022_hourly.csv",
-     1.15, 2021),
-    ("eu-south", "ES", "electricitymaps-portal_umassos-decarbonization-potential/"
-     "ES_2022_hourly.csv", 1.2, 2020),
-    ("us-west", "US-CAL-CISO", "electricitymaps-portal_umassos-decarbonization-potential/"
-     "US-CAL-CISO_2022_hourly.csv", 1.1, 2022),
+    (
+        "eu-central",
+        "DE",
+        "electricitymaps-portal_polimi-carbonbudget/DE_2022_hourly.csv",
+        1.15,
+        2021,
+    ),
+    (
+        "eu-south",
+        "ES",
+        "electricitymaps-portal_umassos-decarbonization-potential/ES_2022_hourly.csv",
+        1.2,
+        2020,
+    ),
+    (
+        "us-west",
+        "US-CAL-CISO",
+        "electricitymaps-portal_umassos-decarbonization-potential/US-CAL-CISO_2022_hourly.csv",
+        1.1,
+        2022,
+    ),
 )
 STEP_S = 900
 # Philly's trace starts on Monday 2017-09-04 10:30; day 56 is a Monday too. The sample is
 # replayed from Monday 2022-03-07 at the same time of day.
 TRACE_OFFSET_DAYS = 56
 START = datetime(2022, 3, 7, 10, 30, tzinfo=UTC)
-POLICIES = (Policy.NOW, Policy.LOWEST_WINDOW, Policy.CARBON_TIME, Policy.WAIT_AWHILE,
-            Policy.GREENLIGHT, Policy.ORACLE)
+POLICIES = (
+    Policy.NOW,
+    Policy.LOWEST_WINDOW,
+    Policy.CARBON_TIME,
+    Policy.WAIT_AWHILE,
+    Policy.GREENLIGHT,
+    Policy.ORACLE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,36 +108,62 @@ def carboncast_error(year: int, grid: CarbonGrid) -> FloatArray:
 
     with CARBONCAST.open(newline="", encoding="utf-8") as handle:
         rows = [r for r in csv.DictReader(handle) if r["UTC time"].startswith(str(year))]
-    times = np.array([datetime.fromisoformat(r["UTC time"]).replace(tzinfo=UTC).timestamp()
-                      for r in rows])
+    times = np.array(
+        [datetime.fromisoformat(r["UTC time"]).replace(tzinfo=UTC).timestamp() for r in rows]
+    )
     actual = np.array([float(r["carbon_intensity"]) for r in rows])
     forecast = np.array([float(r["avg_carbon_intensity_forecast"]) for r in rows])
     relative = (forecast - actual) / actual.mean()
     shift_s = epoch_s(START.replace(year=year)) - epoch_s(START)
-    return resample(times, relative, float(times[-1] + 3600), grid.start_s + shift_s,
-                    grid.step_s, grid.n_steps)
+    return resample(
+        times, relative, float(times[-1] + 3600), grid.start_s + shift_s, grid.step_s, grid.n_steps
+    )
 
 
 def build(setup: Setup, *, real_error: bool) -> Scenario:
     trace = read_job_trace(PHILLY)
-    records = select_records(trace, min_duration_s=1800, max_duration_s=48 * 3600, min_gpus=1,
-                             max_gpus=setup.gpus, window_s=14 * 86400,
-                             offset_s=TRACE_OFFSET_DAYS * 86400, count=setup.jobs,
-                             seed=setup.seed)
+    records = select_records(
+        trace,
+        min_duration_s=1800,
+        max_duration_s=48 * 3600,
+        min_gpus=1,
+        max_gpus=setup.gpus,
+        window_s=14 * 86400,
+        offset_s=TRACE_OFFSET_DAYS * 86400,
+        count=setup.jobs,
+        seed=setup.seed,
+    )
     names = tuple(r[0] for r in REGIONS)
-    jobs = to_sim_jobs(records, start=START, regions=names, align_s=STEP_S, seed=setup.seed,
-                       deadline_rule=slack_deadline(setup.slack_h * 3600))
+    jobs = to_sim_jobs(
+        records,
+        start=START,
+        regions=names,
+        align_s=STEP_S,
+        seed=setup.seed,
+        deadline_rule=slack_deadline(setup.slack_h * 3600),
+    )
     series = {name: load_carbon_trace(CARBON / path) for name, _, path, _, _ in REGIONS}
     grid_start = START.replace(hour=0, minute=0)
-    grid = build_grid(series, start=grid_start,
-                      end=max(j.deadline for j in jobs) + timedelta(days=3), step_s=STEP_S)
+    grid = build_grid(
+        series,
+        start=grid_start,
+        end=max(j.deadline for j in jobs) + timedelta(days=3),
+        step_s=STEP_S,
+    )
     forecasts: dict[str, ForecastModel] = {}
     for name, _, _, _, year in REGIONS:
         actual = grid.actuals[name]
-        forecasts[name] = perfect_forecast(actual) if not real_error else series_forecast(
-            actual, actual + carboncast_error(year, grid) * float(actual.mean()))
-    regions = tuple(SimRegion(name=name, zone=zone, gpus=setup.gpus, pue=pue)
-                    for name, zone, _, pue, _ in REGIONS)
+        forecasts[name] = (
+            perfect_forecast(actual)
+            if not real_error
+            else series_forecast(
+                actual, actual + carboncast_error(year, grid) * float(actual.mean())
+            )
+        )
+    regions = tuple(
+        SimRegion(name=name, zone=zone, gpus=setup.gpus, pue=pue)
+        for name, zone, _, pue, _ in REGIONS
+    )
     return Scenario(jobs=tuple(jobs), regions=regions, grid=grid, forecasts=forecasts)
 
 
@@ -136,15 +188,21 @@ def online_table(setup: Setup, optimum: PolicyRun) -> list[PolicyMetrics]:
 
 def verdict(rows: list[PolicyMetrics], target_pct: float) -> str:
     ours = next(r for r in rows if r.label == Policy.GREENLIGHT.value)
-    others = [r for r in rows if r.label not in (Policy.GREENLIGHT.value, Policy.ORACLE.value,
-                                                 "optimum", Policy.NOW.value)]
+    others = [
+        r
+        for r in rows
+        if r.label
+        not in (Policy.GREENLIGHT.value, Policy.ORACLE.value, "optimum", Policy.NOW.value)
+    ]
     share = ours.share_of_optimum_pct or 0.0
     ahead = all(ours.emissions_g <= r.emissions_g for r in others)
     waits = all(ours.mean_wait_s <= r.mean_wait_s for r in others)
-    return (f"greenlight: {share:.1f}% of the optimum's saving (target ≥ {target_pct:g}%: "
-            f"{'met' if share >= target_pct else 'NOT met'}); ahead of every other policy: "
-            f"{'yes' if ahead else 'no'}; mean wait no more than theirs: "
-            f"{'yes' if waits else 'no'}; deadlines missed: {ours.deadline_misses}")
+    return (
+        f"greenlight: {share:.1f}% of the optimum's saving (target ≥ {target_pct:g}%: "
+        f"{'met' if share >= target_pct else 'NOT met'}); ahead of every other policy: "
+        f"{'yes' if ahead else 'no'}; mean wait no more than theirs: "
+        f"{'yes' if waits else 'no'}; deadlines missed: {ours.deadline_misses}"
+    )
 
 
 def main() -> None:
@@ -159,9 +217,11 @@ def main() -> None:
     started = time.perf_counter()
     truth = build(setup, real_error=False)
     optimum = solve_offline_run(truth, setup.mip_time_limit_s)
-    print(f"{len(truth.jobs)} Philly jobs, 3 regions x {setup.gpus} GPUs, slack "
-          f"{setup.slack_h:g} h, from {START:%Y-%m-%d}; optimum by MIP "
-          f"(limit {setup.mip_time_limit_s:g} s): {time.perf_counter() - started:.1f} s\n")
+    print(
+        f"{len(truth.jobs)} Philly jobs, 3 regions x {setup.gpus} GPUs, slack "
+        f"{setup.slack_h:g} h, from {START:%Y-%m-%d}; optimum by MIP "
+        f"(limit {setup.mip_time_limit_s:g} s): {time.perf_counter() - started:.1f} s\n"
+    )
     rows = snapshot_table(setup, optimum)
     print("One snapshot, perfect forecasts")
     print(format_table(rows))

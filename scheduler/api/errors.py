@@ -67,8 +67,7 @@ def _greenlight_error(_request: Request, exc: Exception) -> JSONResponse:
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # The shell is the one place a broad catch belongs: log it whole, tell the caller little.
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": "internal server error (see the service log)"},
-                        status_code=500)
+    return JSONResponse({"detail": "internal server error (see the service log)"}, status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -42,8 +42,11 @@ def parse_gauge_key(key: str) -> tuple[str, dict[str, str]]:
     name = _NOT_A_NAME_CHAR.sub("_", name.strip())
     if not name.startswith(PREFIX):
         name = PREFIX + name
-    labels = {m.group("key"): m.group("value")
-              for m in _LABEL.finditer(match.group("labels") or "")} if match else {}
+    labels = (
+        {m.group("key"): m.group("value") for m in _LABEL.finditer(match.group("labels") or "")}
+        if match
+        else {}
+    )
     return name, labels
 
 
@@ -60,8 +63,9 @@ class _ServiceGauges(Collector):
         except Exception:  # the scrape must survive any service fault; the log keeps it
             logger.warning("metrics snapshot failed", exc_info=True)
             snapshot = None
-        up = GaugeMetricFamily(PREFIX + "service_snapshot_up",
-                               "1 if the service's gauges could be read at this scrape")
+        up = GaugeMetricFamily(
+            PREFIX + "service_snapshot_up", "1 if the service's gauges could be read at this scrape"
+        )
         up.add_metric([], 0.0 if snapshot is None else 1.0)
         yield up
         yield from _families(snapshot or {})
@@ -92,12 +96,17 @@ class ApiMetrics:
     def __init__(self, service: GreenlightService) -> None:
         self.registry = CollectorRegistry()
         self._requests = Counter(
-            PREFIX + "http_requests", "HTTP requests by method, route template and status",
-            ["method", "route", "status"], registry=self.registry,
+            PREFIX + "http_requests",
+            "HTTP requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self._latency_s = Histogram(
-            PREFIX + "http_request_duration_seconds", "HTTP request latency, seconds",
-            ["method", "route"], buckets=_LATENCY_BUCKETS_S, registry=self.registry,
+            PREFIX + "http_request_duration_seconds",
+            "HTTP request latency, seconds",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=self.registry,
         )
         self.registry.register(_ServiceGauges(service))
 

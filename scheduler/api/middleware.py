@@ -57,8 +57,17 @@ class RequestTelemetry:
         self._metrics.observe(method, template, status, duration_s)
         client = scope.get("client")
         logger.info(
-            "%s %s %d %.1fms", method, scope.get("path", ""), status, duration_s * 1000.0,
-            extra={"method": method, "path": scope.get("path", ""), "route": template,
-                   "status": status, "duration_ms": round(duration_s * 1000.0, 3),
-                   "client": f"{client[0]}:{client[1]}" if client else None},
+            "%s %s %d %.1fms",
+            method,
+            scope.get("path", ""),
+            status,
+            duration_s * 1000.0,
+            extra={
+                "method": method,
+                "path": scope.get("path", ""),
+                "route": template,
+                "status": status,
+                "duration_ms": round(duration_s * 1000.0, 3),
+                "client": f"{client[0]}:{client[1]}" if client else None,
+            },
         )

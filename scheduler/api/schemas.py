@@ -65,14 +65,25 @@ class JobCreate(_In):
     def to_spec(self, tenant: str) -> JobSpec:
         """The domain spec, owned by ``tenant``."""
         return JobSpec(
-            tenant=tenant, name=self.name, kind=self.kind, entrypoint=self.entrypoint,
-            home_region=self.home_region, runtime_env=dict(self.runtime_env),
-            resources=Resources(gpus=self.resources.gpus, cpus=self.resources.cpus,
-                                memory_mb=self.resources.memory_mb),
-            expected_duration_s=self.expected_duration_s, deadline=self.deadline,
-            max_delay_s=self.max_delay_s, allowed_regions=tuple(self.allowed_regions),
-            interruptible=self.interruptible, priority=self.priority,
-            max_retries=self.max_retries, policy=self.policy,
+            tenant=tenant,
+            name=self.name,
+            kind=self.kind,
+            entrypoint=self.entrypoint,
+            home_region=self.home_region,
+            runtime_env=dict(self.runtime_env),
+            resources=Resources(
+                gpus=self.resources.gpus,
+                cpus=self.resources.cpus,
+                memory_mb=self.resources.memory_mb,
+            ),
+            expected_duration_s=self.expected_duration_s,
+            deadline=self.deadline,
+            max_delay_s=self.max_delay_s,
+            allowed_regions=tuple(self.allowed_regions),
+            interruptible=self.interruptible,
+            priority=self.priority,
+            max_retries=self.max_retries,
+            policy=self.policy,
             expected_power_w=self.expected_power_w,
         )
 
@@ -108,14 +119,17 @@ class PlanPublic(BaseModel):
     @classmethod
     def of(cls, plan: Plan) -> PlanPublic:
         return cls(
-            region=plan.region, planned_start=plan.start, planned_end=plan.end,
-            windows=[WindowPublic(region=w.region, start=w.start, end=w.end)
-                     for w in plan.windows],
+            region=plan.region,
+            planned_start=plan.start,
+            planned_end=plan.end,
+            windows=[WindowPublic(region=w.region, start=w.start, end=w.end) for w in plan.windows],
             forecast_emissions_g=plan.forecast_emissions_g,
             baseline_emissions_g=plan.baseline_emissions_g,
             expected_saving_g=plan.baseline_emissions_g - plan.forecast_emissions_g,
-            policy=plan.policy, planned_at=plan.planned_at,
-            forecast_issued_at=plan.forecast_issued_at, note=plan.note,
+            policy=plan.policy,
+            planned_at=plan.planned_at,
+            forecast_issued_at=plan.forecast_issued_at,
+            note=plan.note,
         )
 
 
@@ -154,19 +168,37 @@ class JobPublic(BaseModel):
     def of(cls, job: Job) -> JobPublic:
         spec = job.spec
         return cls(
-            id=job.id, tenant=spec.tenant, name=spec.name, kind=spec.kind,
-            entrypoint=spec.entrypoint, home_region=spec.home_region,
+            id=job.id,
+            tenant=spec.tenant,
+            name=spec.name,
+            kind=spec.kind,
+            entrypoint=spec.entrypoint,
+            home_region=spec.home_region,
             runtime_env=dict(spec.runtime_env),
-            resources=ResourcesPublic(gpus=spec.resources.gpus, cpus=spec.resources.cpus,
-                                      memory_mb=spec.resources.memory_mb),
-            expected_duration_s=spec.expected_duration_s, deadline=spec.deadline,
-            max_delay_s=spec.max_delay_s, allowed_regions=list(spec.allowed_regions),
-            interruptible=spec.interruptible, priority=spec.priority,
-            max_retries=spec.max_retries, policy=spec.policy,
-            expected_power_w=spec.expected_power_w, state=job.state, attempt=job.attempt,
-            region=job.region, created_at=job.created_at, updated_at=job.updated_at,
-            started_at=job.started_at, finished_at=job.finished_at, exit_code=job.exit_code,
-            message=job.message, plan=PlanPublic.of(job.plan) if job.plan else None,
+            resources=ResourcesPublic(
+                gpus=spec.resources.gpus,
+                cpus=spec.resources.cpus,
+                memory_mb=spec.resources.memory_mb,
+            ),
+            expected_duration_s=spec.expected_duration_s,
+            deadline=spec.deadline,
+            max_delay_s=spec.max_delay_s,
+            allowed_regions=list(spec.allowed_regions),
+            interruptible=spec.interruptible,
+            priority=spec.priority,
+            max_retries=spec.max_retries,
+            policy=spec.policy,
+            expected_power_w=spec.expected_power_w,
+            state=job.state,
+            attempt=job.attempt,
+            region=job.region,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            exit_code=job.exit_code,
+            message=job.message,
+            plan=PlanPublic.of(job.plan) if job.plan else None,
         )
 
 
@@ -193,8 +225,14 @@ class JobEventPublic(BaseModel):
     @classmethod
     def of(cls, event: JobEvent) -> JobEventPublic:
         return cls(
-            id=event.id, job_id=event.job_id, at=event.at, kind=event.kind, actor=event.actor,
-            reason=event.reason, from_state=event.from_state, to_state=event.to_state,
+            id=event.id,
+            job_id=event.job_id,
+            at=event.at,
+            kind=event.kind,
+            actor=event.actor,
+            reason=event.reason,
+            from_state=event.from_state,
+            to_state=event.to_state,
             expected_emissions_g=event.expected_emissions_g,
         )
 
@@ -227,9 +265,14 @@ class EnergyReportIn(_In):
 
     def to_domain(self, job_id: str) -> EnergyReport:
         return EnergyReport(
-            job_id=job_id, attempt=self.attempt, node=self.node, device=self.device,
-            interval_start=self.interval_start, interval_end=self.interval_end,
-            energy_j=self.energy_j, method=self.method,
+            job_id=job_id,
+            attempt=self.attempt,
+            node=self.node,
+            device=self.device,
+            interval_start=self.interval_start,
+            interval_end=self.interval_end,
+            energy_j=self.energy_j,
+            method=self.method,
         )
 
 
@@ -263,10 +306,17 @@ class RegionPublic(BaseModel):
     def of(cls, status: RegionStatus) -> RegionPublic:
         r = status.region
         return cls(
-            name=r.name, grid_zone=r.grid_zone, provider=r.provider, gpus=r.gpus, pue=r.pue,
-            ray_address=r.ray_address, node_label=r.node_label,
-            last_refresh=status.last_refresh, horizon_end=status.horizon_end,
-            stale=status.stale, last_error=status.last_error,
+            name=r.name,
+            grid_zone=r.grid_zone,
+            provider=r.provider,
+            gpus=r.gpus,
+            pue=r.pue,
+            ray_address=r.ray_address,
+            node_label=r.node_label,
+            last_refresh=status.last_refresh,
+            horizon_end=status.horizon_end,
+            stale=status.stale,
+            last_error=status.last_error,
         )
 
 
@@ -303,13 +353,21 @@ class ForecastPublic(BaseModel):
     def of(cls, view: ForecastView) -> ForecastPublic:
         fc: Forecast | None = view.forecast
         return cls(
-            region=view.region.name, grid_zone=view.region.grid_zone,
-            provider=fc.provider if fc else None, signal=str(fc.signal) if fc else None,
-            issued_at=fc.issued_at if fc else None, resolution_s=fc.resolution_s if fc else None,
-            points=[IntensityPointPublic(valid_at=p.valid_at, g_per_kwh=p.g_per_kwh)
-                    for p in (fc.points if fc else ())],
-            stale=view.stale, age_s=view.age_s, best_start=view.best_start,
-            best_end=view.best_end, window_s=view.window_s,
+            region=view.region.name,
+            grid_zone=view.region.grid_zone,
+            provider=fc.provider if fc else None,
+            signal=str(fc.signal) if fc else None,
+            issued_at=fc.issued_at if fc else None,
+            resolution_s=fc.resolution_s if fc else None,
+            points=[
+                IntensityPointPublic(valid_at=p.valid_at, g_per_kwh=p.g_per_kwh)
+                for p in (fc.points if fc else ())
+            ],
+            stale=view.stale,
+            age_s=view.age_s,
+            best_start=view.best_start,
+            best_end=view.best_end,
+            window_s=view.window_s,
         )
 
 
@@ -326,8 +384,10 @@ class ForecastAccuracyPublic(BaseModel):
 
     @classmethod
     def of(cls, region: str, errors: list[LeadError]) -> ForecastAccuracyPublic:
-        return cls(region=region, data=[
-            LeadErrorPublic(lead_s=e.lead_s, mae_g_per_kwh=e.mae_g_per_kwh) for e in errors])
+        return cls(
+            region=region,
+            data=[LeadErrorPublic(lead_s=e.lead_s, mae_g_per_kwh=e.mae_g_per_kwh) for e in errors],
+        )
 
 
 class ForecastPullPublic(BaseModel):
@@ -356,5 +416,12 @@ class TokenPublic(BaseModel):
 
     @classmethod
     def of(cls, secret: str, token: ApiToken) -> TokenPublic:
-        return cls(id=token.id, tenant=token.tenant, role=token.role, name=token.name,
-                   job_id=token.job_id, created_at=token.created_at, token=secret)
+        return cls(
+            id=token.id,
+            tenant=token.tenant,
+            role=token.role,
+            name=token.name,
+            job_id=token.job_id,
+            created_at=token.created_at,
+            token=secret,
+        )

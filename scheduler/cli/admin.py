@@ -17,8 +17,7 @@ from scheduler.cli.render import console, print_json
 from scheduler.cli.report_view import print_report
 from scheduler.domain import Role
 
-token_app = typer.Typer(help="API tokens (works on the database directly).",
-                        no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (works on the database directly).", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
 
@@ -55,15 +54,26 @@ def token_create(
     if not tenant.strip():
         raise CliError("--tenant must not be empty")
     service = build_service(cli_context(ctx).settings())
-    secret, token = service.create_token(tenant=tenant, role=Role.ADMIN if admin else Role.USER,
-                                         name=name)
+    secret, token = service.create_token(
+        tenant=tenant, role=Role.ADMIN if admin else Role.USER, name=name
+    )
     if json_output:
-        print_json({"id": token.id, "tenant": token.tenant, "role": token.role.value,
-                    "name": token.name, "token": secret})
+        print_json(
+            {
+                "id": token.id,
+                "tenant": token.tenant,
+                "role": token.role.value,
+                "name": token.name,
+                "token": secret,
+            }
+        )
         return
     typer.echo(secret)
-    typer.echo(f"token {token.id} for tenant {token.tenant!r} ({token.role.value}); it is shown "
-               "only now: export GREENLIGHT_TOKEN=<it>", err=True)
+    typer.echo(
+        f"token {token.id} for tenant {token.tenant!r} ({token.role.value}); it is shown "
+        "only now: export GREENLIGHT_TOKEN=<it>",
+        err=True,
+    )
 
 
 @db_app.command("upgrade")
@@ -87,14 +97,23 @@ def demo(
     ctx: typer.Context,
     speed: Annotated[float, typer.Option(min=1, help="Scheduler clock speed-up.")] = 900.0,
     timeout_s: Annotated[float, typer.Option(min=10, help="Give up waiting after this.")] = 170,
-    workdir: Annotated[Path | None, typer.Option(help="Where the demo's SQLite and "
-                       "checkpoints go (default: a new temp folder).")] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the demo's SQLite and checkpoints go (default: a new temp folder)."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole system offline: submit real jobs, watch them shift, print the report."""
     from scheduler.demo import run_demo
 
-    code = run_demo(cli_context(ctx).settings(), speed=speed, timeout_s=timeout_s,
-                    workdir=workdir, console=console())
+    code = run_demo(
+        cli_context(ctx).settings(),
+        speed=speed,
+        timeout_s=timeout_s,
+        workdir=workdir,
+        console=console(),
+    )
     if code != 0:
         raise CliError("the demo's jobs did not all finish in time", exit_code=code)
 
@@ -102,7 +121,8 @@ def demo(
 def report(
     ctx: typer.Context,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = (
-        ReportFormat.TABLE),
+        ReportFormat.TABLE
+    ),
     output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
     tenant: Annotated[str | None, typer.Option(help="One tenant (admins: any).")] = None,
     region: Annotated[str | None, typer.Option(help="Jobs that ran in this region.")] = None,
@@ -112,8 +132,13 @@ def report(
 ) -> None:
     """The savings report: emissions vs run-now-at-home baseline, per job and in total."""
     client = cli_context(ctx).client()
-    params: dict[str, Any] = {"tenant": tenant, "region": region, "start": start, "end": end,
-                              "period": period}
+    params: dict[str, Any] = {
+        "tenant": tenant,
+        "region": region,
+        "start": start,
+        "end": end,
+        "period": period,
+    }
     path = "/v1/reports/savings"
     if fmt is ReportFormat.TABLE and output is None:
         print_report(client.get(path, {**params, "format": "json"}))

@@ -24,8 +24,9 @@ _MAX_MESSAGE_CHARS = 300
 class ApiClient:
     """Calls ``base_url`` with a bearer ``token``. Every method raises CliError on failure."""
 
-    def __init__(self, base_url: str, token: str | None, *,
-                 read_timeout_s: float = DEFAULT_READ_TIMEOUT_S) -> None:
+    def __init__(
+        self, base_url: str, token: str | None, *, read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = (CONNECT_TIMEOUT_S, read_timeout_s)
@@ -57,11 +58,15 @@ class ApiClient:
         try:
             response = self._session.request(method, url, timeout=self._timeout, **kwargs)
         except requests.exceptions.Timeout:
-            raise CliError(f"the Greenlight API at {self.base_url} did not answer within "
-                           f"{self._timeout[1]:g} s") from None
+            raise CliError(
+                f"the Greenlight API at {self.base_url} did not answer within "
+                f"{self._timeout[1]:g} s"
+            ) from None
         except requests.exceptions.ConnectionError:
-            raise CliError(f"cannot reach the Greenlight API at {self.base_url} (is "
-                           "`greenlight serve` running? set --url or GREENLIGHT_URL)") from None
+            raise CliError(
+                f"cannot reach the Greenlight API at {self.base_url} (is "
+                "`greenlight serve` running? set --url or GREENLIGHT_URL)"
+            ) from None
         except requests.exceptions.RequestException as e:
             raise CliError(f"request to {url} failed: {_one_line(str(e))}") from None
         if response.status_code >= 400:
@@ -73,8 +78,9 @@ def _json(response: requests.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise CliError(f"{response.url} answered with something that is not JSON; is --url "
-                       "a Greenlight API?") from None
+        raise CliError(
+            f"{response.url} answered with something that is not JSON; is --url a Greenlight API?"
+        ) from None
 
 
 def describe_http_error(response: requests.Response, *, has_token: bool) -> str:

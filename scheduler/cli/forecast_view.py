@@ -49,26 +49,38 @@ def print_forecast(forecast: Mapping[str, Any], hours: float) -> None:
     best_start = parse_time(forecast.get("best_start"))
     best_end = parse_time(forecast.get("best_end"))
     stale = " [bold red](STALE)[/]" if forecast["stale"] else ""
-    out.print(f"[bold]{name}[/] ({escape(str(forecast['grid_zone']))}, "
-              f"{escape(str(forecast['provider']))}, {forecast['signal']} signal): issued "
-              f"{fmt_time(forecast['issued_at'])}, {fmt_duration(forecast['age_s'])} old{stale}")
+    out.print(
+        f"[bold]{name}[/] ({escape(str(forecast['grid_zone']))}, "
+        f"{escape(str(forecast['provider']))}, {forecast['signal']} signal): issued "
+        f"{fmt_time(forecast['issued_at'])}, {fmt_duration(forecast['age_s'])} old{stale}"
+    )
     buckets = bucketize(points, float(forecast["resolution_s"]), start, end, SPARK_COLUMNS)
     values = [b.mean_g_per_kwh for b in buckets]
     known = [v for v in values if v is not None]
     out.print(sparkline(values), markup=False)
     out.print(window_marks(buckets, best_start, best_end), markup=False)
     if known:
-        out.print(f"{fmt_time(start)} .. {fmt_time(end)}   min {min(known):.0f}  "
-                  f"max {max(known):.0f} g/kWh")
+        out.print(
+            f"{fmt_time(start)} .. {fmt_time(end)}   min {min(known):.0f}  "
+            f"max {max(known):.0f} g/kWh"
+        )
     if best_start and best_end:
-        out.print(f"best {fmt_duration(forecast['window_s'])} window (^): "
-                  f"{fmt_time(best_start)} -> {fmt_time(best_end)}")
+        shown = best_start < end and start < best_end
+        out.print(
+            f"best {fmt_duration(forecast['window_s'])} window (^): "
+            f"{fmt_time(best_start)} -> {fmt_time(best_end)}"
+            + ("" if shown else " (beyond the hours shown: see --hours)")
+        )
     out.print(_hourly_table(points, forecast, start, end, best_start, best_end))
 
 
 def _hourly_table(
-    points: list[tuple[datetime, float]], forecast: Mapping[str, Any], start: datetime,
-    end: datetime, best_start: datetime | None, best_end: datetime | None,
+    points: list[tuple[datetime, float]],
+    forecast: Mapping[str, Any],
+    start: datetime,
+    end: datetime,
+    best_start: datetime | None,
+    best_end: datetime | None,
 ) -> Table:
     count = max(1, round((end - start) / HOUR))
     hourly: list[Bucket] = bucketize(points, float(forecast["resolution_s"]), start, end, count)
@@ -79,7 +91,10 @@ def _hourly_table(
     for b in hourly:
         if b.mean_g_per_kwh is None:
             continue
-        best = best_start is not None and best_end is not None and (
-            b.start < best_end and best_start < b.end)
+        best = (
+            best_start is not None
+            and best_end is not None
+            and (b.start < best_end and best_start < b.end)
+        )
         table.add_row(fmt_time(b.start), fmt_num(b.mean_g_per_kwh, 0), "<- best" if best else "")
     return table

@@ -29,7 +29,8 @@ def regions(ctx: typer.Context, json_output: JsonFlag = False) -> None:
 
 @forecast_app.command("show")
 def show(
-    ctx: typer.Context, region: RegionArg,
+    ctx: typer.Context,
+    region: RegionArg,
     hours: Annotated[float, typer.Option(min=1, max=168, help="Hours ahead to show.")] = 48,
     json_output: JsonFlag = False,
 ) -> None:

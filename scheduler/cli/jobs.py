@@ -42,30 +42,43 @@ def _env_vars(pairs: list[str] | None) -> dict[str, str] | None:
 
 def submit(
     ctx: typer.Context,
-    command: Annotated[list[str] | None, typer.Argument(
-        help="The entrypoint, after `--` (or use --entrypoint).", show_default=False)] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="A job.toml or job.json; "
-                    "flags override its values.")] = None,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The entrypoint, after `--` (or use --entrypoint).", show_default=False
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="A job.toml or job.json; flags override its values."),
+    ] = None,
     entrypoint: Annotated[str | None, typer.Option(help="Shell command to run.")] = None,
     name: Annotated[str | None, typer.Option(help="A name for people.")] = None,
     kind: Annotated[JobKind | None, typer.Option(help="training or deployment.")] = None,
-    home_region: Annotated[str | None, typer.Option(help="Where it would run without "
-                           "Greenlight (the baseline).")] = None,
-    region: Annotated[list[str] | None, typer.Option("--region", help="An allowed region "
-                      "(repeat; default: all).")] = None,
+    home_region: Annotated[
+        str | None, typer.Option(help="Where it would run without Greenlight (the baseline).")
+    ] = None,
+    region: Annotated[
+        list[str] | None, typer.Option("--region", help="An allowed region (repeat; default: all).")
+    ] = None,
     duration_s: Annotated[float | None, typer.Option(help="Expected run time, seconds.")] = None,
-    deadline: Annotated[str | None, typer.Option(help="Finish by (ISO-8601 with offset, "
-                        "e.g. 2024-05-01T18:00:00Z).")] = None,
-    max_delay_s: Annotated[float | None, typer.Option(help="Or: may start up to this many "
-                           "seconds late.")] = None,
+    deadline: Annotated[
+        str | None,
+        typer.Option(help="Finish by (ISO-8601 with offset, e.g. 2024-05-01T18:00:00Z)."),
+    ] = None,
+    max_delay_s: Annotated[
+        float | None, typer.Option(help="Or: may start up to this many seconds late.")
+    ] = None,
     gpus: Annotated[int | None, typer.Option(help="GPUs.")] = None,
     cpus: Annotated[float | None, typer.Option(help="CPU cores.")] = None,
     memory_mb: Annotated[int | None, typer.Option(help="Memory, MiB.")] = None,
     priority: Annotated[int | None, typer.Option(help="Higher goes first on ties.")] = None,
     max_retries: Annotated[int | None, typer.Option(help="Retries after a failure.")] = None,
     policy: Annotated[Policy | None, typer.Option(help="Placement policy.")] = None,
-    interruptible: Annotated[bool | None, typer.Option(
-        "--interruptible/--not-interruptible", help="May be split across windows.")] = None,
+    interruptible: Annotated[
+        bool | None,
+        typer.Option("--interruptible/--not-interruptible", help="May be split across windows."),
+    ] = None,
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE for the job (repeat).")] = None,
     working_dir: Annotated[str | None, typer.Option(help="Runtime working_dir.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Submit for another tenant (admin).")] = None,
@@ -81,14 +94,25 @@ def submit(
     if working_dir is not None:
         runtime_env["working_dir"] = working_dir
     flags: dict[str, Any] = {
-        "entrypoint": shlex.join(command) if command else entrypoint, "name": name,
-        "kind": kind.value if kind else None, "home_region": home_region,
-        "allowed_regions": region or None, "expected_duration_s": duration_s,
-        "deadline": deadline, "max_delay_s": max_delay_s, "priority": priority,
-        "max_retries": max_retries, "policy": policy.value if policy else None,
-        "interruptible": interruptible, "tenant": tenant, "runtime_env": runtime_env,
-        "resources": {k: v for k, v in
-                      (("gpus", gpus), ("cpus", cpus), ("memory_mb", memory_mb)) if v is not None},
+        "entrypoint": shlex.join(command) if command else entrypoint,
+        "name": name,
+        "kind": kind.value if kind else None,
+        "home_region": home_region,
+        "allowed_regions": region or None,
+        "expected_duration_s": duration_s,
+        "deadline": deadline,
+        "max_delay_s": max_delay_s,
+        "priority": priority,
+        "max_retries": max_retries,
+        "policy": policy.value if policy else None,
+        "interruptible": interruptible,
+        "tenant": tenant,
+        "runtime_env": runtime_env,
+        "resources": {
+            k: v
+            for k, v in (("gpus", gpus), ("cpus", cpus), ("memory_mb", memory_mb))
+            if v is not None
+        },
     }
     body = merge_flags(payload, flags)
     if not body.get("entrypoint"):
@@ -101,10 +125,12 @@ def submit(
     out.print(f"submitted {text(job['id'])}: {job['state']}")
     plan = job.get("plan")
     if plan:
-        out.print(f"planned in {text(plan['region'])} at {fmt_time(plan['planned_start'])}: "
-                  f"{fmt_num(plan['forecast_emissions_g'])} g expected vs "
-                  f"{fmt_num(plan['baseline_emissions_g'])} g run now at home "
-                  f"(saves {fmt_num(plan['expected_saving_g'])} g)")
+        out.print(
+            f"planned in {text(plan['region'])} at {fmt_time(plan['planned_start'])}: "
+            f"{fmt_num(plan['forecast_emissions_g'])} g expected vs "
+            f"{fmt_num(plan['baseline_emissions_g'])} g run now at home "
+            f"(saves {fmt_num(plan['expected_saving_g'])} g)"
+        )
 
 
 def list_jobs(
@@ -117,9 +143,20 @@ def list_jobs(
     json_output: JsonFlag = False,
 ) -> None:
     """List jobs, newest first."""
-    page = cli_context(ctx).client().get("/v1/jobs", {
-        "state": state.value if state else None, "tenant": tenant,
-        "kind": kind.value if kind else None, "limit": limit, "offset": offset})
+    page = (
+        cli_context(ctx)
+        .client()
+        .get(
+            "/v1/jobs",
+            {
+                "state": state.value if state else None,
+                "tenant": tenant,
+                "kind": kind.value if kind else None,
+                "limit": limit,
+                "offset": offset,
+            },
+        )
+    )
     if json_output:
         print_json(page)
     else:

@@ -38,13 +38,23 @@ class OneLineErrors(TyperGroup):
     """Runs the command tree in click's non-standalone mode so every error passes here."""
 
     def main(
-        self, args: Sequence[str] | None = None, prog_name: str | None = None,
-        complete_var: str | None = None, standalone_mode: bool = True,
-        windows_expand_args: bool = True, **extra: Any,
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
     ) -> Any:
         try:
-            rv = super().main(args, prog_name or PROG, complete_var, standalone_mode=False,
-                              windows_expand_args=windows_expand_args, **extra)
+            rv = super().main(
+                args,
+                prog_name or PROG,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
         except _CLICK_ERROR as e:
             if _is_help_request(e):
                 e.show()  # a group run bare: its help text, as click would print it
@@ -67,8 +77,7 @@ class OneLineErrors(TyperGroup):
 
 # Typer may vendor click (typer._click) or use click itself; its public BadParameter leads to
 # whichever ClickException it raises, without importing a private module.
-_CLICK_ERROR: Any = next(
-    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_CLICK_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def _is_help_request(error: BaseException) -> bool:
@@ -85,7 +94,10 @@ def _usage_message(error: Any) -> str:
 
 
 app = typer.Typer(
-    cls=OneLineErrors, name=PROG, no_args_is_help=True, pretty_exceptions_enable=False,
+    cls=OneLineErrors,
+    name=PROG,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Greenlight: a carbon-aware scheduler for training jobs and deployments.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -95,13 +107,27 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     url: Annotated[str, typer.Option(envvar="GREENLIGHT_URL", help="The API's base URL.")] = (
-        DEFAULT_URL),
-    token: Annotated[str | None, typer.Option(envvar="GREENLIGHT_TOKEN", show_default=False,
-                     help="API token (`greenlight token create`).")] = None,
-    config: Annotated[Path | None, typer.Option(envvar="GREENLIGHT_CONFIG", show_default=False,
-                      help="Config TOML for local commands (serve, token, db, demo).")] = None,
+        DEFAULT_URL
+    ),
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GREENLIGHT_TOKEN",
+            show_default=False,
+            help="API token (`greenlight token create`).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="GREENLIGHT_CONFIG",
+            show_default=False,
+            help="Config TOML for local commands (serve, token, db, demo).",
+        ),
+    ] = None,
     timeout_s: Annotated[float, typer.Option(min=0.1, help="Read timeout for API calls, s.")] = (
-        DEFAULT_READ_TIMEOUT_S),
+        DEFAULT_READ_TIMEOUT_S
+    ),
 ) -> None:
     """Shared options, read once into the context object every command uses."""
     ctx.obj = CliContext(url=url, token=token or None, config=config, read_timeout_s=timeout_s)

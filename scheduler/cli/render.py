@@ -87,13 +87,30 @@ def job_start(job: Mapping[str, Any]) -> str | None:
 def print_jobs(page: Mapping[str, Any]) -> None:
     """A page of ``JobsPublic``, with a ``1-20 of 57`` footer."""
     jobs: Sequence[Mapping[str, Any]] = page["data"]
-    table = _table("ID", "NAME", "TENANT", "KIND", "STATE", "REGION", "START (UTC)",
-                   "DEADLINE (UTC)", "CREATED (UTC)")
+    table = _table(
+        "ID",
+        "NAME",
+        "TENANT",
+        "KIND",
+        "STATE",
+        "REGION",
+        "START (UTC)",
+        "DEADLINE (UTC)",
+        "CREATED (UTC)",
+    )
     for job in jobs:
         region = job.get("region") or (job.get("plan") or {}).get("region")
-        table.add_row(text(job["id"]), text(job["name"]), text(job["tenant"]), job["kind"],
-                      job["state"], text(region), fmt_time(job_start(job)),
-                      fmt_time(job.get("deadline")), fmt_time(job["created_at"]))
+        table.add_row(
+            text(job["id"]),
+            text(job["name"]),
+            text(job["tenant"]),
+            job["kind"],
+            job["state"],
+            text(region),
+            fmt_time(job_start(job)),
+            fmt_time(job.get("deadline")),
+            fmt_time(job["created_at"]),
+        )
     out = console()
     out.print(table)
     offset, count = int(page["offset"]), int(page["count"])
@@ -105,8 +122,12 @@ def print_job(job: Mapping[str, Any]) -> None:
     """One job as a key/value table, then its plan."""
     res = job["resources"]
     rows: list[tuple[str, str]] = [
-        ("id", text(job["id"])), ("name", text(job["name"])), ("tenant", text(job["tenant"])),
-        ("kind", job["kind"]), ("state", job["state"]), ("attempt", str(job["attempt"])),
+        ("id", text(job["id"])),
+        ("name", text(job["name"])),
+        ("tenant", text(job["tenant"])),
+        ("kind", job["kind"]),
+        ("state", job["state"]),
+        ("attempt", str(job["attempt"])),
         ("entrypoint", text(job["entrypoint"])),
         ("resources", f"{res['gpus']} GPU, {res['cpus']:g} CPU, {res['memory_mb']} MiB"),
         ("expected_duration", fmt_duration(job.get("expected_duration_s"))),
@@ -114,9 +135,12 @@ def print_job(job: Mapping[str, Any]) -> None:
         ("max_delay", fmt_duration(job.get("max_delay_s"))),
         ("home_region", text(job["home_region"])),
         ("allowed_regions", text(", ".join(job["allowed_regions"]) or "all")),
-        ("policy", job["policy"]), ("region", text(job.get("region"))),
-        ("created", fmt_time(job["created_at"])), ("started", fmt_time(job.get("started_at"))),
-        ("finished", fmt_time(job.get("finished_at"))), ("exit_code", text(job.get("exit_code"))),
+        ("policy", job["policy"]),
+        ("region", text(job.get("region"))),
+        ("created", fmt_time(job["created_at"])),
+        ("started", fmt_time(job.get("started_at"))),
+        ("finished", fmt_time(job.get("finished_at"))),
+        ("exit_code", text(job.get("exit_code"))),
         ("message", text(job.get("message"))),
     ]
     plan = job.get("plan")
@@ -145,32 +169,58 @@ def print_events(events: Sequence[Mapping[str, Any]]) -> None:
         transition = ""
         if e.get("to_state"):
             transition = f"{e.get('from_state') or ''} -> {e['to_state']}".strip()
-        table.add_row(fmt_time(e["at"]), e["kind"], text(e["actor"]), transition,
-                      text(e["reason"]), fmt_num(e.get("expected_emissions_g")))
+        table.add_row(
+            fmt_time(e["at"]),
+            e["kind"],
+            text(e["actor"]),
+            transition,
+            text(e["reason"]),
+            fmt_num(e.get("expected_emissions_g")),
+        )
     console().print(table)
 
 
 def print_regions(regions: Sequence[Mapping[str, Any]]) -> None:
-    table = _table("NAME", "ZONE", "PROVIDER", "GPUS", "PUE", "LAST REFRESH (UTC)",
-                   "HORIZON END (UTC)", "STALE", "LAST ERROR")
+    table = _table(
+        "NAME",
+        "ZONE",
+        "PROVIDER",
+        "GPUS",
+        "PUE",
+        "LAST REFRESH (UTC)",
+        "HORIZON END (UTC)",
+        "STALE",
+        "LAST ERROR",
+    )
     for r in regions:
-        table.add_row(text(r["name"]), text(r["grid_zone"]), text(r["provider"]), str(r["gpus"]),
-                      f"{r['pue']:.2f}", fmt_time(r.get("last_refresh")),
-                      fmt_time(r.get("horizon_end")), "yes" if r["stale"] else "no",
-                      text(r.get("last_error")))
+        table.add_row(
+            text(r["name"]),
+            text(r["grid_zone"]),
+            text(r["provider"]),
+            str(r["gpus"]),
+            f"{r['pue']:.2f}",
+            fmt_time(r.get("last_refresh")),
+            fmt_time(r.get("horizon_end")),
+            "yes" if r["stale"] else "no",
+            text(r.get("last_error")),
+        )
     console().print(table)
 
 
 def print_accuracy(accuracy: Mapping[str, Any]) -> None:
-    table = _table("LEAD", "LEAD_s", "MAE (g/kWh)",
-                   title=f"Forecast error for {accuracy['region']}")
+    table = _table(
+        "LEAD", "LEAD_s", "MAE (g/kWh)", title=f"Forecast error for {accuracy['region']}"
+    )
     for row in accuracy["data"]:
-        table.add_row(fmt_duration(row["lead_s"]), f"{row['lead_s']:.0f}",
-                      fmt_num(row["mae_g_per_kwh"]))
+        table.add_row(
+            fmt_duration(row["lead_s"]), f"{row['lead_s']:.0f}", fmt_num(row["mae_g_per_kwh"])
+        )
     out = console()
     if not accuracy["data"]:
-        out.print(f"No forecast error measured yet for {escape(accuracy['region'])}: it needs "
-                  "stored forecasts and the actuals that followed them.")
+        out.print(
+            f"No forecast error measured yet for {escape(accuracy['region'])}: it needs "
+            "stored forecasts and the actuals that followed them."
+        )
         return
     out.print(table)
 

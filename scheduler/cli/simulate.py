@@ -20,20 +20,29 @@ if TYPE_CHECKING:
 
 def simulate(
     jobs: Annotated[Path, typer.Option(help="Job trace (CSV), e.g. from data/jobs/.")],
-    carbon: Annotated[list[Path], typer.Option(help="A carbon-intensity trace per region "
-                      "(repeat).")],
-    region: Annotated[list[str] | None, typer.Option(help="Region names, one per --carbon "
-                      "(default: each trace's zone).")] = None,
-    policy: Annotated[list[Policy] | None, typer.Option(help="Policies to compare (repeat; "
-                      "default: all; `now` is always in).")] = None,
-    capacity: Annotated[int | None, typer.Option(min=1, help="GPUs per region "
-                        "(default: unlimited).")] = None,
-    forecast_error: Annotated[float, typer.Option(min=0, help="Forecast error sigma, share "
-                              "of the trace mean (0: perfect).")] = 0.05,
+    carbon: Annotated[
+        list[Path], typer.Option(help="A carbon-intensity trace per region (repeat).")
+    ],
+    region: Annotated[
+        list[str] | None,
+        typer.Option(help="Region names, one per --carbon (default: each trace's zone)."),
+    ] = None,
+    policy: Annotated[
+        list[Policy] | None,
+        typer.Option(help="Policies to compare (repeat; default: all; `now` is always in)."),
+    ] = None,
+    capacity: Annotated[
+        int | None, typer.Option(min=1, help="GPUs per region (default: unlimited).")
+    ] = None,
+    forecast_error: Annotated[
+        float,
+        typer.Option(min=0, help="Forecast error sigma, share of the trace mean (0: perfect)."),
+    ] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed for the forecast error.")] = 0,
     max_jobs: Annotated[int | None, typer.Option(min=1, help="Use the first N jobs.")] = None,
-    slack_s: Annotated[float, typer.Option(min=0, help="Each job's slack beyond its run "
-                       "time, s.")] = 24 * 3600.0,
+    slack_s: Annotated[
+        float, typer.Option(min=0, help="Each job's slack beyond its run time, s.")
+    ] = 24 * 3600.0,
     out: Annotated[Path | None, typer.Option(help="Write simulation.csv and .png here.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
 ) -> None:
@@ -45,9 +54,17 @@ def simulate(
     try:
         with _PolicyBars(quiet=json_output) as bars:
             result = run_simulation(
-                jobs, carbon, regions=region, policies=policy, capacity=capacity,
-                forecast_error=forecast_error, seed=seed, out_dir=out, options=options,
-                progress=bars.report)
+                jobs,
+                carbon,
+                regions=region,
+                policies=policy,
+                capacity=capacity,
+                forecast_error=forecast_error,
+                seed=seed,
+                out_dir=out,
+                options=options,
+                progress=bars.report,
+            )
     except (GreenlightError, ValueError, OSError) as e:
         raise CliError(f"simulation failed: {e}") from None
     if json_output:
@@ -68,8 +85,13 @@ class _PolicyBars:
     """A rich bar per policy, fed by the simulation's ``(label, done, total)`` callback."""
 
     def __init__(self, *, quiet: bool) -> None:
-        self._bars = Progress(TextColumn("{task.description:>14}"), BarColumn(),
-                              MofNCompleteColumn(), console=console(), disable=quiet)
+        self._bars = Progress(
+            TextColumn("{task.description:>14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console(),
+            disable=quiet,
+        )
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> _PolicyBars:
@@ -88,10 +110,16 @@ class _PolicyBars:
 def _result_dict(result: SimulationResult) -> dict[str, Any]:
     rows = [dataclasses.asdict(r) for r in result.rows]
     return {
-        "regions": list(result.regions), "start": result.start.isoformat(),
-        "end": result.end.isoformat(), "step_s": result.step_s,
-        "forecast_error": result.forecast_error, "seed": result.seed, "jobs": result.jobs,
-        "dropped_jobs": result.dropped_jobs, "notes": list(result.notes),
+        "regions": list(result.regions),
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "step_s": result.step_s,
+        "forecast_error": result.forecast_error,
+        "seed": result.seed,
+        "jobs": result.jobs,
+        "dropped_jobs": result.dropped_jobs,
+        "notes": list(result.notes),
         "csv_path": str(result.csv_path) if result.csv_path else None,
-        "png_path": str(result.png_path) if result.png_path else None, "rows": rows,
+        "png_path": str(result.png_path) if result.png_path else None,
+        "rows": rows,
     }

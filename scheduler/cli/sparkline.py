@@ -22,8 +22,11 @@ class Bucket:
 
 
 def bucketize(
-    points: Sequence[tuple[datetime, float]], resolution_s: float, start: datetime,
-    end: datetime, count: int,
+    points: Sequence[tuple[datetime, float]],
+    resolution_s: float,
+    start: datetime,
+    end: datetime,
+    count: int,
 ) -> list[Bucket]:
     """Split ``[start, end)`` into ``count`` equal buckets, each the time-weighted mean of the
     points (each valid for ``resolution_s`` from its time) overlapping it."""

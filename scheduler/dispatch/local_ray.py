@@ -222,6 +222,9 @@ class LocalRayHead:
             # SIGTERM would otherwise wait 30 s for a drain that a private head never needs.
             "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
             MARKER_ENV: self._marker,
+            # Ray SIGKILLs a stopped job 3 s after SIGTERM by default: too short for an
+            # interruptible job to checkpoint and for the runner to send its final report.
+            "RAY_JOB_STOP_WAIT_TIME_S": env.get("RAY_JOB_STOP_WAIT_TIME_S", "30"),
             # Job entrypoints say `python ...`: make that this interpreter, not the system one.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         })

@@ -37,14 +37,17 @@ from scheduler.planning.formulation import (
 )
 from scheduler.planning.grid import FloatArray, IntArray
 from scheduler.planning.placement import Assignment, Placer
-from scheduler.planning.plans import run_emissions_g
 from scheduler.planning.policies import JOINT, Books, Candidates, CurrentPlans
 from scheduler.planning.table import JobTable
 
-# Candidate scores evaluated per second of budget (numpy, two cores).
-WORK_PER_S = 4.0e7
-# Work charged per nonzero of the LP (HiGHS' simplex costs far more per entry than numpy).
-LP_WORK_PER_NNZ = 400.0
+# Work is counted in estimated microseconds on two cores (bench/plan_speed.py measures them):
+# a job's candidates cost a fixed overhead plus a little per score, a move a fixed overhead,
+# the LP a fixed cost per nonzero.
+WORK_PER_S = 1.0e6
+WORK_PER_CANDIDATES_CALL = 90.0
+WORK_PER_SCORE = 0.02
+WORK_PER_MOVE = 50.0
+LP_WORK_PER_NNZ = 8.0
 LP_MAX_CANDIDATES = 300_000
 # A wall-clock guard for HiGHS on a pathological LP; the work budget decides in practice.
 LP_TIME_LIMIT_FACTOR = 20.0
@@ -89,7 +92,7 @@ class LocalSearch:
 
     def cands(self, j: int) -> Candidates:
         c = self.placer.candidates(j)
-        self.effort.spend(2 * c.score.size)
+        self.effort.spend(WORK_PER_CANDIDATES_CALL + WORK_PER_SCORE * c.score.size)
         self.best_score[j] = float(c.score.min())
         return c
 
@@ -117,6 +120,7 @@ class LocalSearch:
     def relocate(self, j: int) -> set[int]:
         c = self.cands(j)
         old = (int(self.a.row[j]), float(self.a.start_x[j]), float(self.a.score[j]))
+        self.effort.spend(WORK_PER_MOVE)
         self.placer.release(self.a, j)
         found = self.placer.best_index(j, c)
         if found is not None:
@@ -157,10 +161,12 @@ class LocalSearch:
         hit = m[(a0 <= short[-1]) & (a1 > short[0])]
         if hit.size == 0 or hit.size > MAX_EJECT:
             return None
-        return hit
+        out: IntArray = hit
+        return out
 
     def try_eject(self, j: int, row: int, x: float, score: float) -> set[int]:
         t, placer, a = self.placer.table, self.placer, self.a
+        self.effort.spend(WORK_PER_MOVE)
         old_j = (int(a.row[j]), float(a.start_x[j]), float(a.score[j]))
         placer.release(a, j)
         hit = self.blockers(j, row, x)
@@ -210,24 +216,39 @@ def improve(
     """The best placement found within ``budget_s`` (see the module docstring); ``ledger`` is
     updated in place to match the returned assignment."""
     joint = joint_jobs(table, a)
-    if not (a.displaced & set(joint)) or budget_s <= 0:
+    displaced = sorted(a.displaced.intersection(joint))
+    if not displaced or budget_s <= 0:
         return a
     effort = Effort(budget_s)
-    residual = ledger.copy()
-    for j in joint:
-        Placer(table, books, current, residual).release(a, j)
-    starts = _lp_starts(table, books, current, residual, a, joint, effort)
+    starts: list[tuple[Assignment, CapacityLedger, list[int]]] = [
+        (a.copy(), ledger.copy(), displaced)]
+    if _candidate_count(table, joint) <= LP_MAX_CANDIDATES:
+        residual = ledger.copy()
+        releaser = Placer(table, books, current, residual)
+        for j in joint:
+            releaser.release(a, j)
+        by_score = sorted(joint, key=lambda j: -float(a.score[j]))
+        starts += [(s_a, s_l, by_score) for s_a, s_l in
+                   _lp_starts(table, books, current, residual, a, joint, effort)]
     results: list[tuple[Assignment, CapacityLedger]] = []
-    for start_a, start_ledger in [(a.copy(), ledger.copy()), *starts]:
-        placer = Placer(table, books, current, start_ledger)
-        search = LocalSearch(placer, start_a, joint, effort)
-        search.run(sorted(joint, key=lambda j: -float(start_a.score[j])))
+    for start_a, start_ledger, first in starts:
+        search = LocalSearch(Placer(table, books, current, start_ledger), start_a, joint, effort)
+        search.run(first)
         results.append((start_a, start_ledger))
         if effort.exhausted:
             break
     best_a, best_ledger = min(results, key=lambda r: r[0].objective())
     ledger.free[...] = best_ledger.free
     return best_a
+
+
+def _candidate_count(table: JobTable, jobs: list[int]) -> int:
+    """An upper bound on the candidates of ``jobs`` (regions x starts), without building them."""
+    idx = np.array(jobs, dtype=np.int64)
+    last = np.minimum(table.x_l[idx], table.grid.n_slots - table.d[idx])
+    starts = np.maximum(np.floor(last) - np.floor(table.x_e[idx]), 0) + 1
+    regions = np.array([len(table.allowed[j]) for j in jobs])
+    return int((starts * regions).sum())
 
 
 def _lp_starts(
@@ -237,8 +258,8 @@ def _lp_starts(
     """Placements rounded from the LP relaxation (none when it is too big for the budget)."""
     placer = Placer(table, books, current, residual)
     cands = enumerate_candidates(placer, joint)
-    effort.spend(2 * len(cands))
-    if not len(cands) or len(cands) > LP_MAX_CANDIDATES:
+    effort.spend(len(joint) * WORK_PER_CANDIDATES_CALL + WORK_PER_SCORE * len(cands))
+    if not len(cands):
         return []
     f = formulate(cands, table.gpus, residual.free)
     work = LP_WORK_PER_NNZ * (f.capacity.nnz + f.assign.nnz)
@@ -329,17 +350,23 @@ def guard_run_now(table: JobTable, books: Books, ledger: CapacityLedger, a: Assi
     """Move a ``greenlight`` job to run-now at home when its plan would emit more than that on
     the forecast (possible only through the error margin) and run-now has free GPUs."""
     book = books.forecast
+    jobs = np.array([j for j in joint_jobs(table, a) if table.policy[j] is Policy.GREENLIGHT
+                     and table.home[j] >= 0 and book.priced[table.home[j]]], dtype=np.int64)
+    if jobs.size == 0 or books.robust is books.forecast:
+        return
+    now_cost = book.pointwise_cost(table.home[jobs], table.x_e[jobs], table.d[jobs])
+    now_g = now_cost * book.pue[table.home[jobs]]
     placer = Placer(table, books, CurrentPlans(np.zeros(0, np.int64), np.zeros(0)), ledger)
-    for j in joint_jobs(table, a):
-        home = int(table.home[j])
-        if table.policy[j] is not Policy.GREENLIGHT or home < 0 or not book.priced[home]:
-            continue
-        x_e, d = float(table.x_e[j]), float(table.d[j])
-        now_g = run_emissions_g(book, table, j, home, x_e, d)
-        planned_g = sum(run_emissions_g(book, table, j, int(a.row[j]), x0, x1 - x0)
-                        for x0, x1 in placer.windows(a, j))
-        if not planned_g > now_g * (1 + 1e-9):
-            continue
+    planned = book.pointwise_cost(a.row[jobs], a.start_x[jobs], table.d[jobs])
+    for i, j in enumerate(jobs):
+        if int(j) in a.splits:
+            runs = placer.windows(a, int(j))
+            planned[i] = sum(float(book.pointwise_cost(
+                a.row[j:j + 1], np.array([x0]), np.array([x1 - x0]))[0]) for x0, x1 in runs)
+    planned_g = planned * book.pue[a.row[jobs]]
+    for j in jobs[planned_g > now_g * (1 + 1e-9)]:
+        j = int(j)
+        home, x_e, d = int(table.home[j]), float(table.x_e[j]), float(table.d[j])
         placer.release(a, j)
         if ledger.fits(home, x_e, d, int(table.gpus[j])):
             placer.commit(a, j, home, x_e, float(a.score[j]))

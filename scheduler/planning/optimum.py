@@ -19,9 +19,13 @@ from datetime import datetime
 import numpy as np
 
 from scheduler.domain import Forecast, Policy
-from scheduler.planning.capacity import CapacityLedger
-from scheduler.planning.formulation import enumerate_candidates, formulate, solve_mip
-from scheduler.planning.grid import slot_origin
+from scheduler.planning.formulation import (
+    CandidateSet,
+    enumerate_candidates,
+    formulate,
+    solve_mip,
+)
+from scheduler.planning.grid import FloatArray, slot_origin
 from scheduler.planning.placement import Assignment, Placer, place_jobs
 from scheduler.planning.plans import build_decision
 from scheduler.planning.policies import current_plans
@@ -65,14 +69,11 @@ def solve_snapshot(snapshot: Snapshot, time_limit_s: float = 60.0) -> Decision:
             solved = _from_solution(incumbent, cands, np.asarray(result.x))
     if solved.objective() > incumbent.objective():
         solved = incumbent
-    extra = {j: OPTIMUM_NOTE for j in free_jobs} if solved is not incumbent else None
+    extra = dict.fromkeys(free_jobs, OPTIMUM_NOTE) if solved is not incumbent else None
     return build_decision(table, books, solved, exact.now, extra)
 
 
-def _from_solution(incumbent: Assignment, cands: object, x: np.ndarray) -> Assignment:
-    from scheduler.planning.formulation import CandidateSet
-
-    assert isinstance(cands, CandidateSet)
+def _from_solution(incumbent: Assignment, cands: CandidateSet, x: FloatArray) -> Assignment:
     out = incumbent.copy()
     chosen = np.flatnonzero(x > 0.5)
     out.row[cands.job[chosen]] = cands.row[chosen]
@@ -97,7 +98,3 @@ def solve_offline(
                         regions=tuple(regions), forecasts=dict(intensity),
                         actuals=dict(intensity), step_s=step_s)
     return solve_snapshot(snapshot, time_limit_s)
-
-
-def unused(ledger: CapacityLedger) -> None:
-    return None

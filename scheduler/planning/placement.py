@@ -12,12 +12,11 @@ it starts as early as free GPUs allow and is reported.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from scheduler.planning.batch import first_choices
+from scheduler.planning.batch import BatchChooser, Choices
 from scheduler.planning.capacity import CapacityLedger
 from scheduler.planning.grid import FloatArray, IntArray
 from scheduler.planning.policies import Books, Candidates, CurrentPlans, candidates
@@ -26,6 +25,9 @@ from scheduler.planning.window import TIE_RTOL, candidate_starts
 
 FORCED_NOTE = "latest safe start reached: starts now whatever the forecast"
 UNPRICED_NOTE = "no priced region allowed: runs now in its home region"
+BLOCK_START = 64
+BLOCK_MIN = 8
+BLOCK_MAX = 4096
 
 
 @dataclass
@@ -84,8 +86,8 @@ class Placer:
         self.current = current
         self.ledger = ledger
 
-    def candidates(self, j: int) -> Candidates:
-        return candidates(j, self.table, self.books, self.current)
+    def candidates(self, j: int, *, every_start: bool = False) -> Candidates:
+        return candidates(j, self.table, self.books, self.current, every_start=every_start)
 
     def windows(self, a: Assignment, j: int) -> tuple[tuple[float, float], ...]:
         """The runs ``(x0, x1)`` job ``j`` holds in ``a``."""
@@ -136,41 +138,74 @@ class Placer:
         return (int(cands.rows[i]), float(cands.starts_x[w]), float(cands.score[i, w]),
                 displaced)
 
-    def place(self, a: Assignment, j: int, first: tuple[int, float, float] | None = None,
-              ) -> None:
-        """Commit job ``j`` to its best feasible candidate, or as early as possible if none.
-
-        ``first`` is the job's best candidate capacity aside, when already known (``batch``).
-        """
-        t = self.table
-        if first is not None and first[0] >= 0 and self.ledger.fits(
-                first[0], first[1], float(t.d[j]), int(t.gpus[j])):
-            self._note_forced(a, j, single=t.x_l[j] < math.floor(t.x_e[j]) + 1)
-            self.commit(a, j, *first)
-            return
+    def place(self, a: Assignment, j: int) -> None:
+        """Commit job ``j`` to its best feasible candidate, or as early as possible if none."""
         cands = self.candidates(j)
         if cands.unpriced:
             a.notes[j] = UNPRICED_NOTE
         found = self.best_feasible(j, cands)
+        if found is None and not cands.unpriced:
+            # No start next to a price break is free: any free start will do.
+            every = self.candidates(j, every_start=True)
+            found = self.best_feasible(j, every)
+            if found is not None:
+                found = (*found[:3], True)
         if found is None:
             self.place_late(a, j, cands)
             return
         row, x, score, displaced = found
         if displaced:
             a.displaced.add(j)
-        self._note_forced(a, j, single=len(cands.starts_x) == 1)
+        self._note_forced(a, j)
         self.commit(a, j, row, x, math.inf if cands.unpriced else score)
 
-    def _note_forced(self, a: Assignment, j: int, *, single: bool) -> None:
+    def _note_forced(self, a: Assignment, j: int) -> None:
         t = self.table
-        if single and not t.deployment[j] and t.x_l[j] < math.floor(t.x_e[j]) + 1:
+        if not t.deployment[j] and t.x_e[j] <= t.x_l[j] < math.floor(t.x_e[j]) + 1:
             a.notes[j] = FORCED_NOTE
 
-    def place_all(self, a: Assignment, order: Iterable[int]) -> None:
-        rows, starts, scores = first_choices(self.table, self.books, self.current)
-        for j in order:
-            j = int(j)
-            self.place(a, j, (int(rows[j]), float(starts[j]), float(scores[j])))
+    def _take_alternative(self, a: Assignment, j: int, choice: Choices, i: int) -> bool:
+        d, gpus = float(self.table.d[j]), int(self.table.gpus[j])
+        for k in range(choice.alt_row.shape[1]):
+            row = int(choice.alt_row[i, k])
+            if row < 0:
+                return False
+            x = float(choice.alt_start_x[i, k])
+            if self.ledger.fits(row, x, d, gpus):
+                a.displaced.add(j)
+                self._note_forced(a, j)
+                self.commit(a, j, row, x, float(choice.alt_score[i, k]))
+                return True
+        return False
+
+    def place_all(self, a: Assignment, order: IntArray) -> None:
+        """The greedy over ``order``: blocks of jobs choose at once (``batch``); a choice that
+        a job earlier in its block took away is redone job by job. Blocks grow while choices
+        rarely collide and shrink when they often do."""
+        chooser = BatchChooser(self.table, self.books, self.current)
+        t, pos, block = self.table, 0, BLOCK_START
+        while pos < len(order):
+            jobs = order[pos:pos + block]
+            choice = chooser.choose(jobs, self.ledger)
+            collisions = 0
+            for i, job in enumerate(jobs):
+                j, row = int(job), int(choice.row[i])
+                d, gpus = float(t.d[j]), int(t.gpus[j])
+                if row >= 0 and self.ledger.fits(row, float(choice.start_x[i]), d, gpus):
+                    if choice.displaced[i]:
+                        a.displaced.add(j)
+                    self._note_forced(a, j)
+                    self.commit(a, j, row, float(choice.start_x[i]), float(choice.score[i]))
+                    continue
+                if row >= 0 and self._take_alternative(a, j, choice, i):
+                    continue
+                collisions += row >= 0
+                self.place(a, j)
+            pos += len(jobs)
+            if collisions * 20 < len(jobs):
+                block = min(2 * block, BLOCK_MAX)
+            elif collisions * 4 > len(jobs):
+                block = max(block // 2, BLOCK_MIN)
 
     def place_late(self, a: Assignment, j: int, cands: Candidates) -> None:
         """Earliest start with free GPUs past the deadline (over capacity at the earliest

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from scheduler.domain import Plan, Policy, Window
+from scheduler.domain import Plan, Window
 from scheduler.planning.placement import Assignment
 from scheduler.planning.policies import Books
+from scheduler.planning.grid import FloatArray
 from scheduler.planning.prices import PriceBook
 from scheduler.planning.snapshot import Decision
 from scheduler.planning.table import JobTable
@@ -68,6 +69,28 @@ def windows_of(table: JobTable, a: Assignment, j: int, region: str, now: datetim
     return (Window(region=region, start=start, end=start + run),)
 
 
+def _emissions(books: Books, table: JobTable, a: Assignment) -> tuple[FloatArray, FloatArray]:
+    """Every job's planned and baseline emissions (g; NaN where unpriced), vectorised."""
+    n = len(table)
+    planned, baseline = np.full(n, np.nan), np.full(n, np.nan)
+    reporting = [books.reporting(p) for p in table.policy]
+    for book in {id(b): b for b in reporting}.values():
+        jobs = np.flatnonzero(np.array([b is book for b in reporting], dtype=np.bool_))
+        scale = table.power_kw[jobs] * book.grid.step_h
+        row, home = a.row[jobs], table.home[jobs]
+        ok = (row >= 0) & book.priced[np.maximum(row, 0)]
+        r = np.maximum(row, 0)
+        cost = book.pointwise_cost(r, a.start_x[jobs], table.d[jobs])
+        planned[jobs] = np.where(ok, scale * book.pue[r] * cost, np.nan)
+        ok = (home >= 0) & book.priced[np.maximum(home, 0)]
+        h = np.maximum(home, 0)
+        cost = book.pointwise_cost(h, table.x_b[jobs], table.d[jobs])
+        baseline[jobs] = np.where(ok, scale * book.pue[h] * cost, np.nan)
+    for j in a.splits:
+        planned[j] = job_emissions_g(reporting[j], table, a, j)
+    return planned, baseline
+
+
 def build_decision(
     table: JobTable, books: Books, a: Assignment, now: datetime,
     extra_notes: Mapping[int, str] | None = None,
@@ -75,28 +98,24 @@ def build_decision(
     """Plans for every job, with ``late`` reasons and notes keyed by job id."""
     plans: dict[str, Plan] = {}
     notes: dict[str, str] = {}
+    planned, baseline = _emissions(books, table, a)
     for j, job in enumerate(table.jobs):
         row = int(a.row[j])
         region = table.regions[row] if row >= 0 else job.home_region
-        book = books.reporting(job.policy)
-        emitted = job_emissions_g(book, table, a, j)
-        baseline = baseline_emissions_g(book, table, j)
+        emitted, base = float(planned[j]), float(baseline[j])
         note_parts = [n for n in (a.notes.get(j), (extra_notes or {}).get(j)) if n]
         if math.isnan(emitted):
             emitted = 0.0
-        if math.isnan(baseline):
-            baseline = emitted
+        if math.isnan(base):
+            base = emitted
             note_parts.append(BASELINE_UNPRICED_NOTE)
         note = "; ".join(note_parts) or None
         if note:
             notes[job.id] = note
+        book = books.reporting(job.policy)
         plans[job.id] = Plan(
             region=region, windows=windows_of(table, a, j, region, now), policy=job.policy,
-            planned_at=now, forecast_emissions_g=emitted, baseline_emissions_g=baseline,
+            planned_at=now, forecast_emissions_g=emitted, baseline_emissions_g=base,
             forecast_issued_at=book.issued_at[row] if row >= 0 else None, note=note)
     late = {table.jobs[j].id: reason for j, reason in sorted(a.late.items())}
     return Decision(plans=plans, late=late, notes=notes)
-
-
-def uses_actuals(policies: set[Policy]) -> bool:
-    return Policy.ORACLE in policies

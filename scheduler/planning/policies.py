@@ -45,6 +45,9 @@ DEPLOYMENT_MARGIN = 0.05
 HOME_ONLY = frozenset({Policy.NOW, Policy.LOWEST_WINDOW, Policy.CARBON_TIME, Policy.WAIT_AWHILE})
 JOINT = frozenset({Policy.GREENLIGHT, Policy.ORACLE})
 SPLITTING = frozenset({Policy.WAIT_AWHILE, Policy.GREENLIGHT, Policy.ORACLE})
+# Policies scoring by emissions alone: their best start sits next to a price break.
+REDUCED_STARTS = frozenset({Policy.LOWEST_WINDOW, Policy.WAIT_AWHILE, Policy.GREENLIGHT,
+                            Policy.ORACLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,22 +103,26 @@ def current_plans(table: JobTable, grid: PlanningGrid) -> CurrentPlans:
     return CurrentPlans(row=rows, start_x=starts)
 
 
-def candidates(j: int, table: JobTable, books: Books, current: CurrentPlans) -> Candidates:
-    """The scored candidates of job ``j`` under its policy."""
+def candidates(
+    j: int, table: JobTable, books: Books, current: CurrentPlans, *, every_start: bool = False,
+) -> Candidates:
+    """The scored candidates of job ``j`` under its policy.
+
+    Cost-scored policies consider only the starts next to price breaks (``break_starts``),
+    where the cheapest start lies; ``every_start`` lifts that (to look for any free start).
+    """
     policy = table.policy[j]
     book = books.planning(policy)
     rows = _rows(j, table, book, policy)
     if rows.size == 0:
         return _run_now_home(j, table)
-    starts = _starts(j, table, book, rows)
+    starts = _starts(j, table, book, rows, float(current.start_x[j]),
+                     every_start or policy not in REDUCED_STARTS)
     if policy is Policy.NOW and not table.deployment[j]:
         score = np.broadcast_to(starts, (len(rows), len(starts))).copy()
         return Candidates(rows=rows, starts_x=starts, score=score)
     d = float(table.d[j])
-    k_last = int(starts[-1]) if len(starts) > 1 else int(np.floor(starts[0]))
-    cost = book.window_cost(rows, float(starts[0]), k_last, d)
-    if len(starts) == 1:
-        cost = cost[:, :1]
+    cost = book.run_cost(rows, starts, d)
     cost *= float(table.weight_kw[j]) * book.grid.step_h * book.pue[rows][:, None]
     late_start = starts[None, :] >= book.start_end[rows][:, None]
     if late_start.any():
@@ -144,7 +151,8 @@ def _rows(j: int, table: JobTable, book: PriceBook, policy: Policy) -> IntArray:
     return priced
 
 
-def _starts(j: int, table: JobTable, book: PriceBook, rows: IntArray) -> FloatArray:
+def _starts(j: int, table: JobTable, book: PriceBook, rows: IntArray, current_x: float,
+            every: bool) -> FloatArray:
     d = float(table.d[j])
     x_e = float(table.x_e[j])
     if table.deployment[j]:
@@ -153,7 +161,32 @@ def _starts(j: int, table: JobTable, book: PriceBook, rows: IntArray) -> FloatAr
     last = float(n_slots) - d
     if table.policy[j] is not Policy.NOW:
         last = min(last, float(book.start_end[rows].max()) - 1.0)
-    return candidate_starts(x_e, float(table.x_l[j]), last)
+    starts = candidate_starts(x_e, float(table.x_l[j]), last)
+    if every or len(starts) < 3:
+        return starts
+    kept = break_starts(book.breaks, int(starts[1]), int(starts[-1]), d, current_x)
+    return np.concatenate((starts[:1], kept.astype(np.float64)))
+
+
+def break_starts(breaks: IntArray, lo: int, hi: int, d: float, current_x: float) -> IntArray:
+    """The slot-boundary starts in ``[lo, hi]`` where a run of ``d`` slots can be cheapest.
+
+    Prices are flat between breaks, so the cost of a run is linear in its start except where
+    its start or its end crosses a break: the minimum over any range of starts is at ``lo``,
+    ``hi``, a break, or a boundary next to ``break - d``. ``current_x`` (a current plan's
+    start) is kept too so it can be kept. All of ``[lo, hi]`` when that is not fewer.
+    """
+    first = int(np.searchsorted(breaks, lo))
+    last = int(np.searchsorted(breaks, hi + d + 1.0))
+    near = breaks[first:last]
+    if 3 * len(near) + 3 >= hi - lo + 1:
+        return np.arange(lo, hi + 1, dtype=np.int64)
+    shifted = near - d
+    extra = [current_x] if math.isfinite(current_x) and current_x == int(current_x) else []
+    cand = np.concatenate(([lo, hi], near, np.floor(shifted), np.ceil(shifted), extra))
+    cand = cand[(cand >= lo) & (cand <= hi)]
+    out: IntArray = np.unique(cand.astype(np.int64))
+    return out
 
 
 def _run_now_home(j: int, table: JobTable) -> Candidates:

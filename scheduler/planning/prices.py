@@ -61,6 +61,9 @@ class PriceBook:
     pue: FloatArray
     issued_at: tuple[datetime | None, ...]
     priced: BoolArray
+    # Slots k where some region's price differs from slot k - 1: between them prices are flat,
+    # so a run's cost is linear in its start and its minimum sits next to a break.
+    breaks: IntArray
 
     def index(self, region: str) -> int:
         """Row of ``region``; raises ValueError for an unknown one."""
@@ -79,6 +82,17 @@ class PriceBook:
     def run_cost(self, rows: IntArray, starts_x: FloatArray, duration_slots: float) -> FloatArray:
         """Intensity integrated over ``[x, x + d)`` for each row and start: g/kWh x slots."""
         return self.integral(rows, starts_x + duration_slots) - self.integral(rows, starts_x)
+
+    def pointwise_cost(self, rows: IntArray, starts_x: FloatArray, d: FloatArray) -> FloatArray:
+        """``run_cost`` of one run per element: row ``rows[i]`` from ``starts_x[i]`` for
+        ``d[i]`` slots (1-D arrays of one length)."""
+        width = self.prefix.shape[1]
+        flat_p, flat_v = self.prefix.ravel(), self.values.ravel()
+        out = np.zeros(len(rows))
+        for x, sign in ((starts_x + d, 1.0), (starts_x, -1.0)):
+            fl = np.floor(x).astype(np.int64)
+            out += sign * (flat_p[rows * width + fl] + (x - fl) * flat_v[rows * (width - 1) + fl])
+        return out
 
     def window_cost(self, rows: IntArray, x_e: float, k_last: int, d: float) -> FloatArray:
         """``run_cost`` for the starts ``[x_e, floor(x_e) + 1, ..., k_last]`` (slices, not
@@ -101,7 +115,10 @@ class PriceBook:
         lead time (interpolated, made non-decreasing with lead). Regions without a measured
         error keep their prices. ``now`` stands in for an unknown issue time."""
         values = self.values.copy()
-        mids_s = (np.arange(self.grid.n_slots, dtype=np.float64) + 0.5) * self.grid.step_s
+        # The margin is held constant between price breaks, so the breaks stay the breaks.
+        block_start = np.concatenate(([0], self.breaks))
+        block_of = np.searchsorted(block_start, np.arange(self.grid.n_slots), side="right") - 1
+        mids_s = (block_start[block_of] + 0.5) * self.grid.step_s
         for row, region in enumerate(self.regions):
             table = sorted(errors.get(region, ()), key=lambda e: e.lead_s)
             if not table or not self.priced[row]:
@@ -135,8 +152,9 @@ def build_price_book(
         filled, start_end[row] = fill_for_planning(resample(forecast, grid))
         if start_end[row] > 0:
             values[row, :-1] = filled
+    changed = (values[:, 1:-1] != values[:, :-2]).any(axis=0)
     return PriceBook(
         grid=grid, regions=tuple(r.name for r in regions), values=values,
         prefix=_prefix(values), start_end=start_end,
         pue=np.array([r.pue for r in regions], dtype=np.float64), issued_at=tuple(issued),
-        priced=start_end > 0)
+        priced=start_end > 0, breaks=np.flatnonzero(changed).astype(np.int64) + 1)

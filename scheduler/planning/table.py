@@ -113,7 +113,8 @@ def build_table(
                      index.get(job.home_region, -1)))
     arr = np.array(cols, dtype=np.float64).reshape(len(cols), 7)
     return JobTable(
-        grid=grid, regions=tuple(r.name for r in regions), jobs=tuple(jobs), x_e=arr[:, 0], x_l=arr[:, 1], x_b=arr[:, 2], d=arr[:, 3],
+        grid=grid, regions=tuple(r.name for r in regions), jobs=tuple(jobs), x_e=arr[:, 0],
+        x_l=arr[:, 1], x_b=arr[:, 2], d=arr[:, 3],
         gpus=arr[:, 4].astype(np.int64), power_kw=arr[:, 5],
         weight_kw=np.where(arr[:, 5] > 0, arr[:, 5],
                            NOMINAL_POWER_PER_GPU_KW * np.maximum(arr[:, 4], 1.0)),

@@ -68,7 +68,7 @@ def actuals_profile(ctx: ServiceContext, zone: str, now: datetime) -> Forecast |
     recent = ctx.store.actuals(zone, now - PROFILE_LOOKBACK, now)
     if recent is None or len(recent.points) < 2:
         return None
-    points = []
+    points: list[IntensityPoint] = []
     for days in (1, 2):
         shift = timedelta(days=days)
         points.extend(IntensityPoint(valid_at=p.valid_at + shift, g_per_kwh=p.g_per_kwh)

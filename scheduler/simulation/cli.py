@@ -8,7 +8,7 @@ the instance is small enough, and writes ``simulation.csv`` and ``simulation.png
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,7 +65,7 @@ class SimulationOptions:
     min_gpus: int = 0
     interruptible: bool = False
     pue: float = 1.0
-    power: PowerModel = PowerModel()
+    power: PowerModel = field(default_factory=PowerModel)
     forecast_paths: Mapping[str, Path] | None = None
     optimum_max_jobs: int = 400
     optimum_time_limit_s: float = 60.0
@@ -73,15 +73,21 @@ class SimulationOptions:
 
 
 def run_simulation(
-    jobs_path: Path, carbon_paths: Sequence[Path], regions: Sequence[str] | None = None,
-    policies: Sequence[Policy | str] | None = None, capacity: int | None = None,
-    forecast_error: float = 0.05, seed: int = 0, out_dir: Path | None = None,
-    progress: SimulationProgress | None = None, options: SimulationOptions | None = None,
+    jobs_path: Path,
+    carbon_paths: Sequence[Path],
+    regions: Sequence[str] | None = None,
+    policies: Sequence[Policy | str] | None = None,
+    capacity: int | None = None,
+    forecast_error: float = 0.05,
+    seed: int = 0,
+    out_dir: Path | None = None,
+    progress: SimulationProgress | None = None,
+    options: SimulationOptions | None = None,
 ) -> SimulationResult:
     """Replay ``jobs_path`` against ``carbon_paths`` (one per region) for each policy.
 
     ``regions`` names the regions (default: each trace's zone); ``capacity`` is GPUs per region
-    (None: unlimited); ``forecast_error`` is σ of the Gaussian forecast error as a share of each
+    (None: unlimited); ``forecast_error`` is sigma of the Gaussian forecast error as a share of each
     trace's mean (0: perfect forecasts), unless ``options.forecast_paths`` gives a region real
     issued forecasts. ``now`` is always included as the baseline. Raises JobTraceError or
     ConfigError for unreadable files and ValueError for inconsistent arguments.
@@ -92,23 +98,37 @@ def run_simulation(
     names = tuple(regions) if regions else tuple(s.zone for s in series)
     if len(names) != len(series) or len(set(names)) != len(names):
         raise ValueError("give one distinct region name per carbon trace")
-    scenario, dropped = _scenario(jobs_path, dict(zip(names, series, strict=True)), capacity,
-                                  forecast_error, seed, opts)
+    scenario, dropped = _scenario(
+        jobs_path, dict(zip(names, series, strict=True)), capacity, forecast_error, seed, opts
+    )
     runs: list[PolicyRun] = []
     for policy in chosen:
         callback = None if progress is None else _labelled(progress, policy.value)
         runs.append(simulate(scenario, policy, every_cycle=opts.every_cycle, progress=callback))
     notes: list[str] = []
-    best = optimum_run(scenario, runs, max_jobs=opts.optimum_max_jobs,
-                       time_limit_s=opts.optimum_time_limit_s, notes=notes)
+    best = optimum_run(
+        scenario,
+        runs,
+        max_jobs=opts.optimum_max_jobs,
+        time_limit_s=opts.optimum_time_limit_s,
+        notes=notes,
+    )
     if best is not None:
         runs.append(best)
     rows = tuple(compare([measure(scenario, run) for run in runs]))
     grid = scenario.grid
     result = SimulationResult(
-        rows=rows, regions=names, start=from_epoch_s(grid.start_s), end=from_epoch_s(grid.end_s),
-        step_s=grid.step_s, forecast_error=forecast_error, seed=seed,
-        jobs=len(scenario.jobs), dropped_jobs=dropped, notes=tuple(notes))
+        rows=rows,
+        regions=names,
+        start=from_epoch_s(grid.start_s),
+        end=from_epoch_s(grid.end_s),
+        step_s=grid.step_s,
+        forecast_error=forecast_error,
+        seed=seed,
+        jobs=len(scenario.jobs),
+        dropped_jobs=dropped,
+        notes=tuple(notes),
+    )
     return _write(result, out_dir)
 
 
@@ -122,6 +142,7 @@ def _policies(policies: Sequence[Policy | str] | None) -> list[Policy]:
 def _labelled(progress: SimulationProgress, label: str) -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
         progress(label, done, total)
+
     return report
 
 
@@ -133,8 +154,12 @@ def _step_s(series: Sequence[Forecast], requested: int | None) -> int:
 
 
 def _scenario(
-    jobs_path: Path, series: Mapping[str, Forecast], capacity: int | None,
-    forecast_error: float, seed: int, opts: SimulationOptions,
+    jobs_path: Path,
+    series: Mapping[str, Forecast],
+    capacity: int | None,
+    forecast_error: float,
+    seed: int,
+    opts: SimulationOptions,
 ) -> tuple[Scenario, int]:
     step_s = _step_s(list(series.values()), opts.step_s)
     start, end = common_span(list(series.values()))
@@ -142,31 +167,45 @@ def _scenario(
     names = tuple(series)
     trace = read_job_trace(jobs_path)
     records = select_records(trace, min_gpus=opts.min_gpus)
-    jobs = to_sim_jobs(records, start=from_epoch_s(float(start_s)), regions=names,
-                       deadline_rule=slack_deadline(opts.slack_s), power=opts.power, seed=seed,
-                       interruptible=opts.interruptible, align_s=step_s)
+    jobs = to_sim_jobs(
+        records,
+        start=from_epoch_s(float(start_s)),
+        regions=names,
+        deadline_rule=slack_deadline(opts.slack_s),
+        power=opts.power,
+        seed=seed,
+        interruptible=opts.interruptible,
+        align_s=step_s,
+    )
     kept = [j for j in jobs if j.deadline <= end - timedelta(seconds=step_s)]
     if opts.max_jobs is not None:
-        kept = kept[:opts.max_jobs]
+        kept = kept[: opts.max_jobs]
     if not kept:
         raise ValueError("no job of the trace fits inside the carbon traces' span")
     grid_end = max(j.deadline for j in kept) + timedelta(seconds=step_s)
-    grid = build_grid(series, start=from_epoch_s(float(start_s)), end=min(grid_end, end), step_s=step_s)
+    grid = build_grid(
+        series, start=from_epoch_s(float(start_s)), end=min(grid_end, end), step_s=step_s
+    )
     forecasts = _forecast_models(grid, forecast_error, seed, opts.forecast_paths or {})
-    regions = tuple(SimRegion(name=n, zone=series[n].zone, gpus=capacity, pue=opts.pue)
-                    for n in names)
+    regions = tuple(
+        SimRegion(name=n, zone=series[n].zone, gpus=capacity, pue=opts.pue) for n in names
+    )
     scenario = Scenario(jobs=tuple(kept), regions=regions, grid=grid, forecasts=forecasts)
     return scenario, len(jobs) - len(kept)
 
 
 def _forecast_models(
-    grid: CarbonGrid, forecast_error: float, seed: int, files: Mapping[str, Path],
+    grid: CarbonGrid,
+    forecast_error: float,
+    seed: int,
+    files: Mapping[str, Path],
 ) -> dict[str, ForecastModel]:
     models: dict[str, ForecastModel] = {}
     for i, (name, actual) in enumerate(grid.actuals.items()):
         if name in files:
-            models[name] = issued_forecasts(actual, load_forecast_trace(files[name]),
-                                            grid.start_s, grid.step_s)
+            models[name] = issued_forecasts(
+                actual, load_forecast_trace(files[name]), grid.start_s, grid.step_s
+            )
         elif forecast_error > 0:
             # Region 0 draws exactly what Let's Wait Awhile's default_rng(seed) draws.
             rng = np.random.default_rng(seed if i == 0 else [seed, i])
@@ -183,4 +222,3 @@ def _write(result: SimulationResult, out_dir: Path | None) -> SimulationResult:
     title = f"{result.jobs} jobs over {', '.join(result.regions)}"
     png_path = write_plot(result.rows, Path(out_dir) / PNG_NAME, title=title)
     return replace(result, csv_path=csv_path, png_path=png_path)
-

@@ -28,12 +28,16 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(slots=True)
 class StaticForecast:
-    """One forecast value per grid step. ``prior_mae_g_per_kwh`` stands in for the measured
-    error until enough history exists (None: no error information then)."""
+    """One forecast value per grid step.
+
+    The error handed to the planner is ``known_mae_g_per_kwh`` when the error model is known
+    (a Gaussian of given sigma, or none), else the mean absolute error measured so far (none
+    before ``MIN_HISTORY_STEPS`` steps of history).
+    """
 
     values: FloatArray
     actual: FloatArray
-    prior_mae_g_per_kwh: float | None = None
+    known_mae_g_per_kwh: float | None = None
     _abs_error_sum: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -51,17 +55,21 @@ class StaticForecast:
         """Grid step the forecast in force was issued at (a static one is read at ``now``)."""
         return now_index
 
+    def next_issue_index(self, now_index: int) -> int | None:
+        """Grid step of the next issue after ``now_index`` (None: no other issue comes)."""
+        return None
+
     def window(self, now_index: int, end_index: int) -> tuple[int, FloatArray]:
         """``(first step, values)`` of the forecast for steps ``[now_index, end_index)``."""
         return now_index, self.values[now_index:end_index]
 
     def lead_errors(self, now_index: int) -> tuple[LeadError, ...]:
-        """Mean absolute error so far, the same at every lead (a static forecast's error does
-        not depend on when it was read)."""
-        if now_index >= MIN_HISTORY_STEPS:
+        """The error, the same at every lead (a static forecast's error does not depend on when
+        it was read)."""
+        if self.known_mae_g_per_kwh is not None:
+            mae = self.known_mae_g_per_kwh
+        elif now_index >= MIN_HISTORY_STEPS:
             mae = float(self._abs_error_sum[now_index] / now_index)
-        elif self.prior_mae_g_per_kwh is not None:
-            mae = self.prior_mae_g_per_kwh
         else:
             return ()
         return tuple(LeadError(lead_s=lead, mae_g_per_kwh=mae) for lead in _LEAD_BUCKETS_S)
@@ -99,7 +107,9 @@ class IssuedForecasts:
             mask = all_leads == lead
             order = np.argsort(all_valid[mask], kind="stable")
             self._errors_by_lead[float(lead)] = (
-                all_valid[mask][order], np.cumsum(all_errors[mask][order]))
+                all_valid[mask][order],
+                np.cumsum(all_errors[mask][order]),
+            )
 
     def _current(self, now_index: int) -> int:
         return int(np.searchsorted(self.issue_index, now_index, side="right")) - 1
@@ -110,6 +120,10 @@ class IssuedForecasts:
     def issued_index(self, now_index: int) -> int:
         return int(self.issue_index[max(self._current(now_index), 0)])
 
+    def next_issue_index(self, now_index: int) -> int | None:
+        k = self._current(now_index) + 1
+        return int(self.issue_index[k]) if k < len(self.issue_index) else None
+
     def window(self, now_index: int, end_index: int) -> tuple[int, FloatArray]:
         """``(first step, values)`` of the issue in force at ``now_index`` within
         ``[now_index, end_index)``: it may start after ``now_index`` (an issue's first point
@@ -119,7 +133,7 @@ class IssuedForecasts:
             return now_index, np.empty(0)
         first = max(now_index, int(self.starts[k]))
         lo = first - int(self.starts[k])
-        return first, self.issues[k][lo:lo + max(end_index - first, 0)]
+        return first, self.issues[k][lo : lo + max(end_index - first, 0)]
 
     def lead_errors(self, now_index: int) -> tuple[LeadError, ...]:
         """Per-lead mean absolute error of past issues over valid steps before ``now_index``."""
@@ -136,13 +150,15 @@ ForecastModel = StaticForecast | IssuedForecasts
 
 def perfect_forecast(actual: FloatArray) -> StaticForecast:
     """Forecast = actual (zero error)."""
-    return StaticForecast(values=actual.copy(), actual=actual, prior_mae_g_per_kwh=0.0)
+    return StaticForecast(values=actual.copy(), actual=actual, known_mae_g_per_kwh=0.0)
 
 
 def gaussian_forecast(
-    actual: FloatArray, sigma_fraction: float, rng: np.random.Generator,
+    actual: FloatArray,
+    sigma_fraction: float,
+    rng: np.random.Generator,
 ) -> StaticForecast:
-    """Actual + one N(0, σ) draw per step, σ = ``sigma_fraction`` x the mean of ``actual``.
+    """Actual + one N(0, sigma) draw per step, sigma = ``sigma_fraction`` x mean ``actual``.
 
     This is Let's Wait Awhile's error model (``ci + rng.normal(0, error * ci.mean(), len(ci))``):
     with ``rng = default_rng(seed)`` over the same series it draws the same noise. Values are
@@ -152,8 +168,12 @@ def gaussian_forecast(
         raise ValueError("sigma_fraction must be non-negative")
     sigma = sigma_fraction * float(actual.mean())
     noisy = actual + rng.normal(0.0, sigma, size=len(actual))
-    return StaticForecast(values=np.maximum(noisy, 0.0), actual=actual,
-                          prior_mae_g_per_kwh=sigma * math.sqrt(2.0 / math.pi))
+    return StaticForecast(
+        values=np.maximum(noisy, 0.0),
+        actual=actual,
+        # E|N(0, sigma)| = sigma x sqrt(2/pi): the planner is told the true error.
+        known_mae_g_per_kwh=sigma * math.sqrt(2.0 / math.pi),
+    )
 
 
 def series_forecast(actual: FloatArray, forecast: FloatArray) -> StaticForecast:
@@ -162,7 +182,10 @@ def series_forecast(actual: FloatArray, forecast: FloatArray) -> StaticForecast:
 
 
 def issued_forecasts(
-    actual: FloatArray, forecasts: Sequence[Forecast], grid_start_s: float, step_s: int,
+    actual: FloatArray,
+    forecasts: Sequence[Forecast],
+    grid_start_s: float,
+    step_s: int,
 ) -> IssuedForecasts:
     """Issued forecasts (each a domain ``Forecast``) resampled onto the grid.
 
@@ -178,12 +201,16 @@ def issued_forecasts(
         issue = math.ceil((epoch_s(fc.issued_at) - grid_start_s) / step_s)
         if last - first < 1 or first < 0 or issue >= n_steps:
             continue
-        grid_values = resample(times, values, end_s, grid_start_s + first * step_s, step_s,
-                               last - first)
+        grid_values = resample(
+            times, values, end_s, grid_start_s + first * step_s, step_s, last - first
+        )
         rows.append((max(issue, 0), first, grid_values))
     if not rows:
         raise ValueError("no issued forecast overlaps the simulation grid")
     return IssuedForecasts(
         issue_index=np.array([r[0] for r in rows], dtype=np.int64),
         starts=np.array([r[1] for r in rows], dtype=np.int64),
-        issues=tuple(r[2] for r in rows), actual=actual, step_s=step_s)
+        issues=tuple(r[2] for r in rows),
+        actual=actual,
+        step_s=step_s,
+    )

@@ -47,8 +47,13 @@ def series_arrays(series: Forecast) -> tuple[FloatArray, FloatArray, float]:
 
 
 def resample(
-    times_s: FloatArray, values: FloatArray, end_s: float, grid_start_s: float, step_s: int,
-    n_steps: int, how: Resample = Resample.MEAN,
+    times_s: FloatArray,
+    values: FloatArray,
+    end_s: float,
+    grid_start_s: float,
+    step_s: int,
+    n_steps: int,
+    how: Resample = Resample.MEAN,
 ) -> FloatArray:
     """Resample a piecewise-constant series onto ``n_steps`` steps from ``grid_start_s``.
 
@@ -60,7 +65,8 @@ def resample(
     if grid_start_s < times_s[0] or last_needed_s > end_s + 1e-6:
         raise ValueError(
             f"carbon series covers {from_epoch_s(times_s[0])} to {from_epoch_s(end_s)}, "
-            f"not {from_epoch_s(grid_start_s)} to {from_epoch_s(grid_end_s)}")
+            f"not {from_epoch_s(grid_start_s)} to {from_epoch_s(grid_end_s)}"
+        )
     edges = grid_start_s + step_s * np.arange(n_steps + 1, dtype=np.float64)
     if how is Resample.SAMPLE:
         return values[np.searchsorted(times_s, edges[:-1], side="right") - 1].copy()
@@ -98,16 +104,27 @@ class CarbonGrid:
         return self.start_s + index * self.step_s
 
     def emissions_g(
-        self, region: str, starts_s: FloatArray, ends_s: FloatArray, energy_w: FloatArray,
+        self,
+        region: str,
+        starts_s: FloatArray,
+        ends_s: FloatArray,
+        energy_w: FloatArray,
     ) -> FloatArray:
         """Grams emitted by constant draws ``energy_w`` (W, PUE included) over
         ``[starts_s, ends_s)`` in ``region``, integrating actual intensity exactly."""
-        return integrate(self.actuals[region], self.start_s, self.step_s, starts_s, ends_s) \
-            * energy_w / J_PER_KWH
+        return (
+            integrate(self.actuals[region], self.start_s, self.step_s, starts_s, ends_s)
+            * energy_w
+            / J_PER_KWH
+        )
 
 
 def integrate(
-    values: FloatArray, start_s: float, step_s: int, starts_s: FloatArray, ends_s: FloatArray,
+    values: FloatArray,
+    start_s: float,
+    step_s: int,
+    starts_s: FloatArray,
+    ends_s: FloatArray,
 ) -> FloatArray:
     """∫ intensity dt over each ``[starts_s, ends_s)``, in g/kWh x s; vectorised over intervals.
 
@@ -123,7 +140,11 @@ def integrate(
 
 
 def build_grid(
-    series: Mapping[str, Forecast], *, start: datetime, end: datetime, step_s: int,
+    series: Mapping[str, Forecast],
+    *,
+    start: datetime,
+    end: datetime,
+    step_s: int,
     how: Resample = Resample.MEAN,
 ) -> CarbonGrid:
     """Resample each region's actual series onto ``[start, end)`` at ``step_s``.
@@ -136,8 +157,7 @@ def build_grid(
     actuals = {}
     for region, forecast in series.items():
         times, values, series_end = series_arrays(forecast)
-        actuals[region] = resample(times, values, series_end, epoch_s(start), step_s, n_steps,
-                                   how)
+        actuals[region] = resample(times, values, series_end, epoch_s(start), step_s, n_steps, how)
     return CarbonGrid(start_s=epoch_s(start), step_s=step_s, actuals=actuals)
 
 
@@ -155,13 +175,25 @@ def common_span(series: Sequence[Forecast]) -> tuple[datetime, datetime]:
 
 
 def grid_series(
-    zone: str, provider: str, values: FloatArray, start_s: float, step_s: int,
-    issued_at: datetime, kind: SeriesKind = SeriesKind.FORECAST,
+    zone: str,
+    provider: str,
+    values: FloatArray,
+    start_s: float,
+    step_s: int,
+    issued_at: datetime,
+    kind: SeriesKind = SeriesKind.FORECAST,
 ) -> Forecast:
     """A domain series from grid values starting at ``start_s``."""
     start = from_epoch_s(start_s)
     step = timedelta(seconds=step_s)
-    points = tuple(IntensityPoint(valid_at=start + i * step, g_per_kwh=float(v))
-                   for i, v in enumerate(values))
-    return Forecast(zone=zone, provider=provider, kind=kind, issued_at=issued_at,
-                    resolution_s=step_s, points=points)
+    points = tuple(
+        IntensityPoint(valid_at=start + i * step, g_per_kwh=float(v)) for i, v in enumerate(values)
+    )
+    return Forecast(
+        zone=zone,
+        provider=provider,
+        kind=kind,
+        issued_at=issued_at,
+        resolution_s=step_s,
+        points=points,
+    )

@@ -38,8 +38,10 @@ class TraceFormat(enum.StrEnum):
 
 _SIGNATURES: tuple[tuple[TraceFormat, frozenset[str]], ...] = (
     (TraceFormat.GAIA, frozenset({"arrival_time", "length", "cpus"})),
-    (TraceFormat.ALIBABA, frozenset({"num_gpu", "creation_time", "deletion_time",
-                                     "scheduled_time"})),
+    (
+        TraceFormat.ALIBABA,
+        frozenset({"num_gpu", "creation_time", "deletion_time", "scheduled_time"}),
+    ),
     (TraceFormat.PHILLY, frozenset({"timestamp", "duration", "num_gpus"})),
 )
 
@@ -177,8 +179,13 @@ def _sorted(records: list[TraceRecord]) -> tuple[TraceRecord, ...]:
 def _gaia(rows: list[list[str]], col: dict[str, int]) -> list[TraceRecord]:
     arrival, length, cpus = col["arrival_time"], col["length"], col["cpus"]
     return [
-        TraceRecord(source_id=f"gaia-{i}", arrival_s=float(r[arrival]) * _HOUR_S,
-                    duration_s=float(r[length]) * _HOUR_S, gpus=0, cpus=float(r[cpus]))
+        TraceRecord(
+            source_id=f"gaia-{i}",
+            arrival_s=float(r[arrival]) * _HOUR_S,
+            duration_s=float(r[length]) * _HOUR_S,
+            gpus=0,
+            cpus=float(r[cpus]),
+        )
         for i, r in enumerate(rows)
     ]
 
@@ -194,9 +201,15 @@ def _alibaba(rows: list[list[str]], col: dict[str, int]) -> list[TraceRecord]:
         if duration_s <= 0:
             continue
         # GPU-sharing pods (gpu_milli < 1000 on one GPU) still hold a whole device here.
-        records.append(TraceRecord(
-            source_id=r[name], arrival_s=float(r[created]), duration_s=duration_s,
-            gpus=int(r[gpus]), cpus=float(r[cpu]) / 1000.0))
+        records.append(
+            TraceRecord(
+                source_id=r[name],
+                arrival_s=float(r[created]),
+                duration_s=duration_s,
+                gpus=int(r[gpus]),
+                cpus=float(r[cpu]) / 1000.0,
+            )
+        )
     return records
 
 
@@ -208,42 +221,69 @@ def _philly(rows: list[list[str]], col: dict[str, int]) -> JobTrace:
         return JobTrace(format=TraceFormat.PHILLY, records=())
     origin = min(stamps)
     records = [
-        TraceRecord(source_id=f"philly-{i}", arrival_s=(t - origin).total_seconds(),
-                    duration_s=float(r[duration]), gpus=int(r[gpus]), cpus=0.0)
+        TraceRecord(
+            source_id=f"philly-{i}",
+            arrival_s=(t - origin).total_seconds(),
+            duration_s=float(r[duration]),
+            gpus=int(r[gpus]),
+            cpus=0.0,
+        )
         for i, (r, t) in enumerate(zip(rows, stamps, strict=True))
     ]
-    return JobTrace(format=TraceFormat.PHILLY, records=_sorted(records),
-                    origin=origin.replace(tzinfo=UTC))
+    return JobTrace(
+        format=TraceFormat.PHILLY, records=_sorted(records), origin=origin.replace(tzinfo=UTC)
+    )
 
 
 def select_records(
-    trace: JobTrace, *, min_duration_s: float = 0.0, max_duration_s: float = math.inf,
-    min_gpus: int = 0, max_gpus: int | None = None, window_s: float | None = None,
-    offset_s: float = 0.0, count: int | None = None, seed: int = 0,
+    trace: JobTrace,
+    *,
+    min_duration_s: float = 0.0,
+    max_duration_s: float = math.inf,
+    min_gpus: int = 0,
+    max_gpus: int | None = None,
+    window_s: float | None = None,
+    offset_s: float = 0.0,
+    count: int | None = None,
+    seed: int = 0,
 ) -> tuple[TraceRecord, ...]:
     """Filter records by run time and GPUs, keep those arriving in
     ``[offset_s, offset_s + window_s)``, then thin to ``count`` (a seeded uniform sample that
     keeps the real arrival pattern). Arrivals are shifted so the window starts at 0."""
     end_s = math.inf if window_s is None else offset_s + window_s
     kept = [
-        r for r in trace.records
-        if min_duration_s <= r.duration_s <= max_duration_s and r.gpus >= min_gpus
-        and (max_gpus is None or r.gpus <= max_gpus) and offset_s <= r.arrival_s < end_s
+        r
+        for r in trace.records
+        if min_duration_s <= r.duration_s <= max_duration_s
+        and r.gpus >= min_gpus
+        and (max_gpus is None or r.gpus <= max_gpus)
+        and offset_s <= r.arrival_s < end_s
     ]
     if count is not None and count < len(kept):
         chosen = np.sort(np.random.default_rng(seed).choice(len(kept), size=count, replace=False))
         kept = [kept[int(i)] for i in chosen]
     return tuple(
-        TraceRecord(source_id=r.source_id, arrival_s=r.arrival_s - offset_s,
-                    duration_s=r.duration_s, gpus=r.gpus, cpus=r.cpus)
+        TraceRecord(
+            source_id=r.source_id,
+            arrival_s=r.arrival_s - offset_s,
+            duration_s=r.duration_s,
+            gpus=r.gpus,
+            cpus=r.cpus,
+        )
         for r in kept
     )
 
 
 def to_sim_jobs(
-    records: Sequence[TraceRecord], *, start: datetime, regions: Sequence[str],
-    deadline_rule: DeadlineRule, power: PowerModel | None = None, seed: int = 0,
-    interruptible: bool = False, align_s: float | None = None,
+    records: Sequence[TraceRecord],
+    *,
+    start: datetime,
+    regions: Sequence[str],
+    deadline_rule: DeadlineRule,
+    power: PowerModel | None = None,
+    seed: int = 0,
+    interruptible: bool = False,
+    align_s: float | None = None,
 ) -> list[SimJob]:
     """Place records on the calendar from ``start`` (aware UTC) as simulated jobs.
 
@@ -262,10 +302,17 @@ def to_sim_jobs(
         if align_s:
             arrival_s = math.ceil(arrival_s / align_s) * align_s
         arrival = start + timedelta(seconds=arrival_s)
-        jobs.append(SimJob(
-            id=r.source_id, arrival=arrival, duration_s=r.duration_s, gpus=r.gpus,
-            power_w=power.power_w(r.gpus, r.cpus),
-            deadline=deadline_rule(arrival, r.duration_s),
-            home_region=regions[int(homes[i])], allowed_regions=tuple(regions),
-            interruptible=interruptible))
+        jobs.append(
+            SimJob(
+                id=r.source_id,
+                arrival=arrival,
+                duration_s=r.duration_s,
+                gpus=r.gpus,
+                power_w=power.power_w(r.gpus, r.cpus),
+                deadline=deadline_rule(arrival, r.duration_s),
+                home_region=regions[int(homes[i])],
+                allowed_regions=tuple(regions),
+                interruptible=interruptible,
+            )
+        )
     return jobs

@@ -59,8 +59,9 @@ def job_emissions_g(scenario: Scenario, records: Sequence[JobRecord]) -> FloatAr
                     ends.append(run.end_s)
                     power.append(record.job.power_w * region.pue)
         if rows:
-            grams = scenario.grid.emissions_g(region.name, np.array(starts), np.array(ends),
-                                              np.array(power))
+            grams = scenario.grid.emissions_g(
+                region.name, np.array(starts), np.array(ends), np.array(power)
+            )
             np.add.at(totals, np.array(rows), grams)
     return totals
 
@@ -69,21 +70,31 @@ def measure(scenario: Scenario, run: PolicyRun) -> PolicyMetrics:
     """Everything but the relative figures (see ``compare``)."""
     records = run.records
     waits = np.array([r.runs[0].start_s - epoch_s(r.job.arrival) for r in records if r.runs])
-    missed = sum(1 for r in records if not r.finished
-                 or r.runs[-1].end_s > epoch_s(r.job.deadline) + _MISS_TOLERANCE_S)
+    missed = sum(
+        1
+        for r in records
+        if not r.finished or r.runs[-1].end_s > epoch_s(r.job.deadline) + _MISS_TOLERANCE_S
+    )
     return PolicyMetrics(
-        label=run.label, jobs=len(records),
+        label=run.label,
+        jobs=len(records),
         emissions_g=float(job_emissions_g(scenario, records).sum()),
         mean_wait_s=float(waits.mean()) if len(waits) else 0.0,
         p95_wait_s=float(np.percentile(waits, 95)) if len(waits) else 0.0,
-        deadline_misses=missed, unfinished=sum(1 for r in records if not r.finished),
-        gpu_utilisation=_utilisation(scenario, records), peak_gpus=peak_gpus(records),
-        late_reported=sum(1 for r in records if r.late), cycles=run.cycles,
-        capacity_holds=sum(r.capacity_holds for r in records))
+        deadline_misses=missed,
+        unfinished=sum(1 for r in records if not r.finished),
+        gpu_utilisation=_utilisation(scenario, records),
+        peak_gpus=peak_gpus(records),
+        late_reported=sum(1 for r in records if r.late),
+        cycles=run.cycles,
+        capacity_holds=sum(r.capacity_holds for r in records),
+    )
 
 
 def compare(
-    rows: Sequence[PolicyMetrics], *, baseline_label: str = "now",
+    rows: Sequence[PolicyMetrics],
+    *,
+    baseline_label: str = "now",
     optimum_label: str = "optimum",
 ) -> list[PolicyMetrics]:
     """Fill the savings relative to the baseline and the share of the optimum's saving."""
@@ -96,8 +107,11 @@ def compare(
         if baseline is not None and baseline.emissions_g > 0:
             saving = (baseline.emissions_g - row.emissions_g) / baseline.emissions_g * 100.0
             if optimum is not None and baseline.emissions_g - optimum.emissions_g > 1e-9:
-                share = ((baseline.emissions_g - row.emissions_g)
-                         / (baseline.emissions_g - optimum.emissions_g) * 100.0)
+                share = (
+                    (baseline.emissions_g - row.emissions_g)
+                    / (baseline.emissions_g - optimum.emissions_g)
+                    * 100.0
+                )
         result.append(replace(row, saving_vs_now_pct=saving, share_of_optimum_pct=share))
     return result
 
@@ -108,7 +122,8 @@ def peak_gpus(records: Sequence[JobRecord]) -> dict[str, int]:
     for record in records:
         for run in record.runs:
             events.setdefault(run.region, []).extend(
-                [(run.start_s, record.job.gpus), (run.end_s, -record.job.gpus)])
+                [(run.start_s, record.job.gpus), (run.end_s, -record.job.gpus)]
+            )
     peaks = {}
     for region, points in events.items():
         # Ends sort before starts at the same instant: a GPU freed at t may be taken at t.
@@ -121,9 +136,14 @@ def _utilisation(scenario: Scenario, records: Sequence[JobRecord]) -> float | No
     limited = {r.name: r.gpus for r in scenario.regions if r.gpus is not None}
     if not limited or not records:
         return None
-    span_s = (max(epoch_s(r.job.deadline) for r in records)
-              - min(epoch_s(r.job.arrival) for r in records))
+    span_s = max(epoch_s(r.job.deadline) for r in records) - min(
+        epoch_s(r.job.arrival) for r in records
+    )
     available = sum(limited.values()) * span_s
-    used = sum(record.job.gpus * (run.end_s - run.start_s)
-               for record in records for run in record.runs if run.region in limited)
+    used = sum(
+        record.job.gpus * (run.end_s - run.start_s)
+        for record in records
+        for run in record.runs
+        if run.region in limited
+    )
     return used / available if available > 0 else None

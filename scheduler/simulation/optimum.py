@@ -22,7 +22,11 @@ OPTIMUM_LABEL = "optimum"
 
 
 def optimum_run(
-    scenario: Scenario, runs: list[PolicyRun], *, max_jobs: int, time_limit_s: float,
+    scenario: Scenario,
+    runs: list[PolicyRun],
+    *,
+    max_jobs: int,
+    time_limit_s: float,
     notes: list[str],
 ) -> PolicyRun | None:
     """The optimum's run, or None (with a line in ``notes``) when the instance is too large."""
@@ -42,17 +46,35 @@ def optimum_run(
 def solve_offline_run(scenario: Scenario, time_limit_s: float) -> PolicyRun:
     """Every job of ``scenario`` placed by the exact offline solver on actual intensity."""
     grid = scenario.grid
-    jobs = [planning_job(j, now_s=epoch_s(j.arrival), remaining_s=j.duration_s,
-                         policy=Policy.ORACLE, current=None) for j in scenario.jobs]
+    jobs = [
+        planning_job(
+            j,
+            now_s=epoch_s(j.arrival),
+            remaining_s=j.duration_s,
+            policy=Policy.ORACLE,
+            current=None,
+        )
+        for j in scenario.jobs
+    ]
     total_gpus = max(sum(j.gpus for j in scenario.jobs), 1)
-    regions = [RegionState(name=r.name, pue=r.pue, gpus=total_gpus if r.gpus is None else r.gpus)
-               for r in scenario.regions]
+    regions = [
+        RegionState(name=r.name, pue=r.pue, gpus=total_gpus if r.gpus is None else r.gpus)
+        for r in scenario.regions
+    ]
     issued = from_epoch_s(grid.start_s)
-    intensity = {r.name: grid_series(r.zone, "simulation", grid.actuals[r.name], grid.start_s,
-                                     grid.step_s, issued, SeriesKind.ACTUAL)
-                 for r in scenario.regions}
-    decision = solve_offline(jobs, regions, intensity, grid.step_s, time_limit_s,
-                             start=from_epoch_s(grid.start_s))
+    intensity = {
+        r.name: grid_series(
+            r.zone,
+            "simulation",
+            grid.actuals[r.name],
+            grid.start_s,
+            grid.step_s,
+            issued,
+            SeriesKind.ACTUAL,
+        )
+        for r in scenario.regions
+    }
+    decision = solve_offline(jobs, regions, intensity, grid.step_s, time_limit_s)
     return decision_run(scenario, decision, OPTIMUM_LABEL)
 
 
@@ -63,8 +85,10 @@ def offline_snapshot(scenario: Scenario, policy: Policy) -> Snapshot:
     first = min(epoch_s(j.arrival) for j in scenario.jobs)
     index = scenario.grid.index(first)
     now_s = scenario.grid.time_s(index)
-    jobs = [planning_job(j, now_s=now_s, remaining_s=j.duration_s, policy=policy, current=None)
-            for j in scenario.jobs]
+    jobs = [
+        planning_job(j, now_s=now_s, remaining_s=j.duration_s, policy=policy, current=None)
+        for j in scenario.jobs
+    ]
     return view.snapshot(index, jobs, (), policy)
 
 
@@ -76,7 +100,8 @@ def decision_run(scenario: Scenario, decision: Decision, label: str) -> PolicyRu
         record = JobRecord(job=job, late=job.id in decision.late)
         plan = decision.plans.get(job.id)
         if plan is not None:
-            record.runs.extend(runs_following(plan, epoch_s(job.arrival), job.duration_s,
-                                              scenario.grid.end_s))
+            record.runs.extend(
+                runs_following(plan, epoch_s(job.arrival), job.duration_s, scenario.grid.end_s)
+            )
         records.append(record)
     return PolicyRun(label=label, records=tuple(records), cycles=1)

@@ -15,12 +15,29 @@ from rich.table import Table
 from scheduler.simulation.metrics import PolicyMetrics
 
 CSV_COLUMNS = (
-    "policy", "jobs", "emissions_g", "saving_vs_now_pct", "share_of_optimum_pct",
-    "mean_wait_s", "p95_wait_s", "deadline_misses", "unfinished", "gpu_utilisation",
-    "late_reported", "cycles",
+    "policy",
+    "jobs",
+    "emissions_g",
+    "saving_vs_now_pct",
+    "share_of_optimum_pct",
+    "mean_wait_s",
+    "p95_wait_s",
+    "deadline_misses",
+    "unfinished",
+    "gpu_utilisation",
+    "late_reported",
+    "cycles",
 )
-_HEADERS = ("policy", "emissions kg", "vs now %", "of optimum %", "mean wait h",
-            "p95 wait h", "missed", "GPU util %")
+_HEADERS = (
+    "policy",
+    "emissions kg",
+    "vs now %",
+    "of optimum %",
+    "mean wait h",
+    "p95 wait h",
+    "missed",
+    "GPU util %",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,9 +73,16 @@ def _pct(value: float | None) -> str:
 
 def table_cells(row: PolicyMetrics) -> tuple[str, ...]:
     util = None if row.gpu_utilisation is None else row.gpu_utilisation * 100.0
-    return (row.label, f"{row.emissions_g / 1000.0:,.1f}", _pct(row.saving_vs_now_pct),
-            _pct(row.share_of_optimum_pct), f"{row.mean_wait_s / 3600.0:.2f}",
-            f"{row.p95_wait_s / 3600.0:.2f}", str(row.deadline_misses), _pct(util))
+    return (
+        row.label,
+        f"{row.emissions_g / 1000.0:,.1f}",
+        _pct(row.saving_vs_now_pct),
+        _pct(row.share_of_optimum_pct),
+        f"{row.mean_wait_s / 3600.0:.2f}",
+        f"{row.p95_wait_s / 3600.0:.2f}",
+        str(row.deadline_misses),
+        _pct(util),
+    )
 
 
 def format_table(rows: Sequence[PolicyMetrics]) -> str:
@@ -66,8 +90,10 @@ def format_table(rows: Sequence[PolicyMetrics]) -> str:
     lines = [_HEADERS, *(table_cells(r) for r in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(_HEADERS))]
     text = [
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                  for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
         for line in lines
     ]
     text.insert(1, "  ".join("-" * w for w in widths))
@@ -76,9 +102,11 @@ def format_table(rows: Sequence[PolicyMetrics]) -> str:
 
 def rich_table(result: SimulationResult) -> Table:
     """The results as a rich table (for the CLI)."""
-    title = (f"{result.jobs} jobs, {', '.join(result.regions)}, "
-             f"{result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}, "
-             f"forecast error {result.forecast_error * 100:g}%")
+    title = (
+        f"{result.jobs} jobs, {', '.join(result.regions)}, "
+        f"{result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}, "
+        f"forecast error {result.forecast_error * 100:g}%"
+    )
     table = Table(title=title)
     for i, header in enumerate(_HEADERS):
         table.add_column(header, justify="left" if i == 0 else "right")
@@ -94,12 +122,22 @@ def write_csv(rows: Sequence[PolicyMetrics], path: Path) -> Path:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for r in rows:
-            writer.writerow([
-                r.label, r.jobs, f"{r.emissions_g:.3f}", _csv(r.saving_vs_now_pct),
-                _csv(r.share_of_optimum_pct), f"{r.mean_wait_s:.1f}", f"{r.p95_wait_s:.1f}",
-                r.deadline_misses, r.unfinished, _csv(r.gpu_utilisation), r.late_reported,
-                r.cycles,
-            ])
+            writer.writerow(
+                [
+                    r.label,
+                    r.jobs,
+                    f"{r.emissions_g:.3f}",
+                    _csv(r.saving_vs_now_pct),
+                    _csv(r.share_of_optimum_pct),
+                    f"{r.mean_wait_s:.1f}",
+                    f"{r.p95_wait_s:.1f}",
+                    r.deadline_misses,
+                    r.unfinished,
+                    _csv(r.gpu_utilisation),
+                    r.late_reported,
+                    r.cycles,
+                ]
+            )
     return path
 
 

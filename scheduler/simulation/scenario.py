@@ -95,7 +95,10 @@ class ScenarioView:
         self._unlimited_gpus = max(sum(j.gpus for j in self.scenario.jobs), 1)
 
     def snapshot(
-        self, now_index: int, jobs: Sequence[PlanningJob], occupancy: Sequence[Occupancy],
+        self,
+        now_index: int,
+        jobs: Sequence[PlanningJob],
+        occupancy: Sequence[Occupancy],
         policy: Policy,
     ) -> Snapshot:
         """The planner's view at grid step ``now_index`` (oracle runs also get actuals)."""
@@ -109,15 +112,28 @@ class ScenarioView:
             errors[region.name] = sc.forecasts[region.name].lead_errors(now_index)
             if policy is Policy.ORACLE:
                 actuals[region.name] = self._series(
-                    region.zone, self._actual_points[region.name][now_index:end_index],
-                    now_index, SeriesKind.ACTUAL)
-        states = tuple(RegionState(name=r.name, pue=r.pue,
-                                   gpus=self._unlimited_gpus if r.gpus is None else r.gpus)
-                       for r in sc.regions)
-        return Snapshot(now=from_epoch_s(grid.time_s(now_index)), jobs=tuple(jobs),
-                        regions=states, forecasts=forecasts, occupancy=tuple(occupancy),
-                        forecast_error=errors, actuals=actuals, step_s=grid.step_s,
-                        budget_s=sc.budget_s)
+                    region.zone,
+                    self._actual_points[region.name][now_index:end_index],
+                    now_index,
+                    SeriesKind.ACTUAL,
+                )
+        states = tuple(
+            RegionState(
+                name=r.name, pue=r.pue, gpus=self._unlimited_gpus if r.gpus is None else r.gpus
+            )
+            for r in sc.regions
+        )
+        return Snapshot(
+            now=from_epoch_s(grid.time_s(now_index)),
+            jobs=tuple(jobs),
+            regions=states,
+            forecasts=forecasts,
+            occupancy=tuple(occupancy),
+            forecast_error=errors,
+            actuals=actuals,
+            step_s=grid.step_s,
+            budget_s=sc.budget_s,
+        )
 
     def _horizon_end(self, now_index: int, jobs: Sequence[PlanningJob]) -> int:
         grid = self.scenario.grid
@@ -137,34 +153,61 @@ class ScenarioView:
             return None
         grid = self.scenario.grid
         points = _points(values, grid.time_s(first), grid.step_s, 0)
-        return self._series(region.zone, points, model.issued_index(now_index),
-                            SeriesKind.FORECAST)
+        return self._series(region.zone, points, model.issued_index(now_index), SeriesKind.FORECAST)
 
     def _series(
-        self, zone: str, points: tuple[IntensityPoint, ...], issued_index: int, kind: SeriesKind,
+        self,
+        zone: str,
+        points: tuple[IntensityPoint, ...],
+        issued_index: int,
+        kind: SeriesKind,
     ) -> Forecast:
         grid = self.scenario.grid
-        return Forecast(zone=zone, provider=SIMULATION_PROVIDER, kind=kind,
-                        issued_at=from_epoch_s(grid.time_s(issued_index)),
-                        resolution_s=grid.step_s, points=points)
+        return Forecast(
+            zone=zone,
+            provider=SIMULATION_PROVIDER,
+            kind=kind,
+            issued_at=from_epoch_s(grid.time_s(issued_index)),
+            resolution_s=grid.step_s,
+            points=points,
+        )
 
 
 def _points(
-    values: np.ndarray, start_s: float, step_s: int, offset: int,
+    values: np.ndarray,
+    start_s: float,
+    step_s: int,
+    offset: int,
 ) -> tuple[IntensityPoint, ...]:
     start = from_epoch_s(start_s)
     step = timedelta(seconds=step_s)
-    return tuple(IntensityPoint(valid_at=start + (i + offset) * step, g_per_kwh=v)
-                 for i, v in enumerate(values.tolist()))
+    return tuple(
+        IntensityPoint(valid_at=start + (i + offset) * step, g_per_kwh=v)
+        for i, v in enumerate(values.tolist())
+    )
 
 
 def planning_job(
-    job: SimJob, *, now_s: float, remaining_s: float, policy: Policy, current: Plan | None,
+    job: SimJob,
+    *,
+    now_s: float,
+    remaining_s: float,
+    policy: Policy,
+    current: Plan | None,
 ) -> PlanningJob:
     """The planner's view of a job that has arrived and still has ``remaining_s`` to run."""
     return PlanningJob(
-        id=job.id, kind=JobKind.TRAINING, gpus=job.gpus, power_w=job.power_w,
-        duration_s=remaining_s, submitted_at=job.arrival,
-        earliest_start=max(from_epoch_s(now_s), job.arrival), deadline=job.deadline,
-        home_region=job.home_region, allowed_regions=job.allowed_regions or (job.home_region,),
-        policy=policy, interruptible=job.interruptible, current_plan=current)
+        id=job.id,
+        kind=JobKind.TRAINING,
+        gpus=job.gpus,
+        power_w=job.power_w,
+        duration_s=remaining_s,
+        submitted_at=job.arrival,
+        earliest_start=max(from_epoch_s(now_s), job.arrival),
+        deadline=job.deadline,
+        home_region=job.home_region,
+        allowed_regions=job.allowed_regions or (job.home_region,),
+        policy=policy,
+        interruptible=job.interruptible,
+        current_plan=current,
+    )

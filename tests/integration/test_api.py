@@ -84,21 +84,27 @@ def field_of(item: dict[str, Any]) -> str:
 
 
 def test_submit_returns_the_stored_job_with_its_plan(api: Api) -> None:
+    assert set(api.service.pull_forecasts().values()) == {"ok"}
     job = api.submit(api.acme, resources={"gpus": 1, "cpus": 2, "memory_mb": 512})
     assert job["id"]
     assert job["tenant"] == "acme"
     assert job["resources"] == {"gpus": 1, "cpus": 2.0, "memory_mb": 512}
-    assert job["state"] in {"pending", "planned"}
     fetched = api.http.get(f"/v1/jobs/{job['id']}", headers=api.as_(api.acme)).json()
     assert fetched["id"] == job["id"]
     assert fetched["created_at"] == "2023-03-01T06:00:00Z"
-    if fetched["plan"] is not None:
-        plan = fetched["plan"]
-        assert plan["region"] in {"eu-central", "eu-south", "us-west"}
-        assert plan["planned_start"] >= "2023-03-01T06:00:00Z"
-        assert plan["expected_saving_g"] == pytest.approx(
-            plan["baseline_emissions_g"] - plan["forecast_emissions_g"]
-        )
+    assert fetched["state"] == "planned"
+    plan = fetched["plan"]
+    assert plan["region"] in {"eu-central", "eu-south", "us-west"}
+    assert plan["forecast_issued_at"] == "2023-03-01T06:00:00Z"
+    latest_start = "2023-03-01T12:00:00Z"  # submit + max_delay_s
+    assert "2023-03-01T06:00:00Z" <= plan["planned_start"] <= latest_start
+    assert plan["windows"][0]["start"] == plan["planned_start"]
+    assert plan["forecast_emissions_g"] > 0
+    # never worse than running now at home, on the forecast it used
+    assert plan["forecast_emissions_g"] <= plan["baseline_emissions_g"] + 1e-6
+    assert plan["expected_saving_g"] == pytest.approx(
+        plan["baseline_emissions_g"] - plan["forecast_emissions_g"]
+    )
 
 
 NOW_PLUS_30_MIN = (T0 + timedelta(minutes=30)).isoformat()
@@ -532,18 +538,23 @@ def test_savings_report_is_per_tenant_for_users(api: Api) -> None:
     mine = api.http.get("/v1/reports/savings", headers=api.as_(api.acme))
     assert mine.status_code == 200, mine.text
     report = mine.json()
-    priced = [j["job_id"] for j in report["jobs"]] + [s["job_id"] for s in report["skipped"]]
-    assert priced == [acme_job["id"]]
-    if report["jobs"]:
-        assert report["jobs"][0]["energy_kwh"] == pytest.approx(1.0)
+    assert [j["job_id"] for j in report["jobs"]] == [acme_job["id"]]
+    assert report["skipped"] == []
+    priced = report["jobs"][0]
+    assert priced["energy_kwh"] == pytest.approx(1.0)
+    assert priced["intensity_source"] == "actual"
+    assert priced["emissions_g"] > 0
+    assert report["total"]["jobs"] == 1
+    assert report["by_tenant"][0]["key"] == "acme"
     assert report["period"] == "day"
     other = api.http.get(
         "/v1/reports/savings", params={"tenant": "globex"}, headers=api.as_(api.acme)
     )
     assert other.status_code == 403
     everyone = api.http.get("/v1/reports/savings", headers=api.as_(api.admin)).json()
-    ids = {j["job_id"] for j in everyone["jobs"]} | {s["job_id"] for s in everyone["skipped"]}
-    assert ids == {acme_job["id"], globex_job["id"]}
+    assert {j["job_id"] for j in everyone["jobs"]} == {acme_job["id"], globex_job["id"]}
+    assert everyone["total"]["energy_kwh"] == pytest.approx(3.0)
+    assert {g["key"] for g in everyone["by_tenant"]} == {"acme", "globex"}
 
 
 def test_savings_report_formats(api: Api) -> None:

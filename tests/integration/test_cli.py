@@ -1,7 +1,9 @@
-"""``greenlight`` run as a real subprocess against a live API (uvicorn on loopback, SQLite file).
+"""``greenlight`` against a live API (uvicorn on loopback, SQLite file).
 
-One server for the module (start-up is the slow part); each test uses its own tenant, so tests
-do not see each other's jobs.
+The core paths and every kind of failure run the CLI as a real subprocess, as a user's shell
+would; the rest run it in-process through Typer's CliRunner (same code, same live server,
+without paying an interpreter start per call). One server for the module; each test uses its
+own tenant, so tests do not see each other's jobs.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from scheduler.bootstrap import build_service, start_api_thread
+from scheduler.cli.main import app
 from scheduler.config import load_settings
 from scheduler.domain import Role
 from scheduler.service import GreenlightService
@@ -55,18 +59,30 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         server.stop()
 
 
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _env(url: str | None, token: str | None, env: dict[str, str] | None) -> dict[str, str]:
+    full = {"NO_COLOR": "1", "COLUMNS": "250"}
+    if url is not None:
+        full["GREENLIGHT_URL"] = url
+    if token is not None:
+        full["GREENLIGHT_TOKEN"] = token
+    full.update(env or {})
+    return full
+
+
 def greenlight(
     *args: str, url: str | None = None, token: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+) -> Outcome:
     """Run the CLI in a fresh interpreter, as a user's shell would."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GREENLIGHT_")}
-    full_env.update({"NO_COLOR": "1", "COLUMNS": "250"})
-    if url is not None:
-        full_env["GREENLIGHT_URL"] = url
-    if token is not None:
-        full_env["GREENLIGHT_TOKEN"] = token
-    full_env.update(env or {})
-    return subprocess.run(
+    full_env.update(_env(url, token, env))
+    done = subprocess.run(
         [sys.executable, "-m", "scheduler.cli.main", *args],
         env=full_env,
         capture_output=True,
@@ -74,14 +90,24 @@ def greenlight(
         timeout=120,
         check=False,
     )
+    return Outcome(done.returncode, done.stdout, done.stderr)
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> str:
+def in_process(
+    *args: str, url: str | None = None, token: str | None = None, env: dict[str, str] | None = None
+) -> Outcome:
+    """Run the CLI in this process (CliRunner) with only the given GREENLIGHT_* variables."""
+    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GREENLIGHT_")}
+    result = CliRunner().invoke(app, list(args), env={**unset, **_env(url, token, env)})
+    return Outcome(result.exit_code, result.stdout, result.stderr)
+
+
+def ok(result: Outcome) -> str:
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-def one_line_error(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
+def one_line_error(result: Outcome, code: int = 1) -> str:
     """The process failed with ``code`` and said why on exactly one stderr line."""
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
@@ -103,23 +129,12 @@ JOB_FLAGS = (
 )
 
 
-def submit(live: Live, token: str, *extra: str) -> dict[str, Any]:
-    out = ok(
-        greenlight(
-            "submit",
-            *JOB_FLAGS,
-            *extra,
-            "--json",
-            "--",
-            "python",
-            "train.py",
-            "--steps",
-            "3",
-            url=live.url,
-            token=token,
-        )
-    )
-    job: dict[str, Any] = json.loads(out)
+Runner = Callable[..., Outcome]
+
+
+def submit(live: Live, token: str, *extra: str, run: Runner = greenlight) -> dict[str, Any]:
+    argv = ("submit", *JOB_FLAGS, *extra, "--json", "--", "python", "train.py", "--steps", "3")
+    job: dict[str, Any] = json.loads(ok(run(*argv, url=live.url, token=token)))
     return job
 
 
@@ -160,16 +175,16 @@ def test_submit_list_show_cancel(live: Live) -> None:
 
 def test_list_filters_and_pages(live: Live) -> None:
     _, token = live.user()
-    ids = [submit(live, token)["id"] for _ in range(3)]
-    first = json.loads(ok(greenlight("list", "--limit", "2", "--json", url=live.url, token=token)))
+    ids = [submit(live, token, run=in_process)["id"] for _ in range(3)]
+    first = json.loads(ok(in_process("list", "--limit", "2", "--json", url=live.url, token=token)))
     rest = json.loads(
-        ok(greenlight("list", "--limit", "2", "--offset", "2", "--json", url=live.url, token=token))
+        ok(in_process("list", "--limit", "2", "--offset", "2", "--json", url=live.url, token=token))
     )
     assert first["count"] == rest["count"] == 3
     assert sorted(j["id"] for j in first["data"] + rest["data"]) == sorted(ids)
-    ok(greenlight("cancel", ids[0], url=live.url, token=token))
+    ok(in_process("cancel", ids[0], url=live.url, token=token))
     cancelled = json.loads(
-        ok(greenlight("list", "--state", "cancelled", "--json", url=live.url, token=token))
+        ok(in_process("list", "--state", "cancelled", "--json", url=live.url, token=token))
     )
     assert [j["id"] for j in cancelled["data"]] == [ids[0]]
 
@@ -184,7 +199,7 @@ def test_submit_from_job_files_with_flag_overrides(live: Live, tmp_path: Path) -
     )
     job = json.loads(
         ok(
-            greenlight(
+            in_process(
                 "submit",
                 "--file",
                 str(toml_file),
@@ -216,7 +231,7 @@ def test_submit_from_job_files_with_flag_overrides(live: Live, tmp_path: Path) -
     )
     job = json.loads(
         ok(
-            greenlight(
+            in_process(
                 "submit", "-f", str(json_file), "--gpus", "2", "--json", url=live.url, token=token
             )
         )
@@ -323,43 +338,43 @@ def test_bad_flags_exit_2_with_one_line(args: tuple[str, ...]) -> None:
 
 def test_regions_and_forecasts(live: Live) -> None:
     _, token = live.user()
-    regions = json.loads(ok(greenlight("regions", "--json", url=live.url, token=token)))
+    regions = json.loads(ok(in_process("regions", "--json", url=live.url, token=token)))
     assert {r["name"] for r in regions["data"]} == {"eu-central", "eu-south", "us-west"}
-    pulled = ok(greenlight("forecast", "pull", "eu-central", url=live.url, token=live.admin))
+    pulled = ok(in_process("forecast", "pull", "eu-central", url=live.url, token=live.admin))
     assert "eu-central: ok" in pulled
     forecast = json.loads(
-        ok(greenlight("forecast", "show", "eu-central", "--json", url=live.url, token=token))
+        ok(in_process("forecast", "show", "eu-central", "--json", url=live.url, token=token))
     )
     assert forecast["points"]
     assert forecast["stale"] is False
-    shown = ok(greenlight("forecast", "show", "eu-central", url=live.url, token=token))
+    shown = ok(in_process("forecast", "show", "eu-central", url=live.url, token=token))
     assert any(block in shown for block in "▁▂▃▄▅▆▇█")
     assert "^" in shown
     assert "<- best" in shown
     assert "2023-03-01T06:00:00Z" in shown
-    table = ok(greenlight("regions", url=live.url, token=token))
+    table = ok(in_process("regions", url=live.url, token=token))
     assert "eu-central" in table
     assert "DE" in table
     accuracy = json.loads(
-        ok(greenlight("forecast", "accuracy", "eu-central", "--json", url=live.url, token=token))
+        ok(in_process("forecast", "accuracy", "eu-central", "--json", url=live.url, token=token))
     )
     assert accuracy["region"] == "eu-central"
-    unknown = one_line_error(greenlight("forecast", "show", "atlantis", url=live.url, token=token))
+    unknown = one_line_error(in_process("forecast", "show", "atlantis", url=live.url, token=token))
     assert "404" in unknown
 
 
 def test_report_formats(live: Live, tmp_path: Path) -> None:
     tenant, token = live.user()
-    report = json.loads(ok(greenlight("report", "--format", "json", url=live.url, token=token)))
+    report = json.loads(ok(in_process("report", "--format", "json", url=live.url, token=token)))
     assert report["total"]["jobs"] == 0
-    assert "Total: 0 jobs" in ok(greenlight("report", url=live.url, token=token))
-    csv = ok(greenlight("report", "--format", "csv", url=live.url, token=token))
+    assert "Total: 0 jobs" in ok(in_process("report", url=live.url, token=token))
+    csv = ok(in_process("report", "--format", "csv", url=live.url, token=token))
     assert csv.splitlines()[0].startswith("job_id,")
     page = tmp_path / "report.html"
-    ok(greenlight("report", "--format", "html", "--output", str(page), url=live.url, token=token))
+    ok(in_process("report", "--format", "html", "--output", str(page), url=live.url, token=token))
     assert "<html" in page.read_text().lower()
     denied = one_line_error(
-        greenlight("report", "--tenant", "someone-else", url=live.url, token=token)
+        in_process("report", "--tenant", "someone-else", url=live.url, token=token)
     )
     assert "403" in denied
     assert tenant  # the caller's own tenant is the default scope
@@ -367,17 +382,17 @@ def test_report_formats(live: Live, tmp_path: Path) -> None:
 
 def test_token_create_works_on_the_database(live: Live) -> None:
     env = {"GREENLIGHT_DATABASE_URL": live.database_url}
-    result = greenlight("token", "create", "--tenant", "newco", env=env)
+    result = in_process("token", "create", "--tenant", "newco", env=env)
     secret = ok(result).strip()
     assert secret.startswith("glt_")
     assert "shown only now" in result.stderr
-    listed = json.loads(ok(greenlight("list", "--json", url=live.url, token=secret)))
+    listed = json.loads(ok(in_process("list", "--json", url=live.url, token=secret)))
     assert listed["count"] == 0
     admin = json.loads(
-        ok(greenlight("token", "create", "--tenant", "ops", "--admin", "--json", env=env))
+        ok(in_process("token", "create", "--tenant", "ops", "--admin", "--json", env=env))
     )
     assert admin["role"] == "admin"
-    pulled = ok(greenlight("forecast", "pull", "us-west", url=live.url, token=admin["token"]))
+    pulled = ok(in_process("forecast", "pull", "us-west", url=live.url, token=admin["token"]))
     assert "us-west: ok" in pulled
 
 

@@ -12,9 +12,14 @@ import numpy as np
 import pytest
 
 from scheduler.domain import Forecast, Policy
-from scheduler.forecasts.trace_files import load_carbon_trace
+from scheduler.forecasts.trace_files import load_carbon_trace, load_forecast_trace
 from scheduler.simulation.engine import PolicyRun, simulate
-from scheduler.simulation.forecasting import ForecastModel, gaussian_forecast, perfect_forecast
+from scheduler.simulation.forecasting import (
+    ForecastModel,
+    gaussian_forecast,
+    issued_forecasts,
+    perfect_forecast,
+)
 from scheduler.simulation.grid import build_grid
 from scheduler.simulation.job_traces import (
     SimJob,
@@ -29,7 +34,9 @@ from scheduler.simulation.scenario import Scenario, SimRegion
 DATA = Path("/work/shared/data")
 PHILLY = DATA / "jobs" / "pollux_philly" / "philly.csv"
 EM_FILES = {
-    "es": DATA / "carbon" / "electricitymaps-portal_umassos-decarbonization-potential"
+    "es": DATA
+    / "carbon"
+    / "electricitymaps-portal_umassos-decarbonization-potential"
     / "ES_2022_hourly.csv",
     "de": DATA / "carbon" / "electricitymaps-portal_polimi-carbonbudget" / "DE_2022_hourly.csv",
 }
@@ -41,12 +48,17 @@ STEP_S = 900
 def _hourly_lca(path: Path) -> dict[datetime, float]:
     """The raw file read by hand: hour start -> life-cycle g/kWh."""
     with path.open(newline="", encoding="utf-8") as handle:
-        return {datetime.fromisoformat(r["Datetime (UTC)"]).replace(tzinfo=UTC):
-                float(r["Carbon Intensity gCO₂eq/kWh (LCA)"]) for r in csv.DictReader(handle)}
+        return {
+            datetime.fromisoformat(r["Datetime (UTC)"]).replace(tzinfo=UTC): float(
+                r["Carbon Intensity gCO₂eq/kWh (LCA)"]
+            )
+            for r in csv.DictReader(handle)
+        }
 
 
-def _hand_grams(hourly: Mapping[datetime, float], job: SimJob, pue: float, start_s: float,
-                end_s: float) -> float:
+def _hand_grams(
+    hourly: Mapping[datetime, float], job: SimJob, pue: float, start_s: float, end_s: float
+) -> float:
     """power x PUE x Σ (hours overlapped x g/kWh), summed hour by hour."""
     grams = 0.0
     hour = math.floor(start_s / 3600) * 3600
@@ -72,26 +84,48 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> list[SimJob]:
     lines = PHILLY.read_text(encoding="utf-8").splitlines(keepends=True)[:1500]
     sliced = tmp_path_factory.mktemp("philly") / "philly.csv"
     sliced.write_text("".join(lines), encoding="utf-8")
-    records = select_records(read_job_trace(sliced), min_duration_s=1800,
-                             max_duration_s=8 * 3600, min_gpus=1, max_gpus=2, count=12, seed=1,
-                             offset_s=9 * 86400, window_s=2 * 86400)
-    return to_sim_jobs(records, start=START, regions=tuple(EM_FILES), align_s=STEP_S, seed=2,
-                       deadline_rule=slack_deadline(6 * 3600.0))
+    records = select_records(
+        read_job_trace(sliced),
+        min_duration_s=1800,
+        max_duration_s=8 * 3600,
+        min_gpus=1,
+        max_gpus=2,
+        count=12,
+        seed=1,
+        offset_s=9 * 86400,
+        window_s=2 * 86400,
+    )
+    return to_sim_jobs(
+        records,
+        start=START,
+        regions=tuple(EM_FILES),
+        align_s=STEP_S,
+        seed=2,
+        deadline_rule=slack_deadline(6 * 3600.0),
+    )
 
 
 def _scenario(
-    jobs: list[SimJob], series: Mapping[str, Forecast], *, gpus: int | None = None,
-    sigma: float = 0.0, seed: int = 0, cycle_s: int | None = None,
+    jobs: list[SimJob],
+    series: Mapping[str, Forecast],
+    *,
+    gpus: int | None = None,
+    sigma: float = 0.0,
+    seed: int = 0,
+    cycle_s: int | None = None,
 ) -> Scenario:
     end = max(j.deadline for j in jobs) + timedelta(days=1)
     grid = build_grid(series, start=START, end=end, step_s=STEP_S)
     models: dict[str, ForecastModel] = {
-        name: (gaussian_forecast(actual, sigma, np.random.default_rng([seed, i])) if sigma
-               else perfect_forecast(actual))
-        for i, (name, actual) in enumerate(grid.actuals.items())}
+        name: (
+            gaussian_forecast(actual, sigma, np.random.default_rng([seed, i]))
+            if sigma
+            else perfect_forecast(actual)
+        )
+        for i, (name, actual) in enumerate(grid.actuals.items())
+    }
     regions = tuple(SimRegion(name=n, zone=n.upper(), gpus=gpus, pue=PUE[n]) for n in series)
-    return Scenario(jobs=tuple(jobs), regions=regions, grid=grid, forecasts=models,
-                    cycle_s=cycle_s)
+    return Scenario(jobs=tuple(jobs), regions=regions, grid=grid, forecasts=models, cycle_s=cycle_s)
 
 
 def _runs(run: PolicyRun) -> list[list[tuple[str, float, float]]]:
@@ -99,12 +133,22 @@ def _runs(run: PolicyRun) -> list[list[tuple[str, float, float]]]:
 
 
 def test_now_baseline_matches_the_trace_by_hand(
-    jobs: list[SimJob], series: dict[str, Forecast], hourly: dict[str, dict[datetime, float]],
+    jobs: list[SimJob],
+    series: dict[str, Forecast],
+    hourly: dict[str, dict[datetime, float]],
 ) -> None:
     scenario = _scenario(jobs, series)
     run = simulate(scenario, Policy.NOW)
-    by_hand = [_hand_grams(hourly[j.home_region], j, PUE[j.home_region], j.arrival.timestamp(),
-                           j.arrival.timestamp() + j.duration_s) for j in jobs]
+    by_hand = [
+        _hand_grams(
+            hourly[j.home_region],
+            j,
+            PUE[j.home_region],
+            j.arrival.timestamp(),
+            j.arrival.timestamp() + j.duration_s,
+        )
+        for j in jobs
+    ]
     np.testing.assert_allclose(job_emissions_g(scenario, run.records), by_hand, rtol=1e-9)
     metrics = measure(scenario, run)
     assert metrics.emissions_g == pytest.approx(sum(by_hand), rel=1e-9)
@@ -114,23 +158,36 @@ def test_now_baseline_matches_the_trace_by_hand(
 
 
 def test_oracle_finds_the_best_window_by_brute_force(
-    jobs: list[SimJob], series: dict[str, Forecast], hourly: dict[str, dict[datetime, float]],
+    jobs: list[SimJob],
+    series: dict[str, Forecast],
+    hourly: dict[str, dict[datetime, float]],
 ) -> None:
-    one_region = [SimJob(id=j.id, arrival=j.arrival, duration_s=j.duration_s, gpus=j.gpus,
-                         power_w=j.power_w, deadline=j.deadline, home_region="es",
-                         allowed_regions=("es",)) for j in jobs]
+    one_region = [
+        SimJob(
+            id=j.id,
+            arrival=j.arrival,
+            duration_s=j.duration_s,
+            gpus=j.gpus,
+            power_w=j.power_w,
+            deadline=j.deadline,
+            home_region="es",
+            allowed_regions=("es",),
+        )
+        for j in jobs
+    ]
     scenario = _scenario(one_region, {"es": series["es"]})
     got = job_emissions_g(scenario, simulate(scenario, Policy.ORACLE).records)
     for job, grams in zip(one_region, got, strict=True):
         first, last = job.arrival.timestamp(), job.deadline.timestamp() - job.duration_s
         starts = np.arange(first, last + 1, STEP_S)
-        best = min(_hand_grams(hourly["es"], job, PUE["es"], s, s + job.duration_s)
-                   for s in starts)
+        best = min(_hand_grams(hourly["es"], job, PUE["es"], s, s + job.duration_s) for s in starts)
         assert grams == pytest.approx(best, rel=1e-9)
 
 
 def test_seeded_forecast_error_run_is_reproducible_and_accounted_on_actuals(
-    jobs: list[SimJob], series: dict[str, Forecast], hourly: dict[str, dict[datetime, float]],
+    jobs: list[SimJob],
+    series: dict[str, Forecast],
+    hourly: dict[str, dict[datetime, float]],
 ) -> None:
     scenario = _scenario(jobs, series, gpus=3, sigma=0.05, seed=3)
     first, second = simulate(scenario, Policy.GREENLIGHT), simulate(scenario, Policy.GREENLIGHT)
@@ -142,8 +199,10 @@ def test_seeded_forecast_error_run_is_reproducible_and_accounted_on_actuals(
         assert sum(r.end_s - r.start_s for r in record.runs) == pytest.approx(job.duration_s)
         assert record.runs[0].start_s >= job.arrival.timestamp()
         assert record.runs[-1].end_s <= job.deadline.timestamp() + 1.0
-        grams += sum(_hand_grams(hourly[r.region], job, PUE[r.region], r.start_s, r.end_s)
-                     for r in record.runs)
+        grams += sum(
+            _hand_grams(hourly[r.region], job, PUE[r.region], r.start_s, r.end_s)
+            for r in record.runs
+        )
         waits.append(record.runs[0].start_s - job.arrival.timestamp())
     assert metrics.emissions_g == pytest.approx(grams, rel=1e-9)
     assert metrics.mean_wait_s == pytest.approx(float(np.mean(waits)))
@@ -153,7 +212,8 @@ def test_seeded_forecast_error_run_is_reproducible_and_accounted_on_actuals(
 
 
 def test_event_driven_and_every_cycle_replays_agree(
-    jobs: list[SimJob], series: dict[str, Forecast],
+    jobs: list[SimJob],
+    series: dict[str, Forecast],
 ) -> None:
     # Hourly planning keeps the every-interval replay short.
     scenario = _scenario(jobs[:8], series, gpus=2, cycle_s=3600)
@@ -165,7 +225,8 @@ def test_event_driven_and_every_cycle_replays_agree(
 
 
 def test_fast_path_agrees_with_the_general_loop(
-    jobs: list[SimJob], series: dict[str, Forecast],
+    jobs: list[SimJob],
+    series: dict[str, Forecast],
 ) -> None:
     scenario = _scenario(jobs, series, sigma=0.05, seed=5)
     fast = simulate(scenario, Policy.WAIT_AWHILE)
@@ -176,18 +237,86 @@ def test_fast_path_agrees_with_the_general_loop(
 
 
 def test_interruptible_jobs_run_their_full_duration_inside_the_deadline(
-    jobs: list[SimJob], series: dict[str, Forecast],
+    jobs: list[SimJob],
+    series: dict[str, Forecast],
 ) -> None:
-    split = [SimJob(id=j.id, arrival=j.arrival, duration_s=j.duration_s, gpus=j.gpus,
-                    power_w=j.power_w, deadline=j.deadline, home_region=j.home_region,
-                    allowed_regions=j.allowed_regions, interruptible=True) for j in jobs]
+    split = [
+        SimJob(
+            id=j.id,
+            arrival=j.arrival,
+            duration_s=j.duration_s,
+            gpus=j.gpus,
+            power_w=j.power_w,
+            deadline=j.deadline,
+            home_region=j.home_region,
+            allowed_regions=j.allowed_regions,
+            interruptible=True,
+        )
+        for j in jobs
+    ]
     for scenario in (_scenario(split, series), _scenario(split, series, gpus=2)):
         run = simulate(scenario, Policy.WAIT_AWHILE)
         for record in run.records:
-            assert sum(r.end_s - r.start_s for r in record.runs) == \
-                pytest.approx(record.job.duration_s)
+            assert sum(r.end_s - r.start_s for r in record.runs) == pytest.approx(
+                record.job.duration_s
+            )
             assert record.runs[0].start_s >= record.job.arrival.timestamp()
             assert record.runs[-1].end_s <= record.job.deadline.timestamp() + 1.0
-            ordered = all(a.end_s <= b.start_s for a, b in zip(record.runs, record.runs[1:],
-                                                               strict=False))
+            ordered = all(
+                a.end_s <= b.start_s for a, b in zip(record.runs, record.runs[1:], strict=False)
+            )
             assert ordered
+
+
+def test_issued_forecasts_are_replanned_as_each_new_issue_arrives(tmp_path: Path) -> None:
+    vessim = DATA / "carbon" / "vessim-watttime"
+    source = vessim / "watttime2023_caiso-north_forecast.csv"
+    head = source.read_text(encoding="utf-8").splitlines(keepends=True)[: 13 * 60 + 1]
+    (tmp_path / source.name).write_text("".join(head), encoding="utf-8")
+    start = datetime(2023, 6, 8, tzinfo=UTC)
+    actual_series = load_carbon_trace(vessim / "watttime2023_caiso-north_actual.csv")
+    grid = build_grid({"n": actual_series}, start=start, end=start + timedelta(hours=6), step_s=300)
+    model = issued_forecasts(
+        grid.actuals["n"], load_forecast_trace(tmp_path / source.name), grid.start_s, 300
+    )
+    jobs = [
+        SimJob(
+            id=f"j{i}",
+            arrival=start + timedelta(hours=1, minutes=20 * i),
+            duration_s=1500.0,
+            gpus=1,
+            power_w=400.0,
+            home_region="n",
+            allowed_regions=("n",),
+            deadline=start + timedelta(hours=1, minutes=20 * i + 25 + 90),
+        )
+        for i in range(4)
+    ]
+    scenario = Scenario(
+        jobs=tuple(jobs),
+        regions=(SimRegion(name="n", zone="CAISO_NORTH", gpus=1),),
+        grid=grid,
+        forecasts={"n": model},
+    )
+    run = simulate(scenario, Policy.GREENLIGHT)
+    with (vessim / "watttime2023_caiso-north_actual.csv").open(encoding="utf-8") as handle:
+        raw = {
+            datetime.fromisoformat(r["time"]).replace(tzinfo=UTC).timestamp(): float(
+                r["Caiso_North"]
+            )
+            for r in csv.DictReader(handle)
+        }
+    grams = 0.0
+    for record in run.records:
+        assert sum(r.end_s - r.start_s for r in record.runs) == pytest.approx(1500.0)
+        assert record.runs[-1].end_s <= record.job.deadline.timestamp()
+        for r in record.runs:
+            t = r.start_s
+            while t < r.end_s:
+                upto = min(r.end_s, math.floor(t / 300) * 300 + 300)
+                grams += 0.4 * (upto - t) / 3600 * raw[math.floor(t / 300) * 300]
+                t = upto
+    assert measure(scenario, run).emissions_g == pytest.approx(grams, rel=1e-9)
+    assert peak_gpus(run.records) == {"n": 1}
+    # A forecast is issued every 5 minutes: jobs still waiting are re-planned on each one.
+    assert run.cycles > len(jobs)

@@ -17,6 +17,7 @@ from scheduler.simulation.forecasting import (
     gaussian_forecast,
     issued_forecasts,
     perfect_forecast,
+    series_forecast,
 )
 from scheduler.simulation.grid import Resample, build_grid, epoch_s, integrate
 
@@ -89,12 +90,21 @@ def test_gaussian_forecast_draws_lets_wait_awhile_noise() -> None:
     model = gaussian_forecast(actual, 0.05, np.random.default_rng(7))
     expected = actual + np.random.default_rng(7).normal(0, 0.05 * actual.mean(), size=500)
     np.testing.assert_allclose(model.window(0, 500)[1], expected)
-    # Before enough history the planner is told the expected |error| = σ√(2/π).
-    prior = model.lead_errors(3)[0].mae_g_per_kwh
-    assert prior == pytest.approx(0.05 * 200.0 * math.sqrt(2 / math.pi))
-    measured = model.lead_errors(MIN_HISTORY_STEPS + 10)[0].mae_g_per_kwh
-    n = MIN_HISTORY_STEPS + 10
-    assert measured == pytest.approx(float(np.abs(expected[:n] - actual[:n]).mean()))
+    # The planner is told the known expected |error| = sigma x sqrt(2/pi), whenever it asks.
+    for now_index in (3, 400):
+        told = model.lead_errors(now_index)
+        assert told
+        expected_mae = 0.05 * 200.0 * math.sqrt(2 / math.pi)
+        assert all(e.mae_g_per_kwh == pytest.approx(expected_mae) for e in told)
+
+
+def test_series_forecast_error_is_measured_on_the_past_only() -> None:
+    actual = np.linspace(100.0, 300.0, 100)
+    forecast = actual + np.where(np.arange(100) < 50, 10.0, -30.0)
+    model = series_forecast(actual, forecast)
+    assert model.lead_errors(MIN_HISTORY_STEPS - 1) == ()
+    assert model.lead_errors(50)[0].mae_g_per_kwh == pytest.approx(10.0)
+    assert model.lead_errors(100)[0].mae_g_per_kwh == pytest.approx(20.0)
 
 
 def test_perfect_forecast_reports_no_error() -> None:

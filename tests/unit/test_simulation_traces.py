@@ -126,7 +126,7 @@ def test_select_and_place_records(tmp_path: Path) -> None:
     trace = read_job_trace(_slice(PHILLY, tmp_path, 2001))
     chosen = select_records(trace, min_duration_s=3600, min_gpus=1, max_gpus=8, count=20, seed=3)
     assert len(chosen) == 20
-    assert all(3600 <= r.duration_s and 1 <= r.gpus <= 8 for r in chosen)
+    assert all(r.duration_s >= 3600 and 1 <= r.gpus <= 8 for r in chosen)
     assert chosen == select_records(
         trace, min_duration_s=3600, min_gpus=1, max_gpus=8, count=20, seed=3
     )

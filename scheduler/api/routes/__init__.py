@@ -7,5 +7,10 @@ from fastapi import APIRouter
 from scheduler.api.routes import forecasts, health, jobs, regions, reports, tokens
 
 ROUTERS: tuple[APIRouter, ...] = (
-    health.router, jobs.router, regions.router, forecasts.router, reports.router, tokens.router,
+    health.router,
+    jobs.router,
+    regions.router,
+    forecasts.router,
+    reports.router,
+    tokens.router,
 )

@@ -12,7 +12,9 @@ router = APIRouter(prefix="/v1/forecasts", tags=["forecasts"])
 
 @router.post("/pull")
 def pull_forecasts(
-    service: ServiceDep, _admin: AdminPrincipal, region: str | None = None,
+    service: ServiceDep,
+    _admin: AdminPrincipal,
+    region: str | None = None,
 ) -> ForecastPullPublic:
     """Fetch fresh forecasts now, for one region or all (admin); per-region outcome."""
     return ForecastPullPublic(results=service.pull_forecasts(region))
@@ -26,7 +28,9 @@ def get_forecast(region: str, service: ServiceDep, _principal: CurrentPrincipal)
 
 @router.get("/{region}/accuracy")
 def get_accuracy(
-    region: str, service: ServiceDep, _principal: CurrentPrincipal,
+    region: str,
+    service: ServiceDep,
+    _principal: CurrentPrincipal,
 ) -> ForecastAccuracyPublic:
     """Mean absolute forecast error by lead time, forecasts vs stored actuals."""
     return ForecastAccuracyPublic.of(region, service.forecast_accuracy(region))

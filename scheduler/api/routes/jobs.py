@@ -43,10 +43,10 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobsPublic:
     """List jobs visible to the caller, newest first, filtered and paged."""
-    jobs, count = service.list_jobs(principal, state=state, tenant=tenant, kind=kind,
-                                    limit=limit, offset=offset)
-    return JobsPublic(data=[JobPublic.of(j) for j in jobs], count=count, limit=limit,
-                      offset=offset)
+    jobs, count = service.list_jobs(
+        principal, state=state, tenant=tenant, kind=kind, limit=limit, offset=offset
+    )
+    return JobsPublic(data=[JobPublic.of(j) for j in jobs], count=count, limit=limit, offset=offset)
 
 
 @router.get("/{job_id}")
@@ -76,7 +76,10 @@ def job_logs(job_id: str, service: ServiceDep, principal: CurrentPrincipal) -> J
 
 @router.post("/{job_id}/energy")
 def post_energy(
-    job_id: str, body: EnergyReportsIn, service: ServiceDep, principal: CurrentPrincipal,
+    job_id: str,
+    body: EnergyReportsIn,
+    service: ServiceDep,
+    principal: CurrentPrincipal,
 ) -> EnergyAccepted:
     """Record a worker's energy reports (idempotent by attempt, device and interval start)."""
     reports = [r.to_domain(job_id) for r in body.reports]

@@ -11,8 +11,12 @@ from pydantic import AwareDatetime
 
 from scheduler.api.deps import CurrentPrincipal, ServiceDep
 from scheduler.reports.render import report_to_csv, report_to_dict, report_to_html, report_to_text
+from scheduler.reports.savings import PERIODS
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+
+_PERIOD_PATTERN = f"^({'|'.join(PERIODS)})$"
 
 
 class ReportFormat(enum.StrEnum):
@@ -30,12 +34,15 @@ def savings_report(
     region: str | None = None,
     start: Annotated[AwareDatetime | None, Query(description="Jobs started at or after")] = None,
     end: Annotated[AwareDatetime | None, Query(description="Jobs started before")] = None,
-    period: str = "day",
+    period: Annotated[str, Query(pattern=_PERIOD_PATTERN, description="day, week or month")] = (
+        "day"
+    ),
     format: ReportFormat = ReportFormat.JSON,
 ) -> Response:
     """Savings report as JSON, CSV, plain text or an HTML page (non-admins: own tenant only)."""
-    report = service.savings_report(principal, tenant=tenant, region=region, start=start,
-                                    end=end, period=period)
+    report = service.savings_report(
+        principal, tenant=tenant, region=region, start=start, end=end, period=period
+    )
     if format is ReportFormat.CSV:
         return Response(report_to_csv(report), media_type="text/csv; charset=utf-8")
     if format is ReportFormat.HTML:

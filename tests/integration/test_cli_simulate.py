@@ -1,0 +1,76 @@
+"""``greenlight simulate`` on real traces from ``shared/data``, in-process through CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from scheduler.cli.main import app
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+CARBON = DATA / "carbon" / "lets-wait-awhile"
+PHILLY = DATA / "jobs" / "pollux_philly" / "philly.csv"
+
+pytestmark = pytest.mark.skipif(not PHILLY.exists(), reason=f"{PHILLY} is not here")
+
+
+@pytest.fixture
+def small_trace(tmp_path: Path) -> Path:
+    """The first 40 jobs of the Philly trace."""
+    lines = PHILLY.read_text(encoding="utf-8").splitlines()[:41]
+    path = tmp_path / "jobs.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_simulate_compares_policies_and_writes_files(small_trace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [
+        "simulate",
+        "--jobs",
+        str(small_trace),
+        "--carbon",
+        str(CARBON / "ger_ci.csv"),
+        "--carbon",
+        str(CARBON / "fr_ci.csv"),
+        "--region",
+        "de",
+        "--region",
+        "fr",
+        "--policy",
+        "carbon-time",
+        "--max-jobs",
+        "20",
+        "--out",
+        str(out),
+        "--json",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["regions"] == ["de", "fr"]
+    labels = [row["label"] for row in body["rows"]]
+    assert labels[:2] == ["now", "carbon-time"]
+    now, shifted = body["rows"][0], body["rows"][1]
+    assert now["jobs"] == shifted["jobs"] == body["jobs"] == 20
+    assert shifted["deadline_misses"] == 0
+    assert (out / "simulation.csv").exists()
+    assert (out / "simulation.png").stat().st_size > 0
+    table = CliRunner().invoke(app, args[:-1], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.stderr
+    assert "carbon-time" in table.stdout
+    assert f"wrote {out / 'simulation.csv'}" in table.stdout
+
+
+def test_simulate_with_a_missing_trace_fails_in_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "--jobs", str(tmp_path / "none.csv"), "--carbon", str(CARBON / "ger_ci.csv")],
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("greenlight: error: simulation failed:")
