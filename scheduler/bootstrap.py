@@ -13,12 +13,16 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from scheduler.clock import ScaledClock, SystemClock
 from scheduler.config import Settings
-from scheduler.domain import Region
+from scheduler.domain import ApiToken, Region, Role
 from scheduler.ports import Clock, Dispatcher, ForecastProvider
 from scheduler.service import GreenlightService, ServiceConfig, ServiceContext
+
+if TYPE_CHECKING:
+    from scheduler.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,29 @@ def service_config(settings: Settings, *, worker_command: str | None = None) -> 
         forecast_retention_s=settings.forecast_retention_days * 86400.0)
 
 
+def build_store(settings: Settings, *, migrate: bool = True) -> SqlStore:
+    """The SQL store for ``settings.database_url``, migrated to head first unless told not to."""
+    from scheduler.store.migrate import upgrade
+    from scheduler.store.sql import SqlStore, create_store_engine
+
+    if migrate:
+        upgrade(settings.database_url)
+    return SqlStore(create_store_engine(settings.database_url))
+
+
+def create_token(settings: Settings, *, tenant: str, role: Role,
+                 name: str = "") -> tuple[str, ApiToken]:
+    """Issue a token straight into the database: how the first admin token is made. Needs
+    neither Ray nor providers."""
+    from scheduler.service.tokens import new_token
+
+    store = build_store(settings)
+    try:
+        return new_token(store, SystemClock().now(), tenant=tenant, role=role, name=name)
+    finally:
+        store.close()
+
+
 def build_service(
     settings: Settings, *, clock: Clock | None = None, dispatcher: Dispatcher | None = None,
     ray: RayEndpoint | None = None, migrate: bool = True,
@@ -48,15 +75,10 @@ def build_service(
     ``dispatcher`` defaults to a RayDispatcher for ``ray`` (else the configured address);
     it contacts Ray only when a job is dispatched, so the API runs without a cluster.
     """
-    from scheduler.dispatch.ray_jobs import RayDispatcher
     from scheduler.forecasts.factory import build_provider
     from scheduler.forecasts.refresh import ForecastRefresher
-    from scheduler.store.migrate import upgrade
-    from scheduler.store.sql import SqlStore, create_store_engine
 
-    if migrate:
-        upgrade(settings.database_url)
-    store = SqlStore(create_store_engine(settings.database_url))
+    store = build_store(settings, migrate=migrate)
     regions = regions_from(settings)
     store.sync_regions(list(regions.values()))
     clock = clock or SystemClock()
@@ -67,6 +89,8 @@ def build_service(
         {r.name: (providers[r.name], r.grid_zone, r.refresh_interval_s) for r in settings.regions},
         store, clock)
     if dispatcher is None:
+        from scheduler.dispatch.ray_jobs import RayDispatcher
+
         ray = ray or RayEndpoint(settings.ray_address or "http://127.0.0.1:8265")
         dispatcher = RayDispatcher(ray.address, auth_token=ray.auth_token)
     ctx = ServiceContext(store=store, regions=regions, dispatcher=dispatcher, clock=clock,

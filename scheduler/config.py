@@ -7,6 +7,7 @@ There is no module-level instance: call :func:`load_settings`.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from scheduler.domain.errors import ConfigError
+
+# Lets load_settings name a file for one call without touching the process environment.
+_CONFIG_PATH: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "greenlight_config_path", default=None)
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
 PACKAGED_CONFIG = Path(__file__).resolve().parent / "default.toml"
 
@@ -120,7 +126,8 @@ class Settings(BaseSettings):
         env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = Path(os.environ.get("GREENLIGHT_CONFIG") or _default_config_path())
+        path = Path(_CONFIG_PATH.get() or os.environ.get("GREENLIGHT_CONFIG")
+                    or _default_config_path())
         toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
         return (init_settings, env_settings, toml)
 
@@ -131,7 +138,12 @@ def _default_config_path() -> Path:
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Read settings from ``path`` (else ``$GREENLIGHT_CONFIG``, else the default config),
-    then env vars, then ``overrides``. Raises pydantic.ValidationError on a bad config."""
-    if path is not None:
-        os.environ["GREENLIGHT_CONFIG"] = str(path)
-    return Settings(**overrides)
+    then env vars, then ``overrides``. Raises pydantic.ValidationError on a bad config and
+    ConfigError when ``path`` does not exist."""
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"config file {path} not found")
+    token = _CONFIG_PATH.set(str(path) if path is not None else None)
+    try:
+        return Settings(**overrides)
+    finally:
+        _CONFIG_PATH.reset(token)

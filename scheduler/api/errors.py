@@ -48,8 +48,9 @@ def status_for(error: GreenlightError) -> int:
 
 
 def health_status(status: str) -> int:
-    """200 when healthy; 503 when degraded, so load balancers take the replica out."""
-    return 200 if status == "ok" else 503
+    """503 only when the replica cannot serve (database down). Stale forecasts leave it
+    ``degraded`` but serving: planning falls back, so taking it out would help nobody."""
+    return 503 if status == "down" else 200
 
 
 def _greenlight_error(_request: Request, exc: Exception) -> JSONResponse:

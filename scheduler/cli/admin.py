@@ -49,13 +49,13 @@ def token_create(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a token in the configured database and print it (shown once)."""
-    from scheduler.bootstrap import build_service
+    from scheduler.bootstrap import create_token
 
     if not tenant.strip():
         raise CliError("--tenant must not be empty")
-    service = build_service(cli_context(ctx).settings())
-    secret, token = service.create_token(
-        tenant=tenant, role=Role.ADMIN if admin else Role.USER, name=name
+    secret, token = create_token(
+        cli_context(ctx).settings(), tenant=tenant, role=Role.ADMIN if admin else Role.USER,
+        name=name,
     )
     if json_output:
         print_json(

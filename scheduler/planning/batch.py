@@ -27,26 +27,25 @@ from scheduler.planning.table import JobTable
 from scheduler.planning.window import TIE_RTOL
 
 PER_JOB = -2
-ALTERNATIVES = 12
 CHUNK_ELEMENTS = 600_000
 BATCHED = (Policy.LOWEST_WINDOW, Policy.WAIT_AWHILE, Policy.GREENLIGHT, Policy.ORACLE)
 
 
 @dataclass(frozen=True, slots=True)
 class Choices:
-    """Per job: the chosen row (``PER_JOB`` when not chosen here), start, score, and whether
-    capacity kept the job from its best candidate; then its ``ALTERNATIVES`` best feasible
-    candidates in order (``alt_row`` -1 past the last), for when an earlier job of the block
-    took the first one: the first of them still free is the job's best, because no candidate
-    outside them scores lower."""
+    """Per job of a block: the chosen row (``PER_JOB`` when not chosen here), start, score,
+    and whether capacity kept the job from its best candidate. ``scores[i]`` keeps job ``i``'s
+    ``(starts, regions)`` scores and ``starts[i]`` its starts, to choose again cheaply when an
+    earlier job of the block took its choice (``rechoose``), with ``spans[i]``, the slots
+    ``[a, b)`` each start occupies."""
 
     row: IntArray
     start_x: FloatArray
     score: FloatArray
     displaced: BoolArray
-    alt_row: IntArray
-    alt_start_x: FloatArray
-    alt_score: FloatArray
+    scores: list[FloatArray | None]
+    starts: list[FloatArray | None]
+    spans: list[tuple[IntArray, IntArray] | None]
 
 
 class BatchChooser:
@@ -83,11 +82,10 @@ class BatchChooser:
     def choose(self, jobs: IntArray, ledger: CapacityLedger) -> Choices:
         """Best feasible candidate of each job in ``jobs`` against ``ledger`` (arrays aligned
         with ``jobs``)."""
-        n, k = len(jobs), ALTERNATIVES
+        n = len(jobs)
         out = Choices(row=np.full(n, PER_JOB, dtype=np.int64), start_x=np.zeros(n),
                       score=np.full(n, np.inf), displaced=np.zeros(n, dtype=np.bool_),
-                      alt_row=np.full((n, k), -1, dtype=np.int64), alt_start_x=np.zeros((n, k)),
-                      alt_score=np.full((n, k), np.inf))
+                      scores=[None] * n, starts=[None] * n, spans=[None] * n)
         for key, (book, prefix_t, values_t) in enumerate(self.books):
             pos = np.flatnonzero(self.book_of[jobs] == key)
             if pos.size == 0:
@@ -104,6 +102,28 @@ class BatchChooser:
                                 ledger, out)
                     lo = hi
         return out
+
+    def rechoose(self, j: int, choices: Choices, i: int, ledger: CapacityLedger,
+                 ) -> tuple[int, float, float] | None:
+        """Job ``j``'s (``i``-th of ``choices``) best kept candidate that is free in ``ledger``
+        now, by the same rules; None when none is (or none was kept)."""
+        scores, starts, spans = choices.scores[i], choices.starts[i], choices.spans[i]
+        if scores is None or starts is None or spans is None:
+            return None
+        gpus = int(self.table.gpus[j])
+        masked = scores
+        if gpus > 0:
+            counts = ledger.short_counts(gpus)
+            free = np.take(counts, spans[1], axis=1) == np.take(counts, spans[0], axis=1)
+            masked = np.where(free, scores, np.inf)
+        best = float(masked.min())
+        if not np.isfinite(best):
+            return None
+        tied = masked <= best + TIE_RTOL * max(1.0, abs(best))
+        w = int(np.argmax(tied.any(axis=0)))
+        home = int(self.table.home[j])
+        r = home if home >= 0 and tied[home, w] else int(np.argmax(tied[:, w]))
+        return r, float(starts[w]), float(masked[r, w])
 
     def _widths(self, book: PriceBook, jobs: IntArray) -> tuple[IntArray, BoolArray]:
         """Each job's count of boundary starts, and whether only those next to price breaks
@@ -140,7 +160,12 @@ class BatchChooser:
             usable &= starts[:, :, None] < book.start_end[None, None, :]
         cost = np.where(usable, cost, np.inf)
         _bonus(cost, starts, self.current, jobs)
-        free = _free_mask(ledger, t.gpus[jobs], starts, d)
+        free, span_a, span_b = _free_mask(ledger, t.gpus[jobs], starts, d)
+        by_region = np.ascontiguousarray(cost.transpose(0, 2, 1))
+        for i, pos in enumerate(at):
+            out.scores[pos] = by_region[i]
+            out.starts[pos] = starts[i]
+            out.spans[pos] = (span_a[i], span_b[i])
         best_any = cost.reshape(len(jobs), -1).min(axis=1)
         feasible = np.where(free, cost, np.inf)
         _pick(t, jobs, at, feasible, starts, best_any, out)
@@ -197,8 +222,9 @@ def _run_costs(cost: FloatArray, transposed: tuple[FloatArray, FloatArray], x_e:
 
 
 def _free_mask(ledger: CapacityLedger, gpus: IntArray, starts: FloatArray,
-               d: FloatArray) -> BoolArray:
-    """``(jobs, starts, regions)``: every slot of the run has the job's GPUs free."""
+               d: FloatArray) -> tuple[BoolArray, IntArray, IntArray]:
+    """``(jobs, starts, regions)``: every slot of the run has the job's GPUs free; and the
+    runs' slot spans ``[a, b)``."""
     n_regions, n_slots = ledger.free.shape
     levels, level_of = np.unique(np.maximum(gpus, 1), return_inverse=True)
     counts = np.zeros((len(levels), n_slots + 1, n_regions), dtype=np.int32)
@@ -212,7 +238,7 @@ def _free_mask(ledger: CapacityLedger, gpus: IntArray, starts: FloatArray,
     base = (level_of * (n_slots + 1))[:, None]
     ok: BoolArray = np.take(flat, base + b, axis=0) == np.take(flat, base + a, axis=0)
     ok |= (gpus <= 0)[:, None, None]
-    return ok
+    return ok, a, b
 
 
 def _chunk_end(width_of: IntArray, lo: int, n_regions: int) -> int:
@@ -285,24 +311,4 @@ def _pick(
     out.score[sel] = cost[idx, w, r][finite]
     tol = TIE_RTOL * np.maximum(1.0, np.abs(best_any))
     out.displaced[sel] = (best > best_any + tol)[finite]
-    _alternatives(flat, starts, at, out)
 
-
-def _alternatives(flat: FloatArray, starts: FloatArray, at: IntArray, out: Choices) -> None:
-    """The ``ALTERNATIVES`` lowest finite scores per job, ordered by score, then start, then
-    region."""
-    n_jobs, size = flat.shape
-    k = min(ALTERNATIVES, size)
-    top = np.argpartition(flat, k - 1, axis=1)[:, :k] if k < size else np.broadcast_to(
-        np.arange(size), (n_jobs, size))
-    top = np.sort(top, axis=1)
-    vals = np.take_along_axis(flat, top, axis=1)
-    order = np.argsort(vals, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    vals = np.take_along_axis(vals, order, axis=1)
-    n_regions = size // starts.shape[1]
-    w, r = np.divmod(top, n_regions)
-    finite = np.isfinite(vals)
-    out.alt_row[at, :k] = np.where(finite, r, -1)
-    out.alt_start_x[at, :k] = np.take_along_axis(starts, w, axis=1)
-    out.alt_score[at, :k] = vals

@@ -31,6 +31,35 @@ class CapacityLedger:
 
     def __init__(self, free: IntArray) -> None:
         self.free = free
+        # Per GPU count g: prefix counts of the slots with fewer than g free, per row, and
+        # the rows changed since they were counted (kept current lazily).
+        self._short: dict[int, IntArray] = {}
+        self._stale: dict[int, set[int]] = {}
+
+    def assign(self, free: IntArray) -> None:
+        """Replace the free counts wholesale."""
+        self.free[...] = free
+        self._short.clear()
+        self._stale.clear()
+
+    def _touch(self, row: int) -> None:
+        for stale in self._stale.values():
+            stale.add(row)
+
+    def short_counts(self, gpus: int) -> IntArray:
+        """``(R, S + 1)``: ``[r, k]`` counts the slots before ``k`` with fewer than ``gpus``
+        free in row ``r``."""
+        counts = self._short.get(gpus)
+        if counts is None:
+            counts = np.zeros((self.free.shape[0], self.free.shape[1] + 1), dtype=np.int64)
+            np.cumsum(self.free < gpus, axis=1, out=counts[:, 1:])
+            self._short[gpus], self._stale[gpus] = counts, set()
+            return counts
+        stale = self._stale[gpus]
+        for row in stale:
+            np.cumsum(self.free[row] < gpus, out=counts[row, 1:])
+        stale.clear()
+        return counts
 
     @classmethod
     def build(
@@ -67,11 +96,13 @@ class CapacityLedger:
         if gpus > 0:
             a, b = span(x, d, self.n_slots)
             self.free[row, a:b] -= gpus
+            self._touch(row)
 
     def release(self, row: int, x: float, d: float, gpus: int) -> None:
         if gpus > 0:
             a, b = span(x, d, self.n_slots)
             self.free[row, a:b] += gpus
+            self._touch(row)
 
     def feasible(self, rows: IntArray, starts_x: FloatArray, d: float, gpus: int) -> BoolArray:
         """``(len(rows), len(starts_x))``: whether each start has ``gpus`` free in every slot
@@ -82,9 +113,7 @@ class CapacityLedger:
         a = np.floor(starts_x + SPAN_EPS).astype(np.int64)
         b = np.minimum(np.maximum(a + 1, np.ceil(starts_x + d - SPAN_EPS).astype(np.int64)),
                        self.n_slots)
-        lo, hi = int(a[0]), int(b.max())
-        blocked = self.free[rows, lo:hi] < gpus
-        counts = np.zeros((len(rows), hi - lo + 1), dtype=np.int64)
-        np.cumsum(blocked, axis=1, out=counts[:, 1:])
-        ok: BoolArray = (counts[:, b - lo] - counts[:, a - lo]) == 0
+        counts = self.short_counts(gpus)
+        r = rows[:, None]
+        ok: BoolArray = counts[r, b[None, :]] == counts[r, a[None, :]]
         return ok

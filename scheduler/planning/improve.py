@@ -44,9 +44,10 @@ from scheduler.planning.table import JobTable
 # a job's candidates cost a fixed overhead plus a little per score, a move a fixed overhead,
 # the LP a fixed cost per nonzero.
 WORK_PER_S = 1.0e6
-WORK_PER_CANDIDATES_CALL = 90.0
-WORK_PER_SCORE = 0.02
-WORK_PER_MOVE = 50.0
+WORK_PER_CANDIDATES_CALL = 150.0
+WORK_PER_SCORE = 0.2
+WORK_PER_MOVE = 80.0
+WORK_PER_MOVABLE = 0.01
 LP_WORK_PER_NNZ = 8.0
 LP_MAX_CANDIDATES = 300_000
 # A wall-clock guard for HiGHS on a pathological LP; the work budget decides in practice.
@@ -158,15 +159,29 @@ class LocalSearch:
                          & (t.gpus[self.movable] > 0)]
         a0 = np.floor(self.a.start_x[m] + 1e-9)
         a1 = np.ceil(self.a.start_x[m] + t.d[m] - 1e-9)
-        hit = m[(a0 <= short[-1]) & (a1 > short[0])]
-        if hit.size == 0 or hit.size > MAX_EJECT:
+        near = (a0 <= short[-1]) & (a1 > short[0])
+        m, a0, a1 = m[near], a0[near], a1[near]
+        # Lift the fewest jobs: each time the one freeing most of what is still missing.
+        need = (gpus - self.placer.ledger.free[row, short]).astype(np.float64)
+        gives = ((a0[:, None] <= short[None, :]) & (a1[:, None] > short[None, :])) * \
+            t.gpus[m][:, None].astype(np.float64)
+        chosen: list[int] = []
+        while need.max() > 0 and len(chosen) < MAX_EJECT:
+            gain = np.minimum(gives, np.maximum(need, 0)[None, :]).sum(axis=1)
+            gain[chosen] = 0
+            best = int(np.argmax(gain)) if gain.size else 0
+            if not gain.size or gain[best] <= 0:
+                return None
+            chosen.append(best)
+            need -= gives[best]
+        if need.max() > 0:
             return None
-        out: IntArray = hit
+        out: IntArray = m[np.array(sorted(chosen), dtype=np.int64)]
         return out
 
     def try_eject(self, j: int, row: int, x: float, score: float) -> set[int]:
         t, placer, a = self.placer.table, self.placer, self.a
-        self.effort.spend(WORK_PER_MOVE)
+        self.effort.spend(WORK_PER_MOVE + WORK_PER_MOVABLE * len(self.movable))
         old_j = (int(a.row[j]), float(a.start_x[j]), float(a.score[j]))
         placer.release(a, j)
         hit = self.blockers(j, row, x)
@@ -238,7 +253,7 @@ def improve(
         if effort.exhausted:
             break
     best_a, best_ledger = min(results, key=lambda r: r[0].objective())
-    ledger.free[...] = best_ledger.free
+    ledger.assign(best_ledger.free)
     return best_a
 
 

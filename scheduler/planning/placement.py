@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scheduler.planning.batch import BatchChooser, Choices
+from scheduler.planning.batch import BatchChooser
 from scheduler.planning.capacity import CapacityLedger
 from scheduler.planning.grid import FloatArray, IntArray
 from scheduler.planning.policies import Books, Candidates, CurrentPlans, candidates
@@ -26,8 +26,7 @@ from scheduler.planning.window import TIE_RTOL, candidate_starts
 FORCED_NOTE = "latest safe start reached: starts now whatever the forecast"
 UNPRICED_NOTE = "no priced region allowed: runs now in its home region"
 BLOCK_START = 64
-BLOCK_MIN = 8
-BLOCK_MAX = 4096
+BLOCK_MAX = 2048
 
 
 @dataclass
@@ -99,9 +98,11 @@ class Placer:
 
     def commit(self, a: Assignment, j: int, row: int, x: float, score: float) -> None:
         """Place job ``j`` as one run from ``x`` in ``row`` and take its GPUs."""
-        a.splits.pop(j, None)
+        if a.splits:
+            a.splits.pop(j, None)
         a.row[j], a.start_x[j], a.score[j] = row, x, score
-        self.retake(a, j)
+        if row >= 0:
+            self.ledger.take(row, x, float(self.table.d[j]), int(self.table.gpus[j]))
 
     def retake(self, a: Assignment, j: int) -> None:
         row = int(a.row[j])
@@ -164,30 +165,15 @@ class Placer:
         if not t.deployment[j] and t.x_e[j] <= t.x_l[j] < math.floor(t.x_e[j]) + 1:
             a.notes[j] = FORCED_NOTE
 
-    def _take_alternative(self, a: Assignment, j: int, choice: Choices, i: int) -> bool:
-        d, gpus = float(self.table.d[j]), int(self.table.gpus[j])
-        for k in range(choice.alt_row.shape[1]):
-            row = int(choice.alt_row[i, k])
-            if row < 0:
-                return False
-            x = float(choice.alt_start_x[i, k])
-            if self.ledger.fits(row, x, d, gpus):
-                a.displaced.add(j)
-                self._note_forced(a, j)
-                self.commit(a, j, row, x, float(choice.alt_score[i, k]))
-                return True
-        return False
-
     def place_all(self, a: Assignment, order: IntArray) -> None:
         """The greedy over ``order``: blocks of jobs choose at once (``batch``); a choice that
-        a job earlier in its block took away is redone job by job. Blocks grow while choices
-        rarely collide and shrink when they often do."""
+        a job earlier in its block took away is redone from the job's kept scores against the
+        ledger as it is then, which is what the one-by-one greedy would choose."""
         chooser = BatchChooser(self.table, self.books, self.current)
         t, pos, block = self.table, 0, BLOCK_START
         while pos < len(order):
             jobs = order[pos:pos + block]
             choice = chooser.choose(jobs, self.ledger)
-            collisions = 0
             for i, job in enumerate(jobs):
                 j, row = int(job), int(choice.row[i])
                 d, gpus = float(t.d[j]), int(t.gpus[j])
@@ -197,15 +183,16 @@ class Placer:
                     self._note_forced(a, j)
                     self.commit(a, j, row, float(choice.start_x[i]), float(choice.score[i]))
                     continue
-                if row >= 0 and self._take_alternative(a, j, choice, i):
-                    continue
-                collisions += row >= 0
+                if row >= 0:
+                    again = chooser.rechoose(j, choice, i, self.ledger)
+                    if again is not None:
+                        a.displaced.add(j)
+                        self._note_forced(a, j)
+                        self.commit(a, j, *again)
+                        continue
                 self.place(a, j)
             pos += len(jobs)
-            if collisions * 20 < len(jobs):
-                block = min(2 * block, BLOCK_MAX)
-            elif collisions * 4 > len(jobs):
-                block = max(block // 2, BLOCK_MIN)
+            block = min(2 * block, BLOCK_MAX)
 
     def place_late(self, a: Assignment, j: int, cands: Candidates) -> None:
         """Earliest start with free GPUs past the deadline (over capacity at the earliest

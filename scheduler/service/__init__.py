@@ -126,7 +126,7 @@ class GreenlightService:
         except Exception as e:  # a health probe reports any failure rather than raising
             database = f"error: {e}"
         stale = [s.region.name for s in self.regions() if s.stale] if database == "ok" else []
-        status = "ok" if database == "ok" and not stale else "degraded"
+        status = "down" if database != "ok" else ("degraded" if stale else "ok")
         return {"status": status, "database": database, "stale_regions": stale,
                 "time": self.ctx.clock.now().isoformat()}
 

@@ -6,7 +6,10 @@ import hashlib
 import secrets
 import uuid
 
-from scheduler.domain import ApiToken, Principal, Role, Unauthorized
+from datetime import datetime
+
+from scheduler.domain import ApiToken, InvalidJobSpec, Principal, Role, Unauthorized
+from scheduler.ports import TokenStore
 from scheduler.service.context import ServiceContext
 
 TOKEN_PREFIX = "glt_"
@@ -19,11 +22,20 @@ def hash_token(secret: str) -> str:
 def issue_token(ctx: ServiceContext, *, tenant: str, role: Role, name: str = "",
                 job_id: str | None = None) -> tuple[str, ApiToken]:
     """A new random token; the clear secret is returned once and never stored."""
+    return new_token(ctx.store, ctx.clock.now(), tenant=tenant, role=role, name=name,
+                     job_id=job_id)
+
+
+def new_token(store: TokenStore, now: datetime, *, tenant: str, role: Role, name: str = "",
+              job_id: str | None = None) -> tuple[str, ApiToken]:
+    """Store a fresh token's hash; returns (secret, record). Raises InvalidJobSpec for an empty
+    tenant."""
+    if not tenant.strip():
+        raise InvalidJobSpec("tenant", "must not be empty")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(id=uuid.uuid4().hex[:12], tenant=tenant, role=role,
-                     token_hash=hash_token(secret), created_at=ctx.clock.now(), name=name,
-                     job_id=job_id)
-    ctx.store.add_token(token)
+                     token_hash=hash_token(secret), created_at=now, name=name, job_id=job_id)
+    store.add_token(token)
     return secret, token
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from scheduler.domain import (
     Forbidden,
     Forecast,
+    InvalidJobSpec,
     JobState,
     Principal,
     ProviderError,
@@ -15,7 +16,7 @@ from scheduler.domain import (
     SeriesKind,
 )
 from scheduler.planning.snapshot import LeadError
-from scheduler.reports.savings import SavingsReport, build_savings_report
+from scheduler.reports.savings import PERIODS, SavingsReport, build_savings_report
 from scheduler.service.context import ServiceContext
 
 ACCURACY_LOOKBACK = timedelta(days=7)
@@ -100,6 +101,8 @@ def savings_report(
         tenant = principal.tenant
     if region is not None:
         ctx.region(region)
+    if period not in PERIODS:
+        raise InvalidJobSpec("period", f"must be one of {', '.join(PERIODS)}")
     now = ctx.clock.now()
     jobs, _ = ctx.store.list_jobs(tenant=tenant, limit=1_000_000, states=[
         JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
