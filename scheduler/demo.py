@@ -7,6 +7,7 @@ a minute and a half. Real training jobs are submitted through the real REST API.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import sys
 import tempfile
@@ -36,14 +37,17 @@ class DemoJob:
 # Varied slack: an urgent job that must run now, a few with hours to spare, one pinned to its
 # home region (time-shifting only), one free to move anywhere.
 DEMO_JOBS = (
-    DemoJob(name="urgent-hotfix", home_region="us-west", deadline_h=1.5),
-    DemoJob(name="bert-finetune", home_region="eu-central", deadline_h=6),
-    DemoJob(name="nightly-retrain", home_region="eu-central", deadline_h=14,
+    DemoJob(name="urgent-hotfix", home_region="us-west", deadline_h=4.5),
+    DemoJob(name="bert-finetune", home_region="eu-central", deadline_h=10),
+    DemoJob(name="nightly-retrain", home_region="eu-central", deadline_h=18,
             allowed=("eu-central",)),
-    DemoJob(name="resnet-sweep", home_region="us-west", deadline_h=12),
+    DemoJob(name="resnet-sweep", home_region="us-west", deadline_h=14),
     DemoJob(name="llm-eval", home_region="eu-south", deadline_h=20),
     DemoJob(name="ablation-study", home_region="us-west", deadline_h=22),
 )
+# A job's wall time on a small machine is mostly Python and torch start-up (~15-20 s); at x900
+# that is 4-5 scheduler hours, so the jobs declare 4 h to keep plans honest.
+EXPECTED_DURATION_S = 4 * 3600
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -75,6 +79,9 @@ def run_demo(settings: Settings, *, speed: float = 900.0, timeout_s: float = 170
         address = ray.__enter__()
     try:
         service = build_service(settings, clock=scaled_clock(speed), ray=address)
+        # The cluster's queueing happens in wall time: give it its usual 10 wall minutes.
+        service.ctx.config = dataclasses.replace(service.ctx.config,
+                                                 pending_timeout_s=600.0 * speed)
         api = start_api_thread(service, "127.0.0.1", port)
         service.refresh_forecasts()
         cycles = start_periodic(service, settings, scale=speed)
@@ -102,7 +109,7 @@ def _submit_all(url: str, secret: str, service: object, workdir: Path) -> list[s
         body = {
             "name": job.name, "kind": "training", "entrypoint": entry,
             "home_region": job.home_region, "allowed_regions": list(job.allowed),
-            "expected_duration_s": 3600, "resources": {"gpus": 0, "cpus": 1},
+            "expected_duration_s": EXPECTED_DURATION_S, "resources": {"gpus": 0, "cpus": 1},
             "deadline": (now + timedelta(hours=job.deadline_h)).isoformat(),
         }
         r = requests.post(f"{url}/v1/jobs", json=body, timeout=30,

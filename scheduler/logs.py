@@ -35,5 +35,6 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # APScheduler logs every run at INFO; the cycles log what matters themselves.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # APScheduler logs every run at INFO and every skipped overlap (by design: max_instances=1)
+    # at WARNING; the cycles log what matters themselves.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)

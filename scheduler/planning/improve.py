@@ -65,9 +65,15 @@ class Effort:
     def __init__(self, budget_s: float) -> None:
         self.budget_s = budget_s
         self.left = budget_s * WORK_PER_S
+        self.spent = 0.0
 
     def spend(self, units: float) -> None:
         self.left -= units
+        self.spent += units
+
+    def share(self, parts: int) -> Effort:
+        """A budget of an equal part of what is left (the caller spends what it used)."""
+        return Effort(max(self.left, 0.0) / max(parts, 1) / WORK_PER_S)
 
     @property
     def exhausted(self) -> bool:
@@ -246,12 +252,12 @@ def improve(
         starts += [(s_a, s_l, by_score) for s_a, s_l in
                    _lp_starts(table, books, current, residual, a, joint, effort)]
     results: list[tuple[Assignment, CapacityLedger]] = []
-    for start_a, start_ledger, first in starts:
-        search = LocalSearch(Placer(table, books, current, start_ledger), start_a, joint, effort)
+    for n, (start_a, start_ledger, first) in enumerate(starts):
+        share = effort.share(len(starts) - n)
+        search = LocalSearch(Placer(table, books, current, start_ledger), start_a, joint, share)
         search.run(first)
+        effort.spend(share.spent)
         results.append((start_a, start_ledger))
-        if effort.exhausted:
-            break
     best_a, best_ledger = min(results, key=lambda r: r[0].objective())
     ledger.assign(best_ledger.free)
     return best_a

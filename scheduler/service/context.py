@@ -35,7 +35,7 @@ class ServiceConfig:
     gpu_w: float = 300.0
     cpu_core_w: float = 12.0
     base_w: float = 20.0
-    # A run the cluster keeps PENDING longer than this is stopped and retried elsewhere/later.
+    # A run the cluster keeps PENDING longer than this (scheduler time) is stopped and retried.
     pending_timeout_s: float = 600.0
     plan_on_submit: bool = True
     deployment_horizon_s: float = 24 * 3600.0
@@ -57,7 +57,8 @@ class ServiceContext:
     last_errors: dict[str, str] = field(default_factory=dict)
     # Measured forecast error by lead time per region, recomputed after each refresh.
     forecast_error: dict[str, tuple[LeadError, ...]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one plan cycle at a time
+    dispatch_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def region(self, name: str) -> Region:
         from scheduler.domain import RegionNotFound

@@ -48,7 +48,7 @@ def plan_cycle(ctx: ServiceContext) -> Decision:
         current = {j.id: j.current_plan for j in snapshot.jobs}
         for job_id, plan in decision.plans.items():
             plan = _with_signal_note(plan, signals.get(plan.region))
-            if _same_plan(current.get(job_id), plan):
+            if _same_plan(current.get(job_id), plan, ctx.config.step_s):
                 continue
             event = JobEvent(job_id=job_id, at=now, kind="plan", actor=ACTOR,
                              reason=_plan_reason(plan), to_state=JobState.PLANNED,
@@ -76,9 +76,16 @@ def _with_signal_note(plan: Plan, signal: Signal | None) -> Plan:
                                forecast_issued_at=signal.series.issued_at)
 
 
-def _same_plan(old: Plan | None, new: Plan) -> bool:
-    return (old is not None and old.region == new.region and old.windows == new.windows
-            and old.note == new.note)
+def _same_plan(old: Plan | None, new: Plan, step_s: float) -> bool:
+    """Plans that differ by less than a slot are the same plan: a run-now start moves with the
+    clock each cycle, and rewriting it would only add noise to the job's history."""
+    if old is None or old.region != new.region or len(old.windows) != len(new.windows):
+        return False
+    if old.note != new.note:
+        return False
+    return all(abs((a.start - b.start).total_seconds()) < step_s
+               and abs((a.end - b.end).total_seconds()) < step_s
+               for a, b in zip(old.windows, new.windows, strict=True))
 
 
 def _plan_reason(plan: Plan) -> str:
@@ -91,12 +98,13 @@ def _plan_reason(plan: Plan) -> str:
 
 def dispatch_due(ctx: ServiceContext) -> list[str]:
     """Claim planned jobs whose window has come and submit them; returns the submitted ids."""
-    now = ctx.clock.now()
-    submitted = []
-    for job in ctx.store.claim_due(now, ctx.config.dispatch_batch):
-        if _submit(ctx, job, now):
-            submitted.append(job.id)
-    return submitted
+    with ctx.dispatch_lock:
+        now = ctx.clock.now()
+        submitted = []
+        for job in ctx.store.claim_due(now, ctx.config.dispatch_batch):
+            if _submit(ctx, job, now):
+                submitted.append(job.id)
+        return submitted
 
 
 def _submit(ctx: ServiceContext, job: Job, now: datetime) -> bool:
@@ -143,7 +151,16 @@ def _retry_or_fail(ctx: ServiceContext, job: Job, now: datetime, reason: str) ->
 
 
 def reconcile(ctx: ServiceContext) -> None:
-    """Ask the cluster about every started job and move the store to match."""
+    """Ask the cluster about every started job and move the store to match.
+
+    Serialised with dispatch in this process, so a job being submitted right now is not taken
+    for one lost between claim and submit; across replicas the resubmit is idempotent anyway.
+    """
+    with ctx.dispatch_lock:
+        _reconcile(ctx)
+
+
+def _reconcile(ctx: ServiceContext) -> None:
     now = ctx.clock.now()
     for job in all_jobs(ctx, STARTED_STATES):
         if not job.region or not job.submission_id:

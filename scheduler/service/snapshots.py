@@ -25,8 +25,9 @@ from scheduler.service.context import ServiceContext
 
 STARTED_STATES = (JobState.DISPATCHED, JobState.RUNNING, JobState.RELOCATING)
 PROFILE_LOOKBACK = timedelta(hours=24)
-# Plans on a forecast older than this carry a note ("planned on a 3 h old forecast ...").
-NOTE_AGE_S = 3600.0
+# Plans on a forecast older than this share of the maximum age carry a note ("planned on a
+# 3 h old forecast ..."): a forecast a refresh or two old is normal, not worth an event.
+NOTE_AGE_SHARE = 1 / 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +52,7 @@ def region_signal(ctx: ServiceContext, region_name: str, now: datetime) -> Signa
         age_s = latest.age_s(now)
         if age_s <= ctx.config.forecast_max_age_s:
             note = None
-            if age_s > NOTE_AGE_S:
+            if age_s > ctx.config.forecast_max_age_s * NOTE_AGE_SHARE:
                 note = (f"planned on a {age_s / 3600:.1f} h old forecast from {latest.provider} "
                         f"issued {latest.issued_at.isoformat()}")
             return Signal(series=latest, note=note, fallback="old-forecast" if note else None)
