@@ -36,11 +36,14 @@ class CandidateSet:
         return len(self.job)
 
 
-def enumerate_candidates(placer: Placer, jobs: Sequence[int]) -> CandidateSet:
-    """Every finite-score candidate of ``jobs`` (capacity not checked)."""
+def enumerate_candidates(
+    placer: Placer, jobs: Sequence[int], *, every_start: bool = False,
+) -> CandidateSet:
+    """Every finite-score candidate of ``jobs`` (capacity not checked); only those next to
+    price breaks unless ``every_start``."""
     parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]] = []
     for j in jobs:
-        c = placer.candidates(j)
+        c = placer.candidates(j, every_start=every_start)
         i, w = np.nonzero(np.isfinite(c.score))
         parts.append((np.full(len(i), j, dtype=np.int64), c.rows[i], c.starts_x[w],
                       c.score[i, w]))

@@ -320,19 +320,25 @@ def _round_by_weight(
     for k in visit:
         j = int(f.jobs[k])
         d, gpus = float(table.d[j]), int(table.gpus[j])
-        for c in order[first[k]:last[k]]:
-            if x[c] <= 1e-6:
-                break
-            if ledger.fits(int(cands.row[c]), float(cands.start_x[c]), d, gpus):
-                placer.commit(out, j, int(cands.row[c]), float(cands.start_x[c]),
-                              float(cands.score[c]))
-                break
-        else:
-            found = placer.best_feasible(j, placer.candidates(j))
-            if found is None:
-                return None
-            placer.commit(out, j, found[0], found[1], found[2])
+        weighted = [int(c) for c in order[first[k]:last[k]] if x[c] > 1e-6]
+        chosen = next((c for c in weighted if ledger.fits(
+            int(cands.row[c]), float(cands.start_x[c]), d, gpus)), None)
+        if chosen is not None:
+            placer.commit(out, j, int(cands.row[chosen]), float(cands.start_x[chosen]),
+                          float(cands.score[chosen]))
+        elif not _place_best(placer, out, j):
+            return None
     return out, ledger
+
+
+def _place_best(placer: Placer, a: Assignment, j: int) -> bool:
+    """Commit ``j`` to its best free candidate (any start if none next to a break is free)."""
+    for every in (False, True):
+        found = placer.best_feasible(j, placer.candidates(j, every_start=every))
+        if found is not None:
+            placer.commit(a, j, found[0], found[1], found[2])
+            return True
+    return False
 
 
 def _capacity_prices(f: Formulation, residual: CapacityLedger, duals: FloatArray) -> FloatArray:
@@ -361,7 +367,9 @@ def _round_by_prices(
         steered = Candidates(rows=c.rows, starts_x=c.starts_x, score=c.score + toll)
         found = placer.best_index(j, steered)
         if found is None:
-            return None
+            if not _place_best(placer, out, j):
+                return None
+            continue
         i, w, _ = found
         placer.commit(out, j, int(c.rows[i]), float(c.starts_x[w]), float(c.score[i, w]))
     return out, ledger

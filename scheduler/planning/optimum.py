@@ -61,7 +61,7 @@ def solve_snapshot(snapshot: Snapshot, time_limit_s: float = 60.0) -> Decision:
         ledger.take(int(incumbent.row[j]), float(incumbent.start_x[j]), float(table.d[j]),
                     int(table.gpus[j]))
     free_jobs = [j for j in range(len(table)) if j not in incumbent.late]
-    cands = enumerate_candidates(placer, free_jobs)
+    cands = enumerate_candidates(placer, free_jobs, every_start=True)
     solved = incumbent
     if len(cands):
         result = solve_mip(formulate(cands, table.gpus, ledger.free), time_limit_s)
