@@ -39,7 +39,8 @@ __all__ = [
     "DispatchError", "EnergyReport", "Forbidden", "Forecast", "ForecastUnavailable",
     "GreenlightError", "IntensityPoint", "InvalidJobSpec", "InvalidTransition", "Job",
     "JobEvent", "JobKind", "JobNotFound", "JobSpec", "JobState", "MeterMethod",
-    "MeterUnavailable", "Plan", "Policy", "Principal", "ProviderError", "Region", "RegionNotFound", "Resources",
+    "MeterUnavailable", "Plan", "Policy", "Principal", "ProviderError", "Region",
+    "RegionNotFound", "Resources",
     "Role", "SeriesKind", "Signal", "Unauthorized", "Window", "can_transition",
     "effective_deadline",
 ]

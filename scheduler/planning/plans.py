@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from scheduler.domain import Plan, Window
+from scheduler.planning.grid import FloatArray
 from scheduler.planning.placement import Assignment
 from scheduler.planning.policies import Books
-from scheduler.planning.grid import FloatArray
 from scheduler.planning.prices import PriceBook
 from scheduler.planning.snapshot import Decision
 from scheduler.planning.table import JobTable

@@ -1,4 +1,5 @@
-"""Submit-time rules for a job spec: pure, ``now`` passed in. Raises InvalidJobSpec naming the field."""
+"""Submit-time rules for a job spec: pure, ``now`` passed in. Raises InvalidJobSpec naming
+the field."""
 
 from __future__ import annotations
 
@@ -78,9 +79,8 @@ def _check_resources(spec: JobSpec, allowed: Mapping[str, Region]) -> None:
 
 def _check_timing(spec: JobSpec, now: datetime) -> None:
     duration_s = spec.expected_duration_s
-    if spec.kind is JobKind.TRAINING:
-        if duration_s is None:
-            raise InvalidJobSpec("expected_duration_s", "is required for training jobs")
+    if spec.kind is JobKind.TRAINING and duration_s is None:
+        raise InvalidJobSpec("expected_duration_s", "is required for training jobs")
     if duration_s is not None and (not math.isfinite(duration_s) or duration_s <= 0):
         raise InvalidJobSpec("expected_duration_s", "must be > 0")
     if duration_s is not None and duration_s > MAX_DURATION_S:

@@ -112,30 +112,41 @@ def _submit(ctx: ServiceContext, job: Job, now: datetime) -> bool:
     region = ctx.region(job.region)
     secret, _ = issue_token(ctx, tenant=job.tenant, role=Role.JOB, job_id=job.id,
                             name=f"job {job.submission_id}")
+    res = job.spec.resources
+    working_dir = job.spec.runtime_env.get("working_dir")
+    entrypoint = f"{ctx.config.worker_command} -- {shlex.quote(job.spec.entrypoint)}"
+    try:
+        ctx.dispatcher.submit(
+            region, job.submission_id, entrypoint, env=_worker_env(ctx, job, secret),
+            gpus=res.gpus, cpus=res.cpus, memory_mb=res.memory_mb,
+            working_dir=str(working_dir) if working_dir else None)
+    except DispatchError as e:
+        ctx.counters["dispatch_errors_total"] += 1
+        _retry_or_fail(ctx, job, now, f"dispatch to {region.name} failed: {e}")
+        return False
+    ctx.store.add_event(JobEvent(
+        job_id=job.id, at=now, kind="dispatch", actor=ACTOR,
+        reason=f"submitted to Ray in {region.name} as {job.submission_id}"))
+    ctx.counters["jobs_dispatched_total"] += 1
+    return True
+
+
+def _worker_env(ctx: ServiceContext, job: Job, secret: str) -> dict[str, str]:
+    """What the worker runner needs: who it is, where to report, and the power model for
+    estimates where no meter exists; then the job's own env vars."""
     cfg = ctx.config
     res = job.spec.resources
     env = {
         "GREENLIGHT_JOB_ID": job.id, "GREENLIGHT_ATTEMPT": str(job.attempt),
         "GREENLIGHT_API_URL": cfg.api_url, "GREENLIGHT_TOKEN": secret,
         "GREENLIGHT_GPUS": str(res.gpus), "GREENLIGHT_CPUS": str(res.cpus),
-        "GREENLIGHT_GPU_POWER_W": str(cfg.gpu_w), "GREENLIGHT_CPU_CORE_POWER_W": str(cfg.cpu_core_w),
+        "GREENLIGHT_GPU_POWER_W": str(cfg.gpu_w),
+        "GREENLIGHT_CPU_CORE_POWER_W": str(cfg.cpu_core_w),
         "GREENLIGHT_BASE_POWER_W": str(cfg.base_w),
     }
-    env.update({str(k): str(v) for k, v in dict(job.spec.runtime_env.get("env_vars", {})).items()})
-    working_dir = job.spec.runtime_env.get("working_dir")
-    try:
-        ctx.dispatcher.submit(
-            region, job.submission_id, f"{cfg.worker_command} -- {shlex.quote(job.spec.entrypoint)}",
-            env=env, gpus=res.gpus, cpus=res.cpus, memory_mb=res.memory_mb,
-            working_dir=str(working_dir) if working_dir else None)
-    except DispatchError as e:
-        ctx.counters["dispatch_errors_total"] += 1
-        _retry_or_fail(ctx, job, now, f"dispatch to {region.name} failed: {e}")
-        return False
-    ctx.store.add_event(JobEvent(job_id=job.id, at=now, kind="dispatch", actor=ACTOR,
-                                 reason=f"submitted to Ray in {region.name} as {job.submission_id}"))
-    ctx.counters["jobs_dispatched_total"] += 1
-    return True
+    user_env = dict(job.spec.runtime_env.get("env_vars", {}))
+    env.update({str(k): str(v) for k, v in user_env.items()})
+    return env
 
 
 def _retry_or_fail(ctx: ServiceContext, job: Job, now: datetime, reason: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-
 from datetime import datetime
 
 from scheduler.domain import ApiToken, InvalidJobSpec, Principal, Role, Unauthorized

@@ -108,7 +108,8 @@ def test_training_job_runs_on_ray_reports_energy_and_is_accounted(
     assert row["energy_kwh"] == pytest.approx(energy_kwh, rel=1e-9)
     # Emissions recomputed independently: each report's energy x PUE x the time-weighted actual
     # intensity of the region it ran in (the planner may have moved it out of its home region).
-    assert job.region is not None and row["region"] == job.region
+    assert job.region is not None
+    assert row["region"] == job.region
     region = service.ctx.regions[job.region]
     actuals = service.ctx.store.actuals(region.grid_zone, now - timedelta(hours=2),
                                         now + timedelta(hours=2))
@@ -122,7 +123,8 @@ def test_training_job_runs_on_ray_reports_energy_and_is_accounted(
     home = service.ctx.regions["eu-central"]
     home_actuals = service.ctx.store.actuals(home.grid_zone, now - timedelta(hours=2),
                                              now + timedelta(hours=2))
-    assert home_actuals is not None and job.started_at is not None
+    assert home_actuals is not None
+    assert job.started_at is not None
     shift = job.created_at - min(job.started_at, *(r.interval_start for r in reports))
     baseline_g = sum(r.energy_kwh * home.pue * _mean_intensity(
         home_actuals.points, r.interval_start + shift, r.interval_end + shift) for r in reports)

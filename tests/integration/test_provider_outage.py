@@ -63,7 +63,8 @@ def test_planning_survives_a_provider_outage_and_meets_the_deadline(
                    resources=Resources(gpus=1, cpus=1), expected_duration_s=3600,
                    deadline=NOW + timedelta(hours=8))
     job = service.submit(spec, Principal(tenant="acme", role=Role.USER, token_id="u"))
-    assert job.state is JobState.PLANNED and job.plan is not None
+    assert job.state is JobState.PLANNED
+    assert job.plan is not None
     assert job.plan.start >= NOW + timedelta(hours=4)  # it waits for the clean hours
     latest_start = spec.deadline - timedelta(hours=1)  # type: ignore[operator]
 
@@ -80,7 +81,8 @@ def test_planning_survives_a_provider_outage_and_meets_the_deadline(
         if service.dispatch_due():
             dispatched_at = clock.now()
             break
-    assert dispatched_at is not None and dispatched_at <= latest_start + timedelta(minutes=15)
+    assert dispatched_at is not None
+    assert dispatched_at <= latest_start + timedelta(minutes=15)
 
     events = service.events(job.id, ADMIN)
     fallbacks = [e.reason for e in events if e.kind == "fallback"]
