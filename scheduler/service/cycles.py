@@ -108,7 +108,8 @@ def dispatch_due(ctx: ServiceContext) -> list[str]:
 
 
 def _submit(ctx: ServiceContext, job: Job, now: datetime) -> bool:
-    assert job.region is not None and job.submission_id is not None
+    if job.region is None or job.submission_id is None:
+        raise DispatchError(f"job {job.id} was claimed without a region or submission id")
     region = ctx.region(job.region)
     secret, _ = issue_token(ctx, tenant=job.tenant, role=Role.JOB, job_id=job.id,
                             name=f"job {job.submission_id}")
