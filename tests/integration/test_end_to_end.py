@@ -144,3 +144,51 @@ def _mean_intensity(points: tuple, start: datetime, end: datetime) -> float:  # 
         if overlap > 0:
             acc += p.g_per_kwh * overlap
     return acc / total_s
+
+
+def test_deployment_is_served_on_ray_and_cancel_stops_it(
+    live: tuple[GreenlightService, str],
+) -> None:
+    service, url = live
+    secret, _ = service.create_token(tenant="acme", role=Role.USER)
+    headers = {"Authorization": f"Bearer {secret}"}
+    port = free_port()
+    body = {
+        "name": "mlp-server", "kind": "deployment", "home_region": "us-west",
+        "entrypoint": f"{sys.executable} -m workers.examples.serve_model --port {port}",
+        "resources": {"gpus": 0, "cpus": 1},
+    }
+    created = requests.post(f"{url}/v1/jobs", json=body, headers=headers, timeout=TIMEOUT_S)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    assert _drive_until(service, job_id, {JobState.RUNNING, JobState.FAILED}) is JobState.RUNNING
+
+    # The TorchScript model answers over HTTP while the deployment runs.
+    deadline = time.monotonic() + 60
+    prediction = None
+    while time.monotonic() < deadline and prediction is None:
+        try:
+            reply = requests.post(f"http://127.0.0.1:{port}/predict",
+                                  json={"inputs": [[0.5] * 1000]}, timeout=TIMEOUT_S)
+            prediction = reply.json()["outputs"]
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    assert prediction is not None
+    assert len(prediction) == 1
+
+    cancelled = requests.post(f"{url}/v1/jobs/{job_id}/cancel", headers=headers,
+                              timeout=TIMEOUT_S)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] == "cancelled"
+    job = service.get_job(job_id, Principal(tenant="acme", role=Role.ADMIN, token_id="t"))
+    assert job.region is not None
+    assert job.submission_id is not None
+    region = service.ctx.regions[job.region]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if service.ctx.dispatcher.status(region, job.submission_id).status.value == "stopped":
+            break
+        time.sleep(0.5)
+    assert service.ctx.dispatcher.status(region, job.submission_id).status.value == "stopped"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=(1, 2))
