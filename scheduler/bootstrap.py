@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ def service_config(settings: Settings, *, worker_command: str | None = None) -> 
         step_s=settings.step_s, forecast_max_age_s=settings.forecast_max_age_s,
         planning_budget_s=settings.planning_budget_s, gpu_w=settings.power.gpu_w,
         cpu_core_w=settings.power.cpu_core_w, base_w=settings.power.base_w,
-        forecast_retention_s=settings.forecast_retention_days * 86400.0)
+        forecast_retention_s=settings.forecast_retention_days * 86400.0,
+        checkpoint_dir=settings.checkpoint_dir
+        or os.path.join(tempfile.gettempdir(), "greenlight-checkpoints"))
 
 
 def build_store(settings: Settings, *, migrate: bool = True) -> SqlStore:

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     api_url: str | None = None
     ray_address: str | None = None  # None: start a local head on loopback
     ray_auth_mode: str = "disabled"
+    # Where workers keep checkpoints across attempts (interruptible jobs resume from them); on a
+    # multi-node cluster this must be shared storage. Empty: a folder in the temp directory.
+    checkpoint_dir: str = ""
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
 

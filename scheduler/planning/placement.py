@@ -247,21 +247,38 @@ def edf_order(table: JobTable) -> IntArray:
     return order
 
 
+def repair_orders(table: JobTable) -> list[IntArray]:
+    """Orders to retry when least-slack-first strands jobs: longest first and widest (most GPUs)
+    first pack long and wide jobs before the small ones fragment the capacity; deployments lead
+    every order."""
+    ids = np.array([j.id for j in table.jobs])
+    lead = ~table.deployment
+    return [np.lexsort((ids, -table.gpus, -table.d, lead)),
+            np.lexsort((ids, -table.d, -table.gpus, lead))]
+
+
 def place_jobs(
     table: JobTable, books: Books, current: CurrentPlans, base: CapacityLedger,
 ) -> tuple[Assignment, CapacityLedger]:
-    """The greedy placement, repaired by the EDF placement when the greedy strands a job that
-    the EDF placement does not. Returns the assignment and the ledger it leaves."""
+    """The greedy placement (least slack first). When it strands a job, the earliest-deadline
+    placement at earliest feasible starts and the greedy in the ``repair_orders`` are tried too,
+    and the placement with the fewest late jobs (then the lowest total score) wins. Returns the
+    assignment and the ledger it leaves."""
     ledger = base.copy()
     greedy = Assignment.empty(len(table))
     Placer(table, books, current, ledger).place_all(greedy, table.order())
     if not greedy.late:
         return greedy, ledger
+    tried = [(greedy, ledger)]
     edf_ledger = base.copy()
     edf = Assignment.empty(len(table))
     placer = Placer(table, books, current, edf_ledger)
     for j in edf_order(table):
         placer.earliest_feasible(edf, int(j))
-    if edf.objective() < greedy.objective():
-        return edf, edf_ledger
-    return greedy, ledger
+    tried.append((edf, edf_ledger))
+    for order in repair_orders(table):
+        other_ledger = base.copy()
+        other = Assignment.empty(len(table))
+        Placer(table, books, current, other_ledger).place_all(other, order)
+        tried.append((other, other_ledger))
+    return min(tried, key=lambda t: t[0].objective())

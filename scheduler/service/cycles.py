@@ -25,7 +25,13 @@ from scheduler.planning.cycle import plan_cycle as decide
 from scheduler.planning.feasibility import check_submit
 from scheduler.planning.snapshot import Decision
 from scheduler.service.context import ServiceContext
-from scheduler.service.snapshots import STARTED_STATES, Signal, all_jobs, build_snapshot
+from scheduler.service.snapshots import (
+    STARTED_STATES,
+    Signal,
+    all_jobs,
+    build_snapshot,
+    ran_s,
+)
 from scheduler.service.tokens import issue_token
 
 log = logging.getLogger(__name__)
@@ -144,6 +150,8 @@ def _worker_env(ctx: ServiceContext, job: Job, secret: str) -> dict[str, str]:
         "GREENLIGHT_GPU_POWER_W": str(cfg.gpu_w),
         "GREENLIGHT_CPU_CORE_POWER_W": str(cfg.cpu_core_w),
         "GREENLIGHT_BASE_POWER_W": str(cfg.base_w),
+        # The same path on every attempt: an interruptible job resumes where it stopped.
+        "GREENLIGHT_CHECKPOINT": f"{cfg.checkpoint_dir.rstrip('/')}/{job.id}.pt",
     }
     user_env = dict(job.spec.runtime_env.get("env_vars", {}))
     env.update({str(k): str(v) for k, v in user_env.items()})
@@ -233,7 +241,9 @@ def _maybe_suspend(ctx: ServiceContext, job: Job, now: datetime) -> None:
     """An interruptible job leaves the cluster at the end of its window (SIGTERM, checkpoint)."""
     if not _window_over(job, now) or job.plan is None:
         return
-    ran = (now - (job.started_at or now)).total_seconds()
+    # This attempt ran from its window's start at the earliest (dispatch waits for it).
+    began = max(job.started_at or now, job.plan.windows[0].start)
+    ran = (now - began).total_seconds() + ran_s(ctx, job)
     if ran + ctx.config.step_s >= (job.spec.expected_duration_s or 0.0):
         return  # nearly done: finishing now beats a stop/resume round trip
     ctx.dispatcher.stop(ctx.region(job.region or ""), job.submission_id or "")

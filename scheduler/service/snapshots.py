@@ -94,8 +94,9 @@ def planning_job(ctx: ServiceContext, job: Job, now: datetime) -> PlanningJob:
 
 
 def ran_s(ctx: ServiceContext, job: Job) -> float:
-    """Seconds an interruptible job already ran in earlier windows (0 for others)."""
-    if not job.spec.interruptible or job.state is not JobState.SUSPENDED:
+    """Seconds an interruptible job ran in its earlier, finished windows (0 for others); the
+    attempt running now, if any, is not counted."""
+    if not job.spec.interruptible or job.attempt == 0:
         return 0.0
     total = 0.0
     started: datetime | None = None

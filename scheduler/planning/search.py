@@ -1,0 +1,262 @@
+"""Moves that improve a placement without breaking it, within a deterministic work budget.
+
+Only jobs placed jointly (``greenlight``, ``oracle``) move. Every move keeps every job before its
+deadline and within capacity, and is kept only when the total score falls:
+
+* *relocate* a job to its best free candidate;
+* *eject* up to ``MAX_EJECT`` jobs that block a cheaper candidate of a job (the fewest that free
+  enough GPUs), then re-place them elsewhere;
+* *ruin and recreate*: lift a job and up to ``RUIN_SIZE`` jobs running near it in time (any
+  region), and put them back largest first, each at its best free start (any slot boundary).
+  Small jobs placed first fragment capacity that large ones then cannot use; recreating largest
+  first packs them better. The jobs lifted are drawn from a generator seeded with 0.
+
+The budget is work, counted in estimated microseconds on two cores (``bench/plan_speed.py``
+measures them), not read from a clock, so a cycle is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from scheduler.planning.capacity import span
+from scheduler.planning.grid import IntArray
+from scheduler.planning.placement import Assignment, Placer
+from scheduler.planning.policies import JOINT, Candidates
+from scheduler.planning.table import JobTable
+
+WORK_PER_S = 1.0e6
+WORK_PER_CANDIDATES_CALL = 150.0
+WORK_PER_SCORE = 0.2
+WORK_PER_MOVE = 80.0
+WORK_PER_MOVABLE = 0.01
+MAX_EJECT = 4
+EJECT_TRIES = 6
+MAX_PASSES = 6
+RUIN_SIZE = 12
+IMPROVE_RTOL = 1e-9
+
+
+class Effort:
+    """A deterministic work budget."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self.left = budget_s * WORK_PER_S
+        self.spent = 0.0
+
+    def spend(self, units: float) -> None:
+        self.left -= units
+        self.spent += units
+
+    def share(self, parts: int) -> Effort:
+        """A budget of an equal part of what is left (the caller spends what it used)."""
+        return Effort(max(self.left, 0.0) / max(parts, 1) / WORK_PER_S)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left <= 0
+
+
+def joint_jobs(table: JobTable, a: Assignment) -> list[int]:
+    """Jobs that may move: joint policy, placed before their deadline, priced."""
+    return [j for j in range(len(table)) if table.policy[j] in JOINT and j not in a.late
+            and math.isfinite(float(a.score[j]))]
+
+
+class LocalSearch:
+    """Relocate and eject moves over one assignment; mutates it and the placer's ledger."""
+
+    def __init__(self, placer: Placer, a: Assignment, movable: Sequence[int],
+                 effort: Effort) -> None:
+        self.placer = placer
+        self.a = a
+        self.movable = np.array(sorted(movable), dtype=np.int64)
+        self.effort = effort
+        self.best_score: dict[int, float] = {}
+        self.every_cache: dict[int, Candidates] = {}
+
+    def cands(self, j: int) -> Candidates:
+        c = self.placer.candidates(j)
+        self.effort.spend(WORK_PER_CANDIDATES_CALL + WORK_PER_SCORE * c.score.size)
+        self.best_score[j] = float(c.score.min())
+        return c
+
+    def regret(self, j: int) -> float:
+        return float(self.a.score[j]) - self.best_score.get(j, -math.inf)
+
+    def run(self, first: Sequence[int]) -> None:
+        todo = list(first)
+        for _ in range(MAX_PASSES):
+            improved: set[int] = set()
+            for j in todo:
+                if self.effort.exhausted:
+                    return
+                if self.regret(j) <= _tol(float(self.a.score[j])):
+                    continue
+                moved = self.relocate(j) or self.eject(j)
+                if moved:
+                    improved |= moved
+            if not improved:
+                return
+            todo = sorted((int(j) for j in self.movable
+                           if self.regret(int(j)) > _tol(float(self.a.score[j]))),
+                          key=lambda j: -self.regret(j))
+
+    def relocate(self, j: int) -> set[int]:
+        c = self.cands(j)
+        old = (int(self.a.row[j]), float(self.a.start_x[j]), float(self.a.score[j]))
+        self.effort.spend(WORK_PER_MOVE)
+        self.placer.release(self.a, j)
+        found = self.placer.best_index(j, c)
+        if found is not None:
+            i, w, _ = found
+            if float(c.score[i, w]) < old[2] - _tol(old[2]):
+                self.placer.commit(self.a, j, int(c.rows[i]), float(c.starts_x[w]),
+                                   float(c.score[i, w]))
+                return {j}
+        self.placer.commit(self.a, j, *old)
+        return set()
+
+    def eject(self, j: int) -> set[int]:
+        c = self.cands(j)
+        current = float(self.a.score[j])
+        flat = np.argsort(c.score, axis=None, kind="stable")[:EJECT_TRIES]
+        for idx in flat:
+            i, w = np.unravel_index(int(idx), c.score.shape)
+            score = float(c.score[i, w])
+            if not score < current - _tol(current):
+                break
+            moved = self.try_eject(j, int(c.rows[i]), float(c.starts_x[w]), score)
+            if moved:
+                return moved
+        return set()
+
+    def blockers(self, j: int, row: int, x: float) -> IntArray | None:
+        """Movable jobs to lift so ``j`` fits at ``(row, x)`` (``j`` released), or None."""
+        t = self.placer.table
+        d, gpus = float(t.d[j]), int(t.gpus[j])
+        s0, s1 = span(x, d, self.placer.ledger.n_slots)
+        short = np.flatnonzero(self.placer.ledger.free[row, s0:s1] < gpus) + s0
+        if short.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        m = self.movable[(self.movable != j) & (self.a.row[self.movable] == row)
+                         & (t.gpus[self.movable] > 0)]
+        a0 = np.floor(self.a.start_x[m] + 1e-9)
+        a1 = np.ceil(self.a.start_x[m] + t.d[m] - 1e-9)
+        near = (a0 <= short[-1]) & (a1 > short[0])
+        m, a0, a1 = m[near], a0[near], a1[near]
+        # Lift the fewest jobs: each time the one freeing most of what is still missing.
+        need = (gpus - self.placer.ledger.free[row, short]).astype(np.float64)
+        gives = ((a0[:, None] <= short[None, :]) & (a1[:, None] > short[None, :])) * \
+            t.gpus[m][:, None].astype(np.float64)
+        chosen: list[int] = []
+        while need.max() > 0 and len(chosen) < MAX_EJECT:
+            gain = np.minimum(gives, np.maximum(need, 0)[None, :]).sum(axis=1)
+            gain[chosen] = 0
+            best = int(np.argmax(gain)) if gain.size else 0
+            if not gain.size or gain[best] <= 0:
+                return None
+            chosen.append(best)
+            need -= gives[best]
+        if need.max() > 0:
+            return None
+        out: IntArray = m[np.array(sorted(chosen), dtype=np.int64)]
+        return out
+
+    def try_eject(self, j: int, row: int, x: float, score: float) -> set[int]:
+        t, placer, a = self.placer.table, self.placer, self.a
+        self.effort.spend(WORK_PER_MOVE + WORK_PER_MOVABLE * len(self.movable))
+        old_j = (int(a.row[j]), float(a.start_x[j]), float(a.score[j]))
+        placer.release(a, j)
+        hit = self.blockers(j, row, x)
+        if hit is None:
+            placer.commit(a, j, *old_j)
+            return set()
+        old = {int(b): (int(a.row[b]), float(a.start_x[b]), float(a.score[b])) for b in hit}
+        for b in old:
+            placer.release(a, b)
+        if not placer.ledger.fits(row, x, float(t.d[j]), int(t.gpus[j])):
+            self._restore(j, old_j, old, placed=[])
+            return set()
+        placer.commit(a, j, row, x, score)
+        placed = [j]
+        total = score
+        for b in sorted(old, key=lambda b: (float(t.x_l[b] - t.x_e[b]), b)):
+            found = placer.best_feasible(b, self.cands(b))
+            if found is None:
+                self._restore(j, old_j, old, placed)
+                return set()
+            placer.commit(a, b, found[0], found[1], found[2])
+            placed.append(b)
+            total += found[2]
+        before = old_j[2] + sum(o[2] for o in old.values())
+        if total < before - _tol(before):
+            return {j, *old}
+        self._restore(j, old_j, old, placed)
+        return set()
+
+    def _restore(self, j: int, old_j: tuple[int, float, float],
+                 old: dict[int, tuple[int, float, float]], placed: list[int]) -> None:
+        for p in placed:
+            self.placer.release(self.a, p)
+        for b, (row, x, score) in old.items():
+            self.placer.commit(self.a, b, row, x, score)
+        self.placer.commit(self.a, j, *old_j)
+
+    def every(self, j: int) -> Candidates:
+        """Job ``j``'s candidates at every start, kept (prices do not change in a cycle)."""
+        c = self.every_cache.get(j)
+        if c is None:
+            c = self.every_cache[j] = self.placer.candidates(j, every_start=True)
+            self.effort.spend(WORK_PER_CANDIDATES_CALL + WORK_PER_SCORE * c.score.size)
+        return c
+
+    def ruin_recreate(self, rng: np.random.Generator) -> bool:
+        """One ruin-and-recreate move (see the module docstring); True when it was kept."""
+        t, a, placer = self.placer.table, self.a, self.placer
+        seed = int(self.movable[int(rng.integers(len(self.movable)))])
+        x0, d0 = float(a.start_x[seed]), float(t.d[seed])
+        starts = a.start_x[self.movable]
+        ends = starts + t.d[self.movable]
+        near = self.movable[(starts < x0 + 2 * d0) & (ends > x0 - d0) & (self.movable != seed)]
+        if len(near) > RUIN_SIZE:
+            near = rng.choice(near, RUIN_SIZE, replace=False)
+        group = sorted({seed, *(int(j) for j in near)},
+                       key=lambda j: (-float(t.weight_kw[j] * t.d[j]) * max(int(t.gpus[j]), 1), j))
+        old = {j: (int(a.row[j]), float(a.start_x[j]), float(a.score[j])) for j in group}
+        for j in group:
+            placer.release(a, j)
+        placed: list[int] = []
+        total = 0.0
+        for j in group:
+            c = self.every(j)
+            self.effort.spend(WORK_PER_MOVE + WORK_PER_SCORE * c.score.size)
+            found = placer.best_feasible(j, c)
+            if found is None:
+                break
+            placer.commit(a, j, found[0], found[1], found[2])
+            placed.append(j)
+            total += found[2]
+        before = sum(o[2] for o in old.values())
+        if len(placed) == len(group) and total < before - _tol(before):
+            return True
+        for j in placed:
+            placer.release(a, j)
+        for j, (row, x, score) in old.items():
+            placer.commit(a, j, row, x, score)
+        return False
+
+    def ruin_recreate_until_spent(self) -> None:
+        rng = np.random.default_rng(0)
+        while not self.effort.exhausted and len(self.movable):
+            self.ruin_recreate(rng)
+
+
+def _tol(value: float) -> float:
+    return IMPROVE_RTOL * max(1.0, abs(value))
+
+
