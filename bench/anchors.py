@@ -14,7 +14,8 @@ forecast that does not change with its issue time, jobs are independent and a pl
 changes once made, so each job is planned once (jobs arriving on one day in one cycle, see
 ``--batch-days``).
 
-Run: ``.venv/bin/python bench/anchors.py [--seeds 10] [--regions DE GB FR] [--jobs 3387]``.
+Run: ``.venv/bin/python bench/anchors.py [--seeds 10] [--regions DE GB FR]
+[--modes non-interruptible interruptible] [--jobs 3387] [--batch-days 1]``.
 """
 
 from __future__ import annotations
@@ -130,11 +131,16 @@ def run_task(task: Task) -> tuple[Task, float, int]:
     return task, float(job_emissions_g(scenario, run.records).sum()), run.cycles
 
 
-def tasks(zones: list[str], seeds: int, n_jobs: int, batch_days: float) -> list[Task]:
+MODES = {"non-interruptible": False, "interruptible": True}
+
+
+def tasks(
+    zones: list[str], modes: list[bool], seeds: int, n_jobs: int, batch_days: float
+) -> list[Task]:
     out = []
     for zone in zones:
         out.append(Task(zone, Policy.NOW, False, None, n_jobs, batch_days))
-        for interruptible in (False, True):
+        for interruptible in modes:
             out.append(Task(zone, Policy.ORACLE, interruptible, None, n_jobs, batch_days))
             out += [
                 Task(zone, policy, interruptible, seed, n_jobs, batch_days)
@@ -159,13 +165,14 @@ def _saving_pct(
     return (base - float(np.mean(grams))) / base * 100.0
 
 
-def report(results: list[tuple[Task, float, int]], zones: list[str]) -> str:
+def report(results: list[tuple[Task, float, int]], zones: list[str], modes: list[bool]) -> str:
     lines = [
         f"{'region':6} {'mode':17} {'published %':>11} {'wait-awhile %':>13} "
         f"{'greenlight %':>12} {'oracle %':>9}"
     ]
     for zone in zones:
-        for k, interruptible in enumerate((False, True)):
+        for interruptible in modes:
+            k = int(interruptible)
             mode = "interruptible" if interruptible else "non-interruptible"
             cells = [
                 _saving_pct(results, zone, p, interruptible)
@@ -190,10 +197,12 @@ def main() -> None:
         help="plan the jobs arriving within this many days in one cycle "
         "(0: one cycle per arrival step)",
     )
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     started = time.perf_counter()
-    todo = tasks(args.regions, args.seeds, args.jobs, args.batch_days)
+    modes = [MODES[m] for m in args.modes]
+    todo = tasks(args.regions, modes, args.seeds, args.jobs, args.batch_days)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(run_task, todo, chunksize=2))
     cycles = sum(c for _, _, c in results)
@@ -201,7 +210,7 @@ def main() -> None:
         f"Let's Wait Awhile ML scenario: {args.jobs} jobs, {args.seeds} seeds, "
         f"5% forecast error; savings over run-now"
     )
-    print(report(results, args.regions))
+    print(report(results, args.regions, modes))
     print(
         f"{len(todo)} simulated runs, {cycles} planning cycles, "
         f"{time.perf_counter() - started:.1f} s"

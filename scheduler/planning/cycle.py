@@ -15,9 +15,10 @@ from datetime import datetime
 
 from scheduler.domain import Policy
 from scheduler.planning.capacity import CapacityLedger
+from scheduler.planning.deadlines import place_within_deadlines
 from scheduler.planning.grid import PlanningGrid
 from scheduler.planning.improve import guard_run_now, improve
-from scheduler.planning.placement import Assignment, place_jobs
+from scheduler.planning.placement import Assignment
 from scheduler.planning.plans import build_decision
 from scheduler.planning.policies import Books, current_plans
 from scheduler.planning.prices import build_price_book
@@ -56,7 +57,7 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
         return Decision(plans={})
     table, books, base = planning_inputs(snapshot)
     current = current_plans(table, table.grid)
-    assignment, ledger = place_jobs(table, books, current, base)
+    assignment, ledger = place_within_deadlines(table, books, current, base)
     assignment = improve(table, books, current, ledger, assignment, snapshot.budget_s)
     split_interruptible(table, books, ledger, assignment)
     guard_run_now(table, books, ledger, assignment)
@@ -67,6 +68,6 @@ def assignment_for(snapshot: Snapshot) -> tuple[JobTable, Books, Assignment]:
     """The raw assignment of a cycle, for benchmarks and the exact solver's incumbent."""
     table, books, base = planning_inputs(snapshot)
     current = current_plans(table, table.grid)
-    assignment, ledger = place_jobs(table, books, current, base)
+    assignment, ledger = place_within_deadlines(table, books, current, base)
     assignment = improve(table, books, current, ledger, assignment, snapshot.budget_s)
     return table, books, assignment

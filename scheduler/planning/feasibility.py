@@ -12,7 +12,7 @@ import dataclasses
 from datetime import timedelta
 
 from scheduler.domain import JobKind
-from scheduler.planning.placement import place_jobs
+from scheduler.planning.deadlines import place_within_deadlines
 from scheduler.planning.snapshot import PlanningJob, Snapshot
 
 
@@ -57,5 +57,6 @@ def _late(snapshot: Snapshot) -> dict[str, str]:
     from scheduler.planning.policies import current_plans
 
     table, books, ledger = planning_inputs(snapshot)
-    assignment, _ = place_jobs(table, books, current_plans(table, table.grid), ledger)
+    assignment, _ = place_within_deadlines(table, books, current_plans(table, table.grid),
+                                           ledger)
     return {table.jobs[j].id: reason for j, reason in assignment.late.items()}

@@ -112,8 +112,12 @@ def solve_lp(f: Formulation, time_limit_s: float) -> OptimizeResult:
         options={"time_limit": max(time_limit_s, 0.01), "presolve": True})
 
 
-def solve_mip(f: Formulation, time_limit_s: float, mip_rel_gap: float = 1e-6) -> OptimizeResult:
-    """The exact problem with HiGHS branch and bound; ``x`` may be the best found in time."""
+def solve_mip(
+    f: Formulation, time_limit_s: float, mip_rel_gap: float = 1e-6,
+    node_limit: int | None = None,
+) -> OptimizeResult:
+    """The exact problem with HiGHS branch and bound; ``x`` may be the best found within the
+    time (or ``node_limit`` branch-and-bound nodes: a deterministic limit)."""
     constraints = [LinearConstraint(f.assign, 1.0, 1.0)]
     if f.capacity.shape[0]:
         constraints.append(LinearConstraint(f.capacity, -np.inf, f.free))
@@ -121,4 +125,4 @@ def solve_mip(f: Formulation, time_limit_s: float, mip_rel_gap: float = 1e-6) ->
         f.cands.score, constraints=constraints, integrality=np.ones(len(f.cands)),
         bounds=Bounds(0.0, 1.0),
         options={"time_limit": max(time_limit_s, 0.01), "mip_rel_gap": mip_rel_gap,
-                 "disp": False})
+                 "disp": False, **({"node_limit": node_limit} if node_limit else {})})

@@ -3,7 +3,9 @@
 Only jobs placed jointly (``greenlight``, ``oracle``) move; every other job keeps the capacity
 its policy took. When no joint job was displaced by capacity the greedy is already optimal (the
 objective is a sum of per-job scores) and nothing runs. Otherwise the starting points are the
-greedy's placement, the joint jobs re-placed longest first, and (small enough instances) the LP
+greedy's placement, the joint jobs re-placed longest first, the joint jobs placed as ``now``
+would place them (so the result is never worse than running now), and (small enough instances)
+the LP
 roundings of ``scheduler.planning.rounding``; each gets a short local search
 (``scheduler.planning.search``), and the best one gets the rest of the budget in
 ruin-and-recreate moves. Every move keeps jobs before their deadlines and within capacity, so
@@ -11,6 +13,8 @@ the result (fewest late jobs, then lowest total score) is never worse than the g
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -50,9 +54,10 @@ def improve(
     releaser = Placer(table, books, current, residual)
     for j in joint:
         releaser.release(a, j)
-    longest = _longest_first(table, books, current, residual, a, joint, effort)
-    if longest is not None:
-        starts.append((*longest, by_score))
+    for alternative in (_longest_first, _run_now):
+        other = alternative(table, books, current, residual, a, joint, effort)
+        if other is not None:
+            starts.append((*other, by_score))
     if candidate_count(table, joint) <= LP_MAX_CANDIDATES:
         starts += [(s_a, s_l, by_score) for s_a, s_l in
                    lp_starts(table, books, current, residual, a, joint, effort)]
@@ -70,6 +75,34 @@ def improve(
     best.ruin_recreate_until_spent()
     ledger.assign(best.placer.ledger.free)
     return best.a
+
+
+def _run_now(
+    table: JobTable, books: Books, current: CurrentPlans, residual: CapacityLedger,
+    a: Assignment, joint: list[int], effort: Effort,
+) -> tuple[Assignment, CapacityLedger] | None:
+    """The joint jobs placed as the ``now`` policy would (home, earliest free start, least
+    slack first), scored by their own policy: with it among the starting points the result is
+    never worse than running now. None when that strands a job or cannot be scored."""
+    cost = WORK_PER_CANDIDATES_CALL * 2 * len(joint)
+    if cost > effort.left / 3:
+        return None
+    effort.spend(cost)
+    movable = set(joint)
+    as_now = dataclasses.replace(table, policy=tuple(
+        Policy.NOW if j in movable else p for j, p in enumerate(table.policy)))
+    out, ledger = a.copy(), residual.copy()
+    placer = Placer(as_now, books, current, ledger)
+    scorer = Placer(table, books, current, ledger)
+    for j in (int(j) for j in table.order() if int(j) in movable):
+        placer.place(out, j)
+        own = scorer.candidates(j, every_start=True)
+        rows = np.flatnonzero(own.rows == out.row[j])
+        starts = np.flatnonzero(np.abs(own.starts_x - out.start_x[j]) < 1e-9)
+        if j in out.late or not rows.size or not starts.size:
+            return None
+        out.score[j] = own.score[rows[0], starts[0]]
+    return out, ledger
 
 
 def _longest_first(

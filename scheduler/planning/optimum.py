@@ -4,10 +4,12 @@ The time-indexed formulation (``scheduler.planning.formulation``) places every j
 instance (a few hundred jobs, a few regions, capacity) with perfect knowledge: it prices on
 actuals where the snapshot has them (else on its forecasts), lets every job use every allowed
 priced region and start on any slot boundary before its deadline, and runs jobs contiguously
-(no splits, no error margin, no stability bonus). Jobs that cannot meet their deadline whatever
-the others do are fixed where the planner puts them (as early as possible). The planner's own
-placement is the incumbent: if HiGHS finds nothing better within ``time_limit_s`` the result is
-the planner's.
+(no splits, no error margin, no stability bonus). Jobs with no start before their deadline at
+all are fixed where the planner puts them (as early as possible); jobs the planner made late
+for want of capacity may also take their late placement, at a prohibitive score, so the MIP
+makes a job late only when it must. The planner's own placement (given a share of the time) is
+the incumbent: when HiGHS finds nothing better within ``time_limit_s`` the result is the
+planner's, and the notes say so.
 """
 
 from __future__ import annotations
@@ -17,21 +19,33 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
+from scipy.optimize import OptimizeResult
 
 from scheduler.domain import Forecast, Policy
+from scheduler.planning.deadlines import (
+    adopt,
+    hopeless,
+    place_within_deadlines,
+    with_late_fallbacks,
+)
 from scheduler.planning.formulation import (
-    CandidateSet,
     enumerate_candidates,
     formulate,
     solve_mip,
 )
-from scheduler.planning.grid import FloatArray, slot_origin
-from scheduler.planning.placement import Assignment, Placer, place_jobs
+from scheduler.planning.grid import slot_origin
+from scheduler.planning.improve import improve
+from scheduler.planning.placement import Placer
 from scheduler.planning.plans import build_decision
 from scheduler.planning.policies import current_plans
 from scheduler.planning.snapshot import Decision, PlanningJob, RegionState, Snapshot
 
 OPTIMUM_NOTE = "exact optimum (MIP)"
+# Score of a late placement offered to the MIP: larger than any real placement's grams.
+LATE_PENALTY = 1e15
+# Budget of the planner's own placement, the MIP's incumbent and fallback.
+INCUMBENT_BUDGET_S = 2.0
+INCUMBENT_SHARE = 0.1
 
 
 def perfect_knowledge(snapshot: Snapshot) -> Snapshot:
@@ -46,41 +60,45 @@ def perfect_knowledge(snapshot: Snapshot) -> Snapshot:
 def solve_snapshot(snapshot: Snapshot, time_limit_s: float = 60.0) -> Decision:
     """The minimum-emission placement of ``snapshot``'s jobs (see the module docstring).
 
-    Plans carry ``note = OPTIMUM_NOTE`` when the MIP improved on the planner's placement.
+    Every plan's note says whether HiGHS proved the placement optimal or, stopped by
+    ``time_limit_s``, how far from its bound it may be.
     """
     from scheduler.planning.cycle import planning_inputs
 
     exact = perfect_knowledge(snapshot)
     table, books, base = planning_inputs(exact)
     current = current_plans(table, table.grid)
-    incumbent, _ = place_jobs(table, books, current, base)
-    fixed = sorted(incumbent.late)
+    incumbent, incumbent_ledger = place_within_deadlines(table, books, current, base)
+    incumbent = improve(table, books, current, incumbent_ledger, incumbent,
+                        min(INCUMBENT_BUDGET_S, INCUMBENT_SHARE * time_limit_s))
     ledger = base.copy()
     placer = Placer(table, books, current, ledger)
+    fixed = set(hopeless(placer, incumbent))
     for j in fixed:
-        ledger.take(int(incumbent.row[j]), float(incumbent.start_x[j]), float(table.d[j]),
-                    int(table.gpus[j]))
-    free_jobs = [j for j in range(len(table)) if j not in incumbent.late]
-    cands = enumerate_candidates(placer, free_jobs, every_start=True)
+        placer.retake(incumbent, j)
+    free_jobs = [j for j in range(len(table)) if j not in fixed]
+    cands, penalty = with_late_fallbacks(
+        enumerate_candidates(placer, free_jobs, every_start=True), incumbent,
+        [j for j in incumbent.late if j not in fixed], table.d, ledger.n_slots)
+    note = OPTIMUM_NOTE + ": the planner's placement (no MIP solution)"
     solved = incumbent
     if len(cands):
         result = solve_mip(formulate(cands, table.gpus, ledger.free), time_limit_s)
         if result.x is not None:
-            solved = _from_solution(incumbent, cands, np.asarray(result.x))
-    if solved.objective() > incumbent.objective():
-        solved = incumbent
-    extra = dict.fromkeys(free_jobs, OPTIMUM_NOTE) if solved is not incumbent else None
-    return build_decision(table, books, solved, exact.now, extra)
+            candidate = adopt(incumbent, cands, np.asarray(result.x), penalty)
+            candidate.splits = {}
+            if candidate.objective() <= incumbent.objective():
+                solved = candidate
+            note = _status_note(result)
+    return build_decision(table, books, solved, exact.now, dict.fromkeys(free_jobs, note))
 
 
-def _from_solution(incumbent: Assignment, cands: CandidateSet, x: FloatArray) -> Assignment:
-    out = incumbent.copy()
-    chosen = np.flatnonzero(x > 0.5)
-    out.row[cands.job[chosen]] = cands.row[chosen]
-    out.start_x[cands.job[chosen]] = cands.start_x[chosen]
-    out.score[cands.job[chosen]] = cands.score[chosen]
-    out.notes = {j: n for j, n in out.notes.items() if j in out.late}
-    return out
+def _status_note(result: OptimizeResult) -> str:
+    if result.status == 0:
+        return OPTIMUM_NOTE + ": proven optimal"
+    gap = getattr(result, "mip_gap", None)
+    bound = f" (within {100 * gap:.1f}% of HiGHS' bound)" if gap is not None else ""
+    return f"{OPTIMUM_NOTE}: best found in the time limit{bound}"
 
 
 def solve_offline(

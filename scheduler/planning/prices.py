@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -61,8 +61,9 @@ class PriceBook:
     pue: FloatArray
     issued_at: tuple[datetime | None, ...]
     priced: BoolArray
-    # Slots k where some region's price differs from slot k - 1: between them prices are flat,
-    # so a run's cost is linear in its start and its minimum sits next to a break.
+    # Slots k where some region's price differs from slot k - 1, or a series' step begins:
+    # between them prices are flat, so a run's cost is linear in its start and its minimum
+    # sits next to a break.
     breaks: IntArray
 
     def index(self, region: str) -> int:
@@ -144,6 +145,7 @@ def build_price_book(
     values = np.zeros((len(regions), grid.n_slots + 1))
     start_end = np.zeros(len(regions), dtype=np.int64)
     issued: list[datetime | None] = []
+    resolution_s = grid.step_s
     for row, region in enumerate(regions):
         forecast = series.get(region.name)
         issued.append(forecast.issued_at if forecast is not None else None)
@@ -152,7 +154,13 @@ def build_price_book(
         filled, start_end[row] = fill_for_planning(resample(forecast, grid))
         if start_end[row] > 0:
             values[row, :-1] = filled
+            resolution_s = max(resolution_s, forecast.resolution_s)
     changed = (values[:, 1:-1] != values[:, :-2]).any(axis=0)
+    # The series' own step boundaries count as breaks too (a flat stretch of a forecast still
+    # has leads that grow step by step, see ``with_error_margin``).
+    origin_s = (grid.origin - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+    at_s = origin_s + grid.step_s * np.arange(1, grid.n_slots)
+    changed |= np.isclose(np.mod(at_s, resolution_s), 0.0)
     return PriceBook(
         grid=grid, regions=tuple(r.name for r in regions), values=values,
         prefix=_prefix(values), start_end=start_end,

@@ -104,10 +104,13 @@ def best_window(
     forecast, as ``(start, end)``; ends by ``deadline`` when given, else by the forecast's end.
 
     Gaps are filled as for planning (``scheduler.planning.prices``). None when the forecast
-    prices nothing from ``now`` on. Raises ValueError for a non-positive window.
+    prices nothing from ``now`` on. Raises ValueError for a non-positive window or a naive
+    ``now``.
     """
     if window_s <= 0:
         raise ValueError(f"window_s must be positive, got {window_s}")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
     end = forecast.end
     if end is None or end <= now:
         return None
