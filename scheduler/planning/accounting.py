@@ -48,8 +48,9 @@ def interval_intensity_g_per_kwh(series: Forecast, start: datetime, end: datetim
     if end < start:
         raise ValueError(f"interval ends ({end}) before it starts ({start})")
     if end == start:
-        starts, ends, values = series_arrays(series) if series.points else (
-            np.zeros(0), np.zeros(0), np.zeros(0))
+        starts, ends, values = (
+            series_arrays(series) if series.points else (np.zeros(0), np.zeros(0), np.zeros(0))
+        )
         at = _epoch_s(start)
         hit = np.flatnonzero((starts <= at) & (at < ends))
         if hit.size == 0:
@@ -58,12 +59,17 @@ def interval_intensity_g_per_kwh(series: Forecast, start: datetime, end: datetim
     weighted, covered = _overlaps(series, start, end)
     if covered <= 0:
         raise ForecastUnavailable(
-            series.zone, f"no value between {start.isoformat()} and {end.isoformat()}")
+            series.zone, f"no value between {start.isoformat()} and {end.isoformat()}"
+        )
     return weighted / covered
 
 
 def emissions_g(
-    energy_kwh: float, pue: float, series: Forecast, start: datetime, end: datetime,
+    energy_kwh: float,
+    pue: float,
+    series: Forecast,
+    start: datetime,
+    end: datetime,
 ) -> float:
     """Emissions (g) of ``energy_kwh`` of IT energy drawn at constant power over
     ``[start, end)`` in a data centre of ``pue``: ``energy x pue x mean intensity``.
@@ -74,7 +80,9 @@ def emissions_g(
 
 
 def profile_emissions_g(
-    intervals: Sequence[tuple[datetime, datetime, float]], pue: float, series: Forecast,
+    intervals: Sequence[tuple[datetime, datetime, float]],
+    pue: float,
+    series: Forecast,
 ) -> float:
     """Emissions (g) of an energy profile: ``(start, end, energy_j)`` intervals (e.g. a job's
     energy reports), each at constant power within itself. Raises ForecastUnavailable when the

@@ -37,7 +37,7 @@ class Choices:
     and whether capacity kept the job from its best candidate. ``scores[i]`` keeps job ``i``'s
     ``(starts, regions)`` scores and ``starts[i]`` its starts, to choose again cheaply when an
     earlier job of the block took its choice (``rechoose``), with ``spans[i]``, the slots
-    ``[a, b)`` each start occupies."""
+    ``[a, b)`` each start occupies, and ``lo``/``hi`` the span of the chosen one."""
 
     row: IntArray
     start_x: FloatArray
@@ -46,6 +46,8 @@ class Choices:
     scores: list[FloatArray | None]
     starts: list[FloatArray | None]
     spans: list[tuple[IntArray, IntArray] | None]
+    lo: IntArray
+    hi: IntArray
 
 
 class BatchChooser:
@@ -61,14 +63,16 @@ class BatchChooser:
         by_book: dict[int, int] = {}
         for policy in BATCHED:
             book = books.planning(policy)
-            jobs = np.flatnonzero(np.array([p is policy for p in table.policy], dtype=np.bool_)
-                                  & ~table.deployment)
+            jobs = np.flatnonzero(
+                np.array([p is policy for p in table.policy], dtype=np.bool_) & ~table.deployment
+            )
             if jobs.size == 0:
                 continue
             key = by_book.setdefault(id(book), len(self.books))
             if key == len(self.books):
-                self.books.append((book, np.ascontiguousarray(book.prefix.T),
-                                   np.ascontiguousarray(book.values.T)))
+                self.books.append(
+                    (book, np.ascontiguousarray(book.prefix.T), np.ascontiguousarray(book.values.T))
+                )
             self.allowed[jobs] = _allowed_mask(table, book, policy, jobs)
             self.book_of[jobs] = key
         self.k_last = np.zeros(n, dtype=np.int64)
@@ -83,9 +87,17 @@ class BatchChooser:
         """Best feasible candidate of each job in ``jobs`` against ``ledger`` (arrays aligned
         with ``jobs``)."""
         n = len(jobs)
-        out = Choices(row=np.full(n, PER_JOB, dtype=np.int64), start_x=np.zeros(n),
-                      score=np.full(n, np.inf), displaced=np.zeros(n, dtype=np.bool_),
-                      scores=[None] * n, starts=[None] * n, spans=[None] * n)
+        out = Choices(
+            row=np.full(n, PER_JOB, dtype=np.int64),
+            start_x=np.zeros(n),
+            score=np.full(n, np.inf),
+            displaced=np.zeros(n, dtype=np.bool_),
+            scores=[None] * n,
+            starts=[None] * n,
+            spans=[None] * n,
+            lo=np.zeros(n, dtype=np.int64),
+            hi=np.zeros(n, dtype=np.int64),
+        )
         for key, (book, prefix_t, values_t) in enumerate(self.books):
             pos = np.flatnonzero(self.book_of[jobs] == key)
             if pos.size == 0:
@@ -98,15 +110,22 @@ class BatchChooser:
                 lo = 0
                 while lo < len(part):
                     hi = _chunk_end(part_width, lo, len(self.table.regions))
-                    self._chunk(jobs[part[lo:hi]], part[lo:hi], book, (prefix_t, values_t),
-                                ledger, out)
+                    self._chunk(
+                        jobs[part[lo:hi]], part[lo:hi], book, (prefix_t, values_t), ledger, out
+                    )
                     lo = hi
         return out
 
-    def rechoose(self, j: int, choices: Choices, i: int, ledger: CapacityLedger,
-                 ) -> tuple[int, float, float] | None:
+    def rechoose(
+        self,
+        j: int,
+        choices: Choices,
+        i: int,
+        ledger: CapacityLedger,
+    ) -> tuple[int, float, float, int, int] | None:
         """Job ``j``'s (``i``-th of ``choices``) best kept candidate that is free in ``ledger``
-        now, by the same rules; None when none is (or none was kept)."""
+        now, by the same rules, as ``(row, start, score, span start, span end)``; None when
+        none is (or none was kept)."""
         scores, starts, spans = choices.scores[i], choices.starts[i], choices.spans[i]
         if scores is None or starts is None or spans is None:
             return None
@@ -114,39 +133,43 @@ class BatchChooser:
         masked = scores
         if gpus > 0:
             counts = ledger.short_counts(gpus)
-            free = np.take(counts, spans[1], axis=1) == np.take(counts, spans[0], axis=1)
-            masked = np.where(free, scores, np.inf)
+            masked = np.where(counts[spans[1]] == counts[spans[0]], scores, np.inf)
         best = float(masked.min())
         if not np.isfinite(best):
             return None
         tied = masked <= best + TIE_RTOL * max(1.0, abs(best))
-        w = int(np.argmax(tied.any(axis=0)))
+        w = int(np.argmax(tied.any(axis=1)))
         home = int(self.table.home[j])
-        r = home if home >= 0 and tied[home, w] else int(np.argmax(tied[:, w]))
-        return r, float(starts[w]), float(masked[r, w])
+        r = home if home >= 0 and tied[w, home] else int(np.argmax(tied[w]))
+        return (r, float(starts[w]), float(masked[w, r]), int(spans[0][w]), int(spans[1][w]))
 
     def _widths(self, book: PriceBook, jobs: IntArray) -> tuple[IntArray, BoolArray]:
         """Each job's count of boundary starts, and whether only those next to price breaks
         are kept (the rule of ``policies.break_starts``)."""
         lo, hi = self.k0[jobs] + 1, self.k_last[jobs]
         full = hi - lo + 1
-        near = (np.searchsorted(book.breaks, hi + self.table.d[jobs] + 1.0)
-                - np.searchsorted(book.breaks, lo))
+        near = np.searchsorted(book.breaks, hi + self.table.d[jobs] + 1.0) - np.searchsorted(
+            book.breaks, lo
+        )
         reduced = (full >= 2) & (3 * near + 3 < full)
         width: IntArray = np.where(reduced, 3 * near + 3, np.maximum(full, 0))
         return width, reduced
 
     def _chunk(
-        self, jobs: IntArray, at: IntArray, book: PriceBook,
-        transposed: tuple[FloatArray, FloatArray], ledger: CapacityLedger, out: Choices,
+        self,
+        jobs: IntArray,
+        at: IntArray,
+        book: PriceBook,
+        transposed: tuple[FloatArray, FloatArray],
+        ledger: CapacityLedger,
+        out: Choices,
     ) -> None:
         t = self.table
         k0, k_last = self.k0[jobs], self.k_last[jobs]
         n_slots = book.grid.n_slots
         d = t.d[jobs]
         n = np.floor(d).astype(np.int64)
-        ks, valid = _boundary_starts(book.breaks, k0 + 1, k_last, d,
-                                     self.current.start_x[jobs])
+        ks, valid = _boundary_starts(book.breaks, k0 + 1, k_last, d, self.current.start_x[jobs])
         width = ks.shape[1]
         ks = np.minimum(ks, n_slots - n[:, None])
         cost = np.empty((len(jobs), width + 1, len(t.regions)))
@@ -154,25 +177,33 @@ class BatchChooser:
         scale = (t.weight_kw[jobs] * book.grid.step_h)[:, None] * book.pue[None, :]
         cost *= scale[:, None, :]
         starts = np.concatenate((t.x_e[jobs][:, None], ks.astype(np.float64)), axis=1)
-        usable = self.allowed[jobs][:, None, :] & np.concatenate(
-            (np.ones((len(jobs), 1), dtype=np.bool_), valid), axis=1)[:, :, None]
+        usable = (
+            self.allowed[jobs][:, None, :]
+            & np.concatenate((np.ones((len(jobs), 1), dtype=np.bool_), valid), axis=1)[:, :, None]
+        )
         if (book.start_end < n_slots).any():
             usable &= starts[:, :, None] < book.start_end[None, None, :]
         cost = np.where(usable, cost, np.inf)
         _bonus(cost, starts, self.current, jobs)
         free, span_a, span_b = _free_mask(ledger, t.gpus[jobs], starts, d)
-        by_region = np.ascontiguousarray(cost.transpose(0, 2, 1))
         for i, pos in enumerate(at):
-            out.scores[pos] = by_region[i]
+            out.scores[pos] = cost[i]
             out.starts[pos] = starts[i]
             out.spans[pos] = (span_a[i], span_b[i])
         best_any = cost.reshape(len(jobs), -1).min(axis=1)
         feasible = np.where(free, cost, np.inf)
-        _pick(t, jobs, at, feasible, starts, best_any, out)
+        w = _pick(t, jobs, at, feasible, starts, best_any, out)
+        idx = np.arange(len(jobs))
+        out.lo[at] = span_a[idx, w]
+        out.hi[at] = span_b[idx, w]
 
 
 def _boundary_starts(
-    breaks: IntArray, lo: IntArray, hi: IntArray, d: FloatArray, current_x: FloatArray,
+    breaks: IntArray,
+    lo: IntArray,
+    hi: IntArray,
+    d: FloatArray,
+    current_x: FloatArray,
 ) -> tuple[IntArray, BoolArray]:
     """Each job's boundary starts as rows of a padded matrix, and which entries are real: all
     of ``[lo, hi]``, or only those next to price breaks, by ``policies.break_starts``' rule."""
@@ -185,12 +216,20 @@ def _boundary_starts(
         width = max(int(full.max()), 0)
         ks = lo[:, None] + np.arange(width)[None, :]
         return ks, ks <= hi[:, None]
-    shared = breaks[int(first.min()):int(last.max())].astype(np.float64)[None, :]
+    shared = breaks[int(first.min()) : int(last.max())].astype(np.float64)[None, :]
     shifted = shared - d[:, None]
     whole = np.isfinite(current_x) & (current_x == np.floor(np.nan_to_num(current_x)))
-    cand = np.concatenate((lo[:, None], hi[:, None], np.where(whole, current_x, -1.0)[:, None],
-                           np.broadcast_to(shared, shifted.shape), np.floor(shifted),
-                           np.ceil(shifted)), axis=1)
+    cand = np.concatenate(
+        (
+            lo[:, None],
+            hi[:, None],
+            np.where(whole, current_x, -1.0)[:, None],
+            np.broadcast_to(shared, shifted.shape),
+            np.floor(shifted),
+            np.ceil(shifted),
+        ),
+        axis=1,
+    )
     big = float(np.iinfo(np.int32).max)
     cand = np.where((cand >= lo[:, None]) & (cand <= hi[:, None]), cand, big)
     cand.sort(axis=1)
@@ -203,8 +242,13 @@ def _boundary_starts(
     return ks, valid
 
 
-def _run_costs(cost: FloatArray, transposed: tuple[FloatArray, FloatArray], x_e: FloatArray,
-               d: FloatArray, ks: IntArray) -> None:
+def _run_costs(
+    cost: FloatArray,
+    transposed: tuple[FloatArray, FloatArray],
+    x_e: FloatArray,
+    d: FloatArray,
+    ks: IntArray,
+) -> None:
     """Fill ``cost[:, 0]`` (start ``x_e``) and ``cost[:, 1:]`` (starts ``ks``) with integrated
     intensity, g/kWh x slots."""
     prefix_t, values_t = transposed
@@ -217,12 +261,17 @@ def _run_costs(cost: FloatArray, transposed: tuple[FloatArray, FloatArray], x_e:
     y = x_e + d
     fy = np.floor(y).astype(np.int64)
     k0 = np.floor(x_e).astype(np.int64)
-    cost[:, 0, :] = (prefix_t[fy] + (y - fy)[:, None] * values_t[fy]
-                     - prefix_t[k0] - (x_e - k0)[:, None] * values_t[k0])
+    cost[:, 0, :] = (
+        prefix_t[fy]
+        + (y - fy)[:, None] * values_t[fy]
+        - prefix_t[k0]
+        - (x_e - k0)[:, None] * values_t[k0]
+    )
 
 
-def _free_mask(ledger: CapacityLedger, gpus: IntArray, starts: FloatArray,
-               d: FloatArray) -> tuple[BoolArray, IntArray, IntArray]:
+def _free_mask(
+    ledger: CapacityLedger, gpus: IntArray, starts: FloatArray, d: FloatArray
+) -> tuple[BoolArray, IntArray, IntArray]:
     """``(jobs, starts, regions)``: every slot of the run has the job's GPUs free; and the
     runs' slot spans ``[a, b)``."""
     n_regions, n_slots = ledger.free.shape
@@ -232,8 +281,9 @@ def _free_mask(ledger: CapacityLedger, gpus: IntArray, starts: FloatArray,
         np.cumsum((ledger.free < g).T, axis=0, out=counts[i, 1:, :])
     flat = counts.reshape(-1, n_regions)
     a = np.floor(starts + SPAN_EPS).astype(np.int64)
-    b = np.minimum(np.maximum(a + 1, np.ceil(starts + d[:, None] - SPAN_EPS).astype(np.int64)),
-                   n_slots)
+    b = np.minimum(
+        np.maximum(a + 1, np.ceil(starts + d[:, None] - SPAN_EPS).astype(np.int64)), n_slots
+    )
     a = np.minimum(a, n_slots)
     base = (level_of * (n_slots + 1))[:, None]
     ok: BoolArray = np.take(flat, base + b, axis=0) == np.take(flat, base + a, axis=0)
@@ -251,8 +301,7 @@ def _chunk_end(width_of: IntArray, lo: int, n_regions: int) -> int:
     return lo + max(1, int(np.argmin(fits)) if not fits.all() else len(count))
 
 
-def _allowed_mask(table: JobTable, book: PriceBook, policy: Policy, jobs: IntArray
-                  ) -> BoolArray:
+def _allowed_mask(table: JobTable, book: PriceBook, policy: Policy, jobs: IntArray) -> BoolArray:
     mask = np.zeros((len(jobs), len(table.regions)), dtype=np.bool_)
     for i, j in enumerate(jobs):
         rows = table.allowed[j]
@@ -266,13 +315,16 @@ def _allowed_mask(table: JobTable, book: PriceBook, policy: Policy, jobs: IntArr
     return out
 
 
-def _last_starts(table: JobTable, book: PriceBook, allowed: BoolArray, jobs: IntArray,
-                 ) -> IntArray:
+def _last_starts(
+    table: JobTable,
+    book: PriceBook,
+    allowed: BoolArray,
+    jobs: IntArray,
+) -> IntArray:
     """The last slot-boundary start of each job (``floor(x_e)`` when it has none)."""
     reach = np.where(allowed, book.start_end[None, :], 0).max(axis=1) - 1.0
     last = np.minimum(np.minimum(table.x_l[jobs], book.grid.n_slots - table.d[jobs]), reach)
-    k_last: IntArray = np.maximum(np.floor(last + 1e-9), np.floor(table.x_e[jobs])).astype(
-        np.int64)
+    k_last: IntArray = np.maximum(np.floor(last + 1e-9), np.floor(table.x_e[jobs])).astype(np.int64)
     return k_last
 
 
@@ -286,14 +338,19 @@ def _bonus(cost: FloatArray, starts: FloatArray, current: CurrentPlans, jobs: In
     has, w = has[found], np.argmax(hit[found], axis=1)
     r = rows[has]
     vals = cost[has, w, r]
-    cost[has, w, r] = np.where(np.isfinite(vals) & (vals > 0), vals * (1 - STABILITY_MARGIN),
-                               vals)
+    cost[has, w, r] = np.where(np.isfinite(vals) & (vals > 0), vals * (1 - STABILITY_MARGIN), vals)
 
 
 def _pick(
-    table: JobTable, jobs: IntArray, at: IntArray, cost: FloatArray, starts: FloatArray,
-    best_any: FloatArray, out: Choices,
-) -> None:
+    table: JobTable,
+    jobs: IntArray,
+    at: IntArray,
+    cost: FloatArray,
+    starts: FloatArray,
+    best_any: FloatArray,
+    out: Choices,
+) -> IntArray:
+    """Record each job's best finite candidate in ``out``; returns the chosen start index."""
     n_jobs = cost.shape[0]
     flat = cost.reshape(n_jobs, -1)
     best = flat.min(axis=1)
@@ -311,4 +368,5 @@ def _pick(
     out.score[sel] = cost[idx, w, r][finite]
     tol = TIE_RTOL * np.maximum(1.0, np.abs(best_any))
     out.displaced[sel] = (best > best_any + tol)[finite]
-
+    chosen: IntArray = w
+    return chosen

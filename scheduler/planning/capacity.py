@@ -47,27 +47,39 @@ class CapacityLedger:
             stale.add(row)
 
     def short_counts(self, gpus: int) -> IntArray:
-        """``(R, S + 1)``: ``[r, k]`` counts the slots before ``k`` with fewer than ``gpus``
-        free in row ``r``."""
+        """``(S + 1, R)``: ``[k, r]`` counts the slots before ``k`` with fewer than ``gpus``
+        free in row ``r`` (slot-major, so a set of starts gathers whole rows)."""
         counts = self._short.get(gpus)
         if counts is None:
-            counts = np.zeros((self.free.shape[0], self.free.shape[1] + 1), dtype=np.int64)
-            np.cumsum(self.free < gpus, axis=1, out=counts[:, 1:])
+            counts = np.zeros((self.free.shape[1] + 1, self.free.shape[0]), dtype=np.int64)
+            np.cumsum((self.free < gpus).T, axis=0, out=counts[1:])
             self._short[gpus], self._stale[gpus] = counts, set()
             return counts
         stale = self._stale[gpus]
         for row in stale:
-            np.cumsum(self.free[row] < gpus, out=counts[row, 1:])
+            np.cumsum(self.free[row] < gpus, out=counts[1:, row])
         stale.clear()
         return counts
 
+    def fits_span(self, row: int, lo: int, hi: int, gpus: int) -> bool:
+        """Whether slots ``[lo, hi)`` of ``row`` all have ``gpus`` free."""
+        return gpus <= 0 or hi <= lo or int(self.free[row, lo:hi].min()) >= gpus
+
+    def take_span(self, row: int, lo: int, hi: int, gpus: int) -> None:
+        if gpus > 0:
+            self.free[row, lo:hi] -= gpus
+            self._touch(row)
+
     @classmethod
     def build(
-        cls, grid: PlanningGrid, regions: Sequence[RegionState],
+        cls,
+        grid: PlanningGrid,
+        regions: Sequence[RegionState],
         occupancy: Sequence[Occupancy],
     ) -> CapacityLedger:
-        free = np.repeat(np.array([r.gpus for r in regions], dtype=np.int64)[:, None],
-                         grid.n_slots, axis=1)
+        free = np.repeat(
+            np.array([r.gpus for r in regions], dtype=np.int64)[:, None], grid.n_slots, axis=1
+        )
         index = {r.name: i for i, r in enumerate(regions)}
         for held in occupancy:
             row = index.get(held.region)
@@ -111,9 +123,9 @@ class CapacityLedger:
         if gpus <= 0:
             return np.ones(shape, dtype=np.bool_)
         a = np.floor(starts_x + SPAN_EPS).astype(np.int64)
-        b = np.minimum(np.maximum(a + 1, np.ceil(starts_x + d - SPAN_EPS).astype(np.int64)),
-                       self.n_slots)
+        b = np.minimum(
+            np.maximum(a + 1, np.ceil(starts_x + d - SPAN_EPS).astype(np.int64)), self.n_slots
+        )
         counts = self.short_counts(gpus)
-        r = rows[:, None]
-        ok: BoolArray = counts[r, b[None, :]] == counts[r, a[None, :]]
+        ok: BoolArray = (counts[b][:, rows] == counts[a][:, rows]).T
         return ok

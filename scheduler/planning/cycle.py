@@ -11,38 +11,39 @@ Capacity is shared by every job whatever its policy. Pure: no clock, no I/O.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from scheduler.domain import Policy
 from scheduler.planning.capacity import CapacityLedger
 from scheduler.planning.deadlines import place_within_deadlines
-from scheduler.planning.grid import PlanningGrid
 from scheduler.planning.improve import guard_run_now, improve
-from scheduler.planning.placement import Assignment
 from scheduler.planning.plans import build_decision
 from scheduler.planning.policies import Books, current_plans
 from scheduler.planning.prices import build_price_book
 from scheduler.planning.snapshot import Decision, Snapshot
 from scheduler.planning.split import split_interruptible
-from scheduler.planning.table import JobTable, build_table, grid_end
+from scheduler.planning.table import JobTable, build_table
 
 
 def planning_inputs(snapshot: Snapshot) -> tuple[JobTable, Books, CapacityLedger]:
-    """The grid-level inputs of a cycle: the job table, the price books and the capacity."""
+    """The grid-level inputs of a cycle: the job table (and its grid), the price books and the
+    capacity."""
     now = snapshot.now
-    series_ends = [f.end for f in (*snapshot.forecasts.values(), *snapshot.actuals.values())
-                   if f.end is not None]
-    series_end: datetime | None = max(series_ends) if series_ends else None
-    grid = PlanningGrid.covering(now, snapshot.step_s, grid_end(snapshot.jobs, now, series_end))
+    ends = [
+        f.end
+        for f in (*snapshot.forecasts.values(), *snapshot.actuals.values())
+        if f.end is not None
+    ] + [o.end for o in snapshot.occupancy]
+    table = build_table(
+        snapshot.jobs, snapshot.regions, now, snapshot.step_s, max(ends) if ends else None
+    )
+    grid = table.grid
     forecast = build_price_book(grid, snapshot.regions, snapshot.forecasts)
-    policies = {j.policy for j in snapshot.jobs}
+    policies = set(table.policy)
     robust = forecast
     if Policy.GREENLIGHT in policies and snapshot.forecast_error:
         robust = forecast.with_error_margin(snapshot.forecast_error, now)
     actual = None
     if Policy.ORACLE in policies and snapshot.actuals:
         actual = build_price_book(grid, snapshot.regions, snapshot.actuals)
-    table = build_table(snapshot.jobs, snapshot.regions, grid, now)
     ledger = CapacityLedger.build(grid, snapshot.regions, snapshot.occupancy)
     return table, Books(forecast=forecast, robust=robust, actual=actual), ledger
 
@@ -62,12 +63,3 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
     split_interruptible(table, books, ledger, assignment)
     guard_run_now(table, books, ledger, assignment)
     return build_decision(table, books, assignment, snapshot.now)
-
-
-def assignment_for(snapshot: Snapshot) -> tuple[JobTable, Books, Assignment]:
-    """The raw assignment of a cycle, for benchmarks and the exact solver's incumbent."""
-    table, books, base = planning_inputs(snapshot)
-    current = current_plans(table, table.grid)
-    assignment, ledger = place_within_deadlines(table, books, current, base)
-    assignment = improve(table, books, current, ledger, assignment, snapshot.budget_s)
-    return table, books, assignment

@@ -31,7 +31,10 @@ RESCUE_TIME_LIMIT_S = 30.0
 
 
 def place_within_deadlines(
-    table: JobTable, books: Books, current: CurrentPlans, base: CapacityLedger,
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    base: CapacityLedger,
 ) -> tuple[Assignment, CapacityLedger]:
     """``place_jobs``, then the MIP rescue of its late jobs when there are any and the
     snapshot is small enough. Returns the assignment and the ledger it leaves."""
@@ -45,7 +48,11 @@ def place_within_deadlines(
 
 
 def with_late_fallbacks(
-    cands: CandidateSet, a: Assignment, late: list[int], d: FloatArray, n_slots: int,
+    cands: CandidateSet,
+    a: Assignment,
+    late: list[int],
+    d: FloatArray,
+    n_slots: int,
 ) -> tuple[CandidateSet, float]:
     """``cands`` plus, for each job in ``late``, its late placement in ``a`` at a score above
     any whole placement's (returned with the set), so a MIP over them stays feasible and makes
@@ -56,13 +63,17 @@ def with_late_fallbacks(
         return cands, penalty
     start = a.start_x[jobs]
     lo = np.floor(start + SPAN_EPS).astype(np.int64)
-    hi = np.minimum(np.maximum(lo + 1, np.ceil(start + d[jobs] - SPAN_EPS).astype(np.int64)),
-                    n_slots)
+    hi = np.minimum(
+        np.maximum(lo + 1, np.ceil(start + d[jobs] - SPAN_EPS).astype(np.int64)), n_slots
+    )
     return CandidateSet(
-        job=np.concatenate((cands.job, jobs)), row=np.concatenate((cands.row, a.row[jobs])),
+        job=np.concatenate((cands.job, jobs)),
+        row=np.concatenate((cands.row, a.row[jobs])),
         start_x=np.concatenate((cands.start_x, start)),
         score=np.concatenate((cands.score, np.full(jobs.size, penalty))),
-        a=np.concatenate((cands.a, lo)), b=np.concatenate((cands.b, hi))), penalty
+        a=np.concatenate((cands.a, lo)),
+        b=np.concatenate((cands.b, hi)),
+    ), penalty
 
 
 def adopt(a: Assignment, cands: CandidateSet, x: FloatArray, penalty: float) -> Assignment:
@@ -82,12 +93,22 @@ def adopt(a: Assignment, cands: CandidateSet, x: FloatArray, penalty: float) -> 
 
 def hopeless(placer: Placer, a: Assignment) -> list[int]:
     """Late jobs with no start before their deadline at all, capacity aside."""
-    return [j for j in a.late
-            if not np.isfinite(placer.candidates(j, every_start=True).score).any()]
+    t = placer.table
+    out = []
+    for j in a.late:
+        c = placer.candidates(j, every_start=True)
+        meets = c.starts_x <= t.x_l[j] + 1e-9
+        if not (np.isfinite(c.score) & meets[None, :]).any():
+            out.append(j)
+    return out
 
 
 def rescue(
-    table: JobTable, books: Books, current: CurrentPlans, base: CapacityLedger, a: Assignment,
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    base: CapacityLedger,
+    a: Assignment,
 ) -> tuple[Assignment, CapacityLedger] | None:
     """The MIP placement with the fewest late jobs, or None when the snapshot is too big or
     HiGHS found nothing."""
@@ -102,10 +123,18 @@ def rescue(
     if _candidate_bound(table, free) > RESCUE_MAX_CANDIDATES:
         return None
     cands, penalty = with_late_fallbacks(
-        enumerate_candidates(placer, free, every_start=True), a,
-        [j for j in a.late if j not in fixed], table.d, ledger.n_slots)
-    result = solve_mip(formulate(cands, table.gpus, ledger.free), RESCUE_TIME_LIMIT_S,
-                       mip_rel_gap=1e-4, node_limit=RESCUE_NODE_LIMIT)
+        enumerate_candidates(placer, free, every_start=True),
+        a,
+        [j for j in a.late if j not in fixed],
+        table.d,
+        ledger.n_slots,
+    )
+    result = solve_mip(
+        formulate(cands, table.gpus, ledger.free),
+        RESCUE_TIME_LIMIT_S,
+        mip_rel_gap=1e-4,
+        node_limit=RESCUE_NODE_LIMIT,
+    )
     if result.x is None:
         return None
     out = adopt(a, cands, np.asarray(result.x), penalty)

@@ -28,8 +28,10 @@ def check_submit(snapshot: Snapshot, job: PlanningJob) -> str | None:
         return f"cannot meet its deadline with current capacity: {with_job[job.id]}"
     newly_late = set(with_job) - set(_late(dataclasses.replace(snapshot, jobs=others)))
     if newly_late:
-        return (f"accepting it would make {len(newly_late)} queued job(s) miss their deadline "
-                "with current capacity")
+        return (
+            f"accepting it would make {len(newly_late)} queued job(s) miss their deadline "
+            "with current capacity"
+        )
     return None
 
 
@@ -44,8 +46,10 @@ def _static_reason(snapshot: Snapshot, job: PlanningJob) -> str | None:
     if job.kind is JobKind.TRAINING and job.deadline is not None:
         earliest_end = max(snapshot.now, job.earliest_start) + timedelta(seconds=job.duration_s)
         if earliest_end > job.deadline:
-            return (f"deadline {job.deadline.isoformat()} is before the earliest possible end "
-                    f"{earliest_end.isoformat()}")
+            return (
+                f"deadline {job.deadline.isoformat()} is before the earliest possible end "
+                f"{earliest_end.isoformat()}"
+            )
     return None
 
 
@@ -57,6 +61,5 @@ def _late(snapshot: Snapshot) -> dict[str, str]:
     from scheduler.planning.policies import current_plans
 
     table, books, ledger = planning_inputs(snapshot)
-    assignment, _ = place_within_deadlines(table, books, current_plans(table, table.grid),
-                                           ledger)
+    assignment, _ = place_within_deadlines(table, books, current_plans(table, table.grid), ledger)
     return {table.jobs[j].id: reason for j, reason in assignment.late.items()}

@@ -37,16 +37,19 @@ class CandidateSet:
 
 
 def enumerate_candidates(
-    placer: Placer, jobs: Sequence[int], *, every_start: bool = False,
+    placer: Placer,
+    jobs: Sequence[int],
+    *,
+    every_start: bool = False,
 ) -> CandidateSet:
-    """Every finite-score candidate of ``jobs`` (capacity not checked); only those next to
-    price breaks unless ``every_start``."""
+    """Every finite-score candidate of ``jobs`` that meets the job's deadline (capacity not
+    checked); only those next to price breaks unless ``every_start``."""
     parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]] = []
+    latest = placer.table.x_l
     for j in jobs:
         c = placer.candidates(j, every_start=every_start)
-        i, w = np.nonzero(np.isfinite(c.score))
-        parts.append((np.full(len(i), j, dtype=np.int64), c.rows[i], c.starts_x[w],
-                      c.score[i, w]))
+        i, w = np.nonzero(np.isfinite(c.score) & (c.starts_x <= latest[j] + 1e-9)[None, :])
+        parts.append((np.full(len(i), j, dtype=np.int64), c.rows[i], c.starts_x[w], c.score[i, w]))
     if not parts:
         empty_i = np.zeros(0, dtype=np.int64)
         return CandidateSet(empty_i, empty_i, np.zeros(0), np.zeros(0), empty_i, empty_i)
@@ -56,8 +59,14 @@ def enumerate_candidates(
     a = np.floor(start + SPAN_EPS).astype(np.int64)
     b = np.maximum(a + 1, np.ceil(start + d - SPAN_EPS).astype(np.int64))
     b = np.minimum(b, placer.ledger.n_slots)
-    return CandidateSet(job=job, row=np.concatenate([p[1] for p in parts]), start_x=start,
-                        score=np.concatenate([p[3] for p in parts]), a=a, b=b)
+    return CandidateSet(
+        job=job,
+        row=np.concatenate([p[1] for p in parts]),
+        start_x=start,
+        score=np.concatenate([p[3] for p in parts]),
+        a=a,
+        b=b,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,21 +108,34 @@ def formulate(cands: CandidateSet, gpus: IntArray, free: IntArray) -> Formulatio
     keep = binding[cell] & (weight > 0)
     cells, cell_row = np.unique(cell[keep], return_inverse=True)
     capacity = sparse.csr_matrix((weight[keep], (cell_row, col[keep])), shape=(len(cells), n))
-    return Formulation(cands=cands, jobs=jobs, cells=cells, assign=assign, capacity=capacity,
-                       free=np.maximum(free.ravel()[cells], 0).astype(np.float64))
+    return Formulation(
+        cands=cands,
+        jobs=jobs,
+        cells=cells,
+        assign=assign,
+        capacity=capacity,
+        free=np.maximum(free.ravel()[cells], 0).astype(np.float64),
+    )
 
 
 def solve_lp(f: Formulation, time_limit_s: float) -> OptimizeResult:
     """The LP relaxation with HiGHS; the result's ``x`` is None when it found no solution."""
     return linprog(
-        f.cands.score, A_ub=f.capacity if f.capacity.shape[0] else None,
-        b_ub=f.free if f.capacity.shape[0] else None, A_eq=f.assign,
-        b_eq=np.ones(len(f.jobs)), bounds=(0.0, 1.0), method="highs",
-        options={"time_limit": max(time_limit_s, 0.01), "presolve": True})
+        f.cands.score,
+        A_ub=f.capacity if f.capacity.shape[0] else None,
+        b_ub=f.free if f.capacity.shape[0] else None,
+        A_eq=f.assign,
+        b_eq=np.ones(len(f.jobs)),
+        bounds=(0.0, 1.0),
+        method="highs",
+        options={"time_limit": max(time_limit_s, 0.01), "presolve": True},
+    )
 
 
 def solve_mip(
-    f: Formulation, time_limit_s: float, mip_rel_gap: float = 1e-6,
+    f: Formulation,
+    time_limit_s: float,
+    mip_rel_gap: float = 1e-6,
     node_limit: int | None = None,
 ) -> OptimizeResult:
     """The exact problem with HiGHS branch and bound; ``x`` may be the best found within the
@@ -122,7 +144,14 @@ def solve_mip(
     if f.capacity.shape[0]:
         constraints.append(LinearConstraint(f.capacity, -np.inf, f.free))
     return milp(
-        f.cands.score, constraints=constraints, integrality=np.ones(len(f.cands)),
+        f.cands.score,
+        constraints=constraints,
+        integrality=np.ones(len(f.cands)),
         bounds=Bounds(0.0, 1.0),
-        options={"time_limit": max(time_limit_s, 0.01), "mip_rel_gap": mip_rel_gap,
-                 "disp": False, **({"node_limit": node_limit} if node_limit else {})})
+        options={
+            "time_limit": max(time_limit_s, 0.01),
+            "mip_rel_gap": mip_rel_gap,
+            "disp": False,
+            **({"node_limit": node_limit} if node_limit else {}),
+        },
+    )

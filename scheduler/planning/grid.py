@@ -79,10 +79,14 @@ def series_arrays(series: Forecast) -> tuple[FloatArray, FloatArray, FloatArray]
     A point holds for ``resolution_s`` or until the next point, whichever comes first, so a
     series with mixed resolutions never counts one instant twice.
     """
-    starts = np.fromiter(((p.valid_at - _EPOCH).total_seconds() for p in series.points),
-                         dtype=np.float64, count=len(series.points))
-    values = np.fromiter((p.g_per_kwh for p in series.points), dtype=np.float64,
-                         count=len(series.points))
+    starts = np.fromiter(
+        ((p.valid_at - _EPOCH).total_seconds() for p in series.points),
+        dtype=np.float64,
+        count=len(series.points),
+    )
+    values = np.fromiter(
+        (p.g_per_kwh for p in series.points), dtype=np.float64, count=len(series.points)
+    )
     ends = starts + float(series.resolution_s)
     if len(starts) > 1:
         ends[:-1] = np.minimum(ends[:-1], starts[1:])

@@ -37,8 +37,12 @@ GUARD_NOTE = "forecast error margin would cost more than running now: runs now"
 
 
 def improve(
-    table: JobTable, books: Books, current: CurrentPlans, ledger: CapacityLedger,
-    a: Assignment, budget_s: float,
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    ledger: CapacityLedger,
+    a: Assignment,
+    budget_s: float,
 ) -> Assignment:
     """The best placement found within ``budget_s`` (see the module docstring); ``ledger`` is
     updated in place to match the returned assignment."""
@@ -48,7 +52,8 @@ def improve(
         return a
     effort = Effort(budget_s)
     starts: list[tuple[Assignment, CapacityLedger, list[int]]] = [
-        (a.copy(), ledger.copy(), displaced)]
+        (a.copy(), ledger.copy(), displaced)
+    ]
     by_score = sorted(joint, key=lambda j: -float(a.score[j]))
     residual = ledger.copy()
     releaser = Placer(table, books, current, residual)
@@ -59,8 +64,10 @@ def improve(
         if other is not None:
             starts.append((*other, by_score))
     if candidate_count(table, joint) <= LP_MAX_CANDIDATES:
-        starts += [(s_a, s_l, by_score) for s_a, s_l in
-                   lp_starts(table, books, current, residual, a, joint, effort)]
+        starts += [
+            (s_a, s_l, by_score)
+            for s_a, s_l in lp_starts(table, books, current, residual, a, joint, effort)
+        ]
     quick = Effort(max(effort.left, 0.0) * QUICK_SHARE / 1e6)
     searches = []
     for n, (start_a, start_ledger, first) in enumerate(starts):
@@ -78,8 +85,13 @@ def improve(
 
 
 def _run_now(
-    table: JobTable, books: Books, current: CurrentPlans, residual: CapacityLedger,
-    a: Assignment, joint: list[int], effort: Effort,
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    residual: CapacityLedger,
+    a: Assignment,
+    joint: list[int],
+    effort: Effort,
 ) -> tuple[Assignment, CapacityLedger] | None:
     """The joint jobs placed as the ``now`` policy would (home, earliest free start, least
     slack first), scored by their own policy: with it among the starting points the result is
@@ -89,8 +101,9 @@ def _run_now(
         return None
     effort.spend(cost)
     movable = set(joint)
-    as_now = dataclasses.replace(table, policy=tuple(
-        Policy.NOW if j in movable else p for j, p in enumerate(table.policy)))
+    as_now = dataclasses.replace(
+        table, policy=tuple(Policy.NOW if j in movable else p for j, p in enumerate(table.policy))
+    )
     out, ledger = a.copy(), residual.copy()
     placer = Placer(as_now, books, current, ledger)
     scorer = Placer(table, books, current, ledger)
@@ -106,8 +119,13 @@ def _run_now(
 
 
 def _longest_first(
-    table: JobTable, books: Books, current: CurrentPlans, residual: CapacityLedger,
-    a: Assignment, joint: list[int], effort: Effort,
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    residual: CapacityLedger,
+    a: Assignment,
+    joint: list[int],
+    effort: Effort,
 ) -> tuple[Assignment, CapacityLedger] | None:
     """The joint jobs re-placed greedily, longest (then widest) first; None when that strands
     a job or the budget cannot pay for it."""
@@ -128,8 +146,16 @@ def guard_run_now(table: JobTable, books: Books, ledger: CapacityLedger, a: Assi
     """Move a ``greenlight`` job to run-now at home when its plan would emit more than that on
     the forecast (possible only through the error margin) and run-now has free GPUs."""
     book = books.forecast
-    jobs = np.array([j for j in joint_jobs(table, a) if table.policy[j] is Policy.GREENLIGHT
-                     and table.home[j] >= 0 and book.priced[table.home[j]]], dtype=np.int64)
+    jobs = np.array(
+        [
+            j
+            for j in joint_jobs(table, a)
+            if table.policy[j] is Policy.GREENLIGHT
+            and table.home[j] >= 0
+            and book.priced[table.home[j]]
+        ],
+        dtype=np.int64,
+    )
     if jobs.size == 0 or books.robust is books.forecast:
         return
     now_cost = book.pointwise_cost(table.home[jobs], table.x_e[jobs], table.d[jobs])
@@ -139,8 +165,10 @@ def guard_run_now(table: JobTable, books: Books, ledger: CapacityLedger, a: Assi
     for i, j in enumerate(jobs):
         if int(j) in a.splits:
             runs = placer.windows(a, int(j))
-            planned[i] = sum(float(book.pointwise_cost(
-                a.row[j:j + 1], np.array([x0]), np.array([x1 - x0]))[0]) for x0, x1 in runs)
+            planned[i] = sum(
+                float(book.pointwise_cost(a.row[j : j + 1], np.array([x0]), np.array([x1 - x0]))[0])
+                for x0, x1 in runs
+            )
     planned_g = planned * book.pue[a.row[jobs]]
     for j in jobs[planned_g > now_g * (1 + 1e-9)]:
         j = int(j)

@@ -51,10 +51,12 @@ INCUMBENT_SHARE = 0.1
 def perfect_knowledge(snapshot: Snapshot) -> Snapshot:
     """The snapshot every job of which is placed by ``oracle`` on the best data there is."""
     series = {**snapshot.forecasts, **snapshot.actuals}
-    jobs = tuple(dataclasses.replace(j, policy=Policy.ORACLE, current_plan=None)
-                 for j in snapshot.jobs)
-    return dataclasses.replace(snapshot, jobs=jobs, forecasts=series, actuals=series,
-                               forecast_error={})
+    jobs = tuple(
+        dataclasses.replace(j, policy=Policy.ORACLE, current_plan=None) for j in snapshot.jobs
+    )
+    return dataclasses.replace(
+        snapshot, jobs=jobs, forecasts=series, actuals=series, forecast_error={}
+    )
 
 
 def solve_snapshot(snapshot: Snapshot, time_limit_s: float = 60.0) -> Decision:
@@ -69,8 +71,14 @@ def solve_snapshot(snapshot: Snapshot, time_limit_s: float = 60.0) -> Decision:
     table, books, base = planning_inputs(exact)
     current = current_plans(table, table.grid)
     incumbent, incumbent_ledger = place_within_deadlines(table, books, current, base)
-    incumbent = improve(table, books, current, incumbent_ledger, incumbent,
-                        min(INCUMBENT_BUDGET_S, INCUMBENT_SHARE * time_limit_s))
+    incumbent = improve(
+        table,
+        books,
+        current,
+        incumbent_ledger,
+        incumbent,
+        min(INCUMBENT_BUDGET_S, INCUMBENT_SHARE * time_limit_s),
+    )
     ledger = base.copy()
     placer = Placer(table, books, current, ledger)
     fixed = set(hopeless(placer, incumbent))
@@ -78,8 +86,12 @@ def solve_snapshot(snapshot: Snapshot, time_limit_s: float = 60.0) -> Decision:
         placer.retake(incumbent, j)
     free_jobs = [j for j in range(len(table)) if j not in fixed]
     cands, penalty = with_late_fallbacks(
-        enumerate_candidates(placer, free_jobs, every_start=True), incumbent,
-        [j for j in incumbent.late if j not in fixed], table.d, ledger.n_slots)
+        enumerate_candidates(placer, free_jobs, every_start=True),
+        incumbent,
+        [j for j in incumbent.late if j not in fixed],
+        table.d,
+        ledger.n_slots,
+    )
     note = OPTIMUM_NOTE + ": the planner's placement (no MIP solution)"
     solved = incumbent
     if len(cands):
@@ -102,8 +114,11 @@ def _status_note(result: OptimizeResult) -> str:
 
 
 def solve_offline(
-    jobs: Sequence[PlanningJob], regions: Sequence[RegionState],
-    intensity: Mapping[str, Forecast], step_s: int, time_limit_s: float = 120.0,
+    jobs: Sequence[PlanningJob],
+    regions: Sequence[RegionState],
+    intensity: Mapping[str, Forecast],
+    step_s: int,
+    time_limit_s: float = 120.0,
     start: datetime | None = None,
 ) -> Decision:
     """The offline optimum of a whole run: every job known in advance, each free to start from
@@ -112,7 +127,12 @@ def solve_offline(
     ``start`` (default: the earliest arrival) is where the grid begins.
     """
     first = start or min(j.earliest_start for j in jobs)
-    snapshot = Snapshot(now=slot_origin(first, step_s), jobs=tuple(jobs),
-                        regions=tuple(regions), forecasts=dict(intensity),
-                        actuals=dict(intensity), step_s=step_s)
+    snapshot = Snapshot(
+        now=slot_origin(first, step_s),
+        jobs=tuple(jobs),
+        regions=tuple(regions),
+        forecasts=dict(intensity),
+        actuals=dict(intensity),
+        step_s=step_s,
+    )
     return solve_snapshot(snapshot, time_limit_s)

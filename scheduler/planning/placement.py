@@ -1,12 +1,15 @@
 """Capacity-aware placement: every job to its best candidate that still has free GPUs.
 
 The greedy visits jobs by least slack, then priority, and commits each one's best feasible
-``(region, start)`` under its policy's score. When a job finds no room before its deadline the
-greedy order stranded it, so an earliest-deadline-first pass at the earliest feasible starts is
-tried as well and the placement with fewer late jobs wins (then the lower total score); the
-improvement phase (``scheduler.planning.improve``) moves jobs back towards cheap windows from
-there without ever making one late. A job that no placement gets in before its deadline is late:
-it starts as early as free GPUs allow and is reported.
+``(region, start)`` under its policy's score; blocks of jobs choose at once
+(``scheduler.planning.batch``) with exactly the one-by-one result. When a job finds no room
+before its deadline the greedy order stranded it, so an earliest-deadline-first pass at the
+earliest feasible starts and the greedy in other orders (longest first, widest first) are tried
+too, and the placement with the fewest late jobs wins (then the lower total score);
+``scheduler.planning.deadlines`` then asks HiGHS on small snapshots. The improvement phase
+(``scheduler.planning.improve``) moves jobs towards cheap windows without ever making one late.
+A job that no placement gets in before its deadline is late: it starts as early as free GPUs
+allow and is reported.
 """
 
 from __future__ import annotations
@@ -46,14 +49,22 @@ class Assignment:
 
     @classmethod
     def empty(cls, n_jobs: int) -> Assignment:
-        return cls(row=np.full(n_jobs, -1, dtype=np.int64), start_x=np.zeros(n_jobs),
-                   score=np.full(n_jobs, np.inf))
+        return cls(
+            row=np.full(n_jobs, -1, dtype=np.int64),
+            start_x=np.zeros(n_jobs),
+            score=np.full(n_jobs, np.inf),
+        )
 
     def copy(self) -> Assignment:
-        return Assignment(row=self.row.copy(), start_x=self.start_x.copy(),
-                          score=self.score.copy(), late=dict(self.late),
-                          notes=dict(self.notes), splits=dict(self.splits),
-                          displaced=set(self.displaced))
+        return Assignment(
+            row=self.row.copy(),
+            start_x=self.start_x.copy(),
+            score=self.score.copy(),
+            late=dict(self.late),
+            notes=dict(self.notes),
+            splits=dict(self.splits),
+            displaced=set(self.displaced),
+        )
 
     def objective(self) -> tuple[int, float]:
         """``(late jobs, total finite score)``: lower is better, lexicographically."""
@@ -78,7 +89,11 @@ class Placer:
     """Places jobs of one table on one ledger under their policies."""
 
     def __init__(
-        self, table: JobTable, books: Books, current: CurrentPlans, ledger: CapacityLedger,
+        self,
+        table: JobTable,
+        books: Books,
+        current: CurrentPlans,
+        ledger: CapacityLedger,
     ) -> None:
         self.table = table
         self.books = books
@@ -136,14 +151,16 @@ class Placer:
         if found is None:
             return None
         i, w, displaced = found
-        return (int(cands.rows[i]), float(cands.starts_x[w]), float(cands.score[i, w]),
-                displaced)
+        return (int(cands.rows[i]), float(cands.starts_x[w]), float(cands.score[i, w]), displaced)
 
     def place(self, a: Assignment, j: int) -> None:
         """Commit job ``j`` to its best feasible candidate, or as early as possible if none."""
         cands = self.candidates(j)
         if cands.unpriced:
             a.notes[j] = UNPRICED_NOTE
+        if self.table.x_l[j] < self.table.x_e[j]:
+            self.place_late(a, j, cands)
+            return
         found = self.best_feasible(j, cands)
         if found is None and not cands.unpriced:
             # No start next to a price break is free: any free start will do.
@@ -160,6 +177,13 @@ class Placer:
         self._note_forced(a, j)
         self.commit(a, j, row, x, math.inf if cands.unpriced else score)
 
+    def _fast_commit(
+        self, a: Assignment, j: int, row: int, x: float, score: float, lo: int, hi: int
+    ) -> None:
+        """``commit`` of a contiguous run whose slot span ``[lo, hi)`` is known."""
+        a.row[j], a.start_x[j], a.score[j] = row, x, score
+        self.ledger.take_span(row, lo, hi, int(self.table.gpus[j]))
+
     def _note_forced(self, a: Assignment, j: int) -> None:
         t = self.table
         if not t.deployment[j] and t.x_e[j] <= t.x_l[j] < math.floor(t.x_e[j]) + 1:
@@ -172,34 +196,48 @@ class Placer:
         chooser = BatchChooser(self.table, self.books, self.current)
         t, pos, block = self.table, 0, BLOCK_START
         while pos < len(order):
-            jobs = order[pos:pos + block]
+            jobs = order[pos : pos + block]
             choice = chooser.choose(jobs, self.ledger)
-            for i, job in enumerate(jobs):
-                j, row = int(job), int(choice.row[i])
-                d, gpus = float(t.d[j]), int(t.gpus[j])
-                if row >= 0 and self.ledger.fits(row, float(choice.start_x[i]), d, gpus):
+            gpus_of = t.gpus[jobs].tolist()
+            for i, job in enumerate(jobs.tolist()):
+                row, gpus = int(choice.row[i]), gpus_of[i]
+                if row >= 0 and self.ledger.fits_span(
+                    row, int(choice.lo[i]), int(choice.hi[i]), gpus
+                ):
                     if choice.displaced[i]:
-                        a.displaced.add(j)
-                    self._note_forced(a, j)
-                    self.commit(a, j, row, float(choice.start_x[i]), float(choice.score[i]))
+                        a.displaced.add(job)
+                    self._fast_commit(
+                        a,
+                        job,
+                        row,
+                        float(choice.start_x[i]),
+                        float(choice.score[i]),
+                        int(choice.lo[i]),
+                        int(choice.hi[i]),
+                    )
                     continue
-                if row >= 0:
-                    again = chooser.rechoose(j, choice, i, self.ledger)
-                    if again is not None:
-                        a.displaced.add(j)
-                        self._note_forced(a, j)
-                        self.commit(a, j, *again)
-                        continue
-                self.place(a, j)
+                again = chooser.rechoose(job, choice, i, self.ledger) if row >= 0 else None
+                if again is not None:
+                    a.displaced.add(job)
+                    self._fast_commit(a, job, *again)
+                    continue
+                self.place(a, job)
             pos += len(jobs)
             block = min(2 * block, BLOCK_MAX)
+        forced = ~t.deployment & (t.x_e <= t.x_l) & (t.x_l < np.floor(t.x_e) + 1)
+        for j in np.flatnonzero(forced).tolist():
+            if j not in a.late:
+                a.notes[j] = FORCED_NOTE
 
     def place_late(self, a: Assignment, j: int, cands: Candidates) -> None:
         """Earliest start with free GPUs past the deadline (over capacity at the earliest
         start when the grid has none), recorded in ``a.late``."""
         t = self.table
-        rows = cands.rows if cands.rows.size else (
-            np.array([t.home[j]], dtype=np.int64) if t.home[j] >= 0 else cands.rows)
+        rows = (
+            cands.rows
+            if cands.rows.size
+            else (np.array([t.home[j]], dtype=np.int64) if t.home[j] >= 0 else cands.rows)
+        )
         x_e, d = float(t.x_e[j]), float(t.d[j])
         if t.x_l[j] < x_e:
             reason = f"deadline cannot be met: latest start was {t.grid.to_time(t.x_l[j])}"
@@ -226,8 +264,12 @@ class Placer:
         cands = self.candidates(j)
         if cands.unpriced:
             a.notes[j] = UNPRICED_NOTE
-        ok = self.ledger.feasible(cands.rows, cands.starts_x, float(self.table.d[j]),
-                                  int(self.table.gpus[j])) & np.isfinite(cands.score)
+        if self.table.x_l[j] < self.table.x_e[j]:
+            self.place_late(a, j, cands)
+            return
+        ok = self.ledger.feasible(
+            cands.rows, cands.starts_x, float(self.table.d[j]), int(self.table.gpus[j])
+        ) & np.isfinite(cands.score)
         cols = np.flatnonzero(ok.any(axis=0))
         if cols.size == 0:
             self.place_late(a, j, cands)
@@ -236,8 +278,13 @@ class Placer:
         a.displaced.add(j)
         col = np.where(ok[:, w], cands.score[:, w], np.inf)
         i = int(np.argmin(col))
-        self.commit(a, j, int(cands.rows[i]), float(cands.starts_x[w]),
-                    math.inf if cands.unpriced else float(col[i]))
+        self.commit(
+            a,
+            j,
+            int(cands.rows[i]),
+            float(cands.starts_x[w]),
+            math.inf if cands.unpriced else float(col[i]),
+        )
 
 
 def edf_order(table: JobTable) -> IntArray:
@@ -253,12 +300,17 @@ def repair_orders(table: JobTable) -> list[IntArray]:
     every order."""
     ids = np.array([j.id for j in table.jobs])
     lead = ~table.deployment
-    return [np.lexsort((ids, -table.gpus, -table.d, lead)),
-            np.lexsort((ids, -table.d, -table.gpus, lead))]
+    return [
+        np.lexsort((ids, -table.gpus, -table.d, lead)),
+        np.lexsort((ids, -table.d, -table.gpus, lead)),
+    ]
 
 
 def place_jobs(
-    table: JobTable, books: Books, current: CurrentPlans, base: CapacityLedger,
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    base: CapacityLedger,
 ) -> tuple[Assignment, CapacityLedger]:
     """The greedy placement (least slack first). When it strands a job, the earliest-deadline
     placement at earliest feasible starts and the greedy in the ``repair_orders`` are tried too,

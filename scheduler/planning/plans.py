@@ -25,7 +25,12 @@ BASELINE_UNPRICED_NOTE = "home region unpriced: baseline taken as the plan itsel
 
 
 def run_emissions_g(
-    book: PriceBook, table: JobTable, j: int, row: int, start_x: float, d: float,
+    book: PriceBook,
+    table: JobTable,
+    j: int,
+    row: int,
+    start_x: float,
+    d: float,
 ) -> float:
     """Emissions of job ``j`` running ``d`` slots from ``start_x`` in ``row``, grams."""
     if row < 0 or not book.priced[row]:
@@ -41,11 +46,6 @@ def job_emissions_g(book: PriceBook, table: JobTable, a: Assignment, j: int) -> 
     return sum(run_emissions_g(book, table, j, row, x0, x1 - x0) for x0, x1 in windows)
 
 
-def baseline_emissions_g(book: PriceBook, table: JobTable, j: int) -> float:
-    return run_emissions_g(book, table, j, int(table.home[j]), float(table.x_b[j]),
-                           float(table.d[j]))
-
-
 def _time(table: JobTable, j: int, x: float, now: datetime) -> datetime:
     """The instant of position ``x``: the job's own earliest start when ``x`` is it (so a plan
     starts exactly at ``now`` rather than a rounded neighbour), else the slot boundary."""
@@ -54,15 +54,25 @@ def _time(table: JobTable, j: int, x: float, now: datetime) -> datetime:
     return table.grid.to_time(x)
 
 
-def windows_of(table: JobTable, a: Assignment, j: int, region: str, now: datetime,
-               ) -> tuple[Window, ...]:
+def windows_of(
+    table: JobTable,
+    a: Assignment,
+    j: int,
+    region: str,
+    now: datetime,
+) -> tuple[Window, ...]:
     job = table.jobs[j]
     if j in a.splits:
         out = []
         for x0, x1 in a.splits[j]:
             start = _time(table, j, x0, now)
-            out.append(Window(region=region, start=start,
-                              end=start + timedelta(seconds=(x1 - x0) * table.grid.step_s)))
+            out.append(
+                Window(
+                    region=region,
+                    start=start,
+                    end=start + timedelta(seconds=(x1 - x0) * table.grid.step_s),
+                )
+            )
         return tuple(out)
     start = _time(table, j, float(a.start_x[j]), now)
     run = timedelta(seconds=max(job.duration_s, 0.0))
@@ -92,7 +102,10 @@ def _emissions(books: Books, table: JobTable, a: Assignment) -> tuple[FloatArray
 
 
 def build_decision(
-    table: JobTable, books: Books, a: Assignment, now: datetime,
+    table: JobTable,
+    books: Books,
+    a: Assignment,
+    now: datetime,
     extra_notes: Mapping[int, str] | None = None,
 ) -> Decision:
     """Plans for every job, with ``late`` reasons and notes keyed by job id."""
@@ -114,8 +127,14 @@ def build_decision(
             notes[job.id] = note
         book = books.reporting(job.policy)
         plans[job.id] = Plan(
-            region=region, windows=windows_of(table, a, j, region, now), policy=job.policy,
-            planned_at=now, forecast_emissions_g=emitted, baseline_emissions_g=base,
-            forecast_issued_at=book.issued_at[row] if row >= 0 else None, note=note)
+            region=region,
+            windows=windows_of(table, a, j, region, now),
+            policy=job.policy,
+            planned_at=now,
+            forecast_emissions_g=emitted,
+            baseline_emissions_g=base,
+            forecast_issued_at=book.issued_at[row] if row >= 0 else None,
+            note=note,
+        )
     late = {table.jobs[j].id: reason for j, reason in sorted(a.late.items())}
     return Decision(plans=plans, late=late, notes=notes)

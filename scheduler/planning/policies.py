@@ -46,8 +46,9 @@ HOME_ONLY = frozenset({Policy.NOW, Policy.LOWEST_WINDOW, Policy.CARBON_TIME, Pol
 JOINT = frozenset({Policy.GREENLIGHT, Policy.ORACLE})
 SPLITTING = frozenset({Policy.WAIT_AWHILE, Policy.GREENLIGHT, Policy.ORACLE})
 # Policies scoring by emissions alone: their best start sits next to a price break.
-REDUCED_STARTS = frozenset({Policy.LOWEST_WINDOW, Policy.WAIT_AWHILE, Policy.GREENLIGHT,
-                            Policy.ORACLE})
+REDUCED_STARTS = frozenset(
+    {Policy.LOWEST_WINDOW, Policy.WAIT_AWHILE, Policy.GREENLIGHT, Policy.ORACLE}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,12 @@ def current_plans(table: JobTable, grid: PlanningGrid) -> CurrentPlans:
 
 
 def candidates(
-    j: int, table: JobTable, books: Books, current: CurrentPlans, *, every_start: bool = False,
+    j: int,
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    *,
+    every_start: bool = False,
 ) -> Candidates:
     """The scored candidates of job ``j`` under its policy.
 
@@ -116,8 +122,9 @@ def candidates(
     rows = _rows(j, table, book, policy)
     if rows.size == 0:
         return _run_now_home(j, table)
-    starts = _starts(j, table, book, rows, float(current.start_x[j]),
-                     every_start or policy not in REDUCED_STARTS)
+    starts = _starts(
+        j, table, book, rows, float(current.start_x[j]), every_start or policy not in REDUCED_STARTS
+    )
     if policy is Policy.NOW and not table.deployment[j]:
         score = np.broadcast_to(starts, (len(rows), len(starts))).copy()
         return Candidates(rows=rows, starts_x=starts, score=score)
@@ -133,8 +140,7 @@ def candidates(
         cost = _carbon_time(cost, starts, float(table.x_e[j]), d)
     else:
         margin = DEPLOYMENT_MARGIN if table.deployment[j] else STABILITY_MARGIN
-        _stability_bonus(cost, rows, starts, int(current.row[j]), float(current.start_x[j]),
-                         margin)
+        _stability_bonus(cost, rows, starts, int(current.row[j]), float(current.start_x[j]), margin)
     return Candidates(rows=rows, starts_x=starts, score=cost)
 
 
@@ -151,8 +157,9 @@ def _rows(j: int, table: JobTable, book: PriceBook, policy: Policy) -> IntArray:
     return priced
 
 
-def _starts(j: int, table: JobTable, book: PriceBook, rows: IntArray, current_x: float,
-            every: bool) -> FloatArray:
+def _starts(
+    j: int, table: JobTable, book: PriceBook, rows: IntArray, current_x: float, every: bool
+) -> FloatArray:
     d = float(table.d[j])
     x_e = float(table.x_e[j])
     if table.deployment[j]:
@@ -193,8 +200,9 @@ def _run_now_home(j: int, table: JobTable) -> Candidates:
     """No priced region the policy may use: run now at home (if home is a known region)."""
     home = int(table.home[j])
     rows = np.array([home] if home >= 0 else [], dtype=np.int64)
-    starts = candidate_starts(float(table.x_e[j]), float(table.x_l[j]),
-                              float(table.grid.n_slots) - float(table.d[j]))
+    starts = candidate_starts(
+        float(table.x_e[j]), float(table.x_l[j]), float(table.grid.n_slots) - float(table.d[j])
+    )
     score = np.broadcast_to(starts, (len(rows), len(starts))).copy()
     return Candidates(rows=rows, starts_x=starts, score=score, unpriced=True)
 
@@ -209,7 +217,11 @@ def _carbon_time(cost: FloatArray, starts: FloatArray, x_e: float, d: float) -> 
 
 
 def _stability_bonus(
-    cost: FloatArray, rows: IntArray, starts: FloatArray, row: int, start_x: float,
+    cost: FloatArray,
+    rows: IntArray,
+    starts: FloatArray,
+    row: int,
+    start_x: float,
     margin: float,
 ) -> None:
     if row < 0 or math.isnan(start_x):

@@ -37,10 +37,10 @@ def fill_for_planning(raw: FloatArray) -> tuple[FloatArray, int]:
     filled = raw.copy()
     filled[:first] = raw[first]
     inner = np.arange(first, last + 1)
-    gaps = np.isnan(filled[first:last + 1])
+    gaps = np.isnan(filled[first : last + 1])
     if gaps.any():
-        filled[first:last + 1][gaps] = np.interp(inner[gaps], priced, raw[priced])
-    filled[last + 1:] = float(np.mean(raw[priced]))
+        filled[first : last + 1][gaps] = np.interp(inner[gaps], priced, raw[priced])
+    filled[last + 1 :] = float(np.mean(raw[priced]))
     return filled, last + 1
 
 
@@ -95,22 +95,10 @@ class PriceBook:
             out += sign * (flat_p[rows * width + fl] + (x - fl) * flat_v[rows * (width - 1) + fl])
         return out
 
-    def window_cost(self, rows: IntArray, x_e: float, k_last: int, d: float) -> FloatArray:
-        """``run_cost`` for the starts ``[x_e, floor(x_e) + 1, ..., k_last]`` (slices, not
-        gathers: every start but the first is a slot boundary). Needs ``k_last + d <= S``."""
-        k0 = int(np.floor(x_e))
-        n = int(np.floor(d))
-        f = d - n
-        out = np.empty((len(rows), k_last - k0 + 1))
-        out[:, :1] = self.run_cost(rows, np.array([x_e]), d)
-        if k_last > k0:
-            lo, hi = k0 + 1, k_last + 1
-            out[:, 1:] = (self.prefix[rows, lo + n:hi + n] + f * self.values[rows, lo + n:hi + n]
-                          - self.prefix[rows, lo:hi])
-        return out
-
     def with_error_margin(
-        self, errors: Mapping[str, Sequence[LeadError]], now: datetime,
+        self,
+        errors: Mapping[str, Sequence[LeadError]],
+        now: datetime,
     ) -> PriceBook:
         """Pessimistic prices: each slot's intensity plus the measured mean absolute error at its
         lead time (interpolated, made non-decreasing with lead). Regions without a measured
@@ -139,7 +127,9 @@ def _prefix(values: FloatArray) -> FloatArray:
 
 
 def build_price_book(
-    grid: PlanningGrid, regions: Sequence[RegionState], series: Mapping[str, Forecast],
+    grid: PlanningGrid,
+    regions: Sequence[RegionState],
+    series: Mapping[str, Forecast],
 ) -> PriceBook:
     """Resample and fill ``series[region]`` for every region (missing ones are unpriced)."""
     values = np.zeros((len(regions), grid.n_slots + 1))
@@ -162,7 +152,13 @@ def build_price_book(
     at_s = origin_s + grid.step_s * np.arange(1, grid.n_slots)
     changed |= np.isclose(np.mod(at_s, resolution_s), 0.0)
     return PriceBook(
-        grid=grid, regions=tuple(r.name for r in regions), values=values,
-        prefix=_prefix(values), start_end=start_end,
-        pue=np.array([r.pue for r in regions], dtype=np.float64), issued_at=tuple(issued),
-        priced=start_end > 0, breaks=np.flatnonzero(changed).astype(np.int64) + 1)
+        grid=grid,
+        regions=tuple(r.name for r in regions),
+        values=values,
+        prefix=_prefix(values),
+        start_end=start_end,
+        pue=np.array([r.pue for r in regions], dtype=np.float64),
+        issued_at=tuple(issued),
+        priced=start_end > 0,
+        breaks=np.flatnonzero(changed).astype(np.int64) + 1,
+    )

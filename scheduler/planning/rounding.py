@@ -41,8 +41,13 @@ def candidate_count(table: JobTable, jobs: list[int]) -> int:
 
 
 def lp_starts(
-    table: JobTable, books: Books, current: CurrentPlans, residual: CapacityLedger,
-    a: Assignment, joint: list[int], effort: Effort,
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    residual: CapacityLedger,
+    a: Assignment,
+    joint: list[int],
+    effort: Effort,
 ) -> list[tuple[Assignment, CapacityLedger]]:
     """Placements rounded from the LP relaxation (none when it is too big for the budget)."""
     placer = Placer(table, books, current, residual)
@@ -72,8 +77,13 @@ def lp_starts(
 
 
 def _round_by_weight(
-    table: JobTable, books: Books, current: CurrentPlans, residual: CapacityLedger,
-    a: Assignment, f: Formulation, x: FloatArray,
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    residual: CapacityLedger,
+    a: Assignment,
+    f: Formulation,
+    x: FloatArray,
 ) -> tuple[Assignment, CapacityLedger] | None:
     cands: CandidateSet = f.cands
     out, ledger = a.copy(), residual.copy()
@@ -83,17 +93,29 @@ def _round_by_weight(
     last = np.searchsorted(cands.job[order], f.jobs, side="right")
     peak = np.array([x[order[s]] for s in first])
     rank = {int(j): r for r, j in enumerate(table.order())}
-    visit = sorted(range(len(f.jobs)), key=lambda k: (-round(float(peak[k]), 6),
-                                                      rank[int(f.jobs[k])]))
+    visit = sorted(
+        range(len(f.jobs)), key=lambda k: (-round(float(peak[k]), 6), rank[int(f.jobs[k])])
+    )
     for k in visit:
         j = int(f.jobs[k])
         d, gpus = float(table.d[j]), int(table.gpus[j])
-        weighted = [int(c) for c in order[first[k]:last[k]] if x[c] > 1e-6]
-        chosen = next((c for c in weighted if ledger.fits(
-            int(cands.row[c]), float(cands.start_x[c]), d, gpus)), None)
+        weighted = [int(c) for c in order[first[k] : last[k]] if x[c] > 1e-6]
+        chosen = next(
+            (
+                c
+                for c in weighted
+                if ledger.fits(int(cands.row[c]), float(cands.start_x[c]), d, gpus)
+            ),
+            None,
+        )
         if chosen is not None:
-            placer.commit(out, j, int(cands.row[chosen]), float(cands.start_x[chosen]),
-                          float(cands.score[chosen]))
+            placer.commit(
+                out,
+                j,
+                int(cands.row[chosen]),
+                float(cands.start_x[chosen]),
+                float(cands.score[chosen]),
+            )
         elif not place_best(placer, out, j):
             return None
     return out, ledger
@@ -118,8 +140,13 @@ def _capacity_prices(f: Formulation, residual: CapacityLedger, duals: FloatArray
 
 
 def _round_by_prices(
-    table: JobTable, books: Books, current: CurrentPlans, residual: CapacityLedger,
-    a: Assignment, joint: list[int], prices: FloatArray,
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    residual: CapacityLedger,
+    a: Assignment,
+    joint: list[int],
+    prices: FloatArray,
 ) -> tuple[Assignment, CapacityLedger] | None:
     out, ledger = a.copy(), residual.copy()
     placer = Placer(table, books, current, ledger)
@@ -129,8 +156,9 @@ def _round_by_prices(
     for j in (int(j) for j in table.order() if int(j) in movable):
         c = placer.candidates(j)
         s0 = np.floor(c.starts_x + 1e-9).astype(np.int64)
-        s1 = np.minimum(np.maximum(s0 + 1, np.ceil(c.starts_x + table.d[j] - 1e-9)),
-                        ledger.n_slots).astype(np.int64)
+        s1 = np.minimum(
+            np.maximum(s0 + 1, np.ceil(c.starts_x + table.d[j] - 1e-9)), ledger.n_slots
+        ).astype(np.int64)
         toll = table.gpus[j] * (cum[c.rows][:, s1] - cum[c.rows][:, s0])
         steered = Candidates(rows=c.rows, starts_x=c.starts_x, score=c.score + toll)
         found = placer.best_index(j, steered)

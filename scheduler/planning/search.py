@@ -37,6 +37,7 @@ MAX_EJECT = 4
 EJECT_TRIES = 6
 MAX_PASSES = 6
 RUIN_SIZE = 12
+RUIN_STALL = 5
 IMPROVE_RTOL = 1e-9
 
 
@@ -63,15 +64,19 @@ class Effort:
 
 def joint_jobs(table: JobTable, a: Assignment) -> list[int]:
     """Jobs that may move: joint policy, placed before their deadline, priced."""
-    return [j for j in range(len(table)) if table.policy[j] in JOINT and j not in a.late
-            and math.isfinite(float(a.score[j]))]
+    return [
+        j
+        for j in range(len(table))
+        if table.policy[j] in JOINT and j not in a.late and math.isfinite(float(a.score[j]))
+    ]
 
 
 class LocalSearch:
     """Relocate and eject moves over one assignment; mutates it and the placer's ledger."""
 
-    def __init__(self, placer: Placer, a: Assignment, movable: Sequence[int],
-                 effort: Effort) -> None:
+    def __init__(
+        self, placer: Placer, a: Assignment, movable: Sequence[int], effort: Effort
+    ) -> None:
         self.placer = placer
         self.a = a
         self.movable = np.array(sorted(movable), dtype=np.int64)
@@ -102,9 +107,14 @@ class LocalSearch:
                     improved |= moved
             if not improved:
                 return
-            todo = sorted((int(j) for j in self.movable
-                           if self.regret(int(j)) > _tol(float(self.a.score[j]))),
-                          key=lambda j: -self.regret(j))
+            todo = sorted(
+                (
+                    int(j)
+                    for j in self.movable
+                    if self.regret(int(j)) > _tol(float(self.a.score[j]))
+                ),
+                key=lambda j: -self.regret(j),
+            )
 
     def relocate(self, j: int) -> set[int]:
         c = self.cands(j)
@@ -115,8 +125,9 @@ class LocalSearch:
         if found is not None:
             i, w, _ = found
             if float(c.score[i, w]) < old[2] - _tol(old[2]):
-                self.placer.commit(self.a, j, int(c.rows[i]), float(c.starts_x[w]),
-                                   float(c.score[i, w]))
+                self.placer.commit(
+                    self.a, j, int(c.rows[i]), float(c.starts_x[w]), float(c.score[i, w])
+                )
                 return {j}
         self.placer.commit(self.a, j, *old)
         return set()
@@ -143,16 +154,18 @@ class LocalSearch:
         short = np.flatnonzero(self.placer.ledger.free[row, s0:s1] < gpus) + s0
         if short.size == 0:
             return np.zeros(0, dtype=np.int64)
-        m = self.movable[(self.movable != j) & (self.a.row[self.movable] == row)
-                         & (t.gpus[self.movable] > 0)]
+        m = self.movable[
+            (self.movable != j) & (self.a.row[self.movable] == row) & (t.gpus[self.movable] > 0)
+        ]
         a0 = np.floor(self.a.start_x[m] + 1e-9)
         a1 = np.ceil(self.a.start_x[m] + t.d[m] - 1e-9)
         near = (a0 <= short[-1]) & (a1 > short[0])
         m, a0, a1 = m[near], a0[near], a1[near]
         # Lift the fewest jobs: each time the one freeing most of what is still missing.
         need = (gpus - self.placer.ledger.free[row, short]).astype(np.float64)
-        gives = ((a0[:, None] <= short[None, :]) & (a1[:, None] > short[None, :])) * \
-            t.gpus[m][:, None].astype(np.float64)
+        gives = ((a0[:, None] <= short[None, :]) & (a1[:, None] > short[None, :])) * t.gpus[m][
+            :, None
+        ].astype(np.float64)
         chosen: list[int] = []
         while need.max() > 0 and len(chosen) < MAX_EJECT:
             gain = np.minimum(gives, np.maximum(need, 0)[None, :]).sum(axis=1)
@@ -199,8 +212,13 @@ class LocalSearch:
         self._restore(j, old_j, old, placed)
         return set()
 
-    def _restore(self, j: int, old_j: tuple[int, float, float],
-                 old: dict[int, tuple[int, float, float]], placed: list[int]) -> None:
+    def _restore(
+        self,
+        j: int,
+        old_j: tuple[int, float, float],
+        old: dict[int, tuple[int, float, float]],
+        placed: list[int],
+    ) -> None:
         for p in placed:
             self.placer.release(self.a, p)
         for b, (row, x, score) in old.items():
@@ -225,8 +243,10 @@ class LocalSearch:
         near = self.movable[(starts < x0 + 2 * d0) & (ends > x0 - d0) & (self.movable != seed)]
         if len(near) > RUIN_SIZE:
             near = rng.choice(near, RUIN_SIZE, replace=False)
-        group = sorted({seed, *(int(j) for j in near)},
-                       key=lambda j: (-float(t.weight_kw[j] * t.d[j]) * max(int(t.gpus[j]), 1), j))
+        group = sorted(
+            {seed, *(int(j) for j in near)},
+            key=lambda j: (-float(t.weight_kw[j] * t.d[j]) * max(int(t.gpus[j]), 1), j),
+        )
         old = {j: (int(a.row[j]), float(a.start_x[j]), float(a.score[j])) for j in group}
         for j in group:
             placer.release(a, j)
@@ -251,12 +271,13 @@ class LocalSearch:
         return False
 
     def ruin_recreate_until_spent(self) -> None:
+        """Ruin-and-recreate moves until the budget is spent or ``RUIN_STALL`` moves per
+        movable job in a row kept nothing."""
         rng = np.random.default_rng(0)
-        while not self.effort.exhausted and len(self.movable):
-            self.ruin_recreate(rng)
+        stall, limit = 0, RUIN_STALL * max(len(self.movable), 10)
+        while not self.effort.exhausted and len(self.movable) and stall < limit:
+            stall = 0 if self.ruin_recreate(rng) else stall + 1
 
 
 def _tol(value: float) -> float:
     return IMPROVE_RTOL * max(1.0, abs(value))
-
-

@@ -38,8 +38,11 @@ def chunk_lengths(n_slots: int, min_chunk: int) -> list[int]:
     return sorted(lengths, reverse=True)
 
 
-def lowest_chunks(price: FloatArray, usable: np.ndarray, lengths: list[int],
-                  ) -> list[tuple[int, int]] | None:
+def lowest_chunks(
+    price: FloatArray,
+    usable: np.ndarray,
+    lengths: list[int],
+) -> list[tuple[int, int]] | None:
     """Non-overlapping ``[a, b)`` slot ranges of the given lengths over ``usable`` slots, each
     the cheapest stretch left when its turn comes (longest first); None when they do not fit."""
     taken = ~usable.copy()
@@ -56,12 +59,15 @@ def lowest_chunks(price: FloatArray, usable: np.ndarray, lengths: list[int],
         sums = np.where(free, prefix[starts + length] - prefix[starts], np.inf)
         a = int(np.argmin(sums))
         chosen.append((a, a + length))
-        taken[a:a + length] = True
+        taken[a : a + length] = True
     return sorted(chosen)
 
 
 def split_interruptible(
-    table: JobTable, books: Books, ledger: CapacityLedger, a: Assignment,
+    table: JobTable,
+    books: Books,
+    ledger: CapacityLedger,
+    a: Assignment,
 ) -> None:
     """Split every eligible job in ``a`` where that is cheaper; updates ``a.splits`` and the
     ledger."""
@@ -84,8 +90,7 @@ def _split(table: JobTable, books: Books, placer: Placer, a: Assignment, j: int)
     step_s = table.grid.step_s
     first = math.ceil(float(table.x_e[j]) - 1e-9)
     deadline_x = float(table.x_l[j]) + d
-    last = min(math.floor(deadline_x + 1e-9), int(book.start_end[row]),
-               placer.ledger.n_slots)
+    last = min(math.floor(deadline_x + 1e-9), int(book.start_end[row]), placer.ledger.n_slots)
     if last - first < need or need < 2:
         return
     placer.release(a, j)
@@ -101,8 +106,9 @@ def _split(table: JobTable, books: Books, placer: Placer, a: Assignment, j: int)
     runs = _merge([(first + s, first + e) for s, e in chunks])
     tail = need - d
     runs[-1] = (runs[-1][0], runs[-1][1] - tail)
-    split_cost = sum(float(book.run_cost(np.array([row]), np.array([x0]), x1 - x0)[0, 0])
-                     for x0, x1 in runs)
+    split_cost = sum(
+        float(book.run_cost(np.array([row]), np.array([x0]), x1 - x0)[0, 0]) for x0, x1 in runs
+    )
     if len(runs) > 1 and split_cost < contiguous * (1 - SPLIT_RTOL):
         a.splits[j] = tuple((float(x0), float(x1)) for x0, x1 in runs)
     placer.retake(a, j)

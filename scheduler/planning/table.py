@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
 from scheduler.domain import JobKind, Policy
-from scheduler.planning.grid import BoolArray, FloatArray, IntArray, PlanningGrid
+from scheduler.planning.grid import BoolArray, FloatArray, IntArray, PlanningGrid, slot_origin
 from scheduler.planning.snapshot import PlanningJob, RegionState
 
 # Open-ended jobs and far deadlines are planned over at most this far ahead.
@@ -30,22 +30,6 @@ NOMINAL_POWER_PER_GPU_KW = 0.3
 
 def duration_s(job: PlanningJob) -> float:
     return max(job.duration_s, MIN_DURATION_S)
-
-
-def grid_end(jobs: Sequence[PlanningJob], now: datetime, series_end: datetime | None) -> datetime:
-    """The instant the planning grid must reach: every job's run from its earliest start and
-    from its baseline start, and every start up to its deadline (or, open-ended, up to the
-    series' end), capped at ``HORIZON_CAP_S`` past ``now`` for the deadlines."""
-    cap = now + timedelta(seconds=HORIZON_CAP_S)
-    end = now
-    for job in jobs:
-        run = timedelta(seconds=duration_s(job))
-        earliest = max(now, job.earliest_start)
-        last_end = job.deadline if job.deadline is not None else (
-            (series_end or now) + run)
-        end = max(end, earliest + run, max(now, job.submitted_at) + run,
-                  min(max(last_end, earliest + run), cap + run))
-    return end
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +67,18 @@ class JobTable:
         return order
 
 
-def build_table(
-    jobs: Sequence[PlanningJob], regions: Sequence[RegionState], grid: PlanningGrid,
+def _columns(
+    jobs: Sequence[PlanningJob],
+    regions: Sequence[RegionState],
     now: datetime,
-) -> JobTable:
-    """Columns for ``jobs`` on ``grid``. Unknown allowed regions are dropped; an empty
-    allowed list means every region."""
+    origin: datetime,
+    step: float,
+) -> tuple[list[tuple[float, float, float, float, int, float, int]], list[IntArray]]:
+    """Per job: earliest, latest and baseline starts and duration (slots), GPUs, kW, home
+    row; and its allowed rows, home first."""
     index = {r.name: i for i, r in enumerate(regions)}
     every = tuple(range(len(regions)))
     rows_cache: dict[tuple[tuple[str, ...], str], IntArray] = {}
-    origin, step = grid.origin, float(grid.step_s)
     cols: list[tuple[float, float, float, float, int, float, int]] = []
     allowed: list[IntArray] = []
     for job in jobs:
@@ -105,22 +91,75 @@ def build_table(
             rows = rows_cache[key] = np.array(ordered, dtype=np.int64)
         allowed.append(rows)
         dur = duration_s(job)
-        x_e = (max(now, job.earliest_start) - origin).total_seconds() / step
-        x_l = math.inf if job.deadline is None else (
-            (job.deadline - origin).total_seconds() - dur) / step
-        x_b = (max(now, job.submitted_at) - origin).total_seconds() / step
-        cols.append((x_e, x_l, x_b, dur / step, job.gpus, job.power_w / 1000.0,
-                     index.get(job.home_region, -1)))
+        earliest = (max(now, job.earliest_start) - origin).total_seconds() / step
+        latest = (
+            math.inf
+            if job.deadline is None
+            else ((job.deadline - origin).total_seconds() - dur) / step
+        )
+        baseline = (max(now, job.submitted_at) - origin).total_seconds() / step
+        cols.append(
+            (
+                earliest,
+                latest,
+                baseline,
+                dur / step,
+                job.gpus,
+                job.power_w / 1000.0,
+                index.get(job.home_region, -1),
+            )
+        )
+    return cols, allowed
+
+
+def build_table(
+    jobs: Sequence[PlanningJob],
+    regions: Sequence[RegionState],
+    now: datetime,
+    step_s: int,
+    reach: datetime | None = None,
+) -> JobTable:
+    """Columns for ``jobs`` on the grid from ``now``'s slot. The grid reaches ``reach`` (the
+    series' end, the end of capacity running jobs hold: so a late job sees when GPUs free up),
+    every job's run from its earliest start and from its baseline start, and every start up to
+    its deadline (open-ended jobs: up to ``reach``); deadlines count up to ``HORIZON_CAP_S``
+    past ``now``. Unknown allowed regions are dropped; an empty allowed list means every
+    region."""
+    origin = slot_origin(now, step_s)
+    step = float(step_s)
+    cols, allowed = _columns(jobs, regions, now, origin, step)
     arr = np.array(cols, dtype=np.float64).reshape(len(cols), 7)
+    x_e, x_l, x_b, d = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
+    now_x = (now - origin).total_seconds() / step
+    reach_x = max(now_x, (reach - origin).total_seconds() / step if reach else now_x)
+    cap_x = now_x + HORIZON_CAP_S / step
+    end_x = min(reach_x, cap_x)
+    if len(cols):
+        last = np.minimum(np.where(np.isfinite(x_l), x_l, reach_x), cap_x)
+        end_x = max(
+            end_x,
+            float((x_e + d).max()),
+            float((x_b + d).max()),
+            float((np.maximum(last, x_e) + d).max()),
+        )
+    grid = PlanningGrid(origin=origin, step_s=step_s, n_slots=max(1, math.ceil(end_x - 1e-9)))
     return JobTable(
-        grid=grid, regions=tuple(r.name for r in regions), jobs=tuple(jobs), x_e=arr[:, 0],
-        x_l=arr[:, 1], x_b=arr[:, 2], d=arr[:, 3],
-        gpus=arr[:, 4].astype(np.int64), power_kw=arr[:, 5],
-        weight_kw=np.where(arr[:, 5] > 0, arr[:, 5],
-                           NOMINAL_POWER_PER_GPU_KW * np.maximum(arr[:, 4], 1.0)),
+        grid=grid,
+        regions=tuple(r.name for r in regions),
+        jobs=tuple(jobs),
+        x_e=x_e,
+        x_l=x_l,
+        x_b=x_b,
+        d=d,
+        gpus=arr[:, 4].astype(np.int64),
+        power_kw=arr[:, 5],
+        weight_kw=np.where(
+            arr[:, 5] > 0, arr[:, 5], NOMINAL_POWER_PER_GPU_KW * np.maximum(arr[:, 4], 1.0)
+        ),
         home=arr[:, 6].astype(np.int64),
         allowed=tuple(allowed),
         deployment=np.array([j.kind is JobKind.DEPLOYMENT for j in jobs], dtype=np.bool_),
         interruptible=np.array([j.interruptible for j in jobs], dtype=np.bool_),
         priority=np.array([j.priority for j in jobs], dtype=np.int64),
-        policy=tuple(j.policy for j in jobs))
+        policy=tuple(j.policy for j in jobs),
+    )

@@ -34,11 +34,6 @@ def first_min(scores: FloatArray) -> int:
     return int(np.argmax(scores <= best + TIE_RTOL * max(1.0, abs(best))))
 
 
-def prefix_sums(values: FloatArray) -> FloatArray:
-    """``p[k] = sum(values[:k])`` for k in 0..n, NaN counted as 0."""
-    return np.concatenate(([0.0], np.cumsum(np.nan_to_num(values, nan=0.0))))
-
-
 def candidate_starts(earliest_x: float, latest_x: float, last_start_x: float) -> FloatArray:
     """Feasible starts: ``earliest_x``, then every slot boundary in ``(earliest_x, latest_x]``
     that is also ``<= last_start_x``. Always holds ``earliest_x`` (run-now), even when it is
@@ -79,7 +74,10 @@ class WindowChoice:
 
 
 def best_start(
-    intensity: FloatArray, duration_slots: float, earliest_x: float, latest_x: float,
+    intensity: FloatArray,
+    duration_slots: float,
+    earliest_x: float,
+    latest_x: float,
 ) -> WindowChoice:
     """The cheapest start of a run of ``duration_slots`` in ``[earliest_x, latest_x]``.
 
@@ -97,7 +95,10 @@ def best_start(
 
 
 def best_window(
-    forecast: Forecast, now: datetime, window_s: float, step_s: int,
+    forecast: Forecast,
+    now: datetime,
+    window_s: float,
+    step_s: int,
     deadline: datetime | None = None,
 ) -> tuple[datetime, datetime] | None:
     """The lowest-carbon window of ``window_s`` seconds starting at or after ``now`` in one
@@ -121,7 +122,6 @@ def best_window(
         return None
     latest_end = deadline if deadline is not None else end
     latest_x = grid.to_x(latest_end) - window_s / step_s
-    choice = best_start(filled, window_s / step_s, grid.to_x(now),
-                        min(latest_x, start_end - 1.0))
+    choice = best_start(filled, window_s / step_s, grid.to_x(now), min(latest_x, start_end - 1.0))
     start = now if choice.start_x == grid.to_x(now) else grid.to_time(choice.start_x)
     return start, start + timedelta(seconds=window_s)

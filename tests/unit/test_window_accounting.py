@@ -22,7 +22,8 @@ def test_intensity_is_time_weighted_over_the_interval() -> None:
     assert interval_intensity_g_per_kwh(hourly, start, end) == pytest.approx(200.0)
     quarter = T0 + timedelta(minutes=45)
     assert interval_intensity_g_per_kwh(hourly, quarter, end) == pytest.approx(
-        (15 * 100 + 30 * 300) / 45)
+        (15 * 100 + 30 * 300) / 45
+    )
 
 
 def test_uncovered_parts_are_left_out() -> None:
@@ -34,8 +35,10 @@ def test_uncovered_parts_are_left_out() -> None:
 
 def test_zero_length_interval_takes_the_value_in_force() -> None:
     hourly = series([100, 300], start=T0)
-    assert interval_intensity_g_per_kwh(hourly, T0 + timedelta(hours=1),
-                                        T0 + timedelta(hours=1)) == 300.0
+    assert (
+        interval_intensity_g_per_kwh(hourly, T0 + timedelta(hours=1), T0 + timedelta(hours=1))
+        == 300.0
+    )
 
 
 def test_no_coverage_raises() -> None:
@@ -54,7 +57,9 @@ def test_emissions_are_energy_times_pue_times_intensity() -> None:
 
 def test_profile_weights_each_interval_by_its_own_intensity() -> None:
     hourly = series([100, 500], start=T0)
-    profile = [(T0, T0 + timedelta(hours=1), 2 * J_PER_KWH),
-               (T0 + timedelta(hours=1), T0 + timedelta(hours=2), 1 * J_PER_KWH),
-               (T0 + timedelta(hours=5), T0 + timedelta(hours=6), 0.0)]
+    profile = [
+        (T0, T0 + timedelta(hours=1), 2 * J_PER_KWH),
+        (T0 + timedelta(hours=1), T0 + timedelta(hours=2), 1 * J_PER_KWH),
+        (T0 + timedelta(hours=5), T0 + timedelta(hours=6), 0.0),
+    ]
     assert profile_emissions_g(profile, 1.0, hourly) == pytest.approx(2 * 100 + 1 * 500)

@@ -41,24 +41,39 @@ def test_five_minute_points_average_into_hourly_slots() -> None:
 
 
 def test_gap_is_unpriced_and_partial_cover_is_its_mean() -> None:
-    points = (IntensityPoint(valid_at=T0, g_per_kwh=100.0),
-              IntensityPoint(valid_at=T0 + timedelta(hours=2), g_per_kwh=300.0))
-    gap = Forecast(zone="Z", provider="t", kind=SeriesKind.FORECAST, issued_at=T0,
-                   resolution_s=3600, points=points)
+    points = (
+        IntensityPoint(valid_at=T0, g_per_kwh=100.0),
+        IntensityPoint(valid_at=T0 + timedelta(hours=2), g_per_kwh=300.0),
+    )
+    gap = Forecast(
+        zone="Z",
+        provider="t",
+        kind=SeriesKind.FORECAST,
+        issued_at=T0,
+        resolution_s=3600,
+        points=points,
+    )
     values = resample(gap, PlanningGrid(origin=T0, step_s=3600, n_slots=3))
     assert values[0] == 100.0
     assert math.isnan(values[1])
     assert values[2] == 300.0
-    half = resample(gap, PlanningGrid(origin=T0 + timedelta(minutes=30), step_s=3600,
-                                      n_slots=1))
+    half = resample(gap, PlanningGrid(origin=T0 + timedelta(minutes=30), step_s=3600, n_slots=1))
     assert half[0] == 100.0  # covered half of the slot holds its own mean
 
 
 def test_mixed_resolution_never_counts_an_instant_twice() -> None:
-    points = (IntensityPoint(valid_at=T0, g_per_kwh=100.0),
-              IntensityPoint(valid_at=T0 + timedelta(minutes=30), g_per_kwh=300.0))
-    mixed = Forecast(zone="Z", provider="t", kind=SeriesKind.FORECAST, issued_at=T0,
-                     resolution_s=3600, points=points)
+    points = (
+        IntensityPoint(valid_at=T0, g_per_kwh=100.0),
+        IntensityPoint(valid_at=T0 + timedelta(minutes=30), g_per_kwh=300.0),
+    )
+    mixed = Forecast(
+        zone="Z",
+        provider="t",
+        kind=SeriesKind.FORECAST,
+        issued_at=T0,
+        resolution_s=3600,
+        points=points,
+    )
     values = resample(mixed, PlanningGrid(origin=T0, step_s=3600, n_slots=1))
     assert values[0] == pytest.approx(200.0)
 
@@ -78,8 +93,11 @@ def test_fill_of_nothing_is_unpriced() -> None:
 
 def test_price_book_costs_and_breaks() -> None:
     grid = PlanningGrid(origin=T0, step_s=1800, n_slots=6)
-    book = build_price_book(grid, [RegionState(name="a", gpus=1), RegionState(name="b", gpus=1)],
-                            {"a": series([100, 200, 300], start=T0)})
+    book = build_price_book(
+        grid,
+        [RegionState(name="a", gpus=1), RegionState(name="b", gpus=1)],
+        {"a": series([100, 200, 300], start=T0)},
+    )
     assert book.priced.tolist() == [True, False]
     assert book.breaks.tolist() == [2, 4]
     cost = book.run_cost(np.array([0]), np.array([1.0, 1.5]), 2.0)
@@ -88,10 +106,15 @@ def test_price_book_costs_and_breaks() -> None:
 
 def test_error_margin_grows_with_lead_and_keeps_breaks() -> None:
     grid = PlanningGrid(origin=T0, step_s=1800, n_slots=6)
-    book = build_price_book(grid, [RegionState(name="a", gpus=1)],
-                            {"a": series([100, 100, 100], start=T0)})
-    errors = {"a": (LeadError(lead_s=0, mae_g_per_kwh=0.0),
-                    LeadError(lead_s=4 * 3600, mae_g_per_kwh=40.0))}
+    book = build_price_book(
+        grid, [RegionState(name="a", gpus=1)], {"a": series([100, 100, 100], start=T0)}
+    )
+    errors = {
+        "a": (
+            LeadError(lead_s=0, mae_g_per_kwh=0.0),
+            LeadError(lead_s=4 * 3600, mae_g_per_kwh=40.0),
+        )
+    }
     robust = book.with_error_margin(errors, T0)
     margins = robust.values[0, :-1] - book.values[0, :-1]
     assert margins[0] < margins[2] < margins[4]
