@@ -12,6 +12,7 @@ Chunks never start in a region's unpriced tail, and every slot has the job's GPU
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -44,23 +45,51 @@ def lowest_chunks(
     lengths: list[int],
 ) -> list[tuple[int, int]] | None:
     """Non-overlapping ``[a, b)`` slot ranges of the given lengths over ``usable`` slots, each
-    the cheapest stretch left when its turn comes (longest first); None when they do not fit."""
+    the cheapest stretch left when its turn comes (longest first); None when they do not fit.
+
+    Equal consecutive lengths are chosen in one pass: the stretches of one length are ranked
+    once (ties to the earlier start, as ``argmin`` breaks them) and taken in that order unless
+    they overlap one taken before, which is the same as re-ranking after every choice because
+    a stretch that overlaps stays overlapped."""
     taken = ~usable.copy()
     chosen: list[tuple[int, int]] = []
     prefix = np.concatenate(([0.0], np.cumsum(np.where(usable, price, 0.0))))
-    for length in lengths:
+    for length, group in itertools.groupby(lengths):
         if length > len(price):
             return None
-        blocked = np.concatenate(([0], np.cumsum(taken)))
-        starts = np.arange(len(price) - length + 1)
-        free = blocked[starts + length] - blocked[starts] == 0
-        if not free.any():
+        starts = _lowest_starts(prefix, taken, length, len(list(group)))
+        if starts is None:
             return None
-        sums = np.where(free, prefix[starts + length] - prefix[starts], np.inf)
-        a = int(np.argmin(sums))
-        chosen.append((a, a + length))
-        taken[a : a + length] = True
+        for a in starts:
+            chosen.append((a, a + length))
+            taken[a : a + length] = True
     return sorted(chosen)
+
+
+def _lowest_starts(
+    prefix: FloatArray, taken: np.ndarray, length: int, count: int
+) -> list[int] | None:
+    """Starts of ``count`` non-overlapping free stretches of ``length`` slots, cheapest first."""
+    n_starts = len(taken) - length + 1
+    blocked = np.concatenate(([0], np.cumsum(taken)))
+    starts = np.arange(n_starts)
+    free = starts[blocked[starts + length] - blocked[starts] == 0]
+    sums = prefix[free + length] - prefix[free]
+    ranked = free[np.argsort(sums, kind="stable")]
+    if length == 1:
+        return [int(a) for a in ranked[:count]] if len(ranked) >= count else None
+    picked: list[int] = []
+    clash = bytearray(n_starts)
+    for a in ranked.tolist():
+        if clash[a]:
+            continue
+        picked.append(a)
+        if len(picked) == count:
+            return picked
+        # A later stretch of this length that starts within ``length`` of ``a`` overlaps it.
+        lo, hi = max(0, a - length + 1), min(n_starts, a + length)
+        clash[lo:hi] = b"\x01" * (hi - lo)
+    return None
 
 
 def split_interruptible(

@@ -9,12 +9,13 @@ import pytest
 from typer.testing import CliRunner
 
 from scheduler.cli.main import app
+from tests.shared_data import SHARED_DATA, requires_shared_data
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = SHARED_DATA
 CARBON = DATA / "carbon" / "lets-wait-awhile"
 PHILLY = DATA / "jobs" / "pollux_philly" / "philly.csv"
 
-pytestmark = pytest.mark.skipif(not PHILLY.exists(), reason=f"{PHILLY} is not here")
+pytestmark = requires_shared_data
 
 
 @pytest.fixture

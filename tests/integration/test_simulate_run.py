@@ -10,24 +10,17 @@ from pathlib import Path
 import pytest
 
 from scheduler.domain import Policy
+from scheduler.forecasts.replay import TRACES_DIR
 from scheduler.simulation.cli import SimulationOptions, run_simulation
 from scheduler.simulation.job_traces import read_job_trace
 from scheduler.simulation.results import CSV_COLUMNS, format_table, rich_table
+from tests.shared_data import SHARED_DATA, requires_shared_data
 
-DATA = Path("/work/shared/data")
-ES = (
-    DATA
-    / "carbon"
-    / "electricitymaps-portal_umassos-decarbonization-potential"
-    / "ES_2023_hourly.csv"
-)
-CISO = (
-    DATA
-    / "carbon"
-    / "electricitymaps-portal_umassos-decarbonization-potential"
-    / "US-CAL-CISO_2023_hourly.csv"
-)
-ALIBABA = DATA / "jobs" / "alibaba_cluster-trace-gpu-v2023" / "openb_pod_list_default.csv"
+# The Electricity Maps traces ship with the package; the Alibaba job trace is read in place.
+ES = TRACES_DIR / "ES_2023_hourly.csv"
+CISO = TRACES_DIR / "US-CAL-CISO_2023_hourly.csv"
+ALIBABA = SHARED_DATA / "jobs" / "alibaba_cluster-trace-gpu-v2023" / "openb_pod_list_default.csv"
+pytestmark = requires_shared_data
 
 
 @pytest.fixture(scope="module")
