@@ -16,7 +16,11 @@ MAX_DURATION_S = 90 * 24 * 3600.0
 
 
 def validate_spec(
-    spec: JobSpec, regions: Mapping[str, Region], now: datetime, *, simulation: bool = False,
+    spec: JobSpec,
+    regions: Mapping[str, Region],
+    now: datetime,
+    *,
+    simulation: bool = False,
 ) -> JobSpec:
     """Check ``spec`` against the configured regions at ``now``; return it with defaults filled.
 
@@ -55,7 +59,8 @@ def _check_regions(spec: JobSpec, regions: Mapping[str, Region]) -> tuple[str, .
     allowed = tuple(dict.fromkeys(spec.allowed_regions)) or tuple(regions)
     if spec.home_region not in allowed:
         raise InvalidJobSpec(
-            "home_region", f"region {spec.home_region!r} is not among allowed_regions {allowed}")
+            "home_region", f"region {spec.home_region!r} is not among allowed_regions {allowed}"
+        )
     return allowed
 
 
@@ -70,10 +75,11 @@ def _check_resources(spec: JobSpec, allowed: Mapping[str, Region]) -> None:
     most = max(r.gpus for r in allowed.values())
     if res.gpus > most:
         raise InvalidJobSpec(
-            "resources.gpus",
-            f"asks for {res.gpus} GPUs but the largest allowed region has {most}")
+            "resources.gpus", f"asks for {res.gpus} GPUs but the largest allowed region has {most}"
+        )
     if spec.expected_power_w is not None and (
-            not math.isfinite(spec.expected_power_w) or spec.expected_power_w <= 0):
+        not math.isfinite(spec.expected_power_w) or spec.expected_power_w <= 0
+    ):
         raise InvalidJobSpec("expected_power_w", "must be > 0")
 
 
@@ -85,8 +91,9 @@ def _check_timing(spec: JobSpec, now: datetime) -> None:
         raise InvalidJobSpec("expected_duration_s", "must be > 0")
     if duration_s is not None and duration_s > MAX_DURATION_S:
         raise InvalidJobSpec("expected_duration_s", f"must be at most {MAX_DURATION_S:.0f} s")
-    if spec.max_delay_s is not None and (not math.isfinite(spec.max_delay_s)
-                                         or spec.max_delay_s < 0):
+    if spec.max_delay_s is not None and (
+        not math.isfinite(spec.max_delay_s) or spec.max_delay_s < 0
+    ):
         raise InvalidJobSpec("max_delay_s", "must be >= 0")
     if spec.deadline is not None:
         if spec.deadline.tzinfo is None:
@@ -96,4 +103,5 @@ def _check_timing(spec: JobSpec, now: datetime) -> None:
             raise InvalidJobSpec(
                 "deadline",
                 f"{spec.deadline.isoformat()} is earlier than now + expected duration "
-                f"({earliest_end.isoformat()})")
+                f"({earliest_end.isoformat()})",
+            )

@@ -1,6 +1,6 @@
 """The offline optimum of a simulated run, as one more row of results (label ``optimum``).
 
-With capacity limits the planning core's exact solver (``solve_offline``, a MIP with HiGHS)
+With capacity limits the planning core's exact solver (``solve_snapshot``, a MIP with HiGHS)
 places every job knowing all arrivals and the actual intensity in advance. Without capacity
 limits jobs do not interact, so the per-job best placement on actuals, which the ``oracle``
 policy computes job by job, is already the offline optimum: it is reused (or run) instead of a
@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from scheduler.domain import Policy, SeriesKind
-from scheduler.planning.optimum import solve_offline
+from scheduler.planning.optimum import lp_lower_bound_g, solve_snapshot
+from scheduler.planning.optimum import offline_snapshot as offline_snapshot_of
 from scheduler.planning.snapshot import Decision, RegionState, Snapshot
 from scheduler.simulation.engine import JobRecord, PolicyRun, runs_following, simulate
 from scheduler.simulation.grid import epoch_s, from_epoch_s, grid_series
@@ -45,6 +46,17 @@ def optimum_run(
 
 def solve_offline_run(scenario: Scenario, time_limit_s: float) -> PolicyRun:
     """Every job of ``scenario`` placed by the exact offline solver on actual intensity."""
+    decision = solve_snapshot(_offline_truth(scenario), time_limit_s)
+    return decision_run(scenario, decision, OPTIMUM_LABEL)
+
+
+def offline_lower_bound_g(scenario: Scenario, time_limit_s: float) -> float:
+    """The LP lower bound (g) on the offline optimum's emissions (see ``lp_lower_bound_g``):
+    no schedule of the run that keeps jobs in one piece emits less on the grid's actuals."""
+    return lp_lower_bound_g(_offline_truth(scenario), time_limit_s)
+
+
+def _offline_truth(scenario: Scenario) -> Snapshot:
     grid = scenario.grid
     jobs = [
         planning_job(
@@ -74,8 +86,7 @@ def solve_offline_run(scenario: Scenario, time_limit_s: float) -> PolicyRun:
         )
         for r in scenario.regions
     }
-    decision = solve_offline(jobs, regions, intensity, grid.step_s, time_limit_s)
-    return decision_run(scenario, decision, OPTIMUM_LABEL)
+    return offline_snapshot_of(jobs, regions, intensity, grid.step_s)
 
 
 def offline_snapshot(scenario: Scenario, policy: Policy) -> Snapshot:

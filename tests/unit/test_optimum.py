@@ -12,7 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduler.planning.cycle import plan_cycle
-from scheduler.planning.optimum import OPTIMUM_NOTE, solve_offline, solve_snapshot
+from scheduler.planning.optimum import (
+    OPTIMUM_NOTE,
+    lp_lower_bound_g,
+    solve_offline,
+    solve_snapshot,
+)
 from scheduler.planning.snapshot import PlanningJob, RegionState
 from tests.fakes.planning import T0, job, series, snapshot, total_g
 
@@ -103,6 +108,9 @@ def test_optimum_matches_brute_force(
         return
     assert optimum.late == {}
     assert total_g(optimum) == pytest.approx(best, rel=1e-6)
+    # The LP relaxation is a lower bound on every feasible placement.
+    bound = lp_lower_bound_g(snapshot(jobs, prices, gpus=gpus), time_limit_s=10)
+    assert bound <= best * (1 + 1e-9) + 1e-9
 
 
 def test_offline_optimum_uses_arrivals() -> None:
@@ -119,3 +127,15 @@ def test_offline_optimum_uses_arrivals() -> None:
     assert decision.plans["early"].start == T0 + timedelta(hours=1)
     assert decision.plans["late"].start == T0 + timedelta(hours=3)
     assert total_g(decision) == pytest.approx(brute_force_g([early, late], prices, {"a": 1}))
+
+
+def test_lp_bound_sits_below_the_optimum_and_a_met_bound_is_proven() -> None:
+    # Two 2 h jobs, one GPU, cheap hours 1 and 3 only: they cannot both have two cheap hours.
+    prices = {"a": [400, 10, 400, 10, 400]}
+    jobs = [job(f"j{i}", duration_h=2, deadline_h=5) for i in range(2)]
+    snap = snapshot(jobs, prices, gpus={"a": 1})
+    optimum = solve_snapshot(snap, time_limit_s=10)
+    best = brute_force_g(jobs, prices, {"a": 1})
+    assert total_g(optimum) == pytest.approx(best)
+    assert lp_lower_bound_g(snap, time_limit_s=10) <= best + 1e-9
+    assert all(p.note == OPTIMUM_NOTE + ": proven optimal" for p in optimum.plans.values())
