@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scheduler.planning.batch import BatchChooser, Choices
+from scheduler.planning.batch import BatchChooser
 from scheduler.planning.capacity import CapacityLedger
-from scheduler.planning.grid import BoolArray, FloatArray, IntArray
+from scheduler.planning.grid import FloatArray, IntArray
 from scheduler.planning.policies import Books, Candidates, CurrentPlans, candidates
-from scheduler.planning.rechoice import rechoose_many
 from scheduler.planning.table import JobTable
 from scheduler.planning.window import TIE_RTOL, candidate_starts
 
@@ -31,8 +30,6 @@ FORCED_NOTE = "latest safe start reached: starts now whatever the forecast"
 UNPRICED_NOTE = "no priced region allowed: runs now in its home region"
 BLOCK_START = 64
 BLOCK_MAX = 2048
-# Jobs of a block that choose again together once one of them lost its choice.
-WAVE = 64
 
 
 @dataclass
@@ -193,50 +190,44 @@ class Placer:
             a.notes[j] = FORCED_NOTE
 
     def place_all(self, a: Assignment, order: IntArray) -> None:
-        """The greedy over ``order``: blocks of jobs choose at once (``batch``); when a job
-        earlier in its block took a job's choice, that job and the next ones of its block choose
-        again together (``rechoice``) against the ledger as it is then, which is what the
-        one-by-one greedy would choose."""
+        """The greedy over ``order``: blocks of jobs choose at once (``batch``); a choice that
+        a job earlier in its block took away is redone from the job's kept scores against the
+        ledger as it is then, which is what the one-by-one greedy would choose."""
         chooser = BatchChooser(self.table, self.books, self.current)
         t, pos, block = self.table, 0, BLOCK_START
         while pos < len(order):
             jobs = order[pos : pos + block]
             choice = chooser.choose(jobs, self.ledger)
-            moved = choice.displaced.copy()
             gpus_of = t.gpus[jobs].tolist()
             for i, job in enumerate(jobs.tolist()):
-                row = int(choice.row[i])
-                if row >= 0 and not self.ledger.fits_span(
-                    row, int(choice.lo[i]), int(choice.hi[i]), gpus_of[i]
+                row, gpus = int(choice.row[i]), gpus_of[i]
+                if row >= 0 and self.ledger.fits_span(
+                    row, int(choice.lo[i]), int(choice.hi[i]), gpus
                 ):
-                    self._choose_again(jobs, choice, moved, i)
-                    row = int(choice.row[i])
-                if row < 0:
-                    self.place(a, job)
+                    if choice.displaced[i]:
+                        a.displaced.add(job)
+                    self._fast_commit(
+                        a,
+                        job,
+                        row,
+                        float(choice.start_x[i]),
+                        float(choice.score[i]),
+                        int(choice.lo[i]),
+                        int(choice.hi[i]),
+                    )
                     continue
-                if moved[i]:
+                again = chooser.rechoose(job, choice, i, self.ledger) if row >= 0 else None
+                if again is not None:
                     a.displaced.add(job)
-                self._fast_commit(
-                    a,
-                    job,
-                    row,
-                    float(choice.start_x[i]),
-                    float(choice.score[i]),
-                    int(choice.lo[i]),
-                    int(choice.hi[i]),
-                )
+                    self._fast_commit(a, job, *again)
+                    continue
+                self.place(a, job)
             pos += len(jobs)
             block = min(2 * block, BLOCK_MAX)
         forced = ~t.deployment & (t.x_e <= t.x_l) & (t.x_l < np.floor(t.x_e) + 1)
         for j in np.flatnonzero(forced).tolist():
             if j not in a.late:
                 a.notes[j] = FORCED_NOTE
-
-    def _choose_again(self, jobs: IntArray, choice: Choices, moved: BoolArray, i: int) -> None:
-        """Job ``i`` of the block and the next ``WAVE`` with a kept choice choose again now."""
-        ahead = np.arange(i, min(i + WAVE, len(jobs)))
-        ahead = ahead[choice.row[ahead] >= 0]
-        moved[ahead] |= rechoose_many(self.table, jobs, choice, ahead, self.ledger)
 
     def place_late(self, a: Assignment, j: int, cands: Candidates) -> None:
         """Earliest start with free GPUs past the deadline (over capacity at the earliest
