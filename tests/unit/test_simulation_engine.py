@@ -30,18 +30,16 @@ from scheduler.simulation.job_traces import (
 )
 from scheduler.simulation.metrics import job_emissions_g, measure, peak_gpus
 from scheduler.simulation.scenario import Scenario, SimRegion
+from scheduler.forecasts.replay import TRACES_DIR
+from tests.shared_data import SHARED_DATA, requires_shared_data
 
-DATA = Path("/work/shared/data")
-PHILLY = DATA / "jobs" / "pollux_philly" / "philly.csv"
-EM_FILES = {
-    "es": DATA
-    / "carbon"
-    / "electricitymaps-portal_umassos-decarbonization-potential"
-    / "ES_2022_hourly.csv",
-    "de": DATA / "carbon" / "electricitymaps-portal_polimi-carbonbudget" / "DE_2022_hourly.csv",
-}
+DATA = SHARED_DATA
+# A real job trace slice (tests/data) and the Electricity Maps traces the package ships: this
+# suite needs nothing outside the repository.
+PHILLY = Path(__file__).resolve().parents[1] / "data" / "philly_head.csv"
+EM_FILES = {"es": TRACES_DIR / "ES_2023_hourly.csv", "de": TRACES_DIR / "DE_2023_hourly.csv"}
 PUE = {"es": 1.2, "de": 1.15}
-START = datetime(2022, 3, 1, tzinfo=UTC)
+START = datetime(2023, 3, 1, tzinfo=UTC)
 STEP_S = 900
 
 
@@ -268,6 +266,7 @@ def test_interruptible_jobs_run_their_full_duration_inside_the_deadline(
             assert ordered
 
 
+@requires_shared_data
 def test_issued_forecasts_are_replanned_as_each_new_issue_arrives(tmp_path: Path) -> None:
     vessim = DATA / "carbon" / "vessim-watttime"
     source = vessim / "watttime2023_caiso-north_forecast.csv"

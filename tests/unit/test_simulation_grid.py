@@ -20,8 +20,10 @@ from scheduler.simulation.forecasting import (
     series_forecast,
 )
 from scheduler.simulation.grid import Resample, build_grid, epoch_s, integrate
+from tests.shared_data import SHARED_DATA, requires_shared_data
 
-CARBON = Path("/work/shared/data/carbon")
+CARBON = SHARED_DATA / "carbon"
+pytestmark = requires_shared_data
 GB = CARBON / "lets-wait-awhile" / "gb_ci.csv"
 VESSIM = CARBON / "vessim-watttime"
 T0 = datetime(2022, 1, 1, tzinfo=UTC)

@@ -19,8 +19,10 @@ from scheduler.simulation.job_traces import (
     slack_deadline,
     to_sim_jobs,
 )
+from tests.shared_data import SHARED_DATA, requires_shared_data
 
-JOBS = Path("/work/shared/data/jobs")
+JOBS = SHARED_DATA / "jobs"
+pytestmark = requires_shared_data
 PHILLY = JOBS / "pollux_philly" / "philly.csv"
 ALIBABA = JOBS / "alibaba_cluster-trace-gpu-v2023" / "openb_pod_list_default.csv"
 GAIA_PAI = JOBS / "gaia" / "pai-100k.csv"
