@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from scheduler.domain import Forecast, Policy
+from scheduler.forecasts.replay import TRACES_DIR
 from scheduler.forecasts.trace_files import load_carbon_trace, load_forecast_trace
 from scheduler.simulation.engine import PolicyRun, simulate
 from scheduler.simulation.forecasting import (
@@ -30,7 +31,6 @@ from scheduler.simulation.job_traces import (
 )
 from scheduler.simulation.metrics import job_emissions_g, measure, peak_gpus
 from scheduler.simulation.scenario import Scenario, SimRegion
-from scheduler.forecasts.replay import TRACES_DIR
 from tests.shared_data import SHARED_DATA, requires_shared_data
 
 DATA = SHARED_DATA
