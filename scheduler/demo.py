@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
 from rich.console import Console
@@ -23,6 +24,9 @@ from rich.table import Table
 
 from scheduler.config import Settings
 from scheduler.domain import Role
+
+if TYPE_CHECKING:
+    from scheduler.service import GreenlightService
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +104,8 @@ def run_demo(settings: Settings, *, speed: float = 900.0, timeout_s: float = 170
     return 0 if finished else 1
 
 
-def _submit_all(url: str, secret: str, service: object, workdir: Path) -> list[str]:
-    now = service.ctx.clock.now()  # type: ignore[attr-defined]
+def _submit_all(url: str, secret: str, service: GreenlightService, workdir: Path) -> list[str]:
+    now = service.ctx.clock.now()
     ids = []
     for job in DEMO_JOBS:
         entry = (f"{sys.executable} -m workers.examples.train_mlp --steps {job.steps} "
@@ -119,7 +123,7 @@ def _submit_all(url: str, secret: str, service: object, workdir: Path) -> list[s
     return ids
 
 
-def _get_jobs(url: str, secret: str, ids: list[str]) -> list[dict]:  # type: ignore[type-arg]
+def _get_jobs(url: str, secret: str, ids: list[str]) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {secret}"}
     return [requests.get(f"{url}/v1/jobs/{i}", headers=headers, timeout=10).json() for i in ids]
 
@@ -138,7 +142,7 @@ def _show_plans(console: Console, url: str, secret: str, ids: list[str]) -> None
     console.print(table)
 
 
-def _wait(console: Console, url: str, secret: str, ids: list[str], service: object,
+def _wait(console: Console, url: str, secret: str, ids: list[str], service: GreenlightService,
           timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
@@ -149,7 +153,7 @@ def _wait(console: Console, url: str, secret: str, ids: list[str], service: obje
             jobs = _get_jobs(url, secret, ids)
             states = [j["state"] for j in jobs]
             done = sum(s in TERMINAL for s in states)
-            now = service.ctx.clock.now()  # type: ignore[attr-defined]
+            now = service.ctx.clock.now()
             counts = ", ".join(f"{s} {states.count(s)}" for s in sorted(set(states)))
             progress.update(task, completed=done,
                             description=f"scheduler time {now:%Y-%m-%d %H:%M}Z · {counts}")
@@ -160,12 +164,12 @@ def _wait(console: Console, url: str, secret: str, ids: list[str], service: obje
     return False
 
 
-def _show_report(console: Console, service: object, workdir: Path) -> None:
+def _show_report(console: Console, service: GreenlightService, workdir: Path) -> None:
     from scheduler.domain import Principal
     from scheduler.reports.render import report_to_html, report_to_text
 
     admin = Principal(tenant="demo", role=Role.ADMIN, token_id="demo")
-    report = service.savings_report(admin)  # type: ignore[attr-defined]
+    report = service.savings_report(admin)
     console.print(report_to_text(report))
     html = workdir / "savings.html"
     html.write_text(report_to_html(report))

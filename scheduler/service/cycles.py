@@ -225,11 +225,13 @@ def _apply_status(ctx: ServiceContext, job: Job, info: RunInfo, now: datetime) -
         _move(ctx, job, target, now, "stopped on the cluster", finished_at=finished)
 
 
-def _move(ctx: ServiceContext, job: Job, target: JobState, now: datetime, reason: str,
-          **fields: object) -> Job:
+def _move(ctx: ServiceContext, job: Job, target: JobState, now: datetime, reason: str, *,
+          started_at: datetime | None = None, finished_at: datetime | None = None,
+          exit_code: int | None = None) -> Job:
     return ctx.store.transition(job.id, target, JobEvent(
         job_id=job.id, at=now, kind="state", actor="ray", reason=reason, from_state=job.state,
-        to_state=target), expected_from=[job.state], **fields)  # type: ignore[arg-type]
+        to_state=target), expected_from=[job.state], started_at=started_at,
+        finished_at=finished_at, exit_code=exit_code)
 
 
 def _window_over(job: Job, now: datetime) -> bool:

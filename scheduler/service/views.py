@@ -9,6 +9,7 @@ from scheduler.domain import (
     Forbidden,
     Forecast,
     InvalidJobSpec,
+    Job,
     JobState,
     Principal,
     ProviderError,
@@ -115,7 +116,7 @@ def savings_report(
         forecasts=forecasts, now=now, start=start, end=end, period=period)
 
 
-def _intensity_for(ctx: ServiceContext, jobs: list, now: datetime  # type: ignore[type-arg]
+def _intensity_for(ctx: ServiceContext, jobs: list[Job], now: datetime,
                    ) -> tuple[dict[str, Forecast], dict[str, Forecast]]:
     """Actuals per zone over the span the jobs and their baselines cover, backfilled from the
     provider when the store lacks them (the refresher keeps only a recent window)."""
