@@ -26,7 +26,6 @@ from scheduler.domain.errors import ConfigError
 _CONFIG_PATH: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "greenlight_config_path", default=None)
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
-PACKAGED_CONFIG = Path(__file__).resolve().parent / "default.toml"
 
 ProviderName = Literal["replay", "electricitymaps", "watttime", "ukgrid", "carbonaware_sdk"]
 
@@ -130,13 +129,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         path = Path(_CONFIG_PATH.get() or os.environ.get("GREENLIGHT_CONFIG")
-                    or _default_config_path())
+                    or DEFAULT_CONFIG)
         toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
         return (init_settings, env_settings, toml)
-
-
-def _default_config_path() -> Path:
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else PACKAGED_CONFIG
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from scheduler.domain import Region
+from scheduler.domain import Region, RegionNotFound
 from scheduler.forecasts.refresh import RefreshResult
 from scheduler.planning.snapshot import LeadError
 from scheduler.ports import Clock, Dispatcher, ForecastProvider, Store
@@ -63,8 +63,6 @@ class ServiceContext:
     dispatch_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def region(self, name: str) -> Region:
-        from scheduler.domain import RegionNotFound
-
         try:
             return self.regions[name]
         except KeyError:

@@ -6,6 +6,7 @@ outcome back with conditional updates, so a crash at any point loses and duplica
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 from datetime import datetime, timedelta
@@ -74,8 +75,6 @@ def plan_cycle(ctx: ServiceContext) -> Decision:
 
 
 def _with_signal_note(plan: Plan, signal: Signal | None) -> Plan:
-    import dataclasses
-
     if signal is None or signal.note is None or plan.note:
         return plan
     return dataclasses.replace(plan, note=signal.note,

@@ -24,6 +24,7 @@ from scheduler.domain import (
 )
 from scheduler.planning.validation import validate_spec
 from scheduler.service.context import ServiceContext
+from scheduler.service.cycles import refusal_reason
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,7 @@ def expected_power_w(ctx: ServiceContext, spec: JobSpec) -> float:
     return cfg.base_w + spec.resources.gpus * cfg.gpu_w + spec.resources.cpus * cfg.cpu_core_w
 
 
-def submit(ctx: ServiceContext, spec: JobSpec, principal: Principal,
-           feasibility: object = None) -> Job:
+def submit(ctx: ServiceContext, spec: JobSpec, principal: Principal) -> Job:
     """Validate, check the deadline can be met with the capacity there is, and enqueue."""
     if principal.role is Role.JOB:
         raise Forbidden("a job token cannot submit jobs")
@@ -48,8 +48,6 @@ def submit(ctx: ServiceContext, spec: JobSpec, principal: Principal,
     spec = dataclasses.replace(spec, expected_power_w=expected_power_w(ctx, spec))
     job = Job(id=f"j-{uuid.uuid4().hex[:16]}", spec=spec, state=JobState.PENDING,
               created_at=now, updated_at=now)
-    from scheduler.service.cycles import refusal_reason
-
     reason = refusal_reason(ctx, job, now)
     if reason is not None:
         raise InvalidJobSpec("deadline", reason)

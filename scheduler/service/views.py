@@ -16,7 +16,9 @@ from scheduler.domain import (
     Region,
     SeriesKind,
 )
+from scheduler.forecasts.accuracy import forecast_error_by_lead
 from scheduler.planning.snapshot import LeadError
+from scheduler.planning.window import best_window
 from scheduler.reports.savings import PERIODS, SavingsReport, build_savings_report
 from scheduler.service.context import ServiceContext
 
@@ -62,8 +64,6 @@ def regions(ctx: ServiceContext) -> list[RegionStatus]:
 
 def forecast(ctx: ServiceContext, region_name: str, window_s: float = 3600.0) -> ForecastView:
     """The latest forecast for a region and its lowest-carbon window of ``window_s``."""
-    from scheduler.planning.window import best_window
-
     region = ctx.region(region_name)
     now = ctx.clock.now()
     latest = ctx.store.latest_forecast(region.grid_zone, now)
@@ -79,8 +79,6 @@ def forecast(ctx: ServiceContext, region_name: str, window_s: float = 3600.0) ->
 
 def forecast_accuracy(ctx: ServiceContext, region_name: str) -> list[LeadError]:
     """Mean absolute error by lead time of the last week's forecasts against actuals."""
-    from scheduler.forecasts.accuracy import forecast_error_by_lead
-
     region = ctx.region(region_name)
     now = ctx.clock.now()
     issued = ctx.store.forecasts_between(region.grid_zone, now - ACCURACY_LOOKBACK, now)
