@@ -21,6 +21,7 @@ import numpy as np
 from scheduler.domain import Policy
 from scheduler.planning.capacity import SPAN_EPS, CapacityLedger
 from scheduler.planning.grid import BoolArray, FloatArray, IntArray
+from scheduler.planning.kernels import BlockArrays
 from scheduler.planning.policies import HOME_ONLY, STABILITY_MARGIN, Books, CurrentPlans
 from scheduler.planning.prices import PriceBook
 from scheduler.planning.table import JobTable
@@ -33,21 +34,40 @@ BATCHED = (Policy.LOWEST_WINDOW, Policy.WAIT_AWHILE, Policy.GREENLIGHT, Policy.O
 
 @dataclass(frozen=True, slots=True)
 class Choices:
-    """Per job of a block: the chosen row (``PER_JOB`` when not chosen here), start, score,
-    and whether capacity kept the job from its best candidate. ``scores[i]`` keeps job ``i``'s
-    ``(starts, regions)`` scores and ``starts[i]`` its starts, to choose again cheaply when an
-    earlier job of the block took its choice (``rechoose``), with ``spans[i]``, the slots
-    ``[a, b)`` each start occupies, and ``lo``/``hi`` the span of the chosen one."""
+    """Per job of a block: the block-start choice (row ``PER_JOB`` when the per-job path
+    takes the job; start index ``w`` into its chunk's starts), whether capacity kept the job
+    from its best candidate, and where its candidate tensors are (``chunk``, ``pos``); per
+    chunk the ``(jobs, starts, regions)`` scores, starts and slot spans ``[a, b)``, which
+    ``kernels.commit_run`` reads to choose again when an earlier job took the choice."""
 
     row: IntArray
-    start_x: FloatArray
-    score: FloatArray
+    w: IntArray
     displaced: BoolArray
-    scores: list[FloatArray | None]
-    starts: list[FloatArray | None]
-    spans: list[tuple[IntArray, IntArray] | None]
-    lo: IntArray
-    hi: IntArray
+    chunk: IntArray
+    pos: IntArray
+    chunks: list[tuple[FloatArray, FloatArray, IntArray, IntArray]]
+
+    def block_arrays(self, table: JobTable, jobs: IntArray) -> BlockArrays | None:
+        """The block's candidates flattened for the compiled loop (None when every job takes
+        the per-job path)."""
+        if not self.chunks:
+            return None
+        widths = [c[1].shape[1] for c in self.chunks]
+        sizes = [c[1].shape[0] for c in self.chunks]
+        base = np.concatenate(([0], np.cumsum(np.multiply(widths, sizes))[:-1]))
+        width = np.asarray(widths, dtype=np.int64)[self.chunk]
+        return BlockArrays(
+            gpus=np.ascontiguousarray(table.gpus[jobs]),
+            home=np.ascontiguousarray(table.home[jobs]),
+            first_w=self.w,
+            first_row=self.row,
+            offset=base[self.chunk] + self.pos * width,
+            width=width,
+            cost=np.concatenate([c[0].ravel() for c in self.chunks]),
+            starts=np.concatenate([c[1].ravel() for c in self.chunks]),
+            span_a=np.concatenate([c[2].ravel() for c in self.chunks]),
+            span_b=np.concatenate([c[3].ravel() for c in self.chunks]),
+        )
 
 
 class BatchChooser:
@@ -89,14 +109,11 @@ class BatchChooser:
         n = len(jobs)
         out = Choices(
             row=np.full(n, PER_JOB, dtype=np.int64),
-            start_x=np.zeros(n),
-            score=np.full(n, np.inf),
+            w=np.zeros(n, dtype=np.int64),
             displaced=np.zeros(n, dtype=np.bool_),
-            scores=[None] * n,
-            starts=[None] * n,
-            spans=[None] * n,
-            lo=np.zeros(n, dtype=np.int64),
-            hi=np.zeros(n, dtype=np.int64),
+            chunk=np.zeros(n, dtype=np.int64),
+            pos=np.zeros(n, dtype=np.int64),
+            chunks=[],
         )
         for key, (book, prefix_t, values_t) in enumerate(self.books):
             pos = np.flatnonzero(self.book_of[jobs] == key)
@@ -116,32 +133,12 @@ class BatchChooser:
                     lo = hi
         return out
 
-    def rechoose(
-        self,
-        j: int,
-        choices: Choices,
-        i: int,
-        ledger: CapacityLedger,
-    ) -> tuple[int, float, float, int, int] | None:
-        """Job ``j``'s (``i``-th of ``choices``) best kept candidate that is free in ``ledger``
-        now, by the same rules, as ``(row, start, score, span start, span end)``; None when
-        none is (or none was kept)."""
-        scores, starts, spans = choices.scores[i], choices.starts[i], choices.spans[i]
-        if scores is None or starts is None or spans is None:
-            return None
-        gpus = int(self.table.gpus[j])
-        masked = scores
-        if gpus > 0:
-            counts = ledger.short_counts(gpus)
-            masked = np.where(counts[spans[1]] == counts[spans[0]], scores, np.inf)
-        best = float(masked.min())
-        if not np.isfinite(best):
-            return None
-        tied = masked <= best + TIE_RTOL * max(1.0, abs(best))
-        w = int(np.argmax(tied.any(axis=1)))
-        home = int(self.table.home[j])
-        r = home if home >= 0 and tied[w, home] else int(np.argmax(tied[w]))
-        return (r, float(starts[w]), float(masked[w, r]), int(spans[0][w]), int(spans[1][w]))
+    def choose_block(
+        self, jobs: IntArray, ledger: CapacityLedger
+    ) -> tuple[Choices, BlockArrays | None]:
+        """``choose``, with the candidates flattened for the compiled loop."""
+        choice = self.choose(jobs, ledger)
+        return choice, choice.block_arrays(self.table, jobs)
 
     def _widths(self, book: PriceBook, jobs: IntArray) -> tuple[IntArray, BoolArray]:
         """Each job's count of boundary starts, and whether only those next to price breaks
@@ -186,16 +183,11 @@ class BatchChooser:
         cost = np.where(usable, cost, np.inf)
         _bonus(cost, starts, self.current, jobs)
         free, span_a, span_b = _free_mask(ledger, t.gpus[jobs], starts, d)
-        for i, pos in enumerate(at):
-            out.scores[pos] = cost[i]
-            out.starts[pos] = starts[i]
-            out.spans[pos] = (span_a[i], span_b[i])
+        out.chunk[at] = len(out.chunks)
+        out.pos[at] = np.arange(len(jobs))
+        out.chunks.append((cost, starts, span_a, span_b))
         best_any = cost.reshape(len(jobs), -1).min(axis=1)
-        feasible = np.where(free, cost, np.inf)
-        w = _pick(t, jobs, at, feasible, starts, best_any, out)
-        idx = np.arange(len(jobs))
-        out.lo[at] = span_a[idx, w]
-        out.hi[at] = span_b[idx, w]
+        _pick(t, jobs, at, np.where(free, cost, np.inf), best_any, out)
 
 
 def _boundary_starts(
@@ -346,11 +338,11 @@ def _pick(
     jobs: IntArray,
     at: IntArray,
     cost: FloatArray,
-    starts: FloatArray,
     best_any: FloatArray,
     out: Choices,
-) -> IntArray:
-    """Record each job's best finite candidate in ``out``; returns the chosen start index."""
+) -> None:
+    """Record each job's best finite candidate in ``out`` (ties: earliest start, then home,
+    then region order)."""
     n_jobs = cost.shape[0]
     flat = cost.reshape(n_jobs, -1)
     best = flat.min(axis=1)
@@ -364,9 +356,6 @@ def _pick(
     r = np.where(home_ok, home, np.argmax(at_w, axis=1))
     sel = at[finite]
     out.row[sel] = r[finite]
-    out.start_x[sel] = starts[idx, w][finite]
-    out.score[sel] = cost[idx, w, r][finite]
+    out.w[sel] = w[finite]
     tol = TIE_RTOL * np.maximum(1.0, np.abs(best_any))
     out.displaced[sel] = (best > best_any + tol)[finite]
-    chosen: IntArray = w
-    return chosen

@@ -42,6 +42,11 @@ class CapacityLedger:
         self._short.clear()
         self._stale.clear()
 
+    def touch_all(self) -> None:
+        """Mark every row changed (after ``free`` was written directly)."""
+        for stale in self._stale.values():
+            stale.update(range(self.free.shape[0]))
+
     def _touch(self, row: int) -> None:
         for stale in self._stale.values():
             stale.add(row)
@@ -60,15 +65,6 @@ class CapacityLedger:
             np.cumsum(self.free[row] < gpus, out=counts[1:, row])
         stale.clear()
         return counts
-
-    def fits_span(self, row: int, lo: int, hi: int, gpus: int) -> bool:
-        """Whether slots ``[lo, hi)`` of ``row`` all have ``gpus`` free."""
-        return gpus <= 0 or hi <= lo or int(self.free[row, lo:hi].min()) >= gpus
-
-    def take_span(self, row: int, lo: int, hi: int, gpus: int) -> None:
-        if gpus > 0:
-            self.free[row, lo:hi] -= gpus
-            self._touch(row)
 
     @classmethod
     def build(

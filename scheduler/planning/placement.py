@@ -15,13 +15,16 @@ allow and is reported.
 from __future__ import annotations
 
 import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from scheduler.planning.batch import BatchChooser
+from scheduler.planning.batch import BatchChooser, Choices
 from scheduler.planning.capacity import CapacityLedger
 from scheduler.planning.grid import FloatArray, IntArray
+from scheduler.planning.kernels import BlockArrays, commit_run
 from scheduler.planning.policies import Books, Candidates, CurrentPlans, candidates
 from scheduler.planning.table import JobTable
 from scheduler.planning.window import TIE_RTOL, candidate_starts
@@ -30,6 +33,10 @@ FORCED_NOTE = "latest safe start reached: starts now whatever the forecast"
 UNPRICED_NOTE = "no priced region allowed: runs now in its home region"
 BLOCK_START = 64
 BLOCK_MAX = 2048
+# Fewer blocks than this gain nothing from choosing the next one on another thread.
+PIPELINE_MIN_BLOCKS = 3
+# Blocks choosing ahead at once: one per core of the two we size for.
+CHOOSERS = 2
 
 
 @dataclass
@@ -177,57 +184,68 @@ class Placer:
         self._note_forced(a, j)
         self.commit(a, j, row, x, math.inf if cands.unpriced else score)
 
-    def _fast_commit(
-        self, a: Assignment, j: int, row: int, x: float, score: float, lo: int, hi: int
-    ) -> None:
-        """``commit`` of a contiguous run whose slot span ``[lo, hi)`` is known."""
-        a.row[j], a.start_x[j], a.score[j] = row, x, score
-        self.ledger.take_span(row, lo, hi, int(self.table.gpus[j]))
-
     def _note_forced(self, a: Assignment, j: int) -> None:
         t = self.table
         if not t.deployment[j] and t.x_e[j] <= t.x_l[j] < math.floor(t.x_e[j]) + 1:
             a.notes[j] = FORCED_NOTE
 
     def place_all(self, a: Assignment, order: IntArray) -> None:
-        """The greedy over ``order``: blocks of jobs choose at once (``batch``); a choice that
-        a job earlier in its block took away is redone from the job's kept scores against the
-        ledger as it is then, which is what the one-by-one greedy would choose."""
+        """The greedy over ``order``: blocks of jobs choose at once (``batch``) against the
+        ledger as it stands; the compiled loop (``kernels``) then commits them in order, each
+        to its block-start choice while that is still free, else to its best candidate still
+        free: what the one-by-one greedy would choose. Jobs with no candidate there take the
+        per-job path (``place``).
+
+        The next block chooses on a worker thread while this one commits (both release the
+        GIL). It reads a ledger being filled, so it sees each slot's free count as it was then
+        or since; counts only fall during the greedy, so what it deems free is a superset of
+        what is free when the job's turn comes, and the commit checks the ledger again: the
+        result is the one-by-one greedy's whatever the timing."""
         chooser = BatchChooser(self.table, self.books, self.current)
-        t, pos, block = self.table, 0, BLOCK_START
-        while pos < len(order):
-            jobs = order[pos : pos + block]
-            choice = chooser.choose(jobs, self.ledger)
-            gpus_of = t.gpus[jobs].tolist()
-            for i, job in enumerate(jobs.tolist()):
-                row, gpus = int(choice.row[i]), gpus_of[i]
-                if row >= 0 and self.ledger.fits_span(
-                    row, int(choice.lo[i]), int(choice.hi[i]), gpus
-                ):
-                    if choice.displaced[i]:
-                        a.displaced.add(job)
-                    self._fast_commit(
-                        a,
-                        job,
-                        row,
-                        float(choice.start_x[i]),
-                        float(choice.score[i]),
-                        int(choice.lo[i]),
-                        int(choice.hi[i]),
-                    )
-                    continue
-                again = chooser.rechoose(job, choice, i, self.ledger) if row >= 0 else None
-                if again is not None:
-                    a.displaced.add(job)
-                    self._fast_commit(a, job, *again)
-                    continue
-                self.place(a, job)
-            pos += len(jobs)
-            block = min(2 * block, BLOCK_MAX)
+        blocks = _blocks(order)
+        if len(blocks) < PIPELINE_MIN_BLOCKS:
+            for jobs in blocks:
+                self._commit_block(a, jobs, *chooser.choose_block(jobs, self.ledger))
+        else:
+            with ThreadPoolExecutor(max_workers=CHOOSERS) as pool:
+                ahead = deque(
+                    pool.submit(chooser.choose_block, jobs, self.ledger)
+                    for jobs in blocks[:CHOOSERS]
+                )
+                for k, jobs in enumerate(blocks):
+                    choice, arrays = ahead.popleft().result()
+                    if k + CHOOSERS < len(blocks):
+                        ahead.append(
+                            pool.submit(chooser.choose_block, blocks[k + CHOOSERS], self.ledger)
+                        )
+                    self._commit_block(a, jobs, choice, arrays)
+        t = self.table
         forced = ~t.deployment & (t.x_e <= t.x_l) & (t.x_l < np.floor(t.x_e) + 1)
         for j in np.flatnonzero(forced).tolist():
             if j not in a.late:
                 a.notes[j] = FORCED_NOTE
+
+    def _commit_block(
+        self, a: Assignment, jobs: IntArray, choice: Choices, arrays: BlockArrays | None
+    ) -> None:
+        displaced = choice.displaced.copy()
+        k = 0
+        while k < len(jobs):
+            if arrays is not None:
+                k = commit_run(
+                    self.ledger.free,
+                    k,
+                    jobs,
+                    arrays,
+                    TIE_RTOL,
+                    (a.row, a.start_x, a.score),
+                    displaced,
+                )
+                self.ledger.touch_all()
+            if k < len(jobs):
+                self.place(a, int(jobs[k]))
+                k += 1
+        a.displaced.update(jobs[displaced].tolist())
 
     def place_late(self, a: Assignment, j: int, cands: Candidates) -> None:
         """Earliest start with free GPUs past the deadline (over capacity at the earliest
@@ -285,6 +303,17 @@ class Placer:
             float(cands.starts_x[w]),
             math.inf if cands.unpriced else float(col[i]),
         )
+
+
+def _blocks(order: IntArray) -> list[IntArray]:
+    """``order`` cut into blocks that double from ``BLOCK_START`` to ``BLOCK_MAX`` jobs: small
+    first, so a small table builds no big tensor."""
+    out, pos, size = [], 0, BLOCK_START
+    while pos < len(order):
+        out.append(order[pos : pos + size])
+        pos += size
+        size = min(2 * size, BLOCK_MAX)
+    return out
 
 
 def edf_order(table: JobTable) -> IntArray:
