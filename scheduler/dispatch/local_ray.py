@@ -40,6 +40,8 @@ MARKER_ENV = "GREENLIGHT_RAY_HEAD"
 AUTH_MODES = ("disabled", "token")
 _MIB = 1024 * 1024
 _POLL_S = 0.25
+# How long stop() keeps killing marked processes until none is left.
+KILL_WAIT_S = 10.0
 _PROBE_TIMEOUT_S = (1.0, 2.0)
 _LOG_TAIL_CHARS = 3000
 
@@ -289,13 +291,21 @@ class LocalRayHead:
 
     def _kill_marked(self) -> None:
         """Kill every process that carries this head's marker (Linux /proc; elsewhere the
-        process-group kill has to do)."""
-        pids = self.process_ids()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        if pids:
-            log.info("killed %d leftover process(es) of the local Ray head", len(pids))
+        process-group kill has to do), until none is left: a SIGKILLed process lingers a
+        moment, and a raylet may fork a worker between listing and killing."""
+        deadline = time.monotonic() + KILL_WAIT_S
+        killed: set[int] = set()
+        while pids := self.process_ids():
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            killed.update(pids)
+            if time.monotonic() > deadline:
+                log.warning("processes of the local Ray head still alive: %s", pids)
+                break
+            time.sleep(0.05)
+        if killed:
+            log.info("killed %d leftover process(es) of the local Ray head", len(killed))
 
 
 def _pids_with_env(entry: str) -> list[int]:
