@@ -26,6 +26,9 @@ def check_submit(snapshot: Snapshot, job: PlanningJob) -> str | None:
     with_job = _late(dataclasses.replace(snapshot, jobs=(*others, job)))
     if job.id in with_job:
         return f"cannot meet its deadline with current capacity: {with_job[job.id]}"
+    if not with_job:
+        return None
+    # Only when some queued job is late with it does the placement without it matter.
     newly_late = set(with_job) - set(_late(dataclasses.replace(snapshot, jobs=others)))
     if newly_late:
         return (
