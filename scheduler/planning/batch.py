@@ -22,7 +22,13 @@ from scheduler.domain import Policy
 from scheduler.planning.capacity import SPAN_EPS, CapacityLedger
 from scheduler.planning.grid import BoolArray, FloatArray, IntArray
 from scheduler.planning.kernels import BlockArrays
-from scheduler.planning.policies import HOME_ONLY, STABILITY_MARGIN, Books, CurrentPlans
+from scheduler.planning.policies import (
+    HOME_ONLY,
+    STABILITY_MARGIN,
+    Books,
+    CurrentPlans,
+    wait_costs,
+)
 from scheduler.planning.prices import PriceBook
 from scheduler.planning.table import JobTable
 from scheduler.planning.window import TIE_RTOL
@@ -181,6 +187,9 @@ class BatchChooser:
         if (book.start_end < n_slots).any():
             usable &= starts[:, :, None] < book.start_end[None, None, :]
         cost = np.where(usable, cost, np.inf)
+        extra = wait_costs(t, jobs, starts, book)
+        if extra is not None:
+            cost += extra[:, :, None]
         _bonus(cost, starts, self.current, jobs)
         free, span_a, span_b = _free_mask(ledger, t.gpus[jobs], starts, d)
         out.chunk[at] = len(out.chunks)

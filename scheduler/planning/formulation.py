@@ -118,8 +118,10 @@ def formulate(cands: CandidateSet, gpus: IntArray, free: IntArray) -> Formulatio
     )
 
 
-def solve_lp(f: Formulation, time_limit_s: float) -> OptimizeResult:
-    """The LP relaxation with HiGHS; the result's ``x`` is None when it found no solution."""
+def solve_lp(f: Formulation, time_limit_s: float, *, presolve: bool = True) -> OptimizeResult:
+    """The LP relaxation with HiGHS; the result's ``x`` is None when it found no solution.
+    Presolve pays off on the large offline LPs; on a cycle's small ones the dual simplex without
+    it takes about half the time (``bench/regions.py``'s snapshots of 60 to 300 jobs)."""
     return linprog(
         f.cands.score,
         A_ub=f.capacity if f.capacity.shape[0] else None,
@@ -127,8 +129,8 @@ def solve_lp(f: Formulation, time_limit_s: float) -> OptimizeResult:
         A_eq=f.assign,
         b_eq=np.ones(len(f.jobs)),
         bounds=(0.0, 1.0),
-        method="highs",
-        options={"time_limit": max(time_limit_s, 0.01), "presolve": True},
+        method="highs" if presolve else "highs-ds",
+        options={"time_limit": max(time_limit_s, 0.01), "presolve": presolve},
     )
 
 

@@ -68,6 +68,9 @@ class PriceBook:
     # between them prices are flat, so a run's cost is linear in its start and its minimum
     # sits next to a break.
     breaks: IntArray
+    # Mean intensity x PUE over the priced regions' priced slots, g/kWh: the scale of this
+    # book's grams (what a time value in kWh is worth here, ``policies.wait_costs``).
+    mean_g_per_kwh: float = 0.0
 
     def index(self, region: str) -> int:
         """Row of ``region``; raises ValueError for an unknown one."""
@@ -174,6 +177,11 @@ def build_price_book(
     origin_s = (grid.origin - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
     at_s = origin_s + grid.step_s * np.arange(1, grid.n_slots)
     changed |= np.isclose(np.mod(at_s, resolution_s), 0.0)
+    priced_means = [
+        float(values[row, : start_end[row]].mean()) * regions[row].pue
+        for row in range(len(regions))
+        if start_end[row] > 0
+    ]
     return PriceBook(
         grid=grid,
         regions=tuple(r.name for r in regions),
@@ -184,4 +192,5 @@ def build_price_book(
         issued_at=tuple(issued),
         priced=start_end > 0,
         breaks=np.flatnonzero(changed).astype(np.int64) + 1,
+        mean_g_per_kwh=float(np.mean(priced_means)) if priced_means else 0.0,
     )

@@ -11,6 +11,10 @@ deadline and within capacity, and is kept only when the total score falls:
   Small jobs placed first fragment capacity that large ones then cannot use; recreating largest
   first packs them better. The jobs lifted are drawn from a generator seeded with 0.
 
+``place_by_ejecting`` uses the eject move's choice of jobs to lift (``blockers``) to place a job
+that holds nothing yet: the repair of an LP rounding that stranded one
+(``scheduler.planning.rounding``).
+
 The budget is work, counted in estimated microseconds on two cores (``bench/plan_speed.py``
 measures them), not read from a clock, so a cycle is deterministic.
 """
@@ -148,37 +152,7 @@ class LocalSearch:
 
     def blockers(self, j: int, row: int, x: float) -> IntArray | None:
         """Movable jobs to lift so ``j`` fits at ``(row, x)`` (``j`` released), or None."""
-        t = self.placer.table
-        d, gpus = float(t.d[j]), int(t.gpus[j])
-        s0, s1 = span(x, d, self.placer.ledger.n_slots)
-        short = np.flatnonzero(self.placer.ledger.free[row, s0:s1] < gpus) + s0
-        if short.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        m = self.movable[
-            (self.movable != j) & (self.a.row[self.movable] == row) & (t.gpus[self.movable] > 0)
-        ]
-        a0 = np.floor(self.a.start_x[m] + 1e-9)
-        a1 = np.ceil(self.a.start_x[m] + t.d[m] - 1e-9)
-        near = (a0 <= short[-1]) & (a1 > short[0])
-        m, a0, a1 = m[near], a0[near], a1[near]
-        # Lift the fewest jobs: each time the one freeing most of what is still missing.
-        need = (gpus - self.placer.ledger.free[row, short]).astype(np.float64)
-        gives = ((a0[:, None] <= short[None, :]) & (a1[:, None] > short[None, :])) * t.gpus[m][
-            :, None
-        ].astype(np.float64)
-        chosen: list[int] = []
-        while need.max() > 0 and len(chosen) < MAX_EJECT:
-            gain = np.minimum(gives, np.maximum(need, 0)[None, :]).sum(axis=1)
-            gain[chosen] = 0
-            best = int(np.argmax(gain)) if gain.size else 0
-            if not gain.size or gain[best] <= 0:
-                return None
-            chosen.append(best)
-            need -= gives[best]
-        if need.max() > 0:
-            return None
-        out: IntArray = m[np.array(sorted(chosen), dtype=np.int64)]
-        return out
+        return blockers(self.placer, self.a, self.movable, j, row, x, MAX_EJECT)
 
     def try_eject(self, j: int, row: int, x: float, score: float) -> set[int]:
         t, placer, a = self.placer.table, self.placer, self.a
@@ -277,6 +251,95 @@ class LocalSearch:
         stall, limit = 0, RUIN_STALL * max(len(self.movable), 10)
         while not self.effort.exhausted and len(self.movable) and stall < limit:
             stall = 0 if self.ruin_recreate(rng) else stall + 1
+
+
+def blockers(
+    placer: Placer,
+    a: Assignment,
+    movable: IntArray,
+    j: int,
+    row: int,
+    x: float,
+    max_count: int,
+) -> IntArray | None:
+    """The fewest jobs of ``movable`` (at most ``max_count``) placed in ``a`` to lift so that
+    ``j`` (not holding GPUs) fits at ``(row, x)``: each time the one freeing most of what is
+    still missing. Empty when ``j`` fits already; None when no such set is found."""
+    t = placer.table
+    d, gpus = float(t.d[j]), int(t.gpus[j])
+    s0, s1 = span(x, d, placer.ledger.n_slots)
+    short = np.flatnonzero(placer.ledger.free[row, s0:s1] < gpus) + s0
+    if short.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    m = movable[(movable != j) & (a.row[movable] == row) & (t.gpus[movable] > 0)]
+    a0 = np.floor(a.start_x[m] + 1e-9)
+    a1 = np.ceil(a.start_x[m] + t.d[m] - 1e-9)
+    near = (a0 <= short[-1]) & (a1 > short[0])
+    m, a0, a1 = m[near], a0[near], a1[near]
+    need = (gpus - placer.ledger.free[row, short]).astype(np.float64)
+    gives = ((a0[:, None] <= short[None, :]) & (a1[:, None] > short[None, :])) * t.gpus[m][
+        :, None
+    ].astype(np.float64)
+    chosen: list[int] = []
+    while need.max() > 0 and len(chosen) < max_count:
+        gain = np.minimum(gives, np.maximum(need, 0)[None, :]).sum(axis=1)
+        gain[chosen] = 0
+        best = int(np.argmax(gain)) if gain.size else 0
+        if not gain.size or gain[best] <= 0:
+            return None
+        chosen.append(best)
+        need -= gives[best]
+    if need.max() > 0:
+        return None
+    out: IntArray = m[np.array(sorted(chosen), dtype=np.int64)]
+    return out
+
+
+def place_by_ejecting(
+    placer: Placer,
+    a: Assignment,
+    j: int,
+    movable: IntArray,
+    tries: int,
+    max_eject: int,
+) -> bool:
+    """Place job ``j`` (holding no GPUs) at one of its ``tries`` cheapest candidates (any
+    start) by lifting the fewest ``movable`` jobs in the way and re-placing them, largest
+    first, each at its best free candidate. False, with nothing changed, when no try works.
+
+    The repair of a rounding that stranded ``j``: jobs are only ever put at candidates before
+    their deadlines, so a success leaves every job on time."""
+    t = placer.table
+    c = placer.candidates(j, every_start=True)
+    flat = np.argsort(c.score, axis=None, kind="stable")
+    for idx in flat[:tries].tolist():
+        i, w = np.unravel_index(idx, c.score.shape)
+        if not np.isfinite(c.score[i, w]):
+            break
+        row, x = int(c.rows[i]), float(c.starts_x[w])
+        hit = blockers(placer, a, movable, j, row, x, max_eject)
+        if hit is None:
+            continue
+        old = {int(b): (int(a.row[b]), float(a.start_x[b]), float(a.score[b])) for b in hit}
+        for b in old:
+            placer.release(a, b)
+        placed: list[int] = []
+        if placer.ledger.fits(row, x, float(t.d[j]), int(t.gpus[j])):
+            placer.commit(a, j, row, x, float(c.score[i, w]))
+            placed.append(j)
+            for b in sorted(old, key=lambda b: (-float(t.d[b]) * int(t.gpus[b]), b)):
+                found = placer.best_feasible(b, placer.candidates(b, every_start=True))
+                if found is None:
+                    break
+                placer.commit(a, b, found[0], found[1], found[2])
+                placed.append(b)
+        if len(placed) == len(old) + 1:
+            return True
+        for p in placed:
+            placer.release(a, p)
+        for b, (r, bx, score) in old.items():
+            placer.commit(a, b, r, bx, score)
+    return False
 
 
 def _tol(value: float) -> float:
