@@ -2,10 +2,12 @@
 
 The greedy and its repair orders (``scheduler.planning.placement.place_jobs``) are heuristics:
 deciding whether all jobs fit before their deadlines is NP-hard in general. When they still
-leave jobs late and the snapshot is small, HiGHS decides it: the time-indexed MIP over every
-start, where each late job may also keep its late placement at a prohibitive score, so the
-solution makes the fewest jobs late (then emits least). The search is bounded by a node count,
-not a clock, so the cycle stays deterministic.
+leave jobs late, each late job is first placed by lifting the jobs in its way and re-placing
+them (``repair_by_ejecting``: cheap, deterministic); when some are still late and the snapshot
+is small, HiGHS decides: the time-indexed MIP over every start, where each late job may also
+keep its late placement at a prohibitive score, so the solution makes the fewest jobs late
+(then emits least). The search is bounded by a node count, not a clock, so the cycle stays
+deterministic.
 """
 
 from __future__ import annotations
@@ -22,12 +24,19 @@ from scheduler.planning.formulation import (
 from scheduler.planning.grid import FloatArray
 from scheduler.planning.placement import Assignment, Placer, place_jobs
 from scheduler.planning.policies import Books, CurrentPlans
+from scheduler.planning.search import place_by_ejecting
 from scheduler.planning.table import JobTable
 
-RESCUE_MAX_CANDIDATES = 60_000
+# Candidates of a late job tried, and jobs lifted at most, by the ejection repair.
+REPAIR_TRIES = 200
+REPAIR_EJECT = 16
+# The MIP is asked only when its capacity matrix is small enough that HiGHS settles it well
+# within the guard below (measured: ~3M nonzeros is ~30 s of root LP on 2 cores; a cycle and
+# a submit wait on it). Bigger snapshots keep the greedy's and the repair's placement.
+RESCUE_MAX_NONZEROS = 400_000
 RESCUE_NODE_LIMIT = 2_000
-# A wall-clock guard for HiGHS; the node limit decides in practice.
-RESCUE_TIME_LIMIT_S = 30.0
+# A wall-clock guard for HiGHS; the size bound and node limit decide in practice.
+RESCUE_TIME_LIMIT_S = 10.0
 
 
 def place_within_deadlines(
@@ -41,10 +50,44 @@ def place_within_deadlines(
     a, ledger = place_jobs(table, books, current, base)
     if not a.late:
         return a, ledger
+    a, ledger = repair_by_ejecting(table, books, current, a, ledger)
+    if not a.late:
+        return a, ledger
     rescued = rescue(table, books, current, base, a)
     if rescued is None or rescued[0].objective() >= a.objective():
         return a, ledger
     return rescued
+
+
+def repair_by_ejecting(
+    table: JobTable,
+    books: Books,
+    current: CurrentPlans,
+    a: Assignment,
+    ledger: CapacityLedger,
+) -> tuple[Assignment, CapacityLedger]:
+    """Each late job (least slack first) placed before its deadline by lifting the fewest
+    placed jobs in its way and re-placing them before theirs (``search.place_by_ejecting``).
+    Cheap and deterministic, it settles most stranded jobs before the MIP is asked; a job it
+    cannot place keeps its late placement. Returns a new assignment and ledger."""
+    out, repaired = a.copy(), ledger.copy()
+    placer = Placer(table, books, current, repaired)
+    rank = {int(j): r for r, j in enumerate(table.order())}
+    for j in sorted(out.late, key=rank.__getitem__):
+        if table.x_l[j] < table.x_e[j]:
+            continue  # past its latest start already: no placement makes it
+        movable = np.array(
+            [k for k in range(len(table)) if k not in out.late and out.row[k] >= 0],
+            dtype=np.int64,
+        )
+        old = (int(out.row[j]), float(out.start_x[j]), float(out.score[j]))
+        placer.release(out, j)
+        if place_by_ejecting(placer, out, j, movable, REPAIR_TRIES, REPAIR_EJECT):
+            del out.late[j]
+            out.notes.pop(j, None)
+        else:
+            placer.commit(out, j, *old)
+    return out, repaired
 
 
 def with_late_fallbacks(
@@ -120,7 +163,7 @@ def rescue(
     for j in fixed:
         placer.retake(a, j)
     free = [j for j in range(len(table)) if j not in fixed]
-    if _candidate_bound(table, free) > RESCUE_MAX_CANDIDATES:
+    if _nonzero_bound(table, free) > RESCUE_MAX_NONZEROS:
         return None
     cands, penalty = with_late_fallbacks(
         enumerate_candidates(placer, free, every_start=True),
@@ -143,9 +186,12 @@ def rescue(
     return out, ledger
 
 
-def _candidate_bound(table: JobTable, jobs: list[int]) -> int:
+def _nonzero_bound(table: JobTable, jobs: list[int]) -> int:
+    """An upper bound on the MIP's capacity-matrix entries: per candidate start and region,
+    the slots its run covers."""
     idx = np.array(jobs, dtype=np.int64)
     last = np.minimum(table.x_l[idx], table.grid.n_slots - table.d[idx])
     starts = np.maximum(np.floor(last) - np.floor(table.x_e[idx]), 0) + 1
     regions = np.array([len(table.allowed[j]) for j in jobs])
-    return int((starts * regions).sum())
+    covered = np.ceil(table.d[idx]) + 1
+    return int((starts * regions * covered).sum())

@@ -302,3 +302,28 @@ def test_interruptible_split_respects_capacity() -> None:
     assert T0 + timedelta(hours=4) not in starts
     assert sum((w.end - w.start for w in plan.windows), timedelta()) == timedelta(hours=3)
     assert plan.forecast_emissions_g == pytest.approx(100 + 20 + 300)
+
+
+def test_ejection_repair_places_a_stranded_job_before_its_deadline() -> None:
+    """The plain greedy strands "b-long" (see above); lifting "a-short" and re-placing it
+    gets both in on time, without the MIP."""
+    from scheduler.planning.cycle import planning_inputs
+    from scheduler.planning.deadlines import repair_by_ejecting
+    from scheduler.planning.placement import Assignment, Placer
+    from scheduler.planning.policies import current_plans
+
+    jobs = [job("a-short", duration_h=1, deadline_h=2), job("b-long", duration_h=4, deadline_h=5)]
+    snap = snapshot(jobs, {"a": [10, 5, 900, 900, 900, 900]}, gpus={"a": 1})
+    table, books, base = planning_inputs(snap)
+    current = current_plans(table, table.grid)
+    ledger = base.copy()
+    greedy = Assignment.empty(len(table))
+    Placer(table, books, current, ledger).place_all(greedy, table.order())
+    assert set(greedy.late) == {1}
+
+    repaired, after = repair_by_ejecting(table, books, current, greedy, ledger)
+
+    assert repaired.late == {}
+    assert repaired.start_x.tolist() == [0.0, 1.0]
+    assert (after.free >= 0).all()
+    assert set(greedy.late) == {1}  # the input is left as it was

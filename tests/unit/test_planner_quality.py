@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -191,7 +192,14 @@ def test_the_residual_is_every_joint_job_released(snap: Snapshot) -> None:
 def test_contended_cycles_stay_within_capacity_and_deadlines(snap: Snapshot) -> None:
     decision = plan_cycle(snap)
     capacity = {r.name: r.gpus for r in snap.regions}
-    for (region, _), held in usage_by_slot(snap, decision).items():
+    # A late job that finds no free GPUs anywhere on the grid is planned at its earliest start
+    # over capacity and reported so (Ray queues it until GPUs free up; the next cycle, with a
+    # longer horizon, re-plans it): it is left out of the count, and must be reported.
+    overflow = {job_id for job_id, reason in decision.late.items() if "planning horizon" in reason}
+    counted = dataclasses.replace(
+        decision, plans={k: p for k, p in decision.plans.items() if k not in overflow}
+    )
+    for (region, _), held in usage_by_slot(snap, counted).items():
         assert held <= capacity[region]
     for j in snap.jobs:
         assert j.deadline is not None
