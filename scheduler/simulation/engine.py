@@ -1,13 +1,26 @@
 """Discrete-event replay of jobs arriving online through the service's own planning cycle.
 
 Each cycle hands the planner the jobs that have arrived and not started (re-planned every time),
-the GPUs that running jobs hold, and the forecasts as they stood at that moment; a job starts at
-the first cycle at or after its plan's start. Accounting happens later on actuals (``metrics``).
+the GPUs that running jobs hold, and the forecasts as they stood at that moment. Accounting
+happens later on actuals (``metrics``).
 
-Cycles run on the planning interval, but only when something can change a plan: a job arrived,
-a run ended (capacity freed, or an interruptible job to re-place), a new forecast was issued, or a
-job is still unplaced. With ``every_cycle=True`` the planner runs at every interval while jobs
-wait, as the service does; a deterministic planner gives the same result either way.
+As in the service, planning and dispatch run on different clocks. Planning cycles run on the
+planning interval (``Scenario.cycle_s``), so an arrival or freed capacity waits for the next
+cycle; dispatch is far more frequent in the service (seconds), so here a job starts at the first
+grid step at or after its plan's start, and a run's end is seen at the first step after it.
+
+A cycle runs only when something can change a plan: a job arrived, a run ended (capacity freed,
+or an interruptible job to re-place), a new forecast was issued, or a job is still unplaced. A
+job whose plan the engine refused because it would overcommit a region (the planner's fallback
+for a job that fits nowhere before its deadline) is *held*: only freed capacity, an arrival or a
+new forecast can change its plan, so it waits for one of those instead of being re-planned at
+every step. A job that asks for more GPUs than any of its regions has never runs and is never
+handed to the planner. With ``every_cycle=True`` the planner runs at every cycle while jobs
+wait, as the service does. The two agree when a re-plan with nothing changed but ``now`` keeps
+every plan (the tests check ``now``, ``lowest-window`` and ``wait-awhile``); ``carbon-time``
+weighs the wait from ``now``, and the joint policies' improvement search (``greenlight``,
+``oracle``) may find a better plan on a later look, so for those ``every_cycle`` is the faithful,
+slower replay.
 
 Fast path: with unlimited capacity and static forecasts (one value per valid time, whatever the
 issue time) jobs do not interact and a plan never changes once made, so each job is planned once,
@@ -75,6 +88,8 @@ class _Live:
     plan: Plan | None = None
     running_until_s: float | None = None
     running_region: str | None = None
+    # The plan was refused for capacity: re-planned at the next change, not at every step.
+    held: bool = False
 
 
 def simulate(
@@ -183,35 +198,50 @@ class _Loop:
         self.cycles = 0
         self.issue_keys = {r.name: -1 for r in scenario.regions}
         self.start_s, self.step_s = grid.start_s, grid.step_s
+        self.capacity = {r.name: r.gpus for r in scenario.regions}
 
     def run(self) -> PolicyRun:
         if not self.arrivals:
             return PolicyRun(label=self.policy.value, records=(), cycles=0)
-        index = self._cycle_index(epoch_s(self.arrivals[0].arrival))
-        while index < self.sc.grid.n_steps:
-            now_s = self.sc.grid.time_s(index)
-            changed = self._finish_runs(now_s) | self._admit(now_s)
-            changed |= self._forecasts_changed(index)
-            if self._waiting() and (changed or self.every_cycle or self._unplanned()):
-                self._plan(index, now_s)
+        grid, cycle_steps = self.sc.grid, self.sc.cycle_steps
+        index = self._step_index(epoch_s(self.arrivals[0].arrival))
+        # A change seen between planning cycles waits for the next one, as in the service.
+        pending = False
+        while index < grid.n_steps:
+            now_s = grid.time_s(index)
+            pending |= self._finish_runs(now_s) | self._admit(now_s)
+            pending |= self._forecasts_changed(index)
+            if index % cycle_steps == 0:
+                waiting = self._waiting()
+                if waiting and (pending or self.every_cycle or self._unplanned(waiting)):
+                    self._plan(index, now_s, waiting)
+                pending = False
             self._dispatch(now_s)
-            next_s = self._next_event_s(now_s)
+            next_s = self._next_event_s(now_s, index, pending)
             if next_s is None:
                 break
-            index = max(self._cycle_index(next_s), index + self.sc.cycle_steps)
+            index = max(self._step_index(next_s), index + 1)
         self.done.extend(s.record for s in self.live.values())
         order = {j.id: i for i, j in enumerate(self.sc.jobs)}
         records = tuple(sorted(self.done, key=lambda r: order[r.job.id]))
         return PolicyRun(label=self.policy.value, records=records, cycles=self.cycles)
 
-    def _cycle_index(self, when_s: float) -> int:
-        return _cycle_at_or_after(self.start_s, self.step_s, self.sc.cycle_steps, when_s)
+    def _step_index(self, when_s: float) -> int:
+        """The first grid step at or after ``when_s``: runs start and are noticed ending there
+        (the service dispatches every few seconds, far more often than the grid step)."""
+        return _cycle_at_or_after(self.start_s, self.step_s, 1, when_s)
 
     def _waiting(self) -> list[_Live]:
         return [s for s in self.live.values() if s.running_until_s is None]
 
-    def _unplanned(self) -> bool:
-        return any(s.plan is None for s in self._waiting())
+    @staticmethod
+    def _unplanned(waiting: list[_Live]) -> bool:
+        return any(s.plan is None and not s.held for s in waiting)
+
+    def _runnable(self, job: SimJob) -> bool:
+        """Whether some allowed region has as many GPUs as ``job`` asks for."""
+        limits = [self.capacity[r] for r in job.allowed_regions or (job.home_region,)]
+        return any(limit is None or job.gpus <= limit for limit in limits)
 
     def _admit(self, now_s: float) -> bool:
         admitted = False
@@ -220,8 +250,11 @@ class _Loop:
             and epoch_s(self.arrivals[self.next_arrival].arrival) <= now_s + _EPS_S
         ):
             job = self.arrivals[self.next_arrival]
-            self.live[job.id] = _Live(record=JobRecord(job=job), remaining_s=job.duration_s)
             self.next_arrival += 1
+            if not self._runnable(job):
+                self.done.append(JobRecord(job=job))
+                continue
+            self.live[job.id] = _Live(record=JobRecord(job=job), remaining_s=job.duration_s)
             admitted = True
         return admitted
 
@@ -247,8 +280,7 @@ class _Loop:
             self.issue_keys[name] = key
         return changed
 
-    def _plan(self, index: int, now_s: float) -> None:
-        waiting = self._waiting()
+    def _plan(self, index: int, now_s: float, waiting: list[_Live]) -> None:
         jobs = [
             planning_job(
                 s.record.job,
@@ -274,6 +306,7 @@ class _Loop:
         for state in waiting:
             job_id = state.record.job.id
             state.plan = decision.plans.get(job_id, state.plan)
+            state.held = False
             state.record.late |= job_id in decision.late
 
     def _in_use(self) -> dict[str, int]:
@@ -285,18 +318,17 @@ class _Loop:
 
     def _dispatch(self, now_s: float) -> None:
         used = self._in_use()
-        capacity = {r.name: r.gpus for r in self.sc.regions}
         for state in self._waiting():
             plan = state.plan
             if plan is None or epoch_s(plan.start) > now_s + _EPS_S:
                 continue
             window = plan.windows[0]
-            limit = capacity[window.region]
+            limit = self.capacity[window.region]
             gpus = state.record.job.gpus
             if limit is not None and used.get(window.region, 0) + gpus > limit:
                 # A plan that overcommits is not run: the job waits and is re-planned.
                 state.record.capacity_holds += 1
-                state.plan = None
+                state.plan, state.held = None, True
                 continue
             used[window.region] = used.get(window.region, 0) + gpus
             length = state.remaining_s
@@ -311,24 +343,28 @@ class _Loop:
             # Once a window starts, the rest of the plan is re-made at its end.
             state.plan = _rest_of(plan) if state.remaining_s > 1e-3 else None
 
-    def _next_event_s(self, now_s: float) -> float | None:
+    def _next_event_s(self, now_s: float, index: int, pending: bool) -> float | None:
+        """When something next happens: a run ends, a planned start comes, a job arrives, or a
+        planning cycle is due (a change is pending, a job is unplaced, or ``every_cycle``)."""
+        waiting = self._waiting()
         candidates = [
             s.running_until_s for s in self.live.values() if s.running_until_s is not None
         ]
-        candidates += [epoch_s(s.plan.start) for s in self._waiting() if s.plan is not None]
+        candidates += [epoch_s(s.plan.start) for s in waiting if s.plan is not None]
         if self.next_arrival < len(self.arrivals):
             candidates.append(epoch_s(self.arrivals[self.next_arrival].arrival))
-        waiting = self._waiting()
-        if waiting and (self.every_cycle or self._unplanned()):
-            candidates.append(now_s + self.step_s)
+        cycle_steps = self.sc.cycle_steps
+        next_cycle_s = self.sc.grid.time_s((index // cycle_steps + 1) * cycle_steps)
+        if waiting and (pending or self.every_cycle or self._unplanned(waiting)):
+            candidates.append(next_cycle_s)
         if waiting:
             # A new forecast issue may change the plans of jobs still waiting.
             grid = self.sc.grid
-            issues = [m.next_issue_index(grid.index(now_s)) for m in self.sc.forecasts.values()]
+            issues = [m.next_issue_index(index) for m in self.sc.forecasts.values()]
             candidates += [grid.time_s(i) for i in issues if i is not None]
         future = [c for c in candidates if c > now_s + _EPS_S]
-        if not future and waiting:
-            future = [now_s + self.step_s]
+        if not future and any(not s.held for s in waiting):
+            future = [next_cycle_s]
         return min(future) if future else None
 
 

@@ -43,8 +43,9 @@ _HEADERS = (
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimulationResult:
     """One simulated comparison. ``rows`` are in the order policies were given, the offline
-    optimum (label ``optimum``) last when computed. ``dropped_jobs`` counts trace jobs outside
-    the carbon traces' span. ``notes`` say what was approximated or skipped."""
+    optimum (label ``optimum``) last when computed. ``dropped_jobs`` counts trace jobs left out
+    (outside the carbon traces' span, past ``max_jobs``, or wider than a region). ``cycle_s`` is
+    the planning interval. ``notes`` say what was approximated or skipped."""
 
     rows: tuple[PolicyMetrics, ...]
     regions: tuple[str, ...]
@@ -56,6 +57,7 @@ class SimulationResult:
     jobs: int
     dropped_jobs: int = 0
     notes: tuple[str, ...] = ()
+    cycle_s: int | None = None
     csv_path: Path | None = None
     png_path: Path | None = None
 
@@ -107,6 +109,8 @@ def rich_table(result: SimulationResult) -> Table:
         f"{result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}, "
         f"forecast error {result.forecast_error * 100:g}%"
     )
+    if result.cycle_s:
+        title += f", planning every {result.cycle_s / 60:g} min"
     table = Table(title=title)
     for i, header in enumerate(_HEADERS):
         table.add_column(header, justify="left" if i == 0 else "right")

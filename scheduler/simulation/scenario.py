@@ -137,10 +137,14 @@ class ScenarioView:
 
     def _horizon_end(self, now_index: int, jobs: Sequence[PlanningJob]) -> int:
         grid = self.scenario.grid
+        now_s = grid.time_s(now_index)
         latest = max((j.deadline for j in jobs if j.deadline is not None), default=None)
         end_s = grid.end_s if latest is None else latest.timestamp()
+        # A job past its deadline still runs as early as GPUs allow: the forecast must reach it.
+        longest_s = max((j.duration_s for j in jobs), default=0.0)
+        end_s = max(end_s, now_s + longest_s + grid.step_s)
         if self.scenario.horizon_s is not None:
-            end_s = min(end_s, grid.time_s(now_index) + self.scenario.horizon_s)
+            end_s = min(end_s, now_s + self.scenario.horizon_s)
         return min(int(np.ceil((end_s - grid.start_s) / grid.step_s)), grid.n_steps)
 
     def _forecast(self, region: SimRegion, now_index: int, end_index: int) -> Forecast | None:

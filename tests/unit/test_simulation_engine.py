@@ -209,17 +209,87 @@ def test_seeded_forecast_error_run_is_reproducible_and_accounted_on_actuals(
     assert all(peak <= 3 for peak in peak_gpus(first.records).values())
 
 
+@pytest.mark.parametrize("policy", [Policy.NOW, Policy.LOWEST_WINDOW, Policy.WAIT_AWHILE])
 def test_event_driven_and_every_cycle_replays_agree(
     jobs: list[SimJob],
     series: dict[str, Forecast],
+    policy: Policy,
 ) -> None:
-    # Hourly planning keeps the every-interval replay short.
+    # Policies whose plan for a waiting job changes only when its inputs do: skipping the
+    # cycles where nothing changed cannot change a run. Hourly planning keeps the replay short.
     scenario = _scenario(jobs[:8], series, gpus=2, cycle_s=3600)
-    event = simulate(scenario, Policy.GREENLIGHT)
-    every = simulate(scenario, Policy.GREENLIGHT, every_cycle=True)
+    event = simulate(scenario, policy)
+    every = simulate(scenario, policy, every_cycle=True)
     assert _runs(event) == _runs(every)
     assert every.cycles >= event.cycles
     assert all(peak <= 2 for peak in peak_gpus(event.records).values())
+
+
+def test_a_longer_planning_interval_batches_arrivals_and_dispatches_on_the_grid(
+    jobs: list[SimJob],
+    series: dict[str, Forecast],
+) -> None:
+    cycle_s = 4 * STEP_S
+    fine = simulate(_scenario(jobs, series, gpus=2), Policy.GREENLIGHT)
+    coarse = simulate(_scenario(jobs, series, gpus=2, cycle_s=cycle_s), Policy.GREENLIGHT)
+    assert coarse.cycles < fine.cycles
+    origin = START.timestamp()
+    for record in coarse.records:
+        # Nothing starts before the first planning cycle at or after the arrival...
+        arrival_s = record.job.arrival.timestamp()
+        first_cycle_s = origin + math.ceil((arrival_s - origin) / cycle_s) * cycle_s
+        assert record.runs[0].start_s >= first_cycle_s
+        # ...but starts are dispatched on the grid step, not only on cycle boundaries.
+        assert all((run.start_s - origin) % STEP_S == 0 for run in record.runs)
+        assert record.finished
+        assert record.runs[-1].end_s <= record.job.deadline.timestamp() + 1.0
+    assert all(peak <= 2 for peak in peak_gpus(coarse.records).values())
+
+
+def _job(job_id: str, arrival: datetime, duration_s: float, gpus: int, slack_s: float) -> SimJob:
+    return SimJob(
+        id=job_id,
+        arrival=arrival,
+        duration_s=duration_s,
+        gpus=gpus,
+        power_w=300.0 * gpus,
+        deadline=arrival + timedelta(seconds=duration_s + slack_s),
+        home_region="es",
+        allowed_regions=("es",),
+    )
+
+
+def test_a_job_refused_for_capacity_waits_for_freed_gpus_not_every_step(
+    series: dict[str, Forecast],
+) -> None:
+    # ``long`` holds the region's only GPU past ``blocked``'s deadline: the planner cannot fit
+    # ``blocked`` before its deadline, so the engine refuses it until ``long`` ends.
+    long = _job("long", START + timedelta(hours=1), 30 * 3600.0, 1, 3600.0)
+    blocked = _job("blocked", START + timedelta(hours=2), 3600.0, 1, 2 * 3600.0)
+    scenario = _scenario([long, blocked], {"es": series["es"]}, gpus=1)
+    run = simulate(scenario, Policy.NOW)
+    first, second = run.records
+    long_end_s = first.runs[0].end_s
+    assert first.runs[0].start_s == long.arrival.timestamp()
+    assert second.runs[0].start_s == math.ceil(long_end_s / STEP_S) * STEP_S
+    assert second.finished
+    # One cycle per thing that can change a plan: two arrivals and the end of ``long``.
+    assert run.cycles <= 3
+    assert second.capacity_holds >= 1
+    assert measure(scenario, run).deadline_misses == 1
+
+
+def test_a_job_wider_than_every_region_never_runs_and_is_never_planned(
+    series: dict[str, Forecast],
+) -> None:
+    wide = _job("wide", START + timedelta(hours=1), 3600.0, 4, 3600.0)
+    narrow = _job("narrow", START + timedelta(hours=3), 3600.0, 1, 3600.0)
+    scenario = _scenario([wide, narrow], {"es": series["es"]}, gpus=2)
+    run = simulate(scenario, Policy.GREENLIGHT)
+    assert run.records[0].runs == []
+    assert run.records[1].finished
+    # Only ``narrow``'s arrival asks for a plan.
+    assert run.cycles == 1
 
 
 def test_fast_path_agrees_with_the_general_loop(
