@@ -75,3 +75,33 @@ def test_simulate_with_a_missing_trace_fails_in_one_line(tmp_path: Path) -> None
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("greenlight: error: simulation failed:")
+
+
+EM_UMASS = DATA / "carbon" / "electricitymaps-portal_umassos-decarbonization-potential"
+EM_POLIMI = DATA / "carbon" / "electricitymaps-portal_polimi-carbonbudget"
+
+
+@pytest.mark.parametrize(
+    ("jobs", "carbon"),
+    [
+        (DATA / "jobs" / "gaia" / "azure-100k.csv", [CARBON / "ger_ci.csv", CARBON / "fr_ci.csv"]),
+        (
+            DATA / "jobs" / "alibaba_cluster-trace-gpu-v2023" / "openb_pod_list_default.csv",
+            [EM_UMASS / "ES_2023_hourly.csv", EM_UMASS / "US-CAL-CISO_2023_hourly.csv"],
+        ),
+        (PHILLY, [EM_POLIMI / "DE_2022_hourly.csv", EM_UMASS / "ES_2022_hourly.csv"]),
+    ],
+    ids=["gaia-lets-wait-awhile", "alibaba-electricitymaps", "philly-electricitymaps"],
+)
+def test_every_shared_trace_format_loads_directly(jobs: Path, carbon: list[Path]) -> None:
+    args = ["simulate", "--jobs", str(jobs), "--capacity", "8", "--max-jobs", "10"]
+    for path in carbon:
+        args += ["--carbon", str(path)]
+    args += ["--policy", "greenlight", "--cycle-s", "3600", "--json", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert len(body["regions"]) == len(carbon)
+    assert body["jobs"] == 10
+    assert [row["label"] for row in body["rows"]][:2] == ["now", "greenlight"]
+    assert all(row["jobs"] == 10 for row in body["rows"])
