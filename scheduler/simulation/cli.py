@@ -68,7 +68,9 @@ class SimulationOptions:
     capacity wait for the next cycle, starts and ends do not. ``budget_s`` is the planner's
     improvement budget per cycle, in work units (the service's ``planning_budget_s``).
     ``workers`` is how many policies replay at once, each in its own process (None: one per
-    usable CPU from ``PARALLEL_MIN_JOBS`` jobs, else one).
+    usable CPU from ``PARALLEL_MIN_JOBS`` jobs, else one); the processes are spawned, so a
+    script that asks for more than one must guard its entry point (``if __name__ ==
+    "__main__"``).
     ``slack_s`` is each job's slack beyond its run time. ``optimum_max_jobs`` and
     ``optimum_max_nonzeros`` (see ``optimum_nonzeros``) bound the offline exact solve (above
     either the optimum row is left out, with a note).
@@ -88,7 +90,7 @@ class SimulationOptions:
     every_cycle: bool = False
     cycle_s: int | None = None
     budget_s: float = 0.3
-    workers: int | None = None
+    workers: int | None = 1
 
 
 def run_simulation(
