@@ -61,6 +61,10 @@ class ServiceContext:
     forecast_error: dict[str, tuple[LeadError, ...]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one plan cycle at a time
     dispatch_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set by whoever makes work for a cycle (an arrival, a plan that makes a job due, a run that
+    # ends); the periodic loop waits on these, with its interval as the safety net.
+    wake_planner: threading.Event = field(default_factory=threading.Event)
+    wake_dispatcher: threading.Event = field(default_factory=threading.Event)
 
     def region(self, name: str) -> Region:
         try:
