@@ -71,6 +71,15 @@ jobs = sa.Table(
     sa.Column("finished_at", UtcDateTime, nullable=True),
     sa.Column("exit_code", sa.Integer, nullable=True),
     sa.Column("message", sa.Text, nullable=True),
+    # The cycles' bookkeeping (migration 0004). ``quarantine``: why no cycle touches the job any
+    # more (None = healthy). ``submit_attempt``/``submit_taken_at``: which attempt's submit to
+    # the cluster some replica has taken, and when (a lease). ``dispatched_attempt``/
+    # ``dispatched_at``: the attempt whose dispatch was recorded, set once by compare-and-swap.
+    sa.Column("quarantine", sa.Text, nullable=True),
+    sa.Column("submit_attempt", sa.Integer, nullable=True),
+    sa.Column("submit_taken_at", UtcDateTime, nullable=True),
+    sa.Column("dispatched_attempt", sa.Integer, nullable=True),
+    sa.Column("dispatched_at", UtcDateTime, nullable=True),
     sa.Index("ix_jobs_state_plan_start", "state", "plan_start"),
     sa.Index("ix_jobs_tenant_created_at", "tenant", "created_at"),
     sa.Index("ix_jobs_created_at", "created_at"),
