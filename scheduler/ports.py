@@ -22,7 +22,7 @@ from scheduler.domain import (
     Region,
     SeriesKind,
 )
-from scheduler.domain.runs import RunInfo
+from scheduler.domain.runs import DispatchMark, RunInfo
 
 
 class Clock(Protocol):
@@ -84,6 +84,38 @@ class JobStore(Protocol):
 
     def events(self, job_id: str) -> list[JobEvent]:
         """Oldest first. Raises JobNotFound."""
+        ...
+
+
+class PlanStore(Protocol):
+    """The cycles' bulk reads and writes, quarantine and the once-only dispatch record
+    (``scheduler.store.plans``). Times are aware UTC; ``lease_s`` is seconds."""
+
+    def planning_jobs(self, changed_since: datetime | None = None) -> list[Job]:
+        """Plannable jobs not in quarantine; or, with ``changed_since``, every job updated at
+        or after it. Specs come without entrypoint, name and runtime_env."""
+        ...
+
+    def save_plans(self, plans: Sequence[tuple[str, Plan, JobEvent]]) -> set[str]:
+        """Store the plans of jobs still plannable, in one transaction; the ids saved."""
+        ...
+
+    def quarantine_job(self, job_id: str, reason: str, event: JobEvent) -> bool:
+        """Set a job aside from every cycle, with ``event``; False if already set aside."""
+        ...
+
+    def dispatch_marks(self, job_ids: Sequence[str]) -> dict[str, DispatchMark]: ...
+
+    def take_submit(self, job_id: str, attempt: int, now: datetime, lease_s: float) -> bool:
+        """Take the lease on submitting ``attempt``; exactly one concurrent caller wins."""
+        ...
+
+    def record_dispatch(self, job_id: str, attempt: int, event: JobEvent) -> bool:
+        """Record the attempt's dispatch and its event, once; True for the one that did."""
+        ...
+
+    def release_claim(self, job_id: str, attempt: int, event: JobEvent) -> bool:
+        """Return an unsubmitted attempt to retrying with ``attempt - 1`` (no retry used)."""
         ...
 
 
@@ -177,7 +209,8 @@ class Dispatcher(Protocol):
         ...
 
 
-class Store(JobStore, EnergyStore, ForecastStore, TokenStore, RegionStore, Protocol):
+class Store(JobStore, PlanStore, EnergyStore, ForecastStore, TokenStore, RegionStore,
+            Protocol):
     """Everything the service keeps durably; one SQL database implements all of it."""
 
     def ping(self) -> None:

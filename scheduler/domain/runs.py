@@ -23,3 +23,22 @@ class RunInfo:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispatchMark:
+    """A job's dispatch bookkeeping: its current ``attempt``; which attempt's submit a replica
+    has taken, and when (a lease); which attempt's dispatch is recorded, and when; and why the
+    job is in quarantine (None when it is not)."""
+
+    attempt: int
+    submit_attempt: int | None = None
+    submit_taken_at: datetime | None = None
+    dispatched_attempt: int | None = None
+    dispatched_at: datetime | None = None
+    quarantine: str | None = None
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the current attempt's dispatch is recorded (it reached the cluster)."""
+        return self.dispatched_attempt is not None and self.dispatched_attempt >= self.attempt

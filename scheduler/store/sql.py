@@ -9,13 +9,15 @@ from scheduler.store.energy import SqlEnergyStore
 from scheduler.store.engine import create_store_engine
 from scheduler.store.forecasts import SqlForecastStore
 from scheduler.store.jobs import SqlJobStore
+from scheduler.store.plans import SqlPlanStore
 from scheduler.store.regions import SqlRegionStore
 from scheduler.store.tokens import SqlTokenStore
 
 __all__ = ["SqlStore", "create_store_engine"]
 
 
-class SqlStore(SqlJobStore, SqlEnergyStore, SqlForecastStore, SqlTokenStore, SqlRegionStore):
+class SqlStore(SqlJobStore, SqlPlanStore, SqlEnergyStore, SqlForecastStore, SqlTokenStore,
+               SqlRegionStore):
     """JobStore, EnergyStore, ForecastStore, TokenStore and RegionStore on SQLite or PostgreSQL.
 
     Build the engine with :func:`scheduler.store.engine.create_store_engine` (it sets up the

@@ -1,0 +1,197 @@
+"""The cycles' side of the SQL store: the planner's read, the bulk plan write-back, quarantine
+and the dispatch record.
+
+* ``planning_jobs`` reads only the columns planning needs (no entrypoint, runtime_env, name or
+  message: the big text ones), all plannable jobs or only the rows changed since a time, so the
+  cycle can keep its job table between cycles.
+* ``save_plans`` writes every changed plan in one transaction, in bulk statements (chunks of
+  ``_CHUNK`` ids): the plannable rows are locked (PostgreSQL ``FOR UPDATE``; SQLite holds the
+  write lock from ``BEGIN IMMEDIATE``), updated with one executemany and their events inserted
+  with another.
+* ``take_submit`` / ``record_dispatch`` make the dispatch of an attempt exactly-once across
+  replicas: the first is a lease on submitting the attempt (compare-and-swap on
+  ``submit_attempt``, expiring after ``lease_s``), the second sets ``dispatched_attempt`` once
+  and appends the ``dispatch`` event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+
+from scheduler.domain import PLANNABLE_STATES, Job, JobEvent, JobState, Plan
+from scheduler.domain.runs import DispatchMark
+from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
+from scheduler.store.rows import event_values, job_from_row, plan_values
+from scheduler.store.tables import job_events, jobs
+
+_CHUNK = 5_000
+_PLANNABLE = sorted(s.value for s in PLANNABLE_STATES)
+# What the planner needs; the omitted text columns read as empty.
+_PLANNING_COLUMNS = [c for c in jobs.c if c.name not in {
+    "entrypoint", "runtime_env", "name", "message"}]
+
+
+class SqlPlanStore(SqlAdapter):
+    """PlanStore over SQLAlchemy Core (SQLite or PostgreSQL)."""
+
+    def planning_jobs(self, changed_since: datetime | None = None) -> list[Job]:
+        """Without ``changed_since``: every plannable job not in quarantine. With it: every job
+        whose ``updated_at`` is at or after it, whatever its state or quarantine (the caller
+        drops those that left the plannable states). ``spec.entrypoint``, ``spec.name`` and
+        ``spec.runtime_env`` are left empty."""
+        query = sa.select(*_PLANNING_COLUMNS)
+        if changed_since is None:
+            query = query.where(jobs.c.state.in_(_PLANNABLE), jobs.c.quarantine.is_(None))
+        else:
+            query = query.where(jobs.c.updated_at >= changed_since)
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_planning_job(row) for row in rows]
+
+    def quarantined_ids(self, job_ids: Sequence[str]) -> set[str]:
+        """Which of ``job_ids`` are in quarantine."""
+        found: set[str] = set()
+        with read_transaction(self._engine) as conn:
+            for chunk in _chunks(list(job_ids)):
+                found.update(conn.execute(sa.select(jobs.c.id).where(
+                    jobs.c.id.in_(chunk), jobs.c.quarantine.is_not(None))).scalars())
+        return found
+
+    def save_plans(self, plans: Sequence[tuple[str, Plan, JobEvent]]) -> set[str]:
+        """Store each ``(job_id, plan, event)`` whose job is still plannable and not in
+        quarantine: the job becomes planned, ``updated_at`` the event's time, and the event is
+        appended (with the real from-state). One transaction; returns the ids saved."""
+        saved: set[str] = set()
+        if not plans:
+            return saved
+        by_id = {job_id: (plan, event) for job_id, plan, event in plans}
+        with write_transaction(self._engine) as conn:
+            for chunk in _chunks(list(by_id)):
+                lock = (sa.select(jobs.c.id, jobs.c.state)
+                        .where(jobs.c.id.in_(chunk), jobs.c.state.in_(_PLANNABLE),
+                               jobs.c.quarantine.is_(None))
+                        .with_for_update())
+                current = {row.id: JobState(row.state) for row in conn.execute(lock)}
+                if not current:
+                    continue
+                updates = []
+                events = []
+                for job_id, state in current.items():
+                    plan, event = by_id[job_id]
+                    updates.append({"b_id": job_id, **plan_values(plan),
+                                    "state": JobState.PLANNED.value, "updated_at": event.at})
+                    events.append(event_values(dataclasses.replace(
+                        event, from_state=state, to_state=JobState.PLANNED)))
+                conn.execute(_BULK_PLAN_UPDATE, updates)
+                conn.execute(sa.insert(job_events), events)
+                saved.update(current)
+        return saved
+
+    def quarantine_job(self, job_id: str, reason: str, event: JobEvent) -> bool:
+        """Set the job aside: no cycle plans, dispatches or reconciles it again until an admin
+        clears it. Appends ``event``; ``updated_at`` becomes its time. False if the job is
+        missing or already in quarantine."""
+        update = (sa.update(jobs)
+                  .where(jobs.c.id == job_id, jobs.c.quarantine.is_(None))
+                  .values(quarantine=reason[:2000], updated_at=event.at))
+        with write_transaction(self._engine) as conn:
+            if conn.execute(update).rowcount != 1:
+                return False
+            conn.execute(sa.insert(job_events).values(event_values(event)))
+        return True
+
+    def dispatch_marks(self, job_ids: Sequence[str]) -> dict[str, DispatchMark]:
+        """The dispatch bookkeeping of each job found among ``job_ids``."""
+        out: dict[str, DispatchMark] = {}
+        columns = (jobs.c.id, jobs.c.attempt, jobs.c.submit_attempt, jobs.c.submit_taken_at,
+                   jobs.c.dispatched_attempt, jobs.c.dispatched_at, jobs.c.quarantine)
+        with read_transaction(self._engine) as conn:
+            for chunk in _chunks(list(job_ids)):
+                for row in conn.execute(sa.select(*columns).where(jobs.c.id.in_(chunk))):
+                    out[row.id] = DispatchMark(
+                        attempt=row.attempt, submit_attempt=row.submit_attempt,
+                        submit_taken_at=row.submit_taken_at,
+                        dispatched_attempt=row.dispatched_attempt,
+                        dispatched_at=row.dispatched_at, quarantine=row.quarantine)
+        return out
+
+    def take_submit(self, job_id: str, attempt: int, now: datetime, lease_s: float) -> bool:
+        """Take the submit of ``attempt`` (the job must be dispatched at that attempt, its
+        dispatch not yet recorded, and nobody holding a lease on it younger than ``lease_s``
+        seconds). Exactly one caller wins; True for it."""
+        expired = now - timedelta(seconds=lease_s)
+        update = (
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.attempt == attempt,
+                   jobs.c.state == JobState.DISPATCHED.value, jobs.c.quarantine.is_(None),
+                   sa.or_(jobs.c.dispatched_attempt.is_(None),
+                          jobs.c.dispatched_attempt < attempt),
+                   sa.or_(jobs.c.submit_attempt.is_(None), jobs.c.submit_attempt < attempt,
+                          jobs.c.submit_taken_at < expired))
+            .values(submit_attempt=attempt, submit_taken_at=now)
+        )
+        with write_transaction(self._engine) as conn:
+            return bool(conn.execute(update).rowcount == 1)
+
+    def record_dispatch(self, job_id: str, attempt: int, event: JobEvent) -> bool:
+        """Record that ``attempt`` was handed to the cluster, once: sets ``dispatched_attempt``
+        and ``dispatched_at`` (the event's time) and appends ``event``, only if no dispatch of
+        that attempt was recorded before. True for the one caller that recorded it."""
+        update = (
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.attempt == attempt,
+                   sa.or_(jobs.c.dispatched_attempt.is_(None),
+                          jobs.c.dispatched_attempt < attempt))
+            .values(dispatched_attempt=attempt, dispatched_at=event.at)
+        )
+        with write_transaction(self._engine) as conn:
+            if conn.execute(update).rowcount != 1:
+                return False
+            conn.execute(sa.insert(job_events).values(event_values(event)))
+        return True
+
+    def release_claim(self, job_id: str, attempt: int, event: JobEvent) -> bool:
+        """Undo the claim of an attempt that never reached the cluster (it was unreachable):
+        the job goes back to retrying with ``attempt - 1``, so the retry is not counted and the
+        next claim reuses the same submission id (idempotent should the submit have landed).
+        Only while the job is dispatched at ``attempt`` with no dispatch recorded."""
+        update = (
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.attempt == attempt,
+                   jobs.c.state == JobState.DISPATCHED.value,
+                   sa.or_(jobs.c.dispatched_attempt.is_(None),
+                          jobs.c.dispatched_attempt < attempt))
+            .values(state=JobState.RETRYING.value, attempt=attempt - 1, submit_attempt=None,
+                    submit_taken_at=None, region=None, submission_id=None, updated_at=event.at)
+        )
+        stored = dataclasses.replace(event, from_state=JobState.DISPATCHED,
+                                     to_state=JobState.RETRYING)
+        with write_transaction(self._engine) as conn:
+            if conn.execute(update).rowcount != 1:
+                return False
+            conn.execute(sa.insert(job_events).values(event_values(stored)))
+        return True
+
+
+_BULK_PLAN_UPDATE = (
+    sa.update(jobs)
+    .where(jobs.c.id == sa.bindparam("b_id"))
+    .values({name: sa.bindparam(name) for name in
+             ("plan_region", "plan_start", "plan_end", "plan", "state", "updated_at")})
+)
+
+
+def _planning_job(row: RowMapping) -> Job:
+    values: dict[str, Any] = {**row, "entrypoint": "", "runtime_env": {}, "name": "",
+                              "message": None}
+    return job_from_row(cast(RowMapping, values))
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
