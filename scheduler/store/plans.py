@@ -33,8 +33,9 @@ from scheduler.store.tables import job_events, jobs
 _CHUNK = 5_000
 _PLANNABLE = sorted(s.value for s in PLANNABLE_STATES)
 # What the planner needs; the omitted text columns read as empty.
-_PLANNING_COLUMNS = [c for c in jobs.c if c.name not in {
-    "entrypoint", "runtime_env", "name", "message"}]
+_PLANNING_COLUMNS = [
+    c for c in jobs.c if c.name not in {"entrypoint", "runtime_env", "name", "message"}
+]
 
 
 class SqlPlanStore(SqlAdapter):
@@ -59,8 +60,13 @@ class SqlPlanStore(SqlAdapter):
         found: set[str] = set()
         with read_transaction(self._engine) as conn:
             for chunk in _chunks(list(job_ids)):
-                found.update(conn.execute(sa.select(jobs.c.id).where(
-                    jobs.c.id.in_(chunk), jobs.c.quarantine.is_not(None))).scalars())
+                found.update(
+                    conn.execute(
+                        sa.select(jobs.c.id).where(
+                            jobs.c.id.in_(chunk), jobs.c.quarantine.is_not(None)
+                        )
+                    ).scalars()
+                )
         return found
 
     def save_plans(self, plans: Sequence[tuple[str, Plan, JobEvent]]) -> set[str]:
@@ -73,10 +79,15 @@ class SqlPlanStore(SqlAdapter):
         by_id = {job_id: (plan, event) for job_id, plan, event in plans}
         with write_transaction(self._engine) as conn:
             for chunk in _chunks(list(by_id)):
-                lock = (sa.select(jobs.c.id, jobs.c.state)
-                        .where(jobs.c.id.in_(chunk), jobs.c.state.in_(_PLANNABLE),
-                               jobs.c.quarantine.is_(None))
-                        .with_for_update())
+                lock = (
+                    sa.select(jobs.c.id, jobs.c.state)
+                    .where(
+                        jobs.c.id.in_(chunk),
+                        jobs.c.state.in_(_PLANNABLE),
+                        jobs.c.quarantine.is_(None),
+                    )
+                    .with_for_update()
+                )
                 current = {row.id: JobState(row.state) for row in conn.execute(lock)}
                 if not current:
                     continue
@@ -84,10 +95,19 @@ class SqlPlanStore(SqlAdapter):
                 events = []
                 for job_id, state in current.items():
                     plan, event = by_id[job_id]
-                    updates.append({"b_id": job_id, **plan_values(plan),
-                                    "state": JobState.PLANNED.value, "updated_at": event.at})
-                    events.append(event_values(dataclasses.replace(
-                        event, from_state=state, to_state=JobState.PLANNED)))
+                    updates.append(
+                        {
+                            "b_id": job_id,
+                            **plan_values(plan),
+                            "state": JobState.PLANNED.value,
+                            "updated_at": event.at,
+                        }
+                    )
+                    events.append(
+                        event_values(
+                            dataclasses.replace(event, from_state=state, to_state=JobState.PLANNED)
+                        )
+                    )
                 conn.execute(_BULK_PLAN_UPDATE, updates)
                 conn.execute(sa.insert(job_events), events)
                 saved.update(current)
@@ -97,9 +117,11 @@ class SqlPlanStore(SqlAdapter):
         """Set the job aside: no cycle plans, dispatches or reconciles it again until an admin
         clears it. Appends ``event``; ``updated_at`` becomes its time. False if the job is
         missing or already in quarantine."""
-        update = (sa.update(jobs)
-                  .where(jobs.c.id == job_id, jobs.c.quarantine.is_(None))
-                  .values(quarantine=reason[:2000], updated_at=event.at))
+        update = (
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.quarantine.is_(None))
+            .values(quarantine=reason[:2000], updated_at=event.at)
+        )
         with write_transaction(self._engine) as conn:
             if conn.execute(update).rowcount != 1:
                 return False
@@ -109,16 +131,26 @@ class SqlPlanStore(SqlAdapter):
     def dispatch_marks(self, job_ids: Sequence[str]) -> dict[str, DispatchMark]:
         """The dispatch bookkeeping of each job found among ``job_ids``."""
         out: dict[str, DispatchMark] = {}
-        columns = (jobs.c.id, jobs.c.attempt, jobs.c.submit_attempt, jobs.c.submit_taken_at,
-                   jobs.c.dispatched_attempt, jobs.c.dispatched_at, jobs.c.quarantine)
+        columns = (
+            jobs.c.id,
+            jobs.c.attempt,
+            jobs.c.submit_attempt,
+            jobs.c.submit_taken_at,
+            jobs.c.dispatched_attempt,
+            jobs.c.dispatched_at,
+            jobs.c.quarantine,
+        )
         with read_transaction(self._engine) as conn:
             for chunk in _chunks(list(job_ids)):
                 for row in conn.execute(sa.select(*columns).where(jobs.c.id.in_(chunk))):
                     out[row.id] = DispatchMark(
-                        attempt=row.attempt, submit_attempt=row.submit_attempt,
+                        attempt=row.attempt,
+                        submit_attempt=row.submit_attempt,
                         submit_taken_at=row.submit_taken_at,
                         dispatched_attempt=row.dispatched_attempt,
-                        dispatched_at=row.dispatched_at, quarantine=row.quarantine)
+                        dispatched_at=row.dispatched_at,
+                        quarantine=row.quarantine,
+                    )
         return out
 
     def take_submit(self, job_id: str, attempt: int, now: datetime, lease_s: float) -> bool:
@@ -128,12 +160,18 @@ class SqlPlanStore(SqlAdapter):
         expired = now - timedelta(seconds=lease_s)
         update = (
             sa.update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.attempt == attempt,
-                   jobs.c.state == JobState.DISPATCHED.value, jobs.c.quarantine.is_(None),
-                   sa.or_(jobs.c.dispatched_attempt.is_(None),
-                          jobs.c.dispatched_attempt < attempt),
-                   sa.or_(jobs.c.submit_attempt.is_(None), jobs.c.submit_attempt < attempt,
-                          jobs.c.submit_taken_at < expired))
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.attempt == attempt,
+                jobs.c.state == JobState.DISPATCHED.value,
+                jobs.c.quarantine.is_(None),
+                sa.or_(jobs.c.dispatched_attempt.is_(None), jobs.c.dispatched_attempt < attempt),
+                sa.or_(
+                    jobs.c.submit_attempt.is_(None),
+                    jobs.c.submit_attempt < attempt,
+                    jobs.c.submit_taken_at < expired,
+                ),
+            )
             .values(submit_attempt=attempt, submit_taken_at=now)
         )
         with write_transaction(self._engine) as conn:
@@ -145,9 +183,11 @@ class SqlPlanStore(SqlAdapter):
         that attempt was recorded before. True for the one caller that recorded it."""
         update = (
             sa.update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.attempt == attempt,
-                   sa.or_(jobs.c.dispatched_attempt.is_(None),
-                          jobs.c.dispatched_attempt < attempt))
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.attempt == attempt,
+                sa.or_(jobs.c.dispatched_attempt.is_(None), jobs.c.dispatched_attempt < attempt),
+            )
             .values(dispatched_attempt=attempt, dispatched_at=event.at)
         )
         with write_transaction(self._engine) as conn:
@@ -163,15 +203,25 @@ class SqlPlanStore(SqlAdapter):
         Only while the job is dispatched at ``attempt`` with no dispatch recorded."""
         update = (
             sa.update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.attempt == attempt,
-                   jobs.c.state == JobState.DISPATCHED.value,
-                   sa.or_(jobs.c.dispatched_attempt.is_(None),
-                          jobs.c.dispatched_attempt < attempt))
-            .values(state=JobState.RETRYING.value, attempt=attempt - 1, submit_attempt=None,
-                    submit_taken_at=None, region=None, submission_id=None, updated_at=event.at)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.attempt == attempt,
+                jobs.c.state == JobState.DISPATCHED.value,
+                sa.or_(jobs.c.dispatched_attempt.is_(None), jobs.c.dispatched_attempt < attempt),
+            )
+            .values(
+                state=JobState.RETRYING.value,
+                attempt=attempt - 1,
+                submit_attempt=None,
+                submit_taken_at=None,
+                region=None,
+                submission_id=None,
+                updated_at=event.at,
+            )
         )
-        stored = dataclasses.replace(event, from_state=JobState.DISPATCHED,
-                                     to_state=JobState.RETRYING)
+        stored = dataclasses.replace(
+            event, from_state=JobState.DISPATCHED, to_state=JobState.RETRYING
+        )
         with write_transaction(self._engine) as conn:
             if conn.execute(update).rowcount != 1:
                 return False
@@ -182,16 +232,25 @@ class SqlPlanStore(SqlAdapter):
 _BULK_PLAN_UPDATE = (
     sa.update(jobs)
     .where(jobs.c.id == sa.bindparam("b_id"))
-    .values({name: sa.bindparam(name) for name in
-             ("plan_region", "plan_start", "plan_end", "plan", "state", "updated_at")})
+    .values(
+        {
+            name: sa.bindparam(name)
+            for name in ("plan_region", "plan_start", "plan_end", "plan", "state", "updated_at")
+        }
+    )
 )
 
 
 def _planning_job(row: RowMapping) -> Job:
-    values: dict[str, Any] = {**row, "entrypoint": "", "runtime_env": {}, "name": "",
-                              "message": None}
+    values: dict[str, Any] = {
+        **row,
+        "entrypoint": "",
+        "runtime_env": {},
+        "name": "",
+        "message": None,
+    }
     return job_from_row(cast(RowMapping, values))
 
 
 def _chunks(ids: list[str]) -> list[list[str]]:
-    return [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
