@@ -3,6 +3,12 @@
 Nested keys use ``__`` in env vars (``GREENLIGHT_REPLAY__SPEED=600``). Secrets (provider keys,
 tokens) come from the environment only; the TOML names the variable to read, never the value.
 There is no module-level instance: call :func:`load_settings`.
+
+The embedded default config is the repository's ``configs/default.toml``, which a wheel ships as
+``scheduler/_configs/default.toml``. With no ``database_url`` configured, the database is
+SQLite in the per-user data directory (``$XDG_DATA_HOME/greenlight/greenlight.db``, else
+``~/.local/share/greenlight/greenlight.db``), so every command finds the same database whatever
+its working directory.
 """
 
 from __future__ import annotations
@@ -24,8 +30,26 @@ from scheduler.domain.errors import ConfigError
 
 # Lets load_settings name a file for one call without touching the process environment.
 _CONFIG_PATH: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "greenlight_config_path", default=None)
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+    "greenlight_config_path", default=None
+)
+_PACKAGED_CONFIG = Path(__file__).resolve().parent / "_configs" / "default.toml"
+_CHECKOUT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+DEFAULT_CONFIG = _PACKAGED_CONFIG if _PACKAGED_CONFIG.is_file() else _CHECKOUT_CONFIG
+DB_FILE_NAME = "greenlight.db"
+
+
+def user_data_dir() -> Path:
+    """Greenlight's per-user data directory (XDG base directory spec): ``$XDG_DATA_HOME``
+    (when set to an absolute path) or ``~/.local/share``, then ``greenlight``."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "greenlight"
+
+
+def default_database_url() -> str:
+    """SQLite in :func:`user_data_dir` (the folder is created when the engine opens it)."""
+    return f"sqlite:///{user_data_dir() / DB_FILE_NAME}"
+
 
 ProviderName = Literal["replay", "electricitymaps", "watttime", "ukgrid", "carbonaware_sdk"]
 
@@ -72,10 +96,13 @@ class PowerSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="GREENLIGHT_", env_nested_delimiter="__", extra="ignore",
+        env_prefix="GREENLIGHT_",
+        env_nested_delimiter="__",
+        extra="ignore",
     )
 
-    database_url: str = "sqlite:///greenlight.db"
+    # Empty: SQLite in the per-user data directory (see default_database_url).
+    database_url: str = Field(default="", validate_default=True)
     api_host: str = "127.0.0.1"
     api_port: int = 8470
     # Where workers reach the API; defaults to http://api_host:api_port.
@@ -109,6 +136,11 @@ class Settings(BaseSettings):
             raise ValueError(f"region names must be unique, got {names}")
         return regions
 
+    @field_validator("database_url")
+    @classmethod
+    def _default_database(cls, url: str) -> str:
+        return url.strip() or default_database_url()
+
     @model_validator(mode="after")
     def _need_regions(self) -> Settings:
         if not self.regions:
@@ -124,12 +156,14 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = Path(_CONFIG_PATH.get() or os.environ.get("GREENLIGHT_CONFIG")
-                    or DEFAULT_CONFIG)
+        path = Path(_CONFIG_PATH.get() or os.environ.get("GREENLIGHT_CONFIG") or DEFAULT_CONFIG)
         toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
         return (init_settings, env_settings, toml)
 

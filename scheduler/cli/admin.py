@@ -54,7 +54,9 @@ def token_create(
     if not tenant.strip():
         raise CliError("--tenant must not be empty")
     secret, token = create_token(
-        cli_context(ctx).settings(), tenant=tenant, role=Role.ADMIN if admin else Role.USER,
+        cli_context(ctx).settings(),
+        tenant=tenant,
+        role=Role.ADMIN if admin else Role.USER,
         name=name,
     )
     if json_output:
@@ -103,6 +105,9 @@ def demo(
             help="Where the demo's SQLite and checkpoints go (default: a new temp folder)."
         ),
     ] = None,
+    jobs: Annotated[
+        int, typer.Option(min=1, max=6, help="How many of the six demo jobs to submit.")
+    ] = 6,
 ) -> None:
     """Run the whole system offline: submit real jobs, watch them shift, print the report."""
     from scheduler.demo import run_demo
@@ -113,6 +118,7 @@ def demo(
         timeout_s=timeout_s,
         workdir=workdir,
         console=console(),
+        jobs=jobs,
     )
     if code != 0:
         raise CliError("the demo's jobs did not all finish in time", exit_code=code)
