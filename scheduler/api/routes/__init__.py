@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from scheduler.api.routes import forecasts, health, jobs, regions, reports, tokens
+from scheduler.api.routes import dashboard, forecasts, health, jobs, regions, reports, tokens
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -13,4 +13,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     forecasts.router,
     reports.router,
     tokens.router,
+    dashboard.router,
 )
