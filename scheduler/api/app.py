@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from scheduler.api.errors import install_error_handlers
 from scheduler.api.metrics import ApiMetrics
-from scheduler.api.middleware import RequestTelemetry
+from scheduler.api.middleware import DEFAULT_MAX_BODY_BYTES, BodySizeLimit, RequestTelemetry
 from scheduler.api.routes import ROUTERS
 from scheduler.service import GreenlightService
 
@@ -17,11 +17,18 @@ Greenlight shifts training jobs and deployments into low-carbon windows and regi
 Authenticate with `Authorization: Bearer <token>` (`greenlight token create`). Every endpoint
 needs a token except `/healthz` and the docs; `/metrics` and `POST /v1/forecasts/pull` need an
 admin token. Times are ISO-8601 with an offset; responses are UTC.
+
+Every error has one body, `{"code": ..., "detail": ...}` (`ErrorPublic`); a 422's `detail`
+lists each refused field. Request bodies over 1 MiB (configurable) get 413. With the database
+unreachable, requests get 503 with `Retry-After`.
 """
 
 
-def create_app(service: GreenlightService) -> FastAPI:
-    """A new app serving ``service``; each app has its own metrics registry."""
+def create_app(
+    service: GreenlightService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """A new app serving ``service``; each app has its own metrics registry. Request bodies
+    over ``max_body_bytes`` are refused with 413 before any route parses them."""
     app = FastAPI(title="Greenlight", version="0.1.0", description=DESCRIPTION)
     metrics = ApiMetrics(service)
     app.state.service = service
@@ -29,5 +36,7 @@ def create_app(service: GreenlightService) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
+    # Added last, so outermost: the telemetry sees the 413s too.
     app.add_middleware(RequestTelemetry, metrics=metrics)
     return app

@@ -1,4 +1,5 @@
-"""Request telemetry: one structured log record and one metrics observation per request.
+"""Request telemetry (one structured log record and one metrics observation per request) and
+the request body size limit.
 
 A pure ASGI middleware (no BaseHTTPMiddleware), so streaming bodies and context pass through.
 Log records carry ``method``, ``path``, ``route``, ``status``, ``duration_ms`` and ``client`` as
@@ -13,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scheduler.api.errors import error_body_bytes
 from scheduler.api.metrics import ApiMetrics
 
 logger = logging.getLogger("scheduler.api.access")
@@ -71,3 +73,68 @@ class RequestTelemetry:
                 "client": f"{client[0]}:{client[1]}" if client else None,
             },
         )
+
+
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+
+
+class BodySizeLimit:
+    """Answers 413 for a request body over ``max_body_bytes``, before any route parses it.
+
+    A declared ``Content-Length`` over the limit is refused without reading the body; a
+    chunked body is read up to the limit and refused as soon as it passes it. A body within the
+    limit is handed on unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self._app = app
+        self._max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
+            await self._refuse(send)
+            return
+        chunks: list[bytes] = []
+        size_b = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                await self._app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            size_b += len(chunk)
+            if size_b > self._max_body_bytes:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self._app(scope, _replay([body], receive), send)
+
+    async def _refuse(self, send: Send) -> None:
+        payload = error_body_bytes(
+            413, f"request body over the limit of {self._max_body_bytes} bytes"
+        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed

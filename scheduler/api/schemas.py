@@ -8,10 +8,19 @@ types and shapes, so one rule has one home.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from fastapi import Path, Query
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from scheduler.domain import (
     EnergyReport,
@@ -27,40 +36,100 @@ from scheduler.domain import (
     Resources,
     Role,
 )
+from scheduler.domain.energy import MAX_REPORTS_PER_POST
 from scheduler.domain.tokens import ApiToken
+from scheduler.planning import validation as limits
 from scheduler.planning.snapshot import LeadError
 from scheduler.service import ForecastView, RegionStatus
 
+# Times a client may send: anything outside is a typo or an attack on date arithmetic.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_ATTEMPT = 1_000_000
+MAX_ID_CHARS = 128
+# Paging beyond this is a client bug (and would overflow a 64-bit OFFSET long before).
+MAX_OFFSET = 2**31 - 1
+
+
+def _clean_text(value: str) -> str:
+    reason = limits.text_problem(value)
+    if reason:
+        raise ValueError(reason)
+    return value
+
+
+def _bounded_time(value: datetime) -> datetime:
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise ValueError(f"must be between {EARLIEST_TIME.year} and {LATEST_TIME.year - 1}")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_clean_text)]
+"""A string with no NUL byte and no unpaired surrogate: storable in every database."""
+Time = Annotated[AwareDatetime, AfterValidator(_bounded_time)]
+"""An aware datetime between EARLIEST_TIME and LATEST_TIME."""
+IdText = Annotated[Text, Field(min_length=1, max_length=MAX_ID_CHARS)]
+
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: Python's json accepts NaN/Infinity/1e999, the planner must not.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ResourcesIn(_In):
-    gpus: int = Field(default=0, ge=0, description="GPUs per run")
-    cpus: float = Field(default=1.0, gt=0, description="CPU cores per run")
-    memory_mb: int = Field(default=0, ge=0, description="Memory per run, MiB")
+    gpus: int = Field(default=0, ge=0, le=limits.MAX_GPUS, description="GPUs per run")
+    cpus: float = Field(default=1.0, gt=0, le=limits.MAX_CPUS, description="CPU cores per run")
+    memory_mb: int = Field(
+        default=0, ge=0, le=limits.MAX_MEMORY_MB, description="Memory per run, MiB"
+    )
 
 
 class JobCreate(_In):
     """A job to submit. ``tenant`` is for admins; others submit for their own tenant."""
 
-    name: str = Field(max_length=200, description="A name for people")
+    name: Text = Field(max_length=limits.MAX_NAME_CHARS, description="A name for people")
     kind: JobKind = JobKind.TRAINING
-    entrypoint: str = Field(description="Shell command the worker runs")
-    home_region: str = Field(description="Where it would run without Greenlight (the baseline)")
-    runtime_env: dict[str, Any] = Field(default_factory=dict)
+    entrypoint: Text = Field(
+        max_length=limits.MAX_ENTRYPOINT_CHARS,
+        description=f"Shell command the worker runs (at most {limits.MAX_ENTRYPOINT_CHARS} chars)",
+    )
+    home_region: Text = Field(
+        max_length=limits.MAX_REGION_CHARS,
+        description="Where it would run without Greenlight (the baseline)",
+    )
+    runtime_env: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Ray runtime_env (env_vars, working_dir, ...): at most "
+        f"{limits.MAX_RUNTIME_ENV_BYTES} bytes as JSON, {limits.MAX_ENV_VARS} env vars",
+    )
     resources: ResourcesIn = Field(default_factory=ResourcesIn)
-    expected_duration_s: float | None = None
-    deadline: AwareDatetime | None = Field(default=None, description="Absolute, with offset")
-    max_delay_s: float | None = None
-    allowed_regions: list[str] = Field(default_factory=list, description="Empty: every region")
+    expected_duration_s: float | None = Field(default=None, gt=0, le=limits.MAX_DURATION_S)
+    deadline: Time | None = Field(default=None, description="Absolute, with offset")
+    max_delay_s: float | None = Field(default=None, ge=0, le=limits.MAX_DELAY_S)
+    allowed_regions: list[Annotated[Text, Field(max_length=limits.MAX_REGION_CHARS)]] = Field(
+        default_factory=list,
+        max_length=limits.MAX_ALLOWED_REGIONS,
+        description="Empty: every region",
+    )
     interruptible: bool = False
-    priority: int = 0
-    max_retries: int = Field(default=0, ge=0)
+    priority: int = Field(default=0, ge=limits.MIN_PRIORITY, le=limits.MAX_PRIORITY)
+    max_retries: int = Field(default=0, ge=0, le=limits.MAX_RETRIES)
     policy: Policy = Policy.GREENLIGHT
-    expected_power_w: float | None = Field(default=None, gt=0)
-    tenant: str | None = Field(default=None, description="Admin only; default: caller's tenant")
+    expected_power_w: float | None = Field(default=None, gt=0, le=limits.MAX_POWER_W)
+    tenant: Text | None = Field(
+        default=None,
+        max_length=limits.MAX_TENANT_CHARS,
+        description="Admin only; default: caller's tenant",
+    )
+
+    @field_validator("runtime_env")
+    @classmethod
+    def _runtime_env_fits(cls, value: dict[str, Any]) -> dict[str, Any]:
+        found = limits.runtime_env_problem(value)
+        if found:
+            field, reason = found
+            raise ValueError(f"{field} {reason}")
+        return value
 
     def to_spec(self, tenant: str) -> JobSpec:
         """The domain spec, owned by ``tenant``."""
@@ -249,12 +318,15 @@ class JobLogsPublic(BaseModel):
 class EnergyReportIn(_In):
     """Energy one device used in ``[interval_start, interval_end)``, joules."""
 
-    attempt: int = Field(ge=0)
-    node: str = Field(min_length=1)
-    device: str = Field(min_length=1)
-    interval_start: AwareDatetime
-    interval_end: AwareDatetime
-    energy_j: float = Field(ge=0, allow_inf_nan=False)
+    attempt: int = Field(ge=0, le=MAX_ATTEMPT)
+    node: Text = Field(min_length=1, max_length=256)
+    device: Text = Field(min_length=1, max_length=64)
+    interval_start: Time
+    interval_end: Time
+    energy_j: float = Field(
+        ge=0,
+        description="Joules; at most the documented maximum device power times the interval",
+    )
     method: MeterMethod
 
     @model_validator(mode="after")
@@ -277,7 +349,7 @@ class EnergyReportIn(_In):
 
 
 class EnergyReportsIn(_In):
-    reports: list[EnergyReportIn] = Field(max_length=10_000)
+    reports: list[EnergyReportIn] = Field(max_length=MAX_REPORTS_PER_POST)
 
 
 class EnergyAccepted(BaseModel):
@@ -397,10 +469,10 @@ class ForecastPullPublic(BaseModel):
 
 
 class TokenCreate(_In):
-    tenant: str = Field(min_length=1)
+    tenant: Text = Field(min_length=1, max_length=limits.MAX_TENANT_CHARS)
     role: Role = Role.USER
-    name: str = ""
-    job_id: str | None = Field(default=None, description="Required for role 'job'")
+    name: Text = Field(default="", max_length=200)
+    job_id: IdText | None = Field(default=None, description="Required for role 'job'")
 
 
 class TokenPublic(BaseModel):
@@ -411,7 +483,9 @@ class TokenPublic(BaseModel):
     role: Role
     name: str
     job_id: str | None
+    attempt: int | None = None
     created_at: datetime
+    expires_at: datetime | None = None
     token: str
 
     @classmethod
@@ -422,6 +496,75 @@ class TokenPublic(BaseModel):
             role=token.role,
             name=token.name,
             job_id=token.job_id,
+            attempt=token.attempt,
             created_at=token.created_at,
+            expires_at=token.expires_at,
             token=secret,
         )
+
+
+class TokenInfoPublic(BaseModel):
+    """A stored token, never its secret."""
+
+    id: str
+    tenant: str
+    role: Role
+    name: str
+    job_id: str | None
+    attempt: int | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenInfoPublic:
+        return cls(
+            id=token.id,
+            tenant=token.tenant,
+            role=token.role,
+            name=token.name,
+            job_id=token.job_id,
+            attempt=token.attempt,
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            revoked=token.revoked,
+        )
+
+
+class TokensPublic(BaseModel):
+    data: list[TokenInfoPublic]
+
+
+class ErrorItem(BaseModel):
+    """One refused field: where (``loc``, e.g. ``["body", "resources", "gpus"]``) and why."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error response: a machine ``code`` and a human ``detail`` (for 422, the list of
+    refused fields). Refused input is never echoed back."""
+
+    code: str = Field(description="validation_error, not_found, conflict, unavailable, ...")
+    detail: str | list[ErrorItem]
+
+
+class HealthPublic(BaseModel):
+    """``status``: ok, degraded (stale forecasts; still serving) or down (database
+    unreachable; 503)."""
+
+    status: str
+    database: str
+    stale_regions: list[str]
+    time: str
+
+
+# Path parameters: ids and region names are short printable text.
+JobIdPath = Annotated[Text, Path(min_length=1, max_length=MAX_ID_CHARS)]
+RegionPath = Annotated[Text, Path(min_length=1, max_length=limits.MAX_REGION_CHARS)]
+TokenIdPath = Annotated[Text, Path(min_length=1, max_length=MAX_ID_CHARS)]
+# Query parameters that name a tenant or a region.
+TenantQuery = Annotated[Text | None, Query(max_length=limits.MAX_TENANT_CHARS)]
+RegionQuery = Annotated[Text | None, Query(max_length=limits.MAX_REGION_CHARS)]

@@ -6,16 +6,22 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from scheduler.domain.errors import GreenlightError
+
 
 class Role(enum.StrEnum):
     USER = "user"  # own tenant's jobs
     ADMIN = "admin"  # every tenant, regions, savings report
-    JOB = "job"  # a worker's per-job token: may only report energy for that job
+    JOB = "job"  # a worker's per-attempt token: report that attempt's energy, read its job
+    # A one-time credential the dispatch hands a worker through Ray: worthless except to be
+    # exchanged, once and within minutes, for that attempt's JOB token.
+    BOOTSTRAP = "bootstrap"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiToken:
-    """A stored token. Only ``token_hash`` (SHA-256 hex of the secret) is kept."""
+    """A stored token. Only ``token_hash`` (SHA-256 hex of the secret) is kept. JOB and
+    BOOTSTRAP tokens name their ``job_id`` and ``attempt``."""
 
     id: str
     tenant: str
@@ -24,6 +30,7 @@ class ApiToken:
     created_at: datetime
     name: str = ""
     job_id: str | None = None
+    attempt: int | None = None
     expires_at: datetime | None = None
     revoked: bool = False
 
@@ -36,7 +43,14 @@ class Principal:
     role: Role
     token_id: str
     job_id: str | None = None
+    attempt: int | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+
+class TokenNotFound(GreenlightError):
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"token {token_id!r} not found")
+        self.token_id = token_id

@@ -1,18 +1,119 @@
 """Submit-time rules for a job spec: pure, ``now`` passed in. Raises InvalidJobSpec naming
-the field."""
+the field.
+
+The limits below are the documented bounds of a job spec; the API schemas enforce the same
+constants at the edge, and this module enforces them again so the planner and the report never
+see a non-finite or absurd value, whoever builds the spec (API, simulator, tests).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from scheduler.domain import InvalidJobSpec, JobKind, JobSpec, Policy, Region
 
 MAX_RETRIES = 20
 # A training job's duration is bounded so a typo (ms for s) cannot block a region for years.
 MAX_DURATION_S = 90 * 24 * 3600.0
+MAX_DELAY_S = 366 * 24 * 3600.0
+# A deadline further ahead than this is a typo, and would make planning horizons absurd.
+MAX_DEADLINE_AHEAD_S = 366 * 24 * 3600.0
+MAX_GPUS = 1024
+MAX_CPUS = 4096.0
+MAX_MEMORY_MB = 64 * 1024 * 1024  # 64 TiB
+MIN_PRIORITY, MAX_PRIORITY = -1_000_000, 1_000_000
+MAX_POWER_W = 1_000_000.0  # a job's expected power: 1 MW
+MAX_NAME_CHARS = 200
+MAX_TENANT_CHARS = 128
+MAX_REGION_CHARS = 64
+MAX_ALLOWED_REGIONS = 64
+# An entrypoint is one shell command line; Linux caps one argv string at 128 KiB, Ray's
+# dashboard refuses large bodies, and anything this long belongs in a script file.
+MAX_ENTRYPOINT_CHARS = 16_384
+# runtime_env (env_vars, working_dir, pip, ...) as compact JSON, in UTF-8 bytes.
+MAX_RUNTIME_ENV_BYTES = 65_536
+MAX_ENV_VARS = 256
+MAX_ENV_KEY_CHARS = 256
+MAX_RUNTIME_ENV_DEPTH = 8
+# Integers inside runtime_env must round-trip through every JSON parser (IEEE doubles).
+MAX_JSON_INT = 2**53
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored or shown (NUL byte, unpaired surrogate), or None."""
+    if "\x00" in value:
+        return "must not contain NUL bytes"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (no unpaired surrogates)"
+    return None
+
+
+def json_problem(value: Any, path: str, depth: int = 0) -> tuple[str, str] | None:
+    """The first ``(field path, reason)`` that makes ``value`` unfit for a JSON column:
+    non-finite or huge numbers, NUL bytes or unpaired surrogates in keys or strings, nesting
+    deeper than MAX_RUNTIME_ENV_DEPTH, or non-JSON types. None when it is fine."""
+    if depth > MAX_RUNTIME_ENV_DEPTH:
+        return path, f"is nested deeper than {MAX_RUNTIME_ENV_DEPTH} levels"
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        reason = text_problem(value)
+        return (path, reason) if reason else None
+    if isinstance(value, int):
+        return None if abs(value) <= MAX_JSON_INT else (path, "must be within ±2**53")
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "must be a finite number")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return path, "keys must be strings"
+            reason = text_problem(key)
+            if reason:
+                return f"{path}.<key>", f"key {reason}"
+            found = json_problem(item, f"{path}.{key}", depth + 1)
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = json_problem(item, f"{path}[{i}]", depth + 1)
+            if found:
+                return found
+        return None
+    return path, f"holds a {type(value).__name__}, which is not JSON"
+
+
+def runtime_env_problem(runtime_env: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first ``(field, reason)`` wrong with a runtime_env, or None: JSON-safe values, at
+    most MAX_RUNTIME_ENV_BYTES as compact JSON, ``env_vars`` a mapping of at most MAX_ENV_VARS
+    non-empty names (no ``=``) of at most MAX_ENV_KEY_CHARS to strings."""
+    found = json_problem(runtime_env, "runtime_env")
+    if found:
+        return found
+    size_b = len(json.dumps(runtime_env, separators=(",", ":")).encode("utf-8"))
+    if size_b > MAX_RUNTIME_ENV_BYTES:
+        return "runtime_env", f"is {size_b} bytes as JSON; the limit is {MAX_RUNTIME_ENV_BYTES}"
+    env_vars = runtime_env.get("env_vars", {})
+    if not isinstance(env_vars, Mapping):
+        return "runtime_env.env_vars", "must be an object of NAME: value strings"
+    if len(env_vars) > MAX_ENV_VARS:
+        return "runtime_env.env_vars", f"has more than {MAX_ENV_VARS} variables"
+    for key, value in env_vars.items():
+        if not key or "=" in key or len(key) > MAX_ENV_KEY_CHARS:
+            return (
+                "runtime_env.env_vars",
+                f"names must be 1-{MAX_ENV_KEY_CHARS} characters without '='",
+            )
+        if not isinstance(value, str | int | float | bool):
+            return f"runtime_env.env_vars.{key}", "must be a string"
+    return None
 
 
 def validate_spec(
@@ -25,9 +126,11 @@ def validate_spec(
     """Check ``spec`` against the configured regions at ``now``; return it with defaults filled.
 
     Defaults: ``allowed_regions`` = every region. Raises InvalidJobSpec(field, message) for the
-    first broken rule: empty name/entrypoint, non-positive or missing training duration, naive or
-    too-early deadline, unknown regions, a home region outside the allowed ones (run-now there
-    is the fallback of last resort), more GPUs than any allowed region has.
+    first broken rule: empty, oversized or unprintable text (NUL, unpaired surrogates), a
+    runtime_env over its limits, non-finite or out-of-range numbers (the MAX_* constants above),
+    a missing training duration, a naive, too-early or too-far deadline, unknown regions, a home
+    region outside the allowed ones (run-now there is the fallback of last resort), more GPUs
+    than any allowed region has.
     """
     _check_text(spec)
     allowed = _check_regions(spec, regions)
@@ -37,19 +140,34 @@ def validate_spec(
         raise InvalidJobSpec("policy", "'oracle' plans on actuals and exists only in simulation")
     if not 0 <= spec.max_retries <= MAX_RETRIES:
         raise InvalidJobSpec("max_retries", f"must be between 0 and {MAX_RETRIES}")
+    if not MIN_PRIORITY <= spec.priority <= MAX_PRIORITY:
+        raise InvalidJobSpec("priority", f"must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
     return dataclasses.replace(spec, allowed_regions=allowed)
 
 
 def _check_text(spec: JobSpec) -> None:
-    if not spec.entrypoint.strip():
-        raise InvalidJobSpec("entrypoint", "must be a non-empty shell command")
-    if not spec.name.strip():
-        raise InvalidJobSpec("name", "must not be empty")
-    if not spec.tenant.strip():
-        raise InvalidJobSpec("tenant", "must not be empty")
+    limits = (
+        ("entrypoint", spec.entrypoint, MAX_ENTRYPOINT_CHARS),
+        ("name", spec.name, MAX_NAME_CHARS),
+        ("tenant", spec.tenant, MAX_TENANT_CHARS),
+        ("home_region", spec.home_region, MAX_REGION_CHARS),
+    )
+    for field, value, most in limits:
+        if not value.strip():
+            raise InvalidJobSpec(field, "must not be empty")
+        if len(value) > most:
+            raise InvalidJobSpec(field, f"must be at most {most} characters")
+        reason = text_problem(value)
+        if reason:
+            raise InvalidJobSpec(field, reason)
+    found = runtime_env_problem(spec.runtime_env)
+    if found:
+        raise InvalidJobSpec(*found)
 
 
 def _check_regions(spec: JobSpec, regions: Mapping[str, Region]) -> tuple[str, ...]:
+    if len(spec.allowed_regions) > MAX_ALLOWED_REGIONS:
+        raise InvalidJobSpec("allowed_regions", f"must list at most {MAX_ALLOWED_REGIONS}")
     known = ", ".join(sorted(regions))
     for name in spec.allowed_regions:
         if name not in regions:
@@ -66,21 +184,21 @@ def _check_regions(spec: JobSpec, regions: Mapping[str, Region]) -> tuple[str, .
 
 def _check_resources(spec: JobSpec, allowed: Mapping[str, Region]) -> None:
     res = spec.resources
-    if res.gpus < 0:
-        raise InvalidJobSpec("resources.gpus", "must be >= 0")
-    if not math.isfinite(res.cpus) or res.cpus <= 0:
-        raise InvalidJobSpec("resources.cpus", "must be > 0")
-    if res.memory_mb < 0:
-        raise InvalidJobSpec("resources.memory_mb", "must be >= 0")
+    if not 0 <= res.gpus <= MAX_GPUS:
+        raise InvalidJobSpec("resources.gpus", f"must be between 0 and {MAX_GPUS}")
+    if not (math.isfinite(res.cpus) and 0 < res.cpus <= MAX_CPUS):
+        raise InvalidJobSpec("resources.cpus", f"must be > 0 and at most {MAX_CPUS:g}")
+    if not 0 <= res.memory_mb <= MAX_MEMORY_MB:
+        raise InvalidJobSpec("resources.memory_mb", f"must be between 0 and {MAX_MEMORY_MB}")
     most = max(r.gpus for r in allowed.values())
     if res.gpus > most:
         raise InvalidJobSpec(
             "resources.gpus", f"asks for {res.gpus} GPUs but the largest allowed region has {most}"
         )
-    if spec.expected_power_w is not None and (
-        not math.isfinite(spec.expected_power_w) or spec.expected_power_w <= 0
+    if spec.expected_power_w is not None and not (
+        math.isfinite(spec.expected_power_w) and 0 < spec.expected_power_w <= MAX_POWER_W
     ):
-        raise InvalidJobSpec("expected_power_w", "must be > 0")
+        raise InvalidJobSpec("expected_power_w", f"must be > 0 and at most {MAX_POWER_W:g} W")
 
 
 def _check_timing(spec: JobSpec, now: datetime) -> None:
@@ -91,10 +209,10 @@ def _check_timing(spec: JobSpec, now: datetime) -> None:
         raise InvalidJobSpec("expected_duration_s", "must be > 0")
     if duration_s is not None and duration_s > MAX_DURATION_S:
         raise InvalidJobSpec("expected_duration_s", f"must be at most {MAX_DURATION_S:.0f} s")
-    if spec.max_delay_s is not None and (
-        not math.isfinite(spec.max_delay_s) or spec.max_delay_s < 0
+    if spec.max_delay_s is not None and not (
+        math.isfinite(spec.max_delay_s) and 0 <= spec.max_delay_s <= MAX_DELAY_S
     ):
-        raise InvalidJobSpec("max_delay_s", "must be >= 0")
+        raise InvalidJobSpec("max_delay_s", f"must be between 0 and {MAX_DELAY_S:.0f} s")
     if spec.deadline is not None:
         if spec.deadline.tzinfo is None:
             raise InvalidJobSpec("deadline", "must carry a timezone (UTC ISO-8601, e.g. ...Z)")
@@ -104,4 +222,8 @@ def _check_timing(spec: JobSpec, now: datetime) -> None:
                 "deadline",
                 f"{spec.deadline.isoformat()} is earlier than now + expected duration "
                 f"({earliest_end.isoformat()})",
+            )
+        if (spec.deadline - now).total_seconds() > MAX_DEADLINE_AHEAD_S:
+            raise InvalidJobSpec(
+                "deadline", f"must be at most {MAX_DEADLINE_AHEAD_S / 86400:.0f} days ahead"
             )

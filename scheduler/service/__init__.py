@@ -23,7 +23,7 @@ from scheduler.domain import (
 )
 from scheduler.planning.snapshot import Decision, LeadError
 from scheduler.reports.savings import SavingsReport
-from scheduler.service import cycles, jobs, tokens, views
+from scheduler.service import cycles, energy, jobs, tokens, views
 from scheduler.service.context import ServiceConfig, ServiceContext
 from scheduler.service.views import ForecastView, RegionStatus
 
@@ -67,7 +67,7 @@ class GreenlightService:
 
     def record_energy(self, job_id: str, principal: Principal,
                       reports: Sequence[EnergyReport]) -> tuple[int, int]:
-        return jobs.record_energy(self.ctx, job_id, principal, reports)
+        return energy.record_energy(self.ctx, job_id, principal, reports)
 
     # regions, forecasts, reports
     def regions(self) -> list[RegionStatus]:
@@ -99,6 +99,16 @@ class GreenlightService:
     def authenticate(self, secret: str) -> Principal:
         return tokens.authenticate(self.ctx, secret)
 
+    def exchange_token(self, bootstrap_secret: str) -> tuple[str, ApiToken]:
+        return tokens.exchange_bootstrap(self.ctx, bootstrap_secret)
+
+    def list_tokens(self, *, tenant: str | None = None,
+                    include_workers: bool = False) -> list[ApiToken]:
+        return tokens.list_tokens(self.ctx.store, tenant=tenant, include_workers=include_workers)
+
+    def revoke_token(self, token_id: str) -> ApiToken:
+        return tokens.revoke_token(self.ctx.store, token_id)
+
     # cycles, fired by scheduler.periodic
     def refresh_forecasts(self, regions: list[str] | None = None,
                           force: bool = False) -> dict[str, str]:
@@ -124,7 +134,10 @@ class GreenlightService:
             self.ctx.store.ping()
             database = "ok"
         except Exception as e:  # a health probe reports any failure rather than raising
-            database = f"error: {e}"
+            # The error text can name hosts, users and paths: the log gets it, the
+            # (unauthenticated) caller only learns that the database is unreachable.
+            log.warning("health check: database unreachable: %s", e)
+            database = "unreachable"
         stale = [s.region.name for s in self.regions() if s.stale] if database == "ok" else []
         status = "down" if database != "ok" else ("degraded" if stale else "ok")
         return {"status": status, "database": database, "stale_regions": stale,

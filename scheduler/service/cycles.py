@@ -19,7 +19,6 @@ from scheduler.domain import (
     JobEvent,
     JobState,
     Plan,
-    Role,
 )
 from scheduler.domain.runs import RunInfo, RunStatus
 from scheduler.planning.cycle import plan_cycle as decide
@@ -33,7 +32,7 @@ from scheduler.service.snapshots import (
     build_snapshot,
     ran_s,
 )
-from scheduler.service.tokens import issue_token
+from scheduler.service.tokens import issue_bootstrap
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
@@ -116,8 +115,8 @@ def _submit(ctx: ServiceContext, job: Job, now: datetime) -> bool:
     if job.region is None or job.submission_id is None:
         raise DispatchError(f"job {job.id} was claimed without a region or submission id")
     region = ctx.region(job.region)
-    secret, _ = issue_token(ctx, tenant=job.tenant, role=Role.JOB, job_id=job.id,
-                            name=f"job {job.submission_id}")
+    # A one-time bootstrap credential, not the attempt's token: Ray records what it is given.
+    secret = issue_bootstrap(ctx, job)
     res = job.spec.resources
     working_dir = job.spec.runtime_env.get("working_dir")
     entrypoint = f"{ctx.config.worker_command} -- {shlex.quote(job.spec.entrypoint)}"

@@ -1,15 +1,13 @@
-"""Job use cases called by the API: submit, read, cancel, logs, energy."""
+"""Job use cases called by the API: submit, read, cancel, logs (energy: service/energy.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import uuid
-from collections.abc import Sequence
 
 from scheduler.domain import (
     DispatchError,
-    EnergyReport,
     Forbidden,
     InvalidJobSpec,
     InvalidTransition,
@@ -127,29 +125,3 @@ def logs(ctx: ServiceContext, job_id: str, principal: Principal) -> str:
     if not job.region or not job.submission_id:
         return ""
     return ctx.dispatcher.logs(ctx.region(job.region), job.submission_id)
-
-
-def record_energy(
-    ctx: ServiceContext, job_id: str, principal: Principal, reports: Sequence[EnergyReport],
-) -> tuple[int, int]:
-    """Store a worker's reports (times mapped from the worker's wall clock into scheduler time).
-
-    Only that job's token (or an admin) may report. Returns (accepted, duplicates).
-    """
-    if not (principal.is_admin or (principal.role is Role.JOB and principal.job_id == job_id)):
-        raise Forbidden("only the job's own token may report its energy")
-    job = ctx.store.get_job(job_id)
-    mapped = []
-    for r in reports:
-        if r.job_id != job_id:
-            raise InvalidJobSpec("reports.job_id", f"report for {r.job_id!r} posted to {job_id!r}")
-        if r.attempt < 1 or r.attempt > max(job.attempt, 1):
-            raise InvalidJobSpec("reports.attempt", f"attempt {r.attempt} was never dispatched")
-        if r.interval_end < r.interval_start or r.energy_j < 0:
-            raise InvalidJobSpec("reports", "interval_end before interval_start or negative energy")
-        mapped.append(dataclasses.replace(
-            r, interval_start=ctx.clock.from_wall(r.interval_start),
-            interval_end=ctx.clock.from_wall(r.interval_end)))
-    accepted = ctx.store.add_energy_reports(mapped)
-    ctx.counters["energy_reports_total"] += accepted
-    return accepted, len(mapped) - accepted

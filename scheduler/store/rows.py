@@ -221,6 +221,7 @@ def token_values(token: ApiToken) -> dict[str, Any]:
         "created_at": token.created_at,
         "name": token.name,
         "job_id": token.job_id,
+        "attempt": token.attempt,
         "expires_at": token.expires_at,
         "revoked": token.revoked,
     }
@@ -235,6 +236,7 @@ def token_from_row(row: RowMapping) -> ApiToken:
         created_at=row["created_at"],
         name=row["name"],
         job_id=row["job_id"],
+        attempt=row["attempt"],
         expires_at=row["expires_at"],
         revoked=bool(row["revoked"]),
     )

@@ -126,7 +126,7 @@ forecasts = sa.Table(
     sa.Column("resolution_s", sa.Integer, nullable=False),
     # When this row was written (database clock): audit only, never used for decisions.
     sa.Column("fetched_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
-    sa.Index("ix_forecasts_zone_kind_issued_at", "zone", "kind", "issued_at"),
+    sa.Index("ix_forecasts_zone_provider_kind_issued_at", "zone", "provider", "kind", "issued_at"),
     sa.Index("ix_forecasts_issued_at", "issued_at"),
 )
 
@@ -169,6 +169,7 @@ api_tokens = sa.Table(
     sa.Column("name", sa.String(256), nullable=False),
     # A per-job worker token names its job; no foreign key, so a token may be minted first.
     sa.Column("job_id", sa.String(64), nullable=True, index=True),
+    sa.Column("attempt", sa.Integer, nullable=True),  # JOB and BOOTSTRAP tokens: which attempt
     sa.Column("expires_at", UtcDateTime, nullable=True),
     sa.Column("revoked", sa.Boolean, nullable=False),
 )

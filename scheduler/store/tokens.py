@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 
 from scheduler.domain import ApiToken, GreenlightError
@@ -28,6 +30,37 @@ class SqlTokenStore(SqlAdapter):
         with read_transaction(self._engine) as conn:
             row = conn.execute(query).mappings().first()
         return token_from_row(row) if row is not None else None
+
+    def get_token(self, token_id: str) -> ApiToken | None:
+        """The token with this id, or None."""
+        query = sa.select(api_tokens).where(api_tokens.c.id == token_id)
+        with read_transaction(self._engine) as conn:
+            row = conn.execute(query).mappings().first()
+        return token_from_row(row) if row is not None else None
+
+    def consume_token(self, token_id: str, now: datetime) -> bool:
+        """Revoke the token if it is live (not revoked, not expired at ``now``), atomically:
+        True for the one caller that did, False for every other (a one-time credential)."""
+        live = sa.or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > now)
+        update = (
+            sa.update(api_tokens)
+            .where(api_tokens.c.id == token_id, api_tokens.c.revoked.is_(False), live)
+            .values(revoked=True)
+            .returning(api_tokens.c.id)
+        )
+        with write_transaction(self._engine) as conn:
+            return conn.execute(update).first() is not None
+
+    def revoke_attempt_tokens(self, job_id: str, attempt: int | None) -> int:
+        """Revoke every token of one job attempt (all of the job's when ``attempt`` is None);
+        returns how many were live."""
+        query = sa.update(api_tokens).where(
+            api_tokens.c.job_id == job_id, api_tokens.c.revoked.is_(False)
+        )
+        if attempt is not None:
+            query = query.where(api_tokens.c.attempt == attempt)
+        with write_transaction(self._engine) as conn:
+            return len(conn.execute(query.values(revoked=True).returning(api_tokens.c.id)).all())
 
     def revoke_token(self, token_id: str) -> None:
         """Mark the token revoked; an unknown id changes nothing."""

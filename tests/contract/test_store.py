@@ -35,6 +35,7 @@ from scheduler.domain import (
     Signal,
     Window,
 )
+from scheduler.domain.energy import EnergyConflict
 from scheduler.store import SqlStore, create_store_engine
 from scheduler.store.tables import forecast_points, metadata
 from tests.fakes.store import (
@@ -456,7 +457,7 @@ def test_energy_reports_are_idempotent_by_their_key(store: SqlStore) -> None:
 
     assert store.add_energy_reports(first) == 3
     retried = [
-        make_report("j1", T0, energy_j=9999.0),
+        make_report("j1", T0),
         make_report("j1", t2),
         make_report("j1", t2),
         make_report("j1", T0, attempt=2),
@@ -475,6 +476,34 @@ def test_energy_reports_are_idempotent_by_their_key(store: SqlStore) -> None:
     assert stored[0] == make_report("j1", T0)
     assert [r.device for r in store.energy_reports(["j2"])] == ["cpu"]
     assert store.energy_reports([]) == []
+
+
+def test_conflicting_or_overlapping_energy_is_refused_and_stores_nothing(store: SqlStore) -> None:
+    store.add_job(make_job("j1"), make_event("j1"))
+    assert store.add_energy_reports([make_report("j1", T0)]) == 1  # T0 .. T0 + 10 s
+    later = make_report("j1", T0 + timedelta(seconds=30))
+
+    with pytest.raises(EnergyConflict, match="different report"):
+        store.add_energy_reports([later, make_report("j1", T0, energy_j=9999.0)])
+    with pytest.raises(EnergyConflict, match="overlaps"):
+        store.add_energy_reports([later, make_report("j1", T0 + timedelta(seconds=5))])
+    with pytest.raises(EnergyConflict, match="overlaps"):  # within one batch
+        store.add_energy_reports(
+            [later, make_report("j1", later.interval_start - timedelta(seconds=1))]
+        )
+
+    assert [r.interval_start for r in store.energy_reports()] == [T0]
+    # Other devices and attempts are separate timelines; touching intervals do not overlap.
+    assert (
+        store.add_energy_reports(
+            [
+                make_report("j1", T0 + timedelta(seconds=5), device="cpu"),
+                make_report("j1", T0 + timedelta(seconds=5), attempt=2),
+                make_report("j1", T0 + timedelta(seconds=10)),
+            ]
+        )
+        == 3
+    )
 
 
 def test_energy_for_an_unknown_job_stores_nothing(store: SqlStore) -> None:

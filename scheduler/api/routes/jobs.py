@@ -7,25 +7,30 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from scheduler.api.deps import CurrentPrincipal, ServiceDep
-from scheduler.api.errors import HTTP_CREATED
+from scheduler.api.errors import HTTP_CREATED, error_responses
 from scheduler.api.schemas import (
+    MAX_OFFSET,
     EnergyAccepted,
     EnergyReportsIn,
     JobCreate,
     JobEventPublic,
     JobEventsPublic,
+    JobIdPath,
     JobLogsPublic,
     JobPublic,
     JobsPublic,
+    TenantQuery,
 )
 from scheduler.domain import JobKind, JobState
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/v1/jobs", tags=["jobs"], responses=error_responses(401, 403, 404, 422, 503)
+)
 
 MAX_PAGE = 1000
 
 
-@router.post("", status_code=HTTP_CREATED)
+@router.post("", status_code=HTTP_CREATED, responses=error_responses(413))
 def submit_job(body: JobCreate, service: ServiceDep, principal: CurrentPrincipal) -> JobPublic:
     """Submit a job; it is planned into a low-carbon window before its deadline."""
     spec = body.to_spec(body.tenant or principal.tenant)
@@ -37,10 +42,10 @@ def list_jobs(
     service: ServiceDep,
     principal: CurrentPrincipal,
     state: JobState | None = None,
-    tenant: str | None = None,
+    tenant: TenantQuery = None,
     kind: JobKind | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobsPublic:
     """List jobs visible to the caller, newest first, filtered and paged."""
     jobs, count = service.list_jobs(
@@ -50,33 +55,35 @@ def list_jobs(
 
 
 @router.get("/{job_id}")
-def get_job(job_id: str, service: ServiceDep, principal: CurrentPrincipal) -> JobPublic:
+def get_job(job_id: JobIdPath, service: ServiceDep, principal: CurrentPrincipal) -> JobPublic:
     """One job, with its current plan (region, start, forecast and baseline emissions)."""
     return JobPublic.of(service.get_job(job_id, principal))
 
 
-@router.post("/{job_id}/cancel")
-def cancel_job(job_id: str, service: ServiceDep, principal: CurrentPrincipal) -> JobPublic:
+@router.post("/{job_id}/cancel", responses=error_responses(409))
+def cancel_job(job_id: JobIdPath, service: ServiceDep, principal: CurrentPrincipal) -> JobPublic:
     """Cancel a job that has not finished; stops it on the cluster if it runs."""
     return JobPublic.of(service.cancel(job_id, principal))
 
 
 @router.get("/{job_id}/events")
-def job_events(job_id: str, service: ServiceDep, principal: CurrentPrincipal) -> JobEventsPublic:
+def job_events(
+    job_id: JobIdPath, service: ServiceDep, principal: CurrentPrincipal
+) -> JobEventsPublic:
     """The job's history, oldest first: every state change and planning fact."""
     events = service.events(job_id, principal)
     return JobEventsPublic(data=[JobEventPublic.of(e) for e in events])
 
 
 @router.get("/{job_id}/logs")
-def job_logs(job_id: str, service: ServiceDep, principal: CurrentPrincipal) -> JobLogsPublic:
+def job_logs(job_id: JobIdPath, service: ServiceDep, principal: CurrentPrincipal) -> JobLogsPublic:
     """The current attempt's output, as the cluster holds it."""
     return JobLogsPublic(job_id=job_id, logs=service.logs(job_id, principal))
 
 
-@router.post("/{job_id}/energy")
+@router.post("/{job_id}/energy", responses=error_responses(409, 413))
 def post_energy(
-    job_id: str,
+    job_id: JobIdPath,
     body: EnergyReportsIn,
     service: ServiceDep,
     principal: CurrentPrincipal,

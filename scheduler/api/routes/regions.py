@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from scheduler.api.deps import CurrentPrincipal, ServiceDep
+from scheduler.api.errors import error_responses
 from scheduler.api.schemas import RegionPublic, RegionsPublic
 
-router = APIRouter(prefix="/v1/regions", tags=["regions"])
+router = APIRouter(prefix="/v1/regions", tags=["regions"], responses=error_responses(401, 503))
 
 
 @router.get("")

@@ -7,13 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import AwareDatetime
 
 from scheduler.api.deps import CurrentPrincipal, ServiceDep
+from scheduler.api.errors import error_responses
+from scheduler.api.schemas import RegionQuery, TenantQuery, Time
 from scheduler.reports.render import report_to_csv, report_to_dict, report_to_html, report_to_text
 from scheduler.reports.savings import PERIODS
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
+router = APIRouter(
+    prefix="/v1/reports", tags=["reports"], responses=error_responses(401, 403, 404, 422, 503)
+)
 
 
 _PERIOD_PATTERN = f"^({'|'.join(PERIODS)})$"
@@ -26,14 +29,27 @@ class ReportFormat(enum.StrEnum):
     TEXT = "text"
 
 
-@router.get("/savings", response_class=JSONResponse)
+_FORMATS: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "The report in the requested format",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "text/html": {"schema": {"type": "string"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.get("/savings", response_class=JSONResponse, responses=_FORMATS)
 def savings_report(
     service: ServiceDep,
     principal: CurrentPrincipal,
-    tenant: str | None = None,
-    region: str | None = None,
-    start: Annotated[AwareDatetime | None, Query(description="Jobs started at or after")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="Jobs started before")] = None,
+    tenant: TenantQuery = None,
+    region: RegionQuery = None,
+    start: Annotated[Time | None, Query(description="Jobs started at or after")] = None,
+    end: Annotated[Time | None, Query(description="Jobs started before")] = None,
     period: Annotated[str, Query(pattern=_PERIOD_PATTERN, description="day, week or month")] = (
         "day"
     ),

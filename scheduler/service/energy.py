@@ -1,0 +1,137 @@
+"""Energy reports from workers: who may report, and which reports are plausible.
+
+A report is accepted only from the job's own attempt token (or an admin), for an attempt that
+was dispatched, with an interval inside that attempt's run (RUN_TOLERANCE_S of clock skew
+allowed), at most ATTEMPT_GRACE_S after the attempt ended, without overlapping another interval
+of the same device, and with no more energy than MAX_DEVICE_POWER_W over its interval. The
+attempt's run is read from the job's state events: it starts when the attempt is dispatched and
+ends at the first transition out of dispatched/running/relocating after that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from scheduler.domain import (
+    EnergyReport,
+    Forbidden,
+    InvalidJobSpec,
+    Job,
+    JobEvent,
+    JobState,
+    Principal,
+    Role,
+)
+from scheduler.domain.energy import (
+    ATTEMPT_GRACE_S,
+    RUN_TOLERANCE_S,
+    EnergyConflict,
+    report_problem,
+)
+from scheduler.service.context import ServiceContext
+
+_RUN_STATES = frozenset({JobState.DISPATCHED, JobState.RUNNING, JobState.RELOCATING})
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRun:
+    """When one attempt was on the cluster: ``ended_at`` is None while it still is."""
+
+    started_at: datetime
+    ended_at: datetime | None
+
+
+def attempt_run(job: Job, events: Sequence[JobEvent], attempt: int) -> AttemptRun | None:
+    """The run of ``job``'s ``attempt`` from its state events, or None if it never was
+    dispatched. The n-th transition to dispatched starts attempt n."""
+    if attempt < 1 or attempt > job.attempt:
+        return None
+    started_at: datetime | None = None
+    seen = 0
+    for event in events:
+        if event.kind != "state" or event.to_state is None:
+            continue
+        if started_at is None:
+            if event.to_state is JobState.DISPATCHED:
+                seen += 1
+                if seen == attempt:
+                    started_at = event.at
+        elif event.to_state not in _RUN_STATES:
+            return AttemptRun(started_at=started_at, ended_at=event.at)
+    if started_at is None:
+        # Events pruned or written by an older version: the job row is all there is.
+        if attempt != job.attempt:
+            return None
+        started_at = job.created_at
+    if attempt == job.attempt and job.state in _RUN_STATES:
+        return AttemptRun(started_at=started_at, ended_at=None)
+    return AttemptRun(started_at=started_at, ended_at=job.finished_at or job.updated_at)
+
+
+def attempt_open(run: AttemptRun | None, now: datetime) -> bool:
+    """Whether an attempt still accepts reports (and its token still works) at ``now``."""
+    if run is None:
+        return False
+    return run.ended_at is None or now <= run.ended_at + timedelta(seconds=ATTEMPT_GRACE_S)
+
+
+def record_energy(
+    ctx: ServiceContext, job_id: str, principal: Principal, reports: Sequence[EnergyReport]
+) -> tuple[int, int]:
+    """Store a worker's reports (times mapped from the worker's wall clock into scheduler time).
+
+    Only the job's own token (for its own attempt) or an admin may report. Returns
+    (accepted, duplicates). Raises Forbidden, JobNotFound, InvalidJobSpec (an impossible report,
+    naming it), EnergyConflict (a conflicting repeat, an overlap, a closed attempt).
+    """
+    if not (principal.is_admin or (principal.role is Role.JOB and principal.job_id == job_id)):
+        raise Forbidden("only the job's own token may report its energy")
+    job = ctx.store.get_job(job_id)
+    events = ctx.store.events(job_id)
+    now = ctx.clock.now()
+    runs: dict[int, AttemptRun | None] = {}
+    mapped = []
+    for i, r in enumerate(reports):
+        field = f"reports.{i}"
+        if r.job_id != job_id:
+            raise InvalidJobSpec(f"{field}.job_id", f"report for {r.job_id!r} posted to {job_id!r}")
+        if principal.attempt is not None and r.attempt != principal.attempt:
+            raise Forbidden(f"this token reports for attempt {principal.attempt} only")
+        problem = report_problem(r)
+        if problem:
+            raise InvalidJobSpec(field, problem)
+        report = dataclasses.replace(
+            r,
+            interval_start=ctx.clock.from_wall(r.interval_start),
+            interval_end=ctx.clock.from_wall(r.interval_end),
+        )
+        if r.attempt not in runs:
+            runs[r.attempt] = attempt_run(job, events, r.attempt)
+        _check_within_run(report, runs[r.attempt], now, field)
+        mapped.append(report)
+    accepted = ctx.store.add_energy_reports(mapped)
+    ctx.counters["energy_reports_total"] += accepted
+    return accepted, len(mapped) - accepted
+
+
+def _check_within_run(
+    report: EnergyReport, run: AttemptRun | None, now: datetime, field: str
+) -> None:
+    if run is None:
+        raise EnergyConflict(f"attempt {report.attempt} of {report.job_id} never ran")
+    if not attempt_open(run, now):
+        raise EnergyConflict(
+            f"attempt {report.attempt} ended more than {ATTEMPT_GRACE_S:.0f} s ago; "
+            "it takes no more reports"
+        )
+    slack = timedelta(seconds=RUN_TOLERANCE_S)
+    end = run.ended_at or now
+    if report.interval_start < run.started_at - slack or report.interval_end > end + slack:
+        raise InvalidJobSpec(
+            f"{field}.interval_start",
+            f"interval {report.interval_start.isoformat()} to {report.interval_end.isoformat()} "
+            f"lies outside attempt {report.attempt}'s run ({run.started_at.isoformat()} to "
+            f"{end.isoformat()}, ±{RUN_TOLERANCE_S:.0f} s)",
+        )
