@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -69,6 +69,28 @@ class _ServiceGauges(Collector):
         up.add_metric([], 0.0 if snapshot is None else 1.0)
         yield up
         yield from _families(snapshot or {})
+        if snapshot is not None:
+            yield from self._forecast_age()
+
+    def _forecast_age(self) -> Iterator[Metric]:
+        """Seconds since each region's latest forecast was issued (scheduler time); a region
+        that never had one is absent rather than a made-up number."""
+        family = GaugeMetricFamily(
+            PREFIX + "forecast_age_seconds",
+            "Age of each region's latest carbon-intensity forecast, seconds",
+            labels=["region", "zone"],
+        )
+        try:
+            now = self._service.ctx.clock.now()
+            statuses = self._service.regions()
+        except Exception:  # same rule as the snapshot: a scrape never fails
+            logger.warning("forecast age read failed", exc_info=True)
+            return
+        for status in statuses:
+            if status.last_refresh is not None:
+                age_s = (now - status.last_refresh).total_seconds()
+                family.add_metric([status.region.name, status.region.grid_zone], age_s)
+        yield family
 
 
 def _families(snapshot: dict[str, float]) -> Iterator[Metric]:
@@ -81,7 +103,15 @@ def _families(snapshot: dict[str, float]) -> Iterator[Metric]:
     for name in sorted(grouped):
         samples = grouped[name]
         label_names = sorted(samples[0][0])
-        family = GaugeMetricFamily(name, f"service gauge {name}", labels=label_names)
+        family: GaugeMetricFamily | CounterMetricFamily
+        if name.endswith("_total"):
+            # The service's counters only grow (per process): typed as counters, so rate()
+            # and increase() work; the client adds the "_total" suffix back on exposition.
+            family = CounterMetricFamily(
+                name.removesuffix("_total"), f"service counter {name}", labels=label_names
+            )
+        else:
+            family = GaugeMetricFamily(name, f"service gauge {name}", labels=label_names)
         for labels, value in samples:
             if sorted(labels) == label_names:
                 family.add_metric([labels[k] for k in label_names], value)

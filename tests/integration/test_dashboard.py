@@ -47,34 +47,73 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _event(job_id: str, at: datetime, target: JobState) -> JobEvent:
-    return JobEvent(job_id=job_id, at=at, kind="state", actor="test", reason="test",
-                    to_state=target)
+    return JobEvent(
+        job_id=job_id, at=at, kind="state", actor="test", reason="test", to_state=target
+    )
 
 
-def ran_job(service: GreenlightService, clock: FakeClock, *, tenant: str, region: str,
-            home: str, energy_j: float, ran_s: float = 1800.0) -> str:
+def ran_job(
+    service: GreenlightService,
+    clock: FakeClock,
+    *,
+    tenant: str,
+    region: str,
+    home: str,
+    energy_j: float,
+    ran_s: float = 1800.0,
+) -> str:
     """A job that started now in ``region``, drew ``energy_j`` over ``ran_s`` and succeeded."""
     store = service.ctx.store
     now = clock.now()
     job_id = f"j-{tenant}-{region}-{int(energy_j)}"
-    spec = JobSpec(tenant=tenant, name=f"train-{tenant}", kind=JobKind.TRAINING,
-                   entrypoint="python train.py", home_region=home,
-                   expected_duration_s=ran_s, max_delay_s=6 * 3600.0)
-    store.add_job(Job(id=job_id, spec=spec, state=JobState.PENDING, created_at=now,
-                      updated_at=now), _event(job_id, now, JobState.PENDING))
+    spec = JobSpec(
+        tenant=tenant,
+        name=f"train-{tenant}",
+        kind=JobKind.TRAINING,
+        entrypoint="python train.py",
+        home_region=home,
+        expected_duration_s=ran_s,
+        max_delay_s=6 * 3600.0,
+    )
+    store.add_job(
+        Job(id=job_id, spec=spec, state=JobState.PENDING, created_at=now, updated_at=now),
+        _event(job_id, now, JobState.PENDING),
+    )
     end = now + timedelta(seconds=ran_s)
-    plan = Plan(region=region, windows=(Window(region=region, start=now, end=end),),
-                policy=Policy.GREENLIGHT, planned_at=now, forecast_emissions_g=1.0,
-                baseline_emissions_g=1.0)
+    plan = Plan(
+        region=region,
+        windows=(Window(region=region, start=now, end=end),),
+        policy=Policy.GREENLIGHT,
+        planned_at=now,
+        forecast_emissions_g=1.0,
+        baseline_emissions_g=1.0,
+    )
     assert store.save_plan(job_id, plan, None)
     assert job_id in [j.id for j in store.claim_due(now, limit=100)]
-    store.transition(job_id, JobState.RUNNING, _event(job_id, now, JobState.RUNNING),
-                     started_at=now)
-    store.add_energy_reports([EnergyReport(
-        job_id=job_id, attempt=1, node="n1", device="cpu:package-0", interval_start=now,
-        interval_end=end, energy_j=energy_j, method=MeterMethod.RAPL)])
-    store.transition(job_id, JobState.SUCCEEDED, _event(job_id, end, JobState.SUCCEEDED),
-                     finished_at=end, exit_code=0)
+    store.transition(
+        job_id, JobState.RUNNING, _event(job_id, now, JobState.RUNNING), started_at=now
+    )
+    store.add_energy_reports(
+        [
+            EnergyReport(
+                job_id=job_id,
+                attempt=1,
+                node="n1",
+                device="cpu:package-0",
+                interval_start=now,
+                interval_end=end,
+                energy_j=energy_j,
+                method=MeterMethod.RAPL,
+            )
+        ]
+    )
+    store.transition(
+        job_id,
+        JobState.SUCCEEDED,
+        _event(job_id, end, JobState.SUCCEEDED),
+        finished_at=end,
+        exit_code=0,
+    )
     return job_id
 
 
@@ -97,16 +136,24 @@ def populated(service: GreenlightService) -> dict[str, str]:
     admin, _ = service.create_token(tenant="ops", role=Role.ADMIN)
     user, _ = service.create_token(tenant="acme", role=Role.USER)
     queued = TestClient(create_app(service)).post(
-        "/v1/jobs", headers={"Authorization": f"Bearer {user}"},
-        json={"name": "queued", "entrypoint": "python train.py", "home_region": "eu-central",
-              "expected_duration_s": 3600, "max_delay_s": 12 * 3600})
+        "/v1/jobs",
+        headers={"Authorization": f"Bearer {user}"},
+        json={
+            "name": "queued",
+            "entrypoint": "python train.py",
+            "home_region": "eu-central",
+            "expected_duration_s": 3600,
+            "max_delay_s": 12 * 3600,
+        },
+    )
     assert queued.status_code == 201, queued.text
     service.plan_cycle()
     return {"admin": admin, "user": user}
 
 
 def test_dashboard_document_agrees_with_the_savings_report(
-    service: GreenlightService, populated: dict[str, str],
+    service: GreenlightService,
+    populated: dict[str, str],
 ) -> None:
     http = TestClient(create_app(service))
     admin = {"Authorization": f"Bearer {populated['admin']}"}
@@ -134,7 +181,8 @@ def test_dashboard_document_agrees_with_the_savings_report(
 
 
 def test_dashboard_data_is_for_admins_only(
-    service: GreenlightService, populated: dict[str, str],
+    service: GreenlightService,
+    populated: dict[str, str],
 ) -> None:
     http = TestClient(create_app(service))
     assert http.get("/v1/dashboard").status_code == 401
@@ -168,16 +216,33 @@ def _chromium(url: str, width: int, height: int, out: Path, *extra: str) -> str:
     assert CHROMIUM is not None
     with tempfile.TemporaryDirectory(prefix="gl-chromium-") as profile:
         result = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             f"--user-data-dir={profile}", f"--window-size={width},{height}",
-             "--virtual-time-budget=8000", "--hide-scrollbars",
-             # The browser's own background traffic (time sync, component updates) is off, and
-             # no name resolves but loopback: nothing this test starts talks to the outside.
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,"
-             "AutofillServerCommunication",
-             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", *extra, url],
-            capture_output=True, text=True, timeout=120, cwd=out, check=False)
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "--virtual-time-budget=8000",
+                "--hide-scrollbars",
+                # The browser's own background traffic (time sync, component updates) is off, and
+                # no name resolves but loopback: nothing this test starts talks to the outside.
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,"
+                "AutofillServerCommunication",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                *extra,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=out,
+            check=False,
+        )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -209,7 +274,10 @@ def _card_values(dom: str) -> dict[str, str]:
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
 @pytest.mark.parametrize(("width", "height"), [(1280, 900), (390, 844)], ids=["desktop", "phone"])
 def test_dashboard_in_a_real_browser(
-    live_url: str, populated: dict[str, str], width: int, height: int,
+    live_url: str,
+    populated: dict[str, str],
+    width: int,
+    height: int,
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     out = ARTIFACTS.resolve()
@@ -229,18 +297,27 @@ def test_dashboard_in_a_real_browser(
         assert 'data-series="forecast"' in region_chart
     # The totals shown are the API's.
     api_total = requests.get(
-        f"{live_url}/v1/reports/savings", timeout=30,
-        headers={"Authorization": f"Bearer {populated['admin']}"}).json()["total"]
+        f"{live_url}/v1/reports/savings",
+        timeout=30,
+        headers={"Authorization": f"Bearer {populated['admin']}"},
+    ).json()["total"]
     shown = _card_values(dom)
     assert int(shown["jobs"]) == api_total["jobs"] == 2
-    for metric, key in (("energy", "energy_kwh"), ("emissions", "emissions_g"),
-                        ("baseline", "baseline_g"), ("saved", "saved_g")):
+    for metric, key in (
+        ("energy", "energy_kwh"),
+        ("emissions", "emissions_g"),
+        ("baseline", "baseline_g"),
+        ("saved", "saved_g"),
+    ):
         assert float(shown[metric]) == pytest.approx(api_total[key], rel=1e-12), metric
     # No request the page made left the machine (the browser's own background calls carry no
     # initiator and cannot resolve a name anyway: see the resolver rules above).
     page_requests = _page_requests(net_log, live_url)
     assert {u.split("#")[0].removeprefix(live_url) for u in page_requests} >= {
-        "/dashboard/app.js", "/dashboard/style.css", "/v1/dashboard"}
+        "/dashboard/app.js",
+        "/dashboard/style.css",
+        "/v1/dashboard",
+    }
     outside = [u for u in page_requests if not u.startswith(live_url + "/")]
     assert not outside, outside
     # A tall window, so the screenshot shows the whole page.
@@ -257,7 +334,8 @@ def test_dashboard_without_a_token_asks_for_one(live_url: str) -> None:
 
 
 def test_dashboard_document_is_json_ready(
-    service: GreenlightService, populated: dict[str, str],
+    service: GreenlightService,
+    populated: dict[str, str],
 ) -> None:
     doc: Any = service.dashboard(service.authenticate(populated["admin"]))
     assert json.loads(json.dumps(doc, allow_nan=False)) == doc
