@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from scheduler.api.errors import install_error_handlers
 from scheduler.api.metrics import ApiMetrics
@@ -29,7 +30,14 @@ def create_app(
 ) -> FastAPI:
     """A new app serving ``service``; each app has its own metrics registry. Request bodies
     over ``max_body_bytes`` are refused with 413 before any route parses them."""
-    app = FastAPI(title="Greenlight", version="0.1.0", description=DESCRIPTION)
+    # /docs and /redoc load Swagger UI and ReDoc from files inside an installed package
+    # (fastapi-offline), never from a CDN: the docs work on an air-gapped cluster.
+    app = FastAPIOffline(
+        title="Greenlight",
+        version="0.1.0",
+        description=DESCRIPTION,
+        static_url="/docs-assets",
+    )
     metrics = ApiMetrics(service)
     app.state.service = service
     app.state.metrics = metrics
