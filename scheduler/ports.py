@@ -91,13 +91,20 @@ class PlanStore(Protocol):
     """The cycles' bulk reads and writes, quarantine and the once-only dispatch record
     (``scheduler.store.plans``). Times are aware UTC; ``lease_s`` is seconds."""
 
-    def planning_jobs(self, changed_since: datetime | None = None) -> list[Job]:
-        """Plannable jobs not in quarantine; or, with ``changed_since``, every job updated at
-        or after it. Specs come without entrypoint, name and runtime_env."""
+    def planning_jobs(self) -> list[Job]:
+        """Plannable jobs not in quarantine; specs without entrypoint, name and runtime_env."""
         ...
 
-    def save_plans(self, plans: Sequence[tuple[str, Plan, JobEvent]]) -> set[str]:
-        """Store the plans of jobs still plannable, in one transaction; the ids saved."""
+    def changed_planning_jobs(self, since: datetime) -> tuple[list[Job], set[str]]:
+        """Of the jobs updated at or after ``since``: the plannable healthy ones, and the ids
+        of the others."""
+        ...
+
+    def count_planning_jobs(self) -> int: ...
+
+    def save_plans(self, plans: Sequence[tuple[str, Plan, Sequence[JobEvent]]]) -> set[str]:
+        """Store the plans (and events, the state change first) of jobs still plannable, in
+        one transaction; the ids saved."""
         ...
 
     def quarantine_job(self, job_id: str, reason: str, event: JobEvent) -> bool:

@@ -85,3 +85,17 @@ class RegionNotFound(GreenlightError):
     def __init__(self, region: str) -> None:
         super().__init__(f"region {region!r} not found")
         self.region = region
+class ClusterUnreachable(DispatchError):
+    """The cluster could not be reached at all (connection refused, timed out, reset): nothing
+    was decided about the job, so the caller retries later without counting it against the
+    job. Any other DispatchError means the cluster answered and refused."""
+
+
+class UnplannableJob(GreenlightError):
+    """One job's numbers cannot be planned (non-finite, out of range): the caller sets that job
+    aside and plans the others."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(f"job {job_id!r} cannot be planned: {reason}")
+        self.job_id = job_id
+        self.reason = reason

@@ -14,6 +14,7 @@ from __future__ import annotations
 from scheduler.domain import Policy
 from scheduler.planning.capacity import CapacityLedger
 from scheduler.planning.deadlines import place_within_deadlines
+from scheduler.planning.finite import check_decision, check_jobs
 from scheduler.planning.improve import guard_run_now, improve
 from scheduler.planning.plans import build_decision
 from scheduler.planning.policies import Books, current_plans
@@ -52,14 +53,18 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
     """Plans for every job in ``snapshot`` (see the module docstring).
 
     Deterministic for the same snapshot. Jobs that cannot meet their deadline any more are
-    planned as early as free GPUs allow and listed in ``Decision.late``.
+    planned as early as free GPUs allow and listed in ``Decision.late``. Raises UnplannableJob
+    naming a job whose numbers are non-finite or out of range, or whose plan came out so.
     """
     if not snapshot.jobs:
         return Decision(plans={})
+    check_jobs(snapshot.jobs)
     table, books, base = planning_inputs(snapshot)
     current = current_plans(table, table.grid)
     assignment, ledger = place_within_deadlines(table, books, current, base)
     assignment = improve(table, books, current, ledger, assignment, snapshot.budget_s)
     split_interruptible(table, books, ledger, assignment)
     guard_run_now(table, books, ledger, assignment)
-    return build_decision(table, books, assignment, snapshot.now)
+    decision = build_decision(table, books, assignment, snapshot.now)
+    check_decision(decision)
+    return decision

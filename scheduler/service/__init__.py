@@ -148,3 +148,6 @@ class GreenlightService:
         for state, n in self.ctx.store.count_by_state().items():
             out[f'greenlight_jobs{{state="{state.value}"}}'] = float(n)
         return out
+        for name in self.ctx.regions:
+            down = 1.0 if name in self.ctx.regions_down else 0.0
+            out[f'greenlight_region_down{{region="{name}"}}'] = down

@@ -13,6 +13,7 @@ from scheduler.domain import Region, RegionNotFound
 from scheduler.forecasts.refresh import RefreshResult
 from scheduler.planning.snapshot import LeadError
 from scheduler.ports import Clock, Dispatcher, ForecastProvider, Store
+from scheduler.service.jobtable import JobTable
 
 
 class Refresher(Protocol):
@@ -43,6 +44,16 @@ class ServiceConfig:
     dispatch_batch: int = 100
     # Each job's checkpoint lives at <checkpoint_dir>/<job id>.pt (GREENLIGHT_CHECKPOINT).
     checkpoint_dir: str = "/tmp/greenlight-checkpoints"
+    # A replica that took an attempt's submit holds it this long (longer than the slowest
+    # submit: a few Ray round trips at their timeouts); then another may take it over.
+    submit_lease_s: float = 180.0
+    # An attempt the cluster no longer knows counts as still running while its runner reported
+    # energy (or it was dispatched) within this many seconds: the runner reports every 30 s.
+    heartbeat_s: float = 120.0
+    # A region's Ray that nothing asked for this long is probed by reconcile (seconds).
+    region_probe_s: float = 15.0
+    # An arrival wakes the planner after this pause, so a burst is planned once (seconds).
+    plan_debounce_s: float = 0.2
 
 
 @dataclass(slots=True, kw_only=True)
@@ -59,12 +70,20 @@ class ServiceContext:
     last_errors: dict[str, str] = field(default_factory=dict)
     # Measured forecast error by lead time per region, recomputed after each refresh.
     forecast_error: dict[str, tuple[LeadError, ...]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)  # one plan cycle at a time
+    # One plan cycle at a time. The API never takes it: submits insert and set wake_planner.
+    lock: threading.Lock = field(default_factory=threading.Lock)
     dispatch_lock: threading.Lock = field(default_factory=threading.Lock)
     # Set by whoever makes work for a cycle (an arrival, a plan that makes a job due, a run that
     # ends); the periodic loop waits on these, with its interval as the safety net.
     wake_planner: threading.Event = field(default_factory=threading.Event)
     wake_dispatcher: threading.Event = field(default_factory=threading.Event)
+    wake_reconciler: threading.Event = field(default_factory=threading.Event)
+    # Regions whose Ray could not be reached: name -> (since, why). Jobs are not planned there
+    # until a call to it succeeds again. ``region_seen_ok``: monotonic time of the last success.
+    regions_down: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    # The plan cycle's job table, kept between cycles (only changed rows are read again).
+    job_table: JobTable = field(default_factory=JobTable)
+    region_seen_ok: dict[str, float] = field(default_factory=dict)
 
     def region(self, name: str) -> Region:
         try:

@@ -128,15 +128,22 @@ def occupancy(ctx: ServiceContext, now: datetime) -> tuple[Occupancy, ...]:
 
 def build_snapshot(
     ctx: ServiceContext, now: datetime, jobs: list[Job] | None = None,
+    planning: list[PlanningJob] | None = None,
 ) -> tuple[Snapshot, dict[str, Signal]]:
-    """The snapshot for one cycle and the signal chosen per region (for notes and events)."""
-    if jobs is None:
-        jobs = all_jobs(ctx, tuple(PLANNABLE_STATES))
-    signals = {name: s for name in ctx.regions
-               if (s := region_signal(ctx, name, now)) is not None}
+    """The snapshot for one cycle and the signal chosen per region (for notes and events).
+
+    ``planning`` (jobs already converted) wins over ``jobs``; with neither, every plannable job
+    is read. A region whose Ray is down gets no signal: no job is placed there meanwhile.
+    """
+    if planning is None:
+        if jobs is None:
+            jobs = all_jobs(ctx, tuple(PLANNABLE_STATES))
+        planning = [planning_job(ctx, j, now) for j in jobs]
+    signals = {name: s for name in ctx.regions if name not in ctx.regions_down
+               and (s := region_signal(ctx, name, now)) is not None}
     snapshot = Snapshot(
         now=now,
-        jobs=tuple(planning_job(ctx, j, now) for j in jobs),
+        jobs=tuple(planning),
         regions=tuple(RegionState(name=r.name, gpus=r.gpus, pue=r.pue)
                       for r in ctx.regions.values()),
         forecasts={name: s.series for name, s in signals.items()},

@@ -1,9 +1,9 @@
 """The cycles' side of the SQL store: the planner's read, the bulk plan write-back, quarantine
 and the dispatch record.
 
-* ``planning_jobs`` reads only the columns planning needs (no entrypoint, runtime_env, name or
-  message: the big text ones), all plannable jobs or only the rows changed since a time, so the
-  cycle can keep its job table between cycles.
+* ``planning_jobs`` / ``changed_planning_jobs`` read only the columns planning needs (no
+  entrypoint, runtime_env, name or message: the big text ones), all plannable jobs or only the
+  rows changed since a time, so the cycle can keep its job table between cycles.
 * ``save_plans`` writes every changed plan in one transaction, in bulk statements (chunks of
   ``_CHUNK`` ids): the plannable rows are locked (PostgreSQL ``FOR UPDATE``; SQLite holds the
   write lock from ``BEGIN IMMEDIATE``), updated with one executemany and their events inserted
@@ -32,6 +32,7 @@ from scheduler.store.tables import job_events, jobs
 
 _CHUNK = 5_000
 _PLANNABLE = sorted(s.value for s in PLANNABLE_STATES)
+_HEALTHY_PLANNABLE = sa.and_(jobs.c.state.in_(_PLANNABLE), jobs.c.quarantine.is_(None))
 # What the planner needs; the omitted text columns read as empty.
 _PLANNING_COLUMNS = [
     c for c in jobs.c if c.name not in {"entrypoint", "runtime_env", "name", "message"}
@@ -41,19 +42,36 @@ _PLANNING_COLUMNS = [
 class SqlPlanStore(SqlAdapter):
     """PlanStore over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
-    def planning_jobs(self, changed_since: datetime | None = None) -> list[Job]:
-        """Without ``changed_since``: every plannable job not in quarantine. With it: every job
-        whose ``updated_at`` is at or after it, whatever its state or quarantine (the caller
-        drops those that left the plannable states). ``spec.entrypoint``, ``spec.name`` and
+    def planning_jobs(self) -> list[Job]:
+        """Every plannable job not in quarantine. ``spec.entrypoint``, ``spec.name`` and
         ``spec.runtime_env`` are left empty."""
-        query = sa.select(*_PLANNING_COLUMNS)
-        if changed_since is None:
-            query = query.where(jobs.c.state.in_(_PLANNABLE), jobs.c.quarantine.is_(None))
-        else:
-            query = query.where(jobs.c.updated_at >= changed_since)
+        query = sa.select(*_PLANNING_COLUMNS).where(_HEALTHY_PLANNABLE)
         with read_transaction(self._engine) as conn:
             rows = conn.execute(query).mappings().all()
         return [_planning_job(row) for row in rows]
+
+    def changed_planning_jobs(self, since: datetime) -> tuple[list[Job], set[str]]:
+        """Of the jobs whose ``updated_at`` is at or after ``since``: those plannable and not in
+        quarantine (as ``planning_jobs`` reads them), and the ids of the others."""
+        changed = jobs.c.updated_at >= since
+        with read_transaction(self._engine) as conn:
+            rows = (
+                conn.execute(sa.select(*_PLANNING_COLUMNS).where(changed, _HEALTHY_PLANNABLE))
+                .mappings()
+                .all()
+            )
+            gone = set(
+                conn.execute(
+                    sa.select(jobs.c.id).where(changed, sa.not_(_HEALTHY_PLANNABLE))
+                ).scalars()
+            )
+        return [_planning_job(row) for row in rows], gone
+
+    def count_planning_jobs(self) -> int:
+        """How many jobs ``planning_jobs`` would return."""
+        query = sa.select(sa.func.count()).select_from(jobs).where(_HEALTHY_PLANNABLE)
+        with read_transaction(self._engine) as conn:
+            return int(conn.execute(query).scalar_one())
 
     def quarantined_ids(self, job_ids: Sequence[str]) -> set[str]:
         """Which of ``job_ids`` are in quarantine."""
@@ -69,14 +87,15 @@ class SqlPlanStore(SqlAdapter):
                 )
         return found
 
-    def save_plans(self, plans: Sequence[tuple[str, Plan, JobEvent]]) -> set[str]:
-        """Store each ``(job_id, plan, event)`` whose job is still plannable and not in
-        quarantine: the job becomes planned, ``updated_at`` the event's time, and the event is
-        appended (with the real from-state). One transaction; returns the ids saved."""
+    def save_plans(self, plans: Sequence[tuple[str, Plan, Sequence[JobEvent]]]) -> set[str]:
+        """Store each ``(job_id, plan, events)`` whose job is still plannable and not in
+        quarantine: the job becomes planned, ``updated_at`` the first event's time, and the
+        events are appended (the first, the state change, with the real from-state). One
+        transaction; returns the ids saved."""
         saved: set[str] = set()
         if not plans:
             return saved
-        by_id = {job_id: (plan, event) for job_id, plan, event in plans}
+        by_id = {job_id: (plan, events) for job_id, plan, events in plans}
         with write_transaction(self._engine) as conn:
             for chunk in _chunks(list(by_id)):
                 lock = (
@@ -94,7 +113,7 @@ class SqlPlanStore(SqlAdapter):
                 updates = []
                 events = []
                 for job_id, state in current.items():
-                    plan, event = by_id[job_id]
+                    plan, (event, *more) = by_id[job_id]
                     updates.append(
                         {
                             "b_id": job_id,
@@ -108,6 +127,7 @@ class SqlPlanStore(SqlAdapter):
                             dataclasses.replace(event, from_state=state, to_state=JobState.PLANNED)
                         )
                     )
+                    events.extend(event_values(e) for e in more)
                 conn.execute(_BULK_PLAN_UPDATE, updates)
                 conn.execute(sa.insert(job_events), events)
                 saved.update(current)

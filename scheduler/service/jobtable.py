@@ -1,0 +1,65 @@
+"""The plan cycle's job table, kept between cycles and brought up to date incrementally.
+
+The first cycle (and every ``RESYNC_S``) reads every plannable job, only the columns planning
+needs. Later cycles read only the rows whose ``updated_at`` moved since the last read (less a
+margin for clocks of other replicas and transactions that committed late), drop those that left
+the plannable states or went into quarantine, and upsert the rest. A count of the plannable
+rows guards the result: any disagreement (a row written with an old ``updated_at``) makes the
+next read a full one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta
+
+from scheduler.domain import Job
+from scheduler.ports import PlanStore
+
+# Rows stamped up to this long before the last read are read again (clock skew between
+# replicas, a transaction that stamped its rows and committed later).
+CHANGE_MARGIN = timedelta(seconds=60)
+RESYNC_S = 600.0
+
+
+class JobTable:
+    """Plannable jobs by id, refreshed from the store once per cycle. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._read_at: datetime | None = None
+        self._full_at_s = 0.0
+        self._lock = threading.Lock()
+
+    def refresh(self, store: PlanStore, now: datetime) -> list[Job]:
+        """The plannable jobs not in quarantine as of ``now`` (aware UTC)."""
+        with self._lock:
+            stale = time.monotonic() - self._full_at_s > RESYNC_S
+            if self._read_at is None or now < self._read_at or stale:
+                self._full(store, now)
+            else:
+                jobs, gone = store.changed_planning_jobs(self._read_at - CHANGE_MARGIN)
+                for job_id in gone:
+                    self._jobs.pop(job_id, None)
+                self._jobs.update((j.id, j) for j in jobs)
+                self._read_at = now
+                if store.count_planning_jobs() != len(self._jobs):
+                    self._full(store, now)
+            return list(self._jobs.values())
+
+    def forget(self, job_ids: set[str]) -> None:
+        """Drop jobs the cycle set aside; the store's quarantine keeps them out afterwards."""
+        with self._lock:
+            for job_id in job_ids:
+                self._jobs.pop(job_id, None)
+
+    def update(self, jobs: list[Job]) -> None:
+        """Record what the cycle itself wrote (new plans), so its next read starts from it."""
+        with self._lock:
+            self._jobs.update((j.id, j) for j in jobs if j.id in self._jobs)
+
+    def _full(self, store: PlanStore, now: datetime) -> None:
+        self._jobs = {j.id: j for j in store.planning_jobs()}
+        self._read_at = now
+        self._full_at_s = time.monotonic()
