@@ -42,6 +42,10 @@ class JobStore(Protocol):
         """Insert a new job with its first event, atomically."""
         ...
 
+    def add_jobs(self, new: Sequence[tuple[Job, JobEvent]]) -> None:
+        """Insert jobs with their first events in one transaction (bulk): all or none."""
+        ...
+
     def get_job(self, job_id: str) -> Job:
         """Raises JobNotFound."""
         ...
@@ -49,8 +53,22 @@ class JobStore(Protocol):
     def list_jobs(
         self, *, states: Collection[JobState] | None = None, tenant: str | None = None,
         kind: JobKind | None = None, limit: int = 100, offset: int = 0,
-    ) -> tuple[list[Job], int]:
-        """Jobs matching every given filter, newest first, and the total count before paging."""
+        group_id: str | None = None, after: tuple[datetime, str] | None = None,
+        count: bool = True,
+    ) -> tuple[list[Job], int | None]:
+        """Jobs matching every given filter, newest first (ties by id), and the total count
+        before paging (None unless ``count``). ``after``: keyset position ``(created_at, id)``
+        of the previous page's last job."""
+        ...
+
+    def cancel_queued(
+        self, *, group_id: str, tenant: str | None, now: datetime, actor: str, reason: str,
+    ) -> list[str]:
+        """Cancel a group's jobs that have not started, in one transaction; the ids."""
+        ...
+
+    def prune_events(self, finished_before: datetime) -> int:
+        """Delete the events of jobs finished before ``finished_before``; how many went."""
         ...
 
     def transition(

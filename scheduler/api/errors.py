@@ -30,6 +30,7 @@ from scheduler.domain import (
     ForecastUnavailable,
     GreenlightError,
     InvalidJobSpec,
+    InvalidJobSpecs,
     InvalidTransition,
     JobNotFound,
     ProviderError,
@@ -132,7 +133,7 @@ def error_body_bytes(status: int, detail: str) -> bytes:
 
 def _validation_items(errors: Iterable[Any]) -> list[dict[str, Any]]:
     """FastAPI's errors without ``input``/``ctx`` (never echoed) and with printable text."""
-    items = []
+    items: list[dict[str, Any]] = []
     for error in errors:
         loc: Sequence[Any] = error.get("loc", ())
         items.append(
@@ -142,6 +143,10 @@ def _validation_items(errors: Iterable[Any]) -> list[dict[str, Any]]:
                 "type": safe_text(str(error.get("type", "value_error")), 100),
             }
         )
+        if len(loc) > 2 and tuple(loc[:2]) == ("body", "jobs") and isinstance(loc[2], int):
+            # A batch's errors also say which job by position: {index, field, message}.
+            field = ".".join(str(p) for p in loc[3:]) or "jobs"
+            items[-1].update(index=loc[2], field=safe_text(field, 200), message=items[-1]["msg"])
     return items
 
 
@@ -154,6 +159,12 @@ def _greenlight_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, GreenlightError):
         return _unexpected_error(request, exc)
     code = status_for(exc)
+    if isinstance(exc, InvalidJobSpecs):
+        batch = [
+            {"loc": ["body", "jobs", i, *f.split(".")], "msg": m, "type": "invalid_job_spec"}
+            for i, f, m in exc.errors
+        ]
+        return error_response(code, _validation_items(batch))
     if isinstance(exc, InvalidJobSpec):
         loc = ["body", *exc.field.split(".")] if exc.field else ["body"]
         item = {"loc": loc, "msg": exc.message, "type": "invalid_job_spec"}

@@ -121,6 +121,12 @@ class JobCreate(_In):
         max_length=limits.MAX_TENANT_CHARS,
         description="Admin only; default: caller's tenant",
     )
+    group_id: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The array or sweep it belongs to (list, cancel and report filter on it)",
+    )
 
     @field_validator("runtime_env")
     @classmethod
@@ -154,7 +160,32 @@ class JobCreate(_In):
             max_retries=self.max_retries,
             policy=self.policy,
             expected_power_w=self.expected_power_w,
+            group_id=self.group_id,
         )
+
+
+class JobsCreate(_In):
+    """Up to 10,000 jobs submitted at once, all or none; ``group_id`` (default: a new one) is
+    given to every job that names none. A refused batch answers 422 with one entry per refused
+    job: ``{"index", "field", "message"}`` (``loc`` = ``["body", "jobs", index, field]``)."""
+
+    jobs: list[JobCreate] = Field(min_length=1, max_length=10_000)
+    group_id: Text | None = Field(default=None, min_length=1, max_length=64)
+
+
+class JobsCreated(BaseModel):
+    """The jobs a batch created, in the order given, and the group they share."""
+
+    group_id: str | None
+    count: int
+    ids: list[str]
+
+
+class GroupCancelled(BaseModel):
+    """The jobs of a group a cancel stopped or dequeued."""
+
+    group_id: str
+    cancelled: list[str]
 
 
 class ResourcesPublic(BaseModel):
@@ -232,6 +263,7 @@ class JobPublic(BaseModel):
     exit_code: int | None
     message: str | None
     plan: PlanPublic | None
+    group_id: str | None = None
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
@@ -267,17 +299,21 @@ class JobPublic(BaseModel):
             finished_at=job.finished_at,
             exit_code=job.exit_code,
             message=job.message,
+            group_id=spec.group_id,
             plan=PlanPublic.of(job.plan) if job.plan else None,
         )
 
 
 class JobsPublic(BaseModel):
-    """One page of jobs, newest first; ``count`` is the total before paging."""
+    """One page of jobs, newest first. ``count`` is the total before paging (null on a page
+    asked for by ``cursor``); ``next_cursor`` asks for the page after this one (null on the
+    last), stable while new jobs arrive."""
 
     data: list[JobPublic]
-    count: int
+    count: int | None
     limit: int
     offset: int
+    next_cursor: str | None = None
 
 
 class JobEventPublic(BaseModel):

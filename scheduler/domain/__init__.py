@@ -8,6 +8,7 @@ from scheduler.domain.errors import (
     ForecastUnavailable,
     GreenlightError,
     InvalidJobSpec,
+    InvalidJobSpecs,
     InvalidTransition,
     JobNotFound,
     MeterUnavailable,
@@ -37,7 +38,8 @@ from scheduler.domain.tokens import ApiToken, Principal, Role
 __all__ = [
     "J_PER_KWH", "PLANNABLE_STATES", "TERMINAL_STATES", "ApiToken", "ConfigError",
     "DispatchError", "EnergyReport", "Forbidden", "Forecast", "ForecastUnavailable",
-    "GreenlightError", "IntensityPoint", "InvalidJobSpec", "InvalidTransition", "Job",
+    "GreenlightError", "IntensityPoint", "InvalidJobSpec", "InvalidJobSpecs",
+    "InvalidTransition", "Job",
     "JobEvent", "JobKind", "JobNotFound", "JobSpec", "JobState", "MeterMethod",
     "MeterUnavailable", "Plan", "Policy", "Principal", "ProviderError", "Region",
     "RegionNotFound", "Resources",

@@ -5,6 +5,8 @@ HTTP status codes live in ``scheduler.api.errors``, never here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class GreenlightError(Exception):
     """Root of every error Greenlight raises on purpose."""
@@ -23,6 +25,16 @@ class InvalidJobSpec(GreenlightError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class InvalidJobSpecs(InvalidJobSpec):
+    """Specs of one batch that break a rule: ``errors`` holds ``(index, field, message)`` per
+    broken spec, by position in the batch. The batch is refused whole."""
+
+    def __init__(self, errors: Sequence[tuple[int, str, str]]) -> None:
+        first = errors[0] if errors else (0, "jobs", "invalid")
+        super().__init__(f"jobs.{first[0]}.{first[1]}", f"{len(errors)} spec(s) refused")
+        self.errors = tuple(errors)
 
 
 class InvalidTransition(GreenlightError):

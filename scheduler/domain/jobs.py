@@ -110,6 +110,8 @@ class JobSpec:
     policy: Policy = Policy.GREENLIGHT
     # Expected mean draw while running, for planning; None means "derive from resources".
     expected_power_w: float | None = None
+    # Jobs of one array or sweep share it; list, cancel and the savings report filter on it.
+    group_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,7 +26,7 @@ runs count when the region has a price there, as in the cycle. Pure: no I/O, no 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -135,33 +135,16 @@ class AdmissionLedger:
         ledger._take_all(planned)
         return ledger
 
-    def rebuilt(
-        self,
-        *,
-        now: datetime,
-        step_s: int,
-        regions: Sequence[RegionState],
-        occupancy: Iterable[Occupancy],
-        planned: Iterable[Reservation],
-        forecasts: Mapping[str, Forecast] | None,
-        seen: Iterable[str],
-    ) -> AdmissionLedger:
-        """A new ledger from a cycle's decision, keeping the reservations of jobs admitted
-        here that the cycle's snapshot (job ids ``seen``) did not include."""
-        fresh = AdmissionLedger.build(
-            now=now,
-            step_s=step_s,
-            regions=regions,
-            occupancy=occupancy,
-            planned=planned,
-            forecasts=forecasts,
-        )
-        seen_ids = set(seen)
-        for job_id, held in self.admitted.items():
-            if job_id not in seen_ids:
-                fresh._take(held)
-                fresh.admitted[job_id] = held
-        return fresh
+    def carry_over(self, old: AdmissionLedger, seen: Collection[str]) -> None:
+        """Reserve here what ``old`` admitted for jobs not in ``seen``: jobs admitted after the
+        cycle this ledger comes from read its snapshot."""
+        kept = [
+            held
+            for job_id, held in old.admitted.items()
+            if job_id not in seen and held.end > self.grid.origin  # one the cycle skipped
+        ]
+        self._take_all(kept)
+        self.admitted.update({held.job_id: held for held in kept})
 
     # --- checks -----------------------------------------------------------------------------
 

@@ -40,11 +40,15 @@ class GreenlightService:
 
     # jobs
     def submit(self, spec: JobSpec, principal: Principal) -> Job:
-        job = jobs.submit(self.ctx, spec, principal)
-        if self.ctx.config.plan_on_submit:
-            cycles.plan_cycle(self.ctx)
-            job = self.ctx.store.get_job(job.id)
-        return job
+        # Never plans: the request inserts and wakes the planner (ctx.wake_planner).
+        return jobs.submit(self.ctx, spec, principal)
+
+    def submit_batch(self, specs: Sequence[JobSpec], principal: Principal,
+                     group_id: str | None = None) -> list[Job]:
+        return jobs.submit_batch(self.ctx, specs, principal, group_id)
+
+    def cancel_group(self, group_id: str, principal: Principal) -> list[str]:
+        return jobs.cancel_group(self.ctx, group_id, principal)
 
     def get_job(self, job_id: str, principal: Principal) -> Job:
         return jobs.get_job(self.ctx, job_id, principal)
@@ -52,9 +56,10 @@ class GreenlightService:
     def list_jobs(
         self, principal: Principal, *, state: JobState | None = None, tenant: str | None = None,
         kind: JobKind | None = None, limit: int = 50, offset: int = 0,
-    ) -> tuple[list[Job], int]:
+        group_id: str | None = None, cursor: str | None = None,
+    ) -> jobs.JobPage:
         return jobs.list_jobs(self.ctx, principal, state=state, tenant=tenant, kind=kind,
-                              limit=limit, offset=offset)
+                              group_id=group_id, limit=limit, offset=offset, cursor=cursor)
 
     def cancel(self, job_id: str, principal: Principal) -> Job:
         return jobs.cancel(self.ctx, job_id, principal)

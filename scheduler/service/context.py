@@ -11,6 +11,7 @@ from typing import Protocol
 
 from scheduler.domain import Region, RegionNotFound
 from scheduler.forecasts.refresh import RefreshResult
+from scheduler.planning.ledger import AdmissionLedger
 from scheduler.planning.snapshot import LeadError
 from scheduler.ports import Clock, Dispatcher, ForecastProvider, Store
 from scheduler.service.jobtable import JobTable
@@ -38,7 +39,6 @@ class ServiceConfig:
     base_w: float = 20.0
     # A run the cluster keeps PENDING longer than this (scheduler time) is stopped and retried.
     pending_timeout_s: float = 600.0
-    plan_on_submit: bool = True
     deployment_horizon_s: float = 24 * 3600.0
     forecast_retention_s: float = 30 * 86400.0
     dispatch_batch: int = 100
@@ -84,6 +84,10 @@ class ServiceContext:
     # The plan cycle's job table, kept between cycles (only changed rows are read again).
     job_table: JobTable = field(default_factory=JobTable)
     region_seen_ok: dict[str, float] = field(default_factory=dict)
+    # Free capacity the last plan cycle left, for submit-time admission
+    # (``scheduler.service.admission``); None until a cycle has run in this process.
+    admission: AdmissionLedger | None = None
+    admission_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def region(self, name: str) -> Region:
         try:

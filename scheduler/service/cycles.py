@@ -30,6 +30,7 @@ from scheduler.planning.cycle import plan_cycle as decide
 from scheduler.planning.feasibility import check_submit
 from scheduler.planning.finite import job_problem, plan_problem
 from scheduler.planning.snapshot import Decision, Occupancy, PlanningJob, Snapshot
+from scheduler.service import admission
 from scheduler.service.context import ServiceContext
 from scheduler.service.dispatching import dispatch_due
 from scheduler.service.isolation import isolated, quarantine
@@ -66,6 +67,7 @@ def plan_cycle(ctx: ServiceContext) -> Decision:
         planning = _planning_jobs(ctx, jobs, now)
         snapshot, signals = build_snapshot(ctx, now, planning=planning)
         decision = _decide(ctx, snapshot)
+        admission.rebuild(ctx, snapshot, decision)  # submits check against what this leaves
         _save(ctx, {j.id: j for j in jobs}, decision, signals, now)
         for job_id, reason in decision.late.items():
             ctx.counters["jobs_late_total"] += 1

@@ -1,15 +1,29 @@
-"""Job use cases called by the API: submit, read, cancel, logs (energy: service/energy.py)."""
+"""Job use cases called by the API: submit, read, cancel, logs (energy: service/energy.py).
+
+A submit validates the spec (pure), asks the admission ledger whether the deadline can be met
+(``scheduler.service.admission``: no queue is read), inserts the job with its first event in
+one transaction, and wakes the planner; it never plans. Its cost does not depend on how many
+jobs are queued. A batch does the same for up to ``MAX_BATCH`` specs, all or none.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from scheduler.domain import (
+    PLANNABLE_STATES,
     DispatchError,
     Forbidden,
+    GreenlightError,
     InvalidJobSpec,
+    InvalidJobSpecs,
     InvalidTransition,
     Job,
     JobEvent,
@@ -21,10 +35,14 @@ from scheduler.domain import (
     Role,
 )
 from scheduler.planning.validation import validate_spec
+from scheduler.service import admission
 from scheduler.service.context import ServiceContext
-from scheduler.service.cycles import refusal_reason
 
 log = logging.getLogger(__name__)
+
+MAX_BATCH = 10_000
+MAX_PAGE = 1000
+MAX_GROUP_ID = 64
 
 
 def expected_power_w(ctx: ServiceContext, spec: JobSpec) -> float:
@@ -36,25 +54,104 @@ def expected_power_w(ctx: ServiceContext, spec: JobSpec) -> float:
 
 
 def submit(ctx: ServiceContext, spec: JobSpec, principal: Principal) -> Job:
-    """Validate, check the deadline can be met with the capacity there is, and enqueue."""
+    """Validate, check the deadline can be met with the capacity there is (the ledger), and
+    enqueue. Raises Forbidden, or InvalidJobSpec naming the field (``deadline`` when capacity
+    refuses)."""
+    _may_submit(principal)
+    now = ctx.clock.now()
+    job = _new_job(ctx, spec, principal, now)
+    verdict = admission.admit(ctx, [job], now)[0]
+    if verdict.reason is not None:
+        raise InvalidJobSpec("deadline", verdict.reason)
+    try:
+        ctx.store.add_job(job, _submitted(job, principal, now))
+    except GreenlightError:
+        admission.release(ctx, [job.id])
+        raise
+    ctx.counters["jobs_submitted_total"] += 1
+    ctx.wake_planner.set()
+    log.debug("job submitted", extra={"job_id": job.id, "tenant": job.tenant})
+    return job
+
+
+def submit_batch(
+    ctx: ServiceContext,
+    specs: Sequence[JobSpec],
+    principal: Principal,
+    group_id: str | None = None,
+) -> list[Job]:
+    """Submit up to ``MAX_BATCH`` specs atomically: every one is validated and admitted, then
+    all are inserted in one transaction, or none is. Jobs share ``group_id`` (a spec's own
+    wins; default: a new id). Raises Forbidden, InvalidJobSpec for the batch as a whole, or
+    InvalidJobSpecs listing ``(index, field, message)`` for every spec refused."""
+    _may_submit(principal)
+    if not specs:
+        raise InvalidJobSpec("jobs", "must hold at least one job")
+    if len(specs) > MAX_BATCH:
+        raise InvalidJobSpec("jobs", f"holds {len(specs)} jobs; at most {MAX_BATCH} per batch")
+    group_id = _group_id(group_id) or f"g-{uuid.uuid4().hex[:16]}"
+    now = ctx.clock.now()
+    made: list[Job] = []
+    errors: list[tuple[int, str, str]] = []
+    for index, spec in enumerate(specs):
+        try:
+            spec = spec if spec.group_id else dataclasses.replace(spec, group_id=group_id)
+            made.append(_new_job(ctx, spec, principal, now))
+        except InvalidJobSpec as e:
+            errors.append((index, e.field, e.message))
+    if errors:
+        raise InvalidJobSpecs(errors)
+    verdicts = admission.admit(ctx, made, now)
+    errors = [(i, "deadline", v.reason) for i, v in enumerate(verdicts) if v.reason is not None]
+    if errors:
+        raise InvalidJobSpecs(errors)
+    try:
+        ctx.store.add_jobs([(job, _submitted(job, principal, now)) for job in made])
+    except GreenlightError:
+        admission.release(ctx, [job.id for job in made])
+        raise
+    ctx.counters["jobs_submitted_total"] += len(made)
+    ctx.wake_planner.set()
+    return made
+
+
+def _may_submit(principal: Principal) -> None:
     if principal.role is Role.JOB:
         raise Forbidden("a job token cannot submit jobs")
+
+
+def _new_job(ctx: ServiceContext, spec: JobSpec, principal: Principal, now: datetime) -> Job:
+    """The job ``spec`` becomes: validated, power filled in, a fresh id, pending."""
     if spec.tenant != principal.tenant and not principal.is_admin:
         raise Forbidden(f"cannot submit for tenant {spec.tenant!r}")
-    now = ctx.clock.now()
+    if spec.group_id is not None:
+        _group_id(spec.group_id)
     spec = validate_spec(spec, ctx.regions, now)
     spec = dataclasses.replace(spec, expected_power_w=expected_power_w(ctx, spec))
-    job = Job(id=f"j-{uuid.uuid4().hex[:16]}", spec=spec, state=JobState.PENDING,
-              created_at=now, updated_at=now)
-    reason = refusal_reason(ctx, job, now)
-    if reason is not None:
-        raise InvalidJobSpec("deadline", reason)
-    ctx.store.add_job(job, JobEvent(
-        job_id=job.id, at=now, kind="state", actor=f"api:{principal.tenant}",
-        reason="submitted", to_state=JobState.PENDING))
-    ctx.counters["jobs_submitted_total"] += 1
-    log.info("job submitted", extra={"job_id": job.id, "tenant": spec.tenant})
-    return job
+    return Job(
+        id=f"j-{uuid.uuid4().hex[:16]}",
+        spec=spec,
+        state=JobState.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _group_id(group_id: str | None) -> str | None:
+    if group_id is not None and not (0 < len(group_id) <= MAX_GROUP_ID):
+        raise InvalidJobSpec("group_id", f"must be 1 to {MAX_GROUP_ID} characters")
+    return group_id
+
+
+def _submitted(job: Job, principal: Principal, now: datetime) -> JobEvent:
+    return JobEvent(
+        job_id=job.id,
+        at=now,
+        kind="state",
+        actor=f"api:{principal.tenant}",
+        reason="submitted",
+        to_state=JobState.PENDING,
+    )
 
 
 def get_job(ctx: ServiceContext, job_id: str, principal: Principal) -> Job:
@@ -73,22 +170,115 @@ def _may_see(principal: Principal, job: Job) -> bool:
     return principal.tenant == job.tenant
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobPage:
+    """One page of jobs, newest first. ``count`` is the total before paging (None for a keyset
+    page); ``next_cursor`` continues after the last job (None on the last page)."""
+
+    jobs: list[Job]
+    count: int | None
+    next_cursor: str | None
+
+
 def list_jobs(
-    ctx: ServiceContext, principal: Principal, *, state: JobState | None = None,
-    tenant: str | None = None, kind: JobKind | None = None, limit: int = 50, offset: int = 0,
-) -> tuple[list[Job], int]:
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    state: JobState | None = None,
+    tenant: str | None = None,
+    kind: JobKind | None = None,
+    group_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> JobPage:
+    """Jobs the caller may see, by offset or by keyset (``cursor`` from a previous page: stable
+    while jobs arrive, and as fast on the last page of a million as on the first). Raises
+    Forbidden, or InvalidJobSpec for a bad limit, offset or cursor."""
     if principal.role is Role.JOB:
         raise Forbidden("a job token cannot list jobs")
     if not principal.is_admin:
         if tenant is not None and tenant != principal.tenant:
             raise Forbidden(f"cannot list jobs of tenant {tenant!r}")
         tenant = principal.tenant
-    if limit < 1 or limit > 1000:
-        raise InvalidJobSpec("limit", "must be between 1 and 1000")
+    if limit < 1 or limit > MAX_PAGE:
+        raise InvalidJobSpec("limit", f"must be between 1 and {MAX_PAGE}")
     if offset < 0:
         raise InvalidJobSpec("offset", "must be >= 0")
-    return ctx.store.list_jobs(states=None if state is None else [state], tenant=tenant,
-                               kind=kind, limit=limit, offset=offset)
+    if cursor is not None and offset:
+        raise InvalidJobSpec("offset", "cannot be combined with cursor")
+    after = None if cursor is None else decode_cursor(cursor)
+    jobs, count = ctx.store.list_jobs(
+        states=None if state is None else [state],
+        tenant=tenant,
+        kind=kind,
+        group_id=group_id,
+        limit=limit,
+        offset=offset,
+        after=after,
+        count=after is None,
+    )
+    last = jobs[-1] if len(jobs) == limit else None
+    return JobPage(
+        jobs=jobs,
+        count=count,
+        next_cursor=None if last is None else encode_cursor(last.created_at, last.id),
+    )
+
+
+def encode_cursor(created_at: datetime, job_id: str) -> str:
+    """The opaque keyset position after the job created at ``created_at`` with ``job_id``."""
+    raw = f"{created_at.isoformat()}|{job_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises InvalidJobSpec("cursor") for anything ``encode_cursor`` did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, job_id = raw.split("|", 1)
+        at = datetime.fromisoformat(when)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidJobSpec("cursor", "is not a cursor this service issued") from None
+    if at.tzinfo is None or not job_id:
+        raise InvalidJobSpec("cursor", "is not a cursor this service issued")
+    return at, job_id
+
+
+def cancel_group(ctx: ServiceContext, group_id: str, principal: Principal) -> list[str]:
+    """Cancel every unfinished job of ``group_id`` the caller may cancel: the queued ones in
+    one statement, the started ones each stopped on its cluster (as ``cancel``). Returns the
+    ids cancelled. Raises Forbidden for a job token."""
+    if principal.role is Role.JOB:
+        raise Forbidden("a job token cannot cancel jobs")
+    tenant = None if principal.is_admin else principal.tenant
+    now = ctx.clock.now()
+    done = ctx.store.cancel_queued(
+        group_id=group_id,
+        tenant=tenant,
+        now=now,
+        actor=f"api:{principal.tenant}",
+        reason=f"cancelled by user (group {group_id})",
+    )
+    admission.release(ctx, done)
+    unfinished = [s for s in JobState if s.started or s in PLANNABLE_STATES]
+    tried: set[str] = set(done)
+    while True:
+        # Started jobs of a group are at most what the clusters run at once; a queued one
+        # that changed state meanwhile is cancelled the same way.
+        rest, _ = ctx.store.list_jobs(
+            states=unfinished, tenant=tenant, group_id=group_id, limit=MAX_PAGE, count=False
+        )
+        rest = [j for j in rest if j.id not in tried]
+        if not rest:
+            return done
+        for job in rest:
+            tried.add(job.id)
+            try:
+                cancel(ctx, job.id, principal)
+                done.append(job.id)
+            except InvalidTransition:
+                log.info("job %s finished while its group was cancelled", job.id)
 
 
 def cancel(ctx: ServiceContext, job_id: str, principal: Principal) -> Job:
@@ -107,11 +297,22 @@ def cancel(ctx: ServiceContext, job_id: str, principal: Principal) -> Job:
         except DispatchError as e:
             # The store records the intent; reconcile retries the stop if the run shows up.
             log.warning("stop failed for %s: %s", job.id, e)
-    return ctx.store.transition(job.id, JobState.CANCELLED, JobEvent(
-        job_id=job.id, at=now, kind="state", actor=f"api:{principal.tenant}",
-        reason="cancelled by user" + (" (run stopped)" if stopped else ""),
-        from_state=job.state, to_state=JobState.CANCELLED),
-        expected_from=[job.state], finished_at=now if job.state.started else None)
+    admission.release(ctx, [job.id])
+    return ctx.store.transition(
+        job.id,
+        JobState.CANCELLED,
+        JobEvent(
+            job_id=job.id,
+            at=now,
+            kind="state",
+            actor=f"api:{principal.tenant}",
+            reason="cancelled by user" + (" (run stopped)" if stopped else ""),
+            from_state=job.state,
+            to_state=JobState.CANCELLED,
+        ),
+        expected_from=[job.state],
+        finished_at=now if job.state.started else None,
+    )
 
 
 def events(ctx: ServiceContext, job_id: str, principal: Principal) -> list[JobEvent]:

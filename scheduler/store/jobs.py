@@ -11,7 +11,7 @@ replicas on one file take turns.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from scheduler.domain import (
     PLANNABLE_STATES,
+    TERMINAL_STATES,
     GreenlightError,
     InvalidTransition,
     Job,
@@ -58,6 +59,18 @@ class SqlJobStore(SqlAdapter):
         except sa.exc.IntegrityError as e:
             raise GreenlightError(f"job {job.id!r} already exists") from e
 
+    def add_jobs(self, new: Sequence[tuple[Job, JobEvent]]) -> None:
+        """Insert jobs and their first events in one transaction, two bulk statements
+        (executemany): all or none. Raises GreenlightError if an id is taken."""
+        if not new:
+            return
+        try:
+            with write_transaction(self._engine) as conn:
+                conn.execute(sa.insert(jobs), [job_values(job) for job, _ in new])
+                conn.execute(sa.insert(job_events), [event_values(event) for _, event in new])
+        except sa.exc.IntegrityError as e:
+            raise GreenlightError(f"one of {len(new)} job ids already exists") from e
+
     def get_job(self, job_id: str) -> Job:
         """Raises JobNotFound."""
         with read_transaction(self._engine) as conn:
@@ -74,12 +87,20 @@ class SqlJobStore(SqlAdapter):
         kind: JobKind | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> tuple[list[Job], int]:
+        group_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        count: bool = True,
+    ) -> tuple[list[Job], int | None]:
         """Jobs matching every given filter, newest first (ties by id), and the total count
-        before paging. Raises ValueError for a negative limit or offset."""
+        before paging (None when ``count`` is False: counting a million rows is what a keyset
+        page avoids). ``after``: a keyset position ``(created_at, id)``, the last job of the
+        previous page; the page starts just past it, so rows inserted meanwhile (newer) never
+        shift it. Raises ValueError for a negative limit or offset."""
         if limit < 0 or offset < 0:
             raise ValueError(f"limit and offset must be >= 0, got {limit} and {offset}")
         conditions: list[sa.ColumnElement[bool]] = []
+        if group_id is not None:
+            conditions.append(jobs.c.group_id == group_id)
         if states is not None:
             conditions.append(jobs.c.state.in_([s.value for s in states]))
         if tenant is not None:
@@ -87,6 +108,14 @@ class SqlJobStore(SqlAdapter):
         if kind is not None:
             conditions.append(jobs.c.kind == kind.value)
         count_query = sa.select(sa.func.count()).select_from(jobs).where(*conditions)
+        if after is not None:
+            created_at, job_id = after
+            conditions.append(
+                sa.or_(
+                    jobs.c.created_at < created_at,
+                    sa.and_(jobs.c.created_at == created_at, jobs.c.id < job_id),
+                )
+            )
         page_query = (
             sa.select(jobs)
             .where(*conditions)
@@ -95,9 +124,67 @@ class SqlJobStore(SqlAdapter):
             .offset(offset)
         )
         with read_transaction(self._engine) as conn:
-            total = conn.execute(count_query).scalar_one()
+            total = conn.execute(count_query).scalar_one() if count else None
             rows = conn.execute(page_query).mappings().all()
-        return [job_from_row(row) for row in rows], int(total)
+        return [job_from_row(row) for row in rows], None if total is None else int(total)
+
+    def cancel_queued(
+        self,
+        *,
+        group_id: str,
+        tenant: str | None,
+        now: datetime,
+        actor: str,
+        reason: str,
+    ) -> list[str]:
+        """Cancel every job of ``group_id`` (of ``tenant`` when given) that has not started,
+        in one transaction: one conditional UPDATE and one bulk insert of their events.
+        Returns the ids cancelled; started and finished jobs are left to the caller."""
+        queued = [s.value for s in PLANNABLE_STATES]
+        conditions = [jobs.c.group_id == group_id, jobs.c.state.in_(queued)]
+        if tenant is not None:
+            conditions.append(jobs.c.tenant == tenant)
+        update = (
+            sa.update(jobs)
+            .where(*conditions)
+            .values(state=JobState.CANCELLED.value, updated_at=now, **plan_values(None))
+            .returning(jobs.c.id)
+        )
+        with write_transaction(self._engine) as conn:
+            before = dict(conn.execute(sa.select(jobs.c.id, jobs.c.state).where(*conditions)).all())
+            if not before:
+                return []
+            done = [row[0] for row in conn.execute(update.where(jobs.c.id.in_(before))).all()]
+            if done:
+                conn.execute(
+                    sa.insert(job_events),
+                    [
+                        event_values(
+                            JobEvent(
+                                job_id=job_id,
+                                at=now,
+                                kind="state",
+                                actor=actor,
+                                reason=reason,
+                                from_state=JobState(before[job_id]),
+                                to_state=JobState.CANCELLED,
+                            )
+                        )
+                        for job_id in done
+                    ],
+                )
+        return done
+
+    def prune_events(self, finished_before: datetime) -> int:
+        """Delete the events of jobs that finished before ``finished_before`` (their state
+        and figures stay on the job row); returns how many events went."""
+        finished = sa.select(jobs.c.id).where(
+            jobs.c.finished_at < finished_before,
+            jobs.c.state.in_([s.value for s in TERMINAL_STATES]),
+        )
+        with write_transaction(self._engine) as conn:
+            result = conn.execute(sa.delete(job_events).where(job_events.c.job_id.in_(finished)))
+        return int(result.rowcount or 0)
 
     def transition(
         self,

@@ -119,6 +119,7 @@ def job_values(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "exit_code": job.exit_code,
         "message": job.message,
+        "group_id": spec.group_id,
     }
 
 
@@ -140,6 +141,7 @@ def job_from_row(row: RowMapping) -> Job:
         max_retries=row["max_retries"],
         policy=Policy(row["policy"]),
         expected_power_w=row["expected_power_w"],
+        group_id=row.get("group_id"),
     )
     return Job(
         id=row["id"],

@@ -80,9 +80,19 @@ jobs = sa.Table(
     sa.Column("submit_taken_at", UtcDateTime, nullable=True),
     sa.Column("dispatched_attempt", sa.Integer, nullable=True),
     sa.Column("dispatched_at", UtcDateTime, nullable=True),
+    # Jobs of one array or sweep (``greenlight submit --array``, ``POST /v1/jobs/batch``).
+    sa.Column("group_id", sa.String(64), nullable=True),
     sa.Index("ix_jobs_state_plan_start", "state", "plan_start"),
     sa.Index("ix_jobs_tenant_created_at", "tenant", "created_at"),
     sa.Index("ix_jobs_created_at", "created_at"),
+    # The list's filters, each ending in its order (newest first, ties by id), so a page
+    # (offset or keyset) is an index range scan whatever the table's size (migration 0002).
+    sa.Index("ix_jobs_state_created_at_id", "state", "created_at", "id"),
+    sa.Index("ix_jobs_tenant_state_created_at_id", "tenant", "state", "created_at", "id"),
+    sa.Index("ix_jobs_kind_created_at_id", "kind", "created_at", "id"),
+    sa.Index("ix_jobs_group_id_created_at_id", "group_id", "created_at", "id"),
+    # Retention: finished jobs by when they finished.
+    sa.Index("ix_jobs_finished_at", "finished_at"),
 )
 
 job_events = sa.Table(

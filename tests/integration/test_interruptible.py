@@ -75,6 +75,8 @@ def test_interruptible_job_suspends_and_resumes_from_its_checkpoint(
         resources=Resources(gpus=0, cpus=1), expected_duration_s=7200, interruptible=True,
         deadline=NOW + timedelta(hours=8))
     job = service.submit(spec, Principal(tenant="acme", role=Role.USER, token_id="u"))
+    service.plan_cycle()  # a submit never plans: the cycle it wakes does
+    job = service.ctx.store.get_job(job.id)
     assert job.plan is not None
     windows = [(w.start - NOW, w.end - NOW) for w in job.plan.windows]
     assert windows == [(timedelta(hours=a), timedelta(hours=b)) for a, b in CLEAN_HOURS]

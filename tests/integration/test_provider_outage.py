@@ -63,6 +63,8 @@ def test_planning_survives_a_provider_outage_and_meets_the_deadline(
                    resources=Resources(gpus=1, cpus=1), expected_duration_s=3600,
                    deadline=NOW + timedelta(hours=8))
     job = service.submit(spec, Principal(tenant="acme", role=Role.USER, token_id="u"))
+    service.plan_cycle()  # a submit never plans: the cycle it wakes does
+    job = service.ctx.store.get_job(job.id)
     assert job.state is JobState.PLANNED
     assert job.plan is not None
     assert job.plan.start >= NOW + timedelta(hours=4)  # it waits for the clean hours

@@ -55,6 +55,8 @@ def test_a_job_planned_on_the_profile_gets_a_fallback_event(sqlite_url: str) -> 
                    entrypoint="true", resources=Resources(gpus=1), expected_duration_s=3600,
                    deadline=clock.now() + timedelta(hours=12))
     job = service.submit(spec, USER)
+    service.plan_cycle()  # a submit never plans: the cycle it wakes does
+    job = service.ctx.store.get_job(job.id)
     assert job.state is JobState.PLANNED
     assert job.plan is not None
     assert job.plan.note is not None
@@ -71,6 +73,8 @@ def test_with_no_carbon_data_at_all_a_job_runs_now_at_home(sqlite_url: str) -> N
                    entrypoint="true", resources=Resources(gpus=1), expected_duration_s=3600,
                    deadline=T0 + timedelta(hours=12))
     job = service.submit(spec, USER)
+    service.plan_cycle()  # a submit never plans: the cycle it wakes does
+    job = service.ctx.store.get_job(job.id)
     assert job.plan is not None
     assert job.plan.region == "us-west"
     assert job.plan.start <= T0 + timedelta(minutes=5)

@@ -174,15 +174,10 @@ def test_release_and_rebuild_keep_only_what_the_cycle_did_not_see() -> None:
     ledger.release("gone")
     assert int((before - ledger.free).sum()) == 2
     snap = snapshot([], PRICES, gpus={"a": 2, "b": 0})
-    fresh = ledger.rebuilt(
-        now=T0,
-        step_s=3600,
-        regions=snap.regions,
-        occupancy=(),
-        planned=(),
-        forecasts=snap.forecasts,
-        seen=["seen"],
+    fresh = AdmissionLedger.build(
+        now=T0, step_s=3600, regions=snap.regions, forecasts=snap.forecasts
     )
+    fresh.carry_over(ledger, {"seen"})
     assert set(fresh.admitted) == {"unseen"}
     assert int((fresh.hard - fresh.free).sum()) == 1
 

@@ -12,12 +12,15 @@ from scheduler.api.schemas import (
     MAX_OFFSET,
     EnergyAccepted,
     EnergyReportsIn,
+    GroupCancelled,
     JobCreate,
     JobEventPublic,
     JobEventsPublic,
     JobIdPath,
     JobLogsPublic,
     JobPublic,
+    JobsCreate,
+    JobsCreated,
     JobsPublic,
     TenantQuery,
 )
@@ -37,6 +40,26 @@ def submit_job(body: JobCreate, service: ServiceDep, principal: CurrentPrincipal
     return JobPublic.of(service.submit(spec, principal))
 
 
+@router.post("/batch", status_code=HTTP_CREATED, responses=error_responses(413))
+def submit_jobs(body: JobsCreate, service: ServiceDep, principal: CurrentPrincipal) -> JobsCreated:
+    """Submit up to 10,000 jobs at once, all or none; they share a group id."""
+    specs = [job.to_spec(job.tenant or principal.tenant) for job in body.jobs]
+    jobs = service.submit_batch(specs, principal, body.group_id)
+    group_ids = {j.spec.group_id for j in jobs}
+    group_id = group_ids.pop() if len(group_ids) == 1 else None
+    return JobsCreated(group_id=group_id, count=len(jobs), ids=[j.id for j in jobs])
+
+
+@router.post("/cancel")
+def cancel_group(
+    group_id: Annotated[str, Query(min_length=1, max_length=64)],
+    service: ServiceDep,
+    principal: CurrentPrincipal,
+) -> GroupCancelled:
+    """Cancel every unfinished job of a group (an array or sweep) the caller may cancel."""
+    return GroupCancelled(group_id=group_id, cancelled=service.cancel_group(group_id, principal))
+
+
 @router.get("")
 def list_jobs(
     service: ServiceDep,
@@ -44,14 +67,29 @@ def list_jobs(
     state: JobState | None = None,
     tenant: TenantQuery = None,
     kind: JobKind | None = None,
+    group_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> JobsPublic:
-    """List jobs visible to the caller, newest first, filtered and paged."""
-    jobs, count = service.list_jobs(
-        principal, state=state, tenant=tenant, kind=kind, limit=limit, offset=offset
+    """List jobs visible to the caller, newest first, filtered, paged by offset or cursor."""
+    page = service.list_jobs(
+        principal,
+        state=state,
+        tenant=tenant,
+        kind=kind,
+        group_id=group_id,
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
     )
-    return JobsPublic(data=[JobPublic.of(j) for j in jobs], count=count, limit=limit, offset=offset)
+    return JobsPublic(
+        data=[JobPublic.of(j) for j in page.jobs],
+        count=page.count,
+        limit=limit,
+        offset=offset,
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get("/{job_id}")

@@ -1,0 +1,110 @@
+"""Submit-time admission against the capacity ledger: a cost that does not grow with the queue.
+
+The plan cycle leaves its decision in an :class:`~scheduler.planning.ledger.AdmissionLedger`
+(``rebuild``, called from ``plan_cycle``); a submit asks it whether the job can meet its
+deadline and reserves the job's window (``admit``), so the next submit sees the capacity it
+took. The cycle then re-plans everything from the store and rebuilds the ledger, keeping the
+reservations of jobs admitted after its snapshot was read (reconciling).
+
+**Before the first cycle** after a start the ledger is empty. Submits are then admitted on the
+pure per-job checks alone (``validate_spec``: regions, GPUs per region, deadline vs duration)
+and the cycle, which runs at start-up and on every arrival, decides; a job it cannot place in
+time gets a ``warning`` event. Building the ledger from the store on the first request instead
+would make that request cost O(queue), the very thing this module removes; a few seconds of
+optimism after a restart is the cheaper trade.
+
+The ledger lives in this process. With several API processes each keeps its own, rebuilt by
+the cycles it runs; a process that runs none admits optimistically, as above.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from scheduler.domain import Job, JobKind, effective_deadline
+from scheduler.planning.ledger import AdmissionLedger, Reservation, Verdict
+from scheduler.planning.snapshot import Decision, PlanningJob, Snapshot
+from scheduler.service.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+ADMIT_ALL = Verdict(reason=None)
+
+
+def planning_job(ctx: ServiceContext, job: Job) -> PlanningJob:
+    """A just-submitted job as the ledger sees it (nothing ran yet, no I/O)."""
+    spec = job.spec
+    duration_s = (
+        ctx.config.deployment_horizon_s
+        if spec.kind is JobKind.DEPLOYMENT
+        else spec.expected_duration_s or float(ctx.config.step_s)
+    )
+    return PlanningJob(
+        id=job.id,
+        kind=spec.kind,
+        gpus=spec.resources.gpus,
+        power_w=spec.expected_power_w or 0.0,
+        duration_s=duration_s,
+        submitted_at=job.created_at,
+        earliest_start=job.created_at,
+        deadline=effective_deadline(spec, job.created_at),
+        home_region=spec.home_region,
+        allowed_regions=spec.allowed_regions,
+        policy=spec.policy,
+        interruptible=spec.interruptible,
+        priority=spec.priority,
+    )
+
+
+def admit(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) -> list[Verdict]:
+    """One verdict per job, in order. All or none: when any job is refused, nothing stays
+    reserved (a batch is atomic); otherwise every job's window is reserved. Cost: O(jobs x
+    regions x horizon slots), independent of the queue."""
+    with ctx.admission_lock:
+        ledger = ctx.admission
+        if ledger is None:
+            return [ADMIT_ALL] * len(jobs)
+        verdicts = [ledger.admit(planning_job(ctx, job), now) for job in jobs]
+        if any(not v.admitted for v in verdicts):
+            for job in jobs:
+                ledger.release(job.id)
+        overbooked = sum(v.overbooked for v in verdicts)
+    if overbooked:
+        ctx.counters["admissions_overbooked_total"] += overbooked
+    return verdicts
+
+
+def release(ctx: ServiceContext, job_ids: Sequence[str]) -> None:
+    """Return what cancelled jobs reserved since the last cycle."""
+    with ctx.admission_lock:
+        if ctx.admission is not None:
+            for job_id in job_ids:
+                ctx.admission.release(job_id)
+
+
+def rebuild(ctx: ServiceContext, snapshot: Snapshot, decision: Decision) -> None:
+    """Replace the ledger with the capacity ``decision`` leaves: ``snapshot``'s running jobs
+    (hard) and the plans (soft), priced on its forecasts. Jobs admitted after the snapshot was
+    read keep their reservations."""
+    gpus = {j.id: j.gpus for j in snapshot.jobs}
+    planned = [
+        Reservation(
+            job_id=job_id, region=w.region, gpus=gpus.get(job_id, 0), start=w.start, end=w.end
+        )
+        for job_id, plan in decision.plans.items()
+        for w in plan.windows
+    ]
+    fresh = AdmissionLedger.build(
+        now=snapshot.now,
+        step_s=snapshot.step_s,
+        regions=snapshot.regions,
+        occupancy=snapshot.occupancy,
+        planned=planned,
+        forecasts=snapshot.forecasts,
+    )
+    with ctx.admission_lock:
+        if ctx.admission is not None:
+            fresh.carry_over(ctx.admission, gpus.keys())
+        ctx.admission = fresh
