@@ -1,8 +1,23 @@
-"""APScheduler wiring only: fires service cycles on intervals. No business rule lives here."""
+"""Fires the service's cycles: wiring only, no business rule lives here.
+
+Plan, dispatch and reconcile each run in a thread of their own that waits on the context's
+wake event (``wake_planner``, ``wake_dispatcher``, ``wake_reconciler``) with the configured
+interval as a safety net: an arrival wakes the planner (after a short debounce, so a burst is
+planned once), a plan that makes a job due wakes the dispatcher, a dispatch wakes reconcile.
+While jobs are on the cluster reconcile polls every ``ACTIVE_RECONCILE_S`` so a finished run is
+noticed promptly. Each cycle runs one at a time (its own thread), and the API never waits on
+one. Forecast refresh, pruning and (where regions read Ray) capacity stay on APScheduler.
+
+A failing cycle never stops the service. A database outage is logged once when it starts and
+once when it ends, not as a traceback per tick; any other failure logs its traceback once and
+then one line per repeat until the cycle succeeds again.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -12,33 +27,151 @@ from scheduler.service import GreenlightService
 
 log = logging.getLogger(__name__)
 
+# While started jobs exist, reconcile runs at least this often (seconds).
+ACTIVE_RECONCILE_S = 1.0
+MIN_INTERVAL_S = 0.5
 
-def _guarded(name: str, call: Callable[[], object]) -> Callable[[], None]:
-    """A cycle that fails is logged and retried at its next firing; it never stops the service."""
 
-    def run() -> None:
+class CycleGuard:
+    """Runs one cycle and logs its failures without storms (see the module docstring)."""
+
+    def __init__(self, name: str, call: Callable[[], object],
+                 database_up: Callable[[], bool]) -> None:
+        self.name = name
+        self._call = call
+        self._database_up = database_up
+        self._outage_since: float | None = None
+        self._failing: str | None = None
+
+    def __call__(self) -> object:
         try:
-            call()
-        except Exception:
-            log.exception("cycle %s failed", name)
+            result = self._call()
+        except Exception as e:  # a cycle is a shell: it must never stop the service
+            self._failed(e)
+            return None
+        self._recovered()
+        return result
 
-    return run
+    def _failed(self, e: Exception) -> None:
+        if not self._database_up():
+            if self._outage_since is None:
+                self._outage_since = time.monotonic()
+                log.warning("cycle %s: database unreachable (%s: %s); retrying quietly until it "
+                            "returns", self.name, type(e).__name__, _first_line(e),
+                            extra={"fields": {"event": "db_outage", "cycle": self.name}})
+            return
+        text = f"{type(e).__name__}: {_first_line(e)}"
+        if self._failing != text:
+            log.exception("cycle %s failed", self.name)
+            self._failing = text
+        else:
+            log.error("cycle %s failed again: %s", self.name, text)
+
+    def _recovered(self) -> None:
+        if self._outage_since is not None:
+            log.warning("cycle %s: database reachable again after %.0f s", self.name,
+                        time.monotonic() - self._outage_since,
+                        extra={"fields": {"event": "db_outage_end", "cycle": self.name}})
+            self._outage_since = None
+        if self._failing is not None:
+            log.info("cycle %s succeeded again", self.name)
+            self._failing = None
+
+
+class CycleLoop:
+    """A thread running ``guard`` when ``wake`` is set, or ``every_s`` after its last run
+    (``busy_every_s`` after a run that returned something truthy: work in flight)."""
+
+    def __init__(self, guard: CycleGuard, every_s: float, wake: threading.Event, *,
+                 debounce_s: float = 0.0, busy_every_s: float | None = None) -> None:
+        self._guard = guard
+        self._every_s = max(every_s, MIN_INTERVAL_S)
+        self._busy_every_s = busy_every_s
+        self._wake = wake
+        self._debounce_s = debounce_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"cycle-{guard.name}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, wait: bool = True) -> None:
+        self._stop.set()
+        self._wake.set()
+        if wait:
+            self._thread.join(timeout=30.0)
+
+    def _run(self) -> None:
+        wait_s = 0.0  # first run at once, as a start-up catches up
+        while not self._stop.is_set():
+            woke = self._wake.wait(wait_s)
+            if self._stop.is_set():
+                return
+            if woke and self._debounce_s:
+                self._stop.wait(self._debounce_s)
+            self._wake.clear()
+            busy = self._guard()
+            wait_s = self._every_s
+            if busy and self._busy_every_s is not None:
+                wait_s = min(wait_s, self._busy_every_s)
+
+
+class PeriodicCycles:
+    """The running cycles; ``shutdown`` stops them all."""
+
+    def __init__(self, scheduler: BackgroundScheduler, loops: list[CycleLoop]) -> None:
+        self.scheduler = scheduler
+        self.loops = loops
+
+    def shutdown(self, wait: bool = True) -> None:
+        for loop in self.loops:
+            loop.stop(wait=False)
+        self.scheduler.shutdown(wait=wait)
+        if wait:
+            for loop in self.loops:
+                loop.stop(wait=True)
 
 
 def start_periodic(service: GreenlightService, settings: Settings,
-                   scale: float = 1.0) -> BackgroundScheduler:
-    """Start the cycles. ``scale`` divides every interval (the demo's compressed clock)."""
+                   scale: float = 1.0) -> PeriodicCycles:
+    """Start the cycles. ``scale`` divides the planning and refresh intervals (the demo's
+    compressed clock)."""
+    ctx = service.ctx
+
+    def database_up() -> bool:
+        try:
+            ctx.store.ping()
+        except Exception:  # any failure to reach it is the outage we are asking about
+            return False
+        return True
+
+    def guard(name: str, call: Callable[[], object]) -> CycleGuard:
+        return CycleGuard(name, call, database_up)
+
+    loops = [
+        CycleLoop(guard("plan", service.plan_cycle), settings.plan_interval_s / scale,
+                  ctx.wake_planner, debounce_s=ctx.config.plan_debounce_s),
+        CycleLoop(guard("dispatch-due", service.dispatch_due), settings.dispatch_interval_s,
+                  ctx.wake_dispatcher),
+        CycleLoop(guard("reconcile", service.reconcile), settings.reconcile_interval_s,
+                  ctx.wake_reconciler, busy_every_s=ACTIVE_RECONCILE_S),
+    ]
     scheduler = BackgroundScheduler(timezone="UTC")
-    cycles: list[tuple[str, Callable[[], object], float]] = [
+    timed: list[tuple[str, Callable[[], object], float]] = [
         ("refresh-forecasts", service.refresh_forecasts, settings.refresh_interval_s / scale),
-        ("plan", service.plan_cycle, settings.plan_interval_s / scale),
-        ("dispatch-due", service.dispatch_due, settings.dispatch_interval_s),
-        ("reconcile", service.reconcile, settings.reconcile_interval_s),
         ("prune-forecasts", service.prune, 3600.0),
     ]
-    for name, call, every_s in cycles:
+    for name, call, every_s in timed:
         # coalesce + max_instances=1: a slow cycle is skipped, never run twice at once.
-        scheduler.add_job(_guarded(name, call), "interval", seconds=max(every_s, 0.5), id=name,
-                          name=name, coalesce=True, max_instances=1)
+        scheduler.add_job(guard(name, call), "interval", seconds=max(every_s, MIN_INTERVAL_S),
+                          id=name, name=name, coalesce=True, max_instances=1)
     scheduler.start()
-    return scheduler
+    for loop in loops:
+        loop.start()
+    return PeriodicCycles(scheduler, loops)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

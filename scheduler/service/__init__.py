@@ -127,8 +127,8 @@ class GreenlightService:
     def dispatch_due(self) -> list[str]:
         return cycles.dispatch_due(self.ctx)
 
-    def reconcile(self) -> None:
-        cycles.reconcile(self.ctx)
+    def reconcile(self) -> int:
+        return cycles.reconcile(self.ctx)
 
     def prune(self) -> int:
         return cycles.prune(self.ctx)

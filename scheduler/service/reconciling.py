@@ -38,8 +38,9 @@ ACTOR = "scheduler"
 _PROBE_ID = "greenlight-probe"
 
 
-def reconcile(ctx: ServiceContext) -> None:
-    """One pass over every started job not in quarantine, then probe quiet regions."""
+def reconcile(ctx: ServiceContext) -> int:
+    """One pass over every started job not in quarantine, then probe quiet regions. Returns
+    how many started jobs there were (the periodic loop polls faster while there are some)."""
     now = ctx.clock.now()
     jobs = all_jobs(ctx, STARTED_STATES)
     marks = ctx.store.dispatch_marks([j.id for j in jobs])
@@ -54,6 +55,7 @@ def reconcile(ctx: ServiceContext) -> None:
             if not _reconcile_job(ctx, job, mark, now):
                 down_now.add(job.region)
     _probe_quiet_regions(ctx, down_now)
+    return len(jobs)
 
 
 def _reconcile_job(ctx: ServiceContext, job: Job, mark: DispatchMark | None,
@@ -77,7 +79,9 @@ def _reconcile_job(ctx: ServiceContext, job: Job, mark: DispatchMark | None,
             and not _lease_held(ctx, mark, now)):
         # The cluster has it, yet no dispatch is recorded and nobody is submitting: the
         # submitter died between its submit and its record. Record it (once) now.
-        ctx.store.record_dispatch(job.id, job.attempt, dispatch_event(job, region.name, now))
+        if ctx.store.record_dispatch(job.id, job.attempt,
+                                     dispatch_event(job, region.name, now)):
+            ctx.counters["jobs_dispatched_total"] += 1
     try:
         _apply_status(ctx, job, info, region, now)
     except ClusterUnreachable as e:

@@ -1,0 +1,55 @@
+"""A cluster that behaves as the Ray Jobs API does for the Dispatcher port, in memory.
+
+Submissions are idempotent by submission id (a known id is not run again), ``status`` reads
+UNKNOWN for an id it never accepted, and ``submit`` takes ``latency_s`` before the cluster
+knows the id, as a real HTTP round trip does: that window is where replicas race. It counts
+every run it starts, so a test can prove no attempt ran twice. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+
+from scheduler.domain import Region
+from scheduler.domain.runs import RunInfo, RunStatus
+
+
+class FakeCluster:
+    def __init__(self, latency_s: float = 0.0) -> None:
+        self.latency_s = latency_s
+        self.started: Counter[str] = Counter()  # runs started per submission id
+        self.submit_calls: Counter[str] = Counter()
+        self.envs: dict[str, dict[str, str]] = {}
+        self._runs: dict[str, RunStatus] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, region: Region, submission_id: str, entrypoint: str, *,
+               env: Mapping[str, str], gpus: int, cpus: float, memory_mb: int,
+               working_dir: str | None = None) -> None:
+        with self._lock:
+            self.submit_calls[submission_id] += 1
+        time.sleep(self.latency_s)
+        with self._lock:
+            if submission_id in self._runs:
+                return
+            self._runs[submission_id] = RunStatus.RUNNING
+            self.started[submission_id] += 1
+            self.envs[submission_id] = dict(env)
+
+    def status(self, region: Region, submission_id: str) -> RunInfo:
+        with self._lock:
+            status = self._runs.get(submission_id, RunStatus.UNKNOWN)
+        return RunInfo(status=status)
+
+    def logs(self, region: Region, submission_id: str) -> str:
+        return ""
+
+    def stop(self, region: Region, submission_id: str) -> bool:
+        with self._lock:
+            if self._runs.get(submission_id) is not RunStatus.RUNNING:
+                return False
+            self._runs[submission_id] = RunStatus.STOPPED
+            return True
