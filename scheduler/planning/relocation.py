@@ -15,7 +15,7 @@ The rule: the alternative with the largest saving is taken only when all of thes
 
 * the deployment has been in its region for at least ``min_stay_s``;
 * ``saving_g >= threshold_g x (1 + hysteresis)``;
-* ``saving_pct >= threshold_pct x (1 + hysteresis)``.
+* ``saving_pct >= threshold_pct x (1 + hysteresis)``, and the saving is positive.
 
 ``threshold_*`` is what a move must be worth; ``hysteresis`` is the margin on top that absorbs
 forecast revisions. A move back needs the same margin in the other direction, so between two
@@ -230,8 +230,13 @@ def options(
 
 
 def clears_bar(candidate: RelocationOption, policy: RelocationPolicy) -> bool:
-    """Whether a saving reaches both bars (grams and percent, hysteresis included)."""
-    return candidate.saving_g >= policy.bar_g and candidate.saving_pct >= policy.bar_pct
+    """Whether a saving is positive and reaches both bars (grams and percent, hysteresis
+    included): with both thresholds at 0 a move must still save something."""
+    return (
+        candidate.saving_g > 0
+        and candidate.saving_g >= policy.bar_g
+        and candidate.saving_pct >= policy.bar_pct
+    )
 
 
 def decide(
