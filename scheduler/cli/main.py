@@ -17,11 +17,10 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from scheduler.cli import admin, forecasts, jobs
+from scheduler.cli import admin, forecasts, jobs, simulate
 from scheduler.cli.client import DEFAULT_READ_TIMEOUT_S
 from scheduler.cli.context import DEFAULT_URL, CliContext
 from scheduler.cli.errors import EXIT_FAILURE, CliError
-from scheduler.cli.simulate import simulate
 from scheduler.domain import GreenlightError
 
 PROG = "greenlight"
@@ -136,7 +135,7 @@ def root(
 jobs.register(app)
 forecasts.register(app)
 admin.register(app)
-app.command("simulate")(simulate)
+simulate.register(app)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -58,6 +58,11 @@ INTEGRAL_TOL = 1e-6
 # How many rings of LP-placed jobs the fix-and-solve step may free before giving up.
 FIX_RINGS = 3
 
+SolveProgress = Callable[[str, float, float], None]
+"""``(stage, best objective g, lower bound g)`` as the solve goes: ``incumbent`` (the planner's
+placement), ``lp`` (the relaxation's bound), ``fixed`` (the MIP over the jobs the LP left
+fractional), ``mip`` (the whole MIP), ``done``; ``inf``/``-inf`` where none is known yet."""
+
 
 def perfect_knowledge(snapshot: Snapshot) -> Snapshot:
     """The snapshot every job of which is placed by ``oracle`` on the best data there is."""
@@ -70,12 +75,15 @@ def perfect_knowledge(snapshot: Snapshot) -> Snapshot:
     )
 
 
-def solve_snapshot(snapshot: Snapshot, time_limit_s: float = 60.0) -> Decision:
+def solve_snapshot(
+    snapshot: Snapshot, time_limit_s: float = 60.0, progress: SolveProgress | None = None
+) -> Decision:
     """The minimum-emission placement of ``snapshot``'s jobs (see the module docstring).
 
     Every plan's note says whether HiGHS proved the placement optimal or, stopped by
-    ``time_limit_s``, how far from its bound it may be.
+    ``time_limit_s``, how far from its bound it may be. ``progress`` hears each stage.
     """
+    report = progress or (lambda _stage, _best, _bound: None)
     from scheduler.planning.cycle import planning_inputs
 
     exact = perfect_knowledge(snapshot)
@@ -90,6 +98,7 @@ def solve_snapshot(snapshot: Snapshot, time_limit_s: float = 60.0) -> Decision:
         incumbent,
         min(INCUMBENT_BUDGET_S, INCUMBENT_SHARE * time_limit_s),
     )
+    report("incumbent", incumbent.objective()[1], -math.inf)
     ledger = base.copy()
     placer = Placer(table, books, current, ledger)
     fixed = set(hopeless(placer, incumbent))
@@ -105,17 +114,20 @@ def solve_snapshot(snapshot: Snapshot, time_limit_s: float = 60.0) -> Decision:
     )
     solved, bound = incumbent, -math.inf
     if len(cands):
-        x, bound = _solve_exact(formulate(cands, table.gpus, ledger.free), time_limit_s)
+        x, bound = _solve_exact(formulate(cands, table.gpus, ledger.free), time_limit_s, report)
         if x is not None:
             candidate = adopt(incumbent, cands, x, penalty)
             candidate.splits = {}
             if candidate.objective() <= incumbent.objective():
                 solved = candidate
     note = _note(solved.objective()[1], bound)
+    report("done", solved.objective()[1], bound)
     return build_decision(table, books, solved, exact.now, dict.fromkeys(free_jobs, note))
 
 
-def _solve_exact(f: Formulation, time_limit_s: float) -> tuple[FloatArray | None, float]:
+def _solve_exact(
+    f: Formulation, time_limit_s: float, report: SolveProgress
+) -> tuple[FloatArray | None, float]:
     """The best 0/1 solution found (None when none was) and the LP bound (``-inf`` without).
 
     The LP relaxation comes first: it is a lower bound, and on time-indexed placement it is
@@ -126,15 +138,18 @@ def _solve_exact(f: Formulation, time_limit_s: float) -> tuple[FloatArray | None
     started = time.perf_counter()
     lp = solve_lp(f, LP_SHARE * time_limit_s)
     bound = float(lp.fun) if lp.x is not None else -math.inf
+    report("lp", math.inf, bound)
     best = None
     if lp.x is not None:
         best = _fix_and_solve(f, np.asarray(lp.x), time_limit_s - (time.perf_counter() - started))
+        report("fixed", math.inf if best is None else float(f.cands.score @ best), bound)
     if best is None or float(f.cands.score @ best) > bound + _tolerance(bound):
         left_s = time_limit_s - (time.perf_counter() - started)
         result = solve_mip(f, left_s) if left_s > 0 else None
         full = np.asarray(result.x) if result is not None and result.x is not None else None
         if full is not None and (best is None or f.cands.score @ full < f.cands.score @ best):
             best = full
+        report("mip", math.inf if best is None else float(f.cands.score @ best), bound)
     return best, bound
 
 

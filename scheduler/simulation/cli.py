@@ -10,44 +10,32 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
 from multiprocessing.queues import Queue
 from pathlib import Path
 from queue import Empty
 
-import numpy as np
-
-from scheduler.domain import ConfigError, Forecast, Policy
-from scheduler.forecasts.trace_files import load_carbon_trace, load_forecast_trace
+from scheduler.domain import Policy
 from scheduler.simulation.engine import PolicyRun, simulate
-from scheduler.simulation.forecasting import (
-    ForecastModel,
-    gaussian_forecast,
-    issued_forecasts,
-    perfect_forecast,
-)
-from scheduler.simulation.grid import (
-    CarbonGrid,
-    build_grid,
-    common_span,
-    epoch_s,
-    from_epoch_s,
-)
-from scheduler.simulation.job_traces import (
-    PowerModel,
-    SimJob,
-    read_job_trace,
-    select_records,
-    slack_deadline,
-    to_sim_jobs,
-)
-from scheduler.simulation.metrics import compare, measure
+from scheduler.simulation.grid import from_epoch_s
+from scheduler.simulation.inputs import Inputs, SimulationOptions, Warn, read_inputs
+from scheduler.simulation.metrics import PolicyMetrics, compare, measure
 from scheduler.simulation.optimum import OPTIMUM_LABEL, optimum_run
 from scheduler.simulation.results import SimulationResult, write_csv, write_plot
-from scheduler.simulation.scenario import Scenario, SimRegion
+from scheduler.simulation.scenario import Scenario
+from scheduler.simulation.trace_input import SimulationInputError
+
+__all__ = [
+    "SimulationOptions",
+    "SimulationProgress",
+    "SolverProgress",
+    "SolverStatus",
+    "optimum_nonzeros",
+    "run_simulation",
+]
 
 SimulationProgress = Callable[[str, int, int], None]
 """``(label, jobs finished, jobs total)``: label is the policy being replayed."""
@@ -59,38 +47,25 @@ PNG_NAME = "simulation.png"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SimulationOptions:
-    """Knobs beyond the CLI's main flags.
+class SolverStatus:
+    """Where the optimum's exact solve stands: ``stage`` (``incumbent``, ``lp``, ``fixed``,
+    ``mip``, ``done``), seconds since it began, the best placement's grams and the proven lower
+    bound's (``inf``/``-inf`` while unknown)."""
 
-    ``step_s`` None picks 900 s when every trace's resolution divides into it, else the finest
-    resolution. ``cycle_s`` is the planning interval, a multiple of the step (None: the step,
-    the closest the grid allows to the service's few-second interval); arrivals and freed
-    capacity wait for the next cycle, starts and ends do not. ``budget_s`` is the planner's
-    improvement budget per cycle, in work units (the service's ``planning_budget_s``).
-    ``workers`` is how many policies replay at once, each in its own process (None: one per
-    usable CPU from ``PARALLEL_MIN_JOBS`` jobs, else one); the processes are spawned, so a
-    script that asks for more than one must guard its entry point (``if __name__ ==
-    "__main__"``).
-    ``slack_s`` is each job's slack beyond its run time. ``optimum_max_jobs`` and
-    ``optimum_max_nonzeros`` (see ``optimum_nonzeros``) bound the offline exact solve (above
-    either the optimum row is left out, with a note).
-    """
+    stage: str
+    elapsed_s: float
+    best_g: float
+    bound_g: float
 
-    step_s: int | None = None
-    slack_s: float = 24 * 3600.0
-    max_jobs: int | None = None
-    min_gpus: int = 0
-    interruptible: bool = False
-    pue: float = 1.0
-    power: PowerModel = field(default_factory=PowerModel)
-    forecast_paths: Mapping[str, Path] | None = None
-    optimum_max_jobs: int = 400
-    optimum_max_nonzeros: int = 5_000_000
-    optimum_time_limit_s: float = 60.0
-    every_cycle: bool = False
-    cycle_s: int | None = None
-    budget_s: float = 0.3
-    workers: int | None = 1
+    @property
+    def gap_pct(self) -> float | None:
+        """(best - bound) / best x 100, once both are known."""
+        if not (math.isfinite(self.best_g) and math.isfinite(self.bound_g)) or self.best_g <= 0:
+            return None
+        return max(self.best_g - self.bound_g, 0.0) / self.best_g * 100.0
+
+
+SolverProgress = Callable[[SolverStatus], None]
 
 
 def run_simulation(
@@ -104,17 +79,21 @@ def run_simulation(
     out_dir: Path | None = None,
     progress: SimulationProgress | None = None,
     options: SimulationOptions | None = None,
+    solver_progress: SolverProgress | None = None,
+    warn: Warn | None = None,
 ) -> SimulationResult:
     """Replay ``jobs_path`` against ``carbon_paths`` (one per region) for each policy.
 
     ``regions`` names the regions (default: each trace's zone); ``capacity`` is GPUs per region
-    (None: unlimited); ``forecast_error`` is sigma of the Gaussian forecast error as a share of each
-    trace's mean (0: perfect forecasts), unless ``options.forecast_paths`` gives a region real
-    issued forecasts. ``now`` is always included as the baseline. Jobs asking for more GPUs than
-    ``capacity`` are left out, with a note. ``progress`` hears ``(label, done, total)`` per
-    policy, and ``optimum`` 0/1 then 1/1 around an exact offline solve. Raises JobTraceError or
-    ConfigError for unreadable files and ValueError for inconsistent arguments, all before any
-    replay starts (``out_dir`` is created first).
+    (None: unlimited; ``options.cpu_capacity`` limits CPU cores instead); ``forecast_error`` is
+    sigma of the Gaussian forecast error as a share of each trace's mean (0: perfect
+    forecasts), unless ``options.forecast_paths`` gives a region real issued forecasts. ``now``
+    is always included as the baseline. Jobs asking for more than the capacity are left out,
+    with a note. ``progress`` hears ``(label, done, total)`` per policy, and ``optimum`` 0/1
+    then 1/1 around an exact offline solve, whose stages ``solver_progress`` hears; ``warn``
+    hears each warning as it is found (they are in the result too). Raises
+    SimulationInputError for bad input (files, columns, options), before any replay starts
+    (``out_dir`` is created first).
     """
     opts = options or SimulationOptions()
     chosen = _policies(policies)
@@ -122,63 +101,53 @@ def run_simulation(
         try:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ValueError(f"cannot create the output folder {out_dir}: {e.strerror}") from e
-    series = [_carbon_trace(Path(p)) for p in carbon_paths]
-    names = _region_names(regions, series)
-    notes: list[str] = []
-    scenario, dropped = _scenario(
+            raise SimulationInputError(
+                f"--out: cannot create the output folder ({e.strerror})", out_dir
+            ) from e
+    inputs = read_inputs(
         jobs_path,
-        dict(zip(names, series, strict=True)),
-        capacity,
-        forecast_error,
-        seed,
-        opts,
-        notes,
+        carbon_paths,
+        regions=regions,
+        capacity=capacity,
+        forecast_error=forecast_error,
+        seed=seed,
+        opts=opts,
+        warn=warn,
     )
+    scenario = inputs.scenario
+    notes = list(inputs.notes)
     runs = _replay(scenario, chosen, opts, progress)
-    best = _optimum(scenario, runs, opts, notes, progress)
+    best = _optimum(scenario, runs, opts, notes, progress, solver_progress)
     if best is not None:
         runs.append(best)
     rows = tuple(compare([measure(scenario, run) for run in runs]))
-    grid = scenario.grid
-    result = SimulationResult(
+    return _write(_result(inputs, rows, notes, forecast_error, seed), out_dir)
+
+
+def _result(
+    inputs: Inputs,
+    rows: tuple[PolicyMetrics, ...],
+    notes: list[str],
+    forecast_error: float,
+    seed: int,
+) -> SimulationResult:
+    grid = inputs.scenario.grid
+    return SimulationResult(
         rows=rows,
-        regions=names,
+        regions=inputs.regions,
         start=from_epoch_s(grid.start_s),
         end=from_epoch_s(grid.end_s),
         step_s=grid.step_s,
         forecast_error=forecast_error,
         seed=seed,
-        jobs=len(scenario.jobs),
-        dropped_jobs=dropped,
+        jobs=len(inputs.scenario.jobs),
+        dropped_jobs=inputs.dropped,
         notes=tuple(notes),
-        cycle_s=scenario.cycle_steps * grid.step_s,
+        cycle_s=inputs.scenario.cycle_steps * grid.step_s,
+        resource=inputs.resource,
+        traces=inputs.traces,
+        warnings=inputs.warnings,
     )
-    return _write(result, out_dir)
-
-
-def _carbon_trace(path: Path) -> Forecast:
-    """The trace's actual series; every error names the file."""
-    try:
-        return load_carbon_trace(path)
-    except ConfigError as e:
-        message = str(e)
-        raise ConfigError(message if str(path) in message else f"{path}: {message}") from e
-
-
-def _region_names(regions: Sequence[str] | None, series: Sequence[Forecast]) -> tuple[str, ...]:
-    """One distinct name per carbon trace; raises ValueError saying what does not match."""
-    if regions and len(regions) != len(series):
-        raise ValueError(
-            f"{len(regions)} region name(s) for {len(series)} carbon trace(s): "
-            "give one --region per --carbon, in the same order"
-        )
-    names = tuple(regions) if regions else tuple(s.zone for s in series)
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        flag = "--region" if regions else "zone (give --region names)"
-        raise ValueError(f"each carbon trace needs its own region: {flag} {repeated[0]} repeats")
-    return names
 
 
 def optimum_nonzeros(scenario: Scenario) -> int:
@@ -200,6 +169,7 @@ def _optimum(
     opts: SimulationOptions,
     notes: list[str],
     progress: SimulationProgress | None,
+    solver_progress: SolverProgress | None = None,
 ) -> PolicyRun | None:
     # Only an exact solve takes long enough to show; the unlimited optimum is the oracle's run.
     solves = not scenario.unlimited and len(scenario.jobs) <= opts.optimum_max_jobs
@@ -213,12 +183,22 @@ def _optimum(
             return None
     if progress is not None and solves:
         progress(OPTIMUM_LABEL, 0, 1)
+    started_s = time.monotonic()
+
+    def stage(name: str, best_g: float, bound_g: float) -> None:
+        if solver_progress is not None:
+            elapsed_s = time.monotonic() - started_s
+            solver_progress(
+                SolverStatus(stage=name, elapsed_s=elapsed_s, best_g=best_g, bound_g=bound_g)
+            )
+
     best = optimum_run(
         scenario,
         runs,
         max_jobs=opts.optimum_max_jobs,
         time_limit_s=opts.optimum_time_limit_s,
         notes=notes,
+        progress=stage,
     )
     if progress is not None and solves:
         progress(OPTIMUM_LABEL, 1, 1)
@@ -317,117 +297,6 @@ def _drain(queue: Queue[tuple[str, int, int]], report: SimulationProgress) -> No
         except Empty:
             return
         report(label, done, total)
-
-
-def _step_s(series: Sequence[Forecast], requested: int | None) -> int:
-    if requested is not None:
-        return requested
-    resolutions = [s.resolution_s for s in series]
-    return 900 if all(900 % r == 0 or r % 900 == 0 for r in resolutions) else min(resolutions)
-
-
-def _scenario(
-    jobs_path: Path,
-    series: Mapping[str, Forecast],
-    capacity: int | None,
-    forecast_error: float,
-    seed: int,
-    opts: SimulationOptions,
-    notes: list[str],
-) -> tuple[Scenario, int]:
-    step_s = _step_s(list(series.values()), opts.step_s)
-    cycle_s = _cycle_s(step_s, opts.cycle_s)
-    start, end = common_span(list(series.values()))
-    start = from_epoch_s(float(np.ceil(epoch_s(start) / step_s) * step_s))
-    jobs = _sim_jobs(jobs_path, tuple(series), start, step_s, seed, opts)
-    kept = [j for j in jobs if j.deadline <= end - timedelta(seconds=step_s)]
-    if not kept:
-        raise ValueError(
-            f"no job of {jobs_path} fits inside the carbon traces' common span "
-            f"({start:%Y-%m-%d} to {end:%Y-%m-%d})"
-        )
-    if capacity is not None:
-        wide = [j for j in kept if j.gpus > capacity]
-        if wide:
-            # They could never start: every policy would count them as misses alike.
-            notes.append(f"{len(wide)} jobs ask for more than {capacity} GPUs: left out")
-            kept = [j for j in kept if j.gpus <= capacity]
-    if opts.max_jobs is not None:
-        kept = kept[: opts.max_jobs]
-    if not kept:
-        raise ValueError(f"every job asks for more than --capacity {capacity} GPUs")
-    # The grid runs to the traces' end, not the last deadline, so that jobs held up past their
-    # deadlines still finish and every policy is accounted on the same work.
-    grid = build_grid(series, start=start, end=end, step_s=step_s)
-    forecasts = _forecast_models(grid, forecast_error, seed, opts.forecast_paths or {})
-    regions = tuple(
-        SimRegion(name=n, zone=series[n].zone, gpus=capacity, pue=opts.pue) for n in series
-    )
-    scenario = Scenario(
-        jobs=tuple(kept),
-        regions=regions,
-        grid=grid,
-        forecasts=forecasts,
-        cycle_s=cycle_s,
-        budget_s=opts.budget_s,
-    )
-    return scenario, len(jobs) - len(kept)
-
-
-def _cycle_s(step_s: int, requested: int | None) -> int:
-    """The planning interval; raises ValueError unless a positive multiple of the step."""
-    if requested is None:
-        return step_s
-    if requested <= 0 or requested % step_s:
-        raise ValueError(
-            f"the planning interval ({requested} s) must be a multiple of the {step_s} s grid step"
-        )
-    return requested
-
-
-def _sim_jobs(
-    jobs_path: Path,
-    regions: tuple[str, ...],
-    start: datetime,
-    step_s: int,
-    seed: int,
-    opts: SimulationOptions,
-) -> list[SimJob]:
-    trace = read_job_trace(jobs_path)
-    records = select_records(trace, min_gpus=opts.min_gpus)
-    if not records:
-        raise ValueError(f"{jobs_path} holds no job to replay")
-    return to_sim_jobs(
-        records,
-        start=start,
-        regions=regions,
-        deadline_rule=slack_deadline(opts.slack_s),
-        power=opts.power,
-        seed=seed,
-        interruptible=opts.interruptible,
-        align_s=step_s,
-    )
-
-
-def _forecast_models(
-    grid: CarbonGrid,
-    forecast_error: float,
-    seed: int,
-    files: Mapping[str, Path],
-) -> dict[str, ForecastModel]:
-    models: dict[str, ForecastModel] = {}
-    for i, (name, actual) in enumerate(grid.actuals.items()):
-        if name in files:
-            models[name] = issued_forecasts(
-                actual, load_forecast_trace(files[name]), grid.start_s, grid.step_s
-            )
-        elif forecast_error > 0:
-            # Region 0 draws exactly what Let's Wait Awhile's default_rng(seed) draws.
-            rng = np.random.default_rng(seed if i == 0 else [seed, i])
-            models[name] = gaussian_forecast(actual, forecast_error, rng)
-        else:
-            models[name] = perfect_forecast(actual)
-    return models
 
 
 def _write(result: SimulationResult, out_dir: Path | None) -> SimulationResult:

@@ -1,70 +1,43 @@
-"""Job traces: read GAIA, Alibaba GPU v2023 ("openb") and Philly files into simulated jobs.
+"""Job traces into simulated jobs: selection, deadlines, power, placement on a calendar.
 
-The format is detected from the CSV header. Arrivals are kept as seconds from the trace's own
-origin (GAIA and Alibaba are relative; Philly is absolute and keeps its first submit time as
-``origin``), so a caller places the trace on a carbon trace's calendar with ``to_sim_jobs``.
+Files are read by ``job_readers`` (re-exported here). Arrivals are kept as seconds from the
+trace's own origin, so a caller places the trace on a carbon trace's calendar with
+``to_sim_jobs``.
 """
 
 from __future__ import annotations
 
-import csv
-import enum
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from scheduler.domain import GreenlightError
-
-_HOUR_S = 3600.0
-
-
-class JobTraceError(GreenlightError):
-    """A job trace file that cannot be read: unknown columns or a malformed row."""
-
-    def __init__(self, path: Path | str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = str(path)
-
-
-class TraceFormat(enum.StrEnum):
-    GAIA = "gaia"  # arrival_time,length,cpus (hours)
-    ALIBABA = "alibaba-openb"  # cluster-trace-gpu-v2023 pod list (seconds from trace start)
-    PHILLY = "philly"  # pollux/adaptdl philly.csv (absolute submit time, seconds)
-
-
-_SIGNATURES: tuple[tuple[TraceFormat, frozenset[str]], ...] = (
-    (TraceFormat.GAIA, frozenset({"arrival_time", "length", "cpus"})),
-    (
-        TraceFormat.ALIBABA,
-        frozenset({"num_gpu", "creation_time", "deletion_time", "scheduled_time"}),
-    ),
-    (TraceFormat.PHILLY, frozenset({"timestamp", "duration", "num_gpus"})),
+from scheduler.simulation.job_readers import (
+    JobTrace,
+    JobTraceError,
+    TraceFormat,
+    TraceRecord,
+    detect_format,
+    read_job_trace,
 )
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TraceRecord:
-    """One job as the trace recorded it: arrival in seconds from the trace origin."""
-
-    source_id: str
-    arrival_s: float
-    duration_s: float
-    gpus: int
-    cpus: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobTrace:
-    """Records sorted by arrival. ``origin`` is the absolute time of ``arrival_s == 0`` when the
-    trace has one (Philly), else None."""
-
-    format: TraceFormat
-    records: tuple[TraceRecord, ...]
-    origin: datetime | None = None
+__all__ = [
+    "DeadlineRule",
+    "JobTrace",
+    "JobTraceError",
+    "PowerModel",
+    "SimJob",
+    "TraceFormat",
+    "TraceRecord",
+    "detect_format",
+    "next_workday_deadline",
+    "read_job_trace",
+    "select_records",
+    "slack_deadline",
+    "to_sim_jobs",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,107 +105,6 @@ def next_workday_deadline(arrival: datetime, duration_s: float) -> datetime:
     if hour < 9:
         return nine
     return finish
-
-
-def detect_format(columns: Sequence[str]) -> TraceFormat:
-    """The trace format whose required columns are all in ``columns``; raises ValueError."""
-    present = {c.strip().lstrip("\ufeff") for c in columns}
-    for fmt, required in _SIGNATURES:
-        if required <= present:
-            return fmt
-    raise ValueError(f"unrecognised job trace columns: {sorted(present)}")
-
-
-def read_job_trace(path: Path | str) -> JobTrace:
-    """Read a job trace, detecting its format; rows sorted by arrival.
-
-    Alibaba pods never scheduled (``Pending``) are skipped: they never ran, so they have no run
-    time. Raises JobTraceError for unknown columns or malformed rows.
-    """
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [h.strip() for h in next(reader, [])]
-            rows = [row for row in reader if row and any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise JobTraceError(path, f"unreadable: {e}") from e
-    try:
-        fmt = detect_format(header)
-    except ValueError as e:
-        raise JobTraceError(path, str(e)) from e
-    col = {name: i for i, name in enumerate(header)}
-    try:
-        if fmt is TraceFormat.GAIA:
-            return JobTrace(format=fmt, records=_sorted(_gaia(rows, col)))
-        if fmt is TraceFormat.ALIBABA:
-            return JobTrace(format=fmt, records=_sorted(_alibaba(rows, col)))
-        return _philly(rows, col)
-    except (IndexError, ValueError) as e:
-        raise JobTraceError(path, f"malformed row: {e}") from e
-
-
-def _sorted(records: list[TraceRecord]) -> tuple[TraceRecord, ...]:
-    return tuple(sorted(records, key=lambda r: (r.arrival_s, r.source_id)))
-
-
-def _gaia(rows: list[list[str]], col: dict[str, int]) -> list[TraceRecord]:
-    arrival, length, cpus = col["arrival_time"], col["length"], col["cpus"]
-    return [
-        TraceRecord(
-            source_id=f"gaia-{i}",
-            arrival_s=float(r[arrival]) * _HOUR_S,
-            duration_s=float(r[length]) * _HOUR_S,
-            gpus=0,
-            cpus=float(r[cpus]),
-        )
-        for i, r in enumerate(rows)
-    ]
-
-
-def _alibaba(rows: list[list[str]], col: dict[str, int]) -> list[TraceRecord]:
-    name, gpus, cpu = col["name"], col["num_gpu"], col["cpu_milli"]
-    created, scheduled, deleted = col["creation_time"], col["scheduled_time"], col["deletion_time"]
-    records = []
-    for r in rows:
-        if not r[scheduled].strip() or not r[deleted].strip():
-            continue
-        duration_s = float(r[deleted]) - float(r[scheduled])
-        if duration_s <= 0:
-            continue
-        # GPU-sharing pods (gpu_milli < 1000 on one GPU) still hold a whole device here.
-        records.append(
-            TraceRecord(
-                source_id=r[name],
-                arrival_s=float(r[created]),
-                duration_s=duration_s,
-                gpus=int(r[gpus]),
-                cpus=float(r[cpu]) / 1000.0,
-            )
-        )
-    return records
-
-
-def _philly(rows: list[list[str]], col: dict[str, int]) -> JobTrace:
-    stamp, duration, gpus = col["timestamp"], col["duration"], col["num_gpus"]
-    # Naive wall times are UTC; differences of naive datetimes are exact and cheap.
-    stamps = [datetime.fromisoformat(r[stamp].strip()) for r in rows]
-    if not stamps:
-        return JobTrace(format=TraceFormat.PHILLY, records=())
-    origin = min(stamps)
-    records = [
-        TraceRecord(
-            source_id=f"philly-{i}",
-            arrival_s=(t - origin).total_seconds(),
-            duration_s=float(r[duration]),
-            gpus=int(r[gpus]),
-            cpus=0.0,
-        )
-        for i, (r, t) in enumerate(zip(rows, stamps, strict=True))
-    ]
-    return JobTrace(
-        format=TraceFormat.PHILLY, records=_sorted(records), origin=origin.replace(tzinfo=UTC)
-    )
 
 
 def select_records(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from scheduler.domain import Policy, SeriesKind
-from scheduler.planning.optimum import lp_lower_bound_g, solve_snapshot
+from scheduler.planning.optimum import SolveProgress, lp_lower_bound_g, solve_snapshot
 from scheduler.planning.optimum import offline_snapshot as offline_snapshot_of
 from scheduler.planning.snapshot import Decision, RegionState, Snapshot
 from scheduler.simulation.engine import JobRecord, PolicyRun, runs_following, simulate
@@ -29,8 +29,10 @@ def optimum_run(
     max_jobs: int,
     time_limit_s: float,
     notes: list[str],
+    progress: SolveProgress | None = None,
 ) -> PolicyRun | None:
-    """The optimum's run, or None (with a line in ``notes``) when the instance is too large."""
+    """The optimum's run, or None (with a line in ``notes``) when the instance is too large.
+    ``progress`` hears the exact solve's stages (see ``SolveProgress``)."""
     if scenario.unlimited:
         oracle = next((r for r in runs if r.label == Policy.ORACLE.value), None)
         oracle = oracle or simulate(scenario, Policy.ORACLE)
@@ -41,12 +43,14 @@ def optimum_run(
         return None
     if any(j.interruptible for j in scenario.jobs):
         notes.append("optimum runs interruptible jobs in one piece (an upper bound for them)")
-    return solve_offline_run(scenario, time_limit_s)
+    return solve_offline_run(scenario, time_limit_s, progress)
 
 
-def solve_offline_run(scenario: Scenario, time_limit_s: float) -> PolicyRun:
+def solve_offline_run(
+    scenario: Scenario, time_limit_s: float, progress: SolveProgress | None = None
+) -> PolicyRun:
     """Every job of ``scenario`` placed by the exact offline solver on actual intensity."""
-    decision = solve_snapshot(_offline_truth(scenario), time_limit_s)
+    decision = solve_snapshot(_offline_truth(scenario), time_limit_s, progress)
     return decision_run(scenario, decision, OPTIMUM_LABEL)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from rich.table import Table
 
+from scheduler.simulation.inputs import GPU, TraceInfo
 from scheduler.simulation.metrics import PolicyMetrics
 
 CSV_COLUMNS = (
@@ -45,7 +46,9 @@ class SimulationResult:
     """One simulated comparison. ``rows`` are in the order policies were given, the offline
     optimum (label ``optimum``) last when computed. ``dropped_jobs`` counts trace jobs left out
     (outside the carbon traces' span, past ``max_jobs``, or wider than a region). ``cycle_s`` is
-    the planning interval. ``notes`` say what was approximated or skipped."""
+    the planning interval. ``notes`` say what was approximated, chosen or skipped, ``warnings``
+    what may surprise (an option that does not bind). ``resource`` is what the capacity
+    counts (``GPU``, or ``CPU`` cores); ``traces`` the files read, job trace first."""
 
     rows: tuple[PolicyMetrics, ...]
     regions: tuple[str, ...]
@@ -60,6 +63,9 @@ class SimulationResult:
     cycle_s: int | None = None
     csv_path: Path | None = None
     png_path: Path | None = None
+    resource: str = GPU
+    traces: tuple[TraceInfo, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def row(self, label: str) -> PolicyMetrics:
         """The row for a policy value or ``optimum``; raises KeyError."""
@@ -87,9 +93,18 @@ def table_cells(row: PolicyMetrics) -> tuple[str, ...]:
     )
 
 
-def format_table(rows: Sequence[PolicyMetrics]) -> str:
+def _headers(resource: str) -> tuple[str, ...]:
+    return (*_HEADERS[:-1], f"{resource} util %")
+
+
+def header_lines(result: SimulationResult) -> list[str]:
+    """One line per trace read: its role, file, detected format and what was read."""
+    return [f"{t.role}: {t.path} [{t.format}] {t.detail}" for t in result.traces]
+
+
+def format_table(rows: Sequence[PolicyMetrics], resource: str = GPU) -> str:
     """A plain-text table, one line per row, columns aligned."""
-    lines = [_HEADERS, *(table_cells(r) for r in rows)]
+    lines = [_headers(resource), *(table_cells(r) for r in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(_HEADERS))]
     text = [
         "  ".join(
@@ -112,7 +127,7 @@ def rich_table(result: SimulationResult) -> Table:
     if result.cycle_s:
         title += f", planning every {result.cycle_s / 60:g} min"
     table = Table(title=title)
-    for i, header in enumerate(_HEADERS):
+    for i, header in enumerate(_headers(result.resource)):
         table.add_column(header, justify="left" if i == 0 else "right")
     for row in result.rows:
         table.add_row(*table_cells(row))
