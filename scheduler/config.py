@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     step_s: int = Field(default=300, gt=0)
     forecast_max_age_s: float = Field(default=6 * 3600.0, gt=0)
     forecast_retention_days: float = Field(default=30.0, gt=0)
+    # Events of jobs finished longer ago than this are deleted (the job rows stay).
+    event_retention_days: float = Field(default=90.0, gt=0)
     planning_budget_s: float = Field(default=0.3, gt=0)
 
     replay: ReplaySettings = ReplaySettings()

@@ -41,6 +41,8 @@ class ServiceConfig:
     pending_timeout_s: float = 600.0
     deployment_horizon_s: float = 24 * 3600.0
     forecast_retention_s: float = 30 * 86400.0
+    # Finished jobs' events older than this are pruned with the forecasts.
+    event_retention_s: float = 90 * 86400.0
     dispatch_batch: int = 100
     # Each job's checkpoint lives at <checkpoint_dir>/<job id>.pt (GREENLIGHT_CHECKPOINT).
     checkpoint_dir: str = "/tmp/greenlight-checkpoints"

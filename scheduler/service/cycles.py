@@ -206,4 +206,6 @@ def _plan_reason(plan: Plan) -> str:
 
 def prune(ctx: ServiceContext) -> int:
     now = ctx.clock.now()
+    ctx.counters["events_pruned_total"] += ctx.store.prune_events(
+        now - timedelta(seconds=ctx.config.event_retention_s))
     return ctx.store.prune_forecasts(now - timedelta(seconds=ctx.config.forecast_retention_s))
