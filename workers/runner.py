@@ -18,7 +18,11 @@ Environment (all optional):
 
 * ``GREENLIGHT_API_URL``, ``GREENLIGHT_JOB_ID``, ``GREENLIGHT_TOKEN``: where and as whom to
   report (the token is removed from the command's environment); ``GREENLIGHT_ATTEMPT``
-  (default 1); ``GREENLIGHT_NODE`` (default the hostname).
+  (default 1); ``GREENLIGHT_NODE`` (default the hostname). A token starting ``glb_`` is the
+  one-time bootstrap credential the dispatch hands out through Ray: before the command starts
+  the runner exchanges it, once, at ``POST /v1/tokens/exchange`` for its attempt's token
+  (retrying for up to ``--exchange-timeout-s``), so what Ray recorded is worthless afterwards.
+  If the exchange fails, the command still runs, without reporting.
 * ``GREENLIGHT_GPUS``, ``GREENLIGHT_CPUS``: what the job holds (GPUs: 0 skips NVML; CPUs scale
   RAPL to the job's share of cores); ``GREENLIGHT_GPU_POWER_W`` (300),
   ``GREENLIGHT_CPU_CORE_POWER_W`` (12), ``GREENLIGHT_BASE_POWER_W`` (20): power for estimates.
@@ -40,6 +44,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TypeVar
 
+import requests
+
 from workers.child import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
@@ -60,6 +66,8 @@ EXIT_USAGE = 2
 J_PER_KWH = 3_600_000.0
 # Env vars the child does not need: the per-job token is the runner's credential only.
 _PRIVATE_ENV = ("GREENLIGHT_TOKEN",)
+BOOTSTRAP_PREFIX = "glb_"  # scheduler.service.tokens.BOOTSTRAP_PREFIX
+_EXCHANGE_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _T = TypeVar("_T")
 
 
@@ -103,6 +111,12 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         type=_positive,
         default=60.0,
         help="after a forwarded stop signal, SIGKILL the command this late",
+    )
+    parser.add_argument(
+        "--exchange-timeout-s",
+        type=_positive,
+        default=60.0,
+        help="keep trying to exchange a bootstrap credential this long before giving up",
     )
     parser.add_argument(
         "--flush-timeout-s",
@@ -348,6 +362,46 @@ class Runner:
             )
 
 
+def exchange_bootstrap(
+    target: ApiTarget, *, timeout_s: float, retry: RetryPolicy, sleep: Callable[[float], None]
+) -> ApiTarget | None:
+    """``target`` with its bootstrap credential traded for the attempt's token, or None when
+    the API refused it (used, expired) or stayed unreachable for ``timeout_s``."""
+    url = f"{target.api_url.rstrip('/')}/v1/tokens/exchange"
+    headers = {"Authorization": f"Bearer {target.token}"}
+    deadline_s = time.monotonic() + timeout_s
+    delay_s = retry.initial_s
+    while True:
+        try:
+            response = requests.post(
+                url, headers=headers, timeout=(retry.connect_timeout_s, retry.read_timeout_s)
+            )
+        except requests.RequestException as e:
+            problem = f"unreachable: {type(e).__name__}"
+        else:
+            if response.status_code == 201:
+                token = response.json().get("token")
+                if isinstance(token, str) and token:
+                    logger.info("bootstrap credential exchanged for the attempt's token")
+                    return ApiTarget(api_url=target.api_url, job_id=target.job_id, token=token)
+                problem = "answered without a token"
+            elif response.status_code not in _EXCHANGE_RETRY_STATUS:
+                logger.error(
+                    "reporting off: the API refused the bootstrap credential (%d %s)",
+                    response.status_code,
+                    response.text[:200],
+                )
+                return None
+            else:
+                problem = f"answered {response.status_code}"
+        if time.monotonic() + delay_s > deadline_s:
+            logger.error("reporting off: could not exchange the bootstrap credential (%s)", problem)
+            return None
+        logger.warning("exchanging the bootstrap credential: %s; retrying", problem)
+        sleep(delay_s)
+        delay_s = min(delay_s * retry.multiplier, retry.max_s)
+
+
 def open_meter(config: RunnerConfig, env: Mapping[str, str]) -> Meter:
     """The configured meter; on any unexpected failure an estimate, so the job still runs."""
     try:
@@ -376,8 +430,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         logger.error("%s", e)
         return EXIT_USAGE
     config = config_from(args, env)
+    target = config.target
+    if target is not None and target.token.startswith(BOOTSTRAP_PREFIX):
+        target = exchange_bootstrap(
+            target, timeout_s=args.exchange_timeout_s, retry=config.retry, sleep=time.sleep
+        )
     meter = open_meter(config, env)
-    reporter = EnergyReporter(config.target, policy=config.retry) if config.target else None
+    reporter = EnergyReporter(target, policy=config.retry) if target else None
     return Runner(config, meter, reporter).run(command, env)
 
 

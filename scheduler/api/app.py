@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
-from scheduler.api.errors import install_error_handlers
+from scheduler.api.errors import error_responses, install_error_handlers
 from scheduler.api.metrics import ApiMetrics
 from scheduler.api.middleware import DEFAULT_MAX_BODY_BYTES, BodySizeLimit, RequestTelemetry
 from scheduler.api.routes import ROUTERS
@@ -43,8 +44,26 @@ def create_app(
     app.state.metrics = metrics
     install_error_handlers(app)
     for router in ROUTERS:
+        _document_errors(router)
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
     # Added last, so outermost: the telemetry sees the 413s too.
     app.add_middleware(RequestTelemetry, metrics=metrics)
     return app
+
+
+def _document_errors(router: APIRouter) -> None:
+    """Give every route of ``router`` that documents no error of its own the shared ones, so
+    the OpenAPI document lists each status a client can get, all with ``ErrorPublic``.
+    Idempotent: a route that documents an error is left alone."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        if route.path == "/healthz" or any(int(code) >= 400 for code in route.responses):
+            continue
+        codes = [401, 403, 503]
+        if route.dependant.query_params or route.dependant.path_params:
+            codes.append(422)
+        if route.body_field is not None:
+            codes += [413, 422]
+        route.responses.update(error_responses(*sorted(set(codes))))
