@@ -66,15 +66,14 @@ def test_simulate_compares_policies_and_writes_files(small_trace: Path, tmp_path
     assert f"wrote {out / 'simulation.csv'}" in table.stdout
 
 
-def test_simulate_with_a_missing_trace_fails_in_one_line(tmp_path: Path) -> None:
+def test_simulate_with_a_missing_trace_is_bad_input_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         ["simulate", "--jobs", str(tmp_path / "none.csv"), "--carbon", str(CARBON / "ger_ci.csv")],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("greenlight: error: simulation failed:")
+    assert lines == [f"greenlight: error: {tmp_path / 'none.csv'}: no such job trace file"]
 
 
 EM_UMASS = DATA / "carbon" / "electricitymaps-portal_umassos-decarbonization-potential"
