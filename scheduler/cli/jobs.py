@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from scheduler.cli.arrays import expand, parse_array, submit_array
 from scheduler.cli.context import cli_context
 from scheduler.cli.errors import CliError
 from scheduler.cli.jobfile import load_job_file, merge_flags
@@ -82,9 +83,13 @@ def submit(
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE for the job (repeat).")] = None,
     working_dir: Annotated[str | None, typer.Option(help="Runtime working_dir.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Submit for another tenant (admin).")] = None,
+    array: Annotated[
+        str | None,
+        typer.Option(help="One job per index: 0-999, 0-99:2, 1,5,7 (GREENLIGHT_ARRAY_INDEX)."),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Submit a job; prints its id and plan."""
+    """Submit a job (or an array / the job file's grid: see scheduler/cli/arrays.py)."""
     payload = load_job_file(file) if file is not None else {}
     if command and entrypoint:
         raise CliError("give the entrypoint either after `--` or with --entrypoint, not both")
@@ -117,6 +122,14 @@ def submit(
     body = merge_flags(payload, flags)
     if not body.get("entrypoint"):
         raise CliError("no entrypoint: give it after `--`, with --entrypoint, or in --file")
+    if array is not None or "grid" in body:
+        indices = None if array is None else parse_array(array)
+        made = submit_array(cli_context(ctx).client(), expand(body, indices))
+        if json_output:
+            print_json(made)
+        else:
+            console().print(f"submitted {made['count']} jobs in group {text(made['group_id'])}")
+        return
     job = cli_context(ctx).client().post("/v1/jobs", body)
     if json_output:
         print_json(job)
@@ -140,6 +153,7 @@ def list_jobs(
     kind: Annotated[JobKind | None, typer.Option(help="Only this kind.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Page size.")] = 50,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many (newest first).")] = 0,
+    group: Annotated[str | None, typer.Option(help="Only this array or sweep.")] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """List jobs, newest first."""
@@ -154,6 +168,7 @@ def list_jobs(
                 "kind": kind.value if kind else None,
                 "limit": limit,
                 "offset": offset,
+                "group_id": group,
             },
         )
     )
@@ -172,9 +187,23 @@ def show(ctx: typer.Context, job_id: JobId, json_output: JsonFlag = False) -> No
         print_job(job)
 
 
-def cancel(ctx: typer.Context, job_id: JobId, json_output: JsonFlag = False) -> None:
-    """Cancel a job that has not finished."""
-    job = cli_context(ctx).client().post(f"/v1/jobs/{_quoted(job_id)}/cancel")
+def cancel(
+    ctx: typer.Context,
+    job_id: Annotated[str | None, typer.Argument(help="The job's id.")] = None,
+    group: Annotated[str | None, typer.Option(help="Every unfinished job of a group.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Cancel a job that has not finished (or every one of a group)."""
+    if (job_id is None) == (group is None):
+        raise CliError("give a job id or --group, one of them")
+    if group is not None:
+        done = cli_context(ctx).client().post("/v1/jobs/cancel", params={"group_id": group})
+        if json_output:
+            print_json(done)
+        else:
+            console().print(f"cancelled {len(done['cancelled'])} jobs of {text(group)}")
+        return
+    job = cli_context(ctx).client().post(f"/v1/jobs/{_quoted(str(job_id))}/cancel")
     if json_output:
         print_json(job)
     else:
