@@ -11,14 +11,14 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from scheduler.clock import ScaledClock, SystemClock
 from scheduler.config import Settings
-from scheduler.domain import ApiToken, Region, Role
+from scheduler.domain import ApiToken, ConfigError, Region, Role
 from scheduler.ports import Clock, Dispatcher, ForecastProvider
 from scheduler.service import GreenlightService, ServiceConfig, ServiceContext
 
@@ -29,22 +29,35 @@ log = logging.getLogger(__name__)
 
 
 def regions_from(settings: Settings) -> dict[str, Region]:
-    return {r.name: Region(name=r.name, grid_zone=r.grid_zone, provider=r.provider, gpus=r.gpus,
-                           pue=r.pue, ray_address=r.ray_address, node_label=r.node_label)
-            for r in settings.regions}
+    return {
+        r.name: Region(
+            name=r.name,
+            grid_zone=r.grid_zone,
+            provider=r.provider,
+            gpus=r.gpus,
+            pue=r.pue,
+            ray_address=r.ray_address,
+            node_label=r.node_label,
+        )
+        for r in settings.regions
+    }
 
 
 def service_config(settings: Settings, *, worker_command: str | None = None) -> ServiceConfig:
     return ServiceConfig(
         api_url=settings.effective_api_url,
         worker_command=worker_command or f"{sys.executable} -m workers.runner",
-        step_s=settings.step_s, forecast_max_age_s=settings.forecast_max_age_s,
-        planning_budget_s=settings.planning_budget_s, gpu_w=settings.power.gpu_w,
-        cpu_core_w=settings.power.cpu_core_w, base_w=settings.power.base_w,
+        step_s=settings.step_s,
+        forecast_max_age_s=settings.forecast_max_age_s,
+        planning_budget_s=settings.planning_budget_s,
+        gpu_w=settings.power.gpu_w,
+        cpu_core_w=settings.power.cpu_core_w,
+        base_w=settings.power.base_w,
         forecast_retention_s=settings.forecast_retention_days * 86400.0,
         event_retention_s=settings.event_retention_days * 86400.0,
         checkpoint_dir=settings.checkpoint_dir
-        or os.path.join(tempfile.gettempdir(), "greenlight-checkpoints"))
+        or os.path.join(tempfile.gettempdir(), "greenlight-checkpoints"),
+    )
 
 
 def build_store(settings: Settings, *, migrate: bool = True) -> SqlStore:
@@ -57,8 +70,9 @@ def build_store(settings: Settings, *, migrate: bool = True) -> SqlStore:
     return SqlStore(create_store_engine(settings.database_url))
 
 
-def create_token(settings: Settings, *, tenant: str, role: Role,
-                 name: str = "") -> tuple[str, ApiToken]:
+def create_token(
+    settings: Settings, *, tenant: str, role: Role, name: str = ""
+) -> tuple[str, ApiToken]:
     """Issue a token straight into the database: how the first admin token is made. Needs
     neither Ray nor providers."""
     from scheduler.service.tokens import new_token
@@ -71,8 +85,12 @@ def create_token(settings: Settings, *, tenant: str, role: Role,
 
 
 def build_service(
-    settings: Settings, *, clock: Clock | None = None, dispatcher: Dispatcher | None = None,
-    ray: RayEndpoint | None = None, migrate: bool = True,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    dispatcher: Dispatcher | None = None,
+    ray: RayEndpoint | None = None,
+    migrate: bool = True,
 ) -> GreenlightService:
     """A service on the configured database and providers.
 
@@ -88,19 +106,53 @@ def build_service(
     clock = clock or SystemClock()
     anchor = clock.now()
     providers: dict[str, ForecastProvider] = {
-        r.name: build_provider(r, settings, anchor) for r in settings.regions}
+        r.name: build_provider(r, settings, anchor) for r in settings.regions
+    }
     refresher = ForecastRefresher(
         {r.name: (providers[r.name], r.grid_zone, r.refresh_interval_s) for r in settings.regions},
-        store, clock)
+        store,
+        clock,
+    )
+    live: Mapping[str, Region] = regions
     if dispatcher is None:
         from scheduler.dispatch.ray_jobs import RayDispatcher
+        from scheduler.service.capacity import LiveRegions
 
+        read_capacity = ray is not None
         ray = ray or RayEndpoint(settings.ray_address or "http://127.0.0.1:8265")
-        dispatcher = RayDispatcher(ray.address, auth_token=ray.auth_token)
-    ctx = ServiceContext(store=store, regions=regions, dispatcher=dispatcher, clock=clock,
-                         providers=providers, refresher=refresher,
-                         config=service_config(settings))
+        ray_dispatcher = RayDispatcher(
+            ray.address, auth_token=ray.auth_token, auth_tokens=region_tokens(settings)
+        )
+        dispatcher = ray_dispatcher
+        live = LiveRegions(regions, ray_dispatcher)
+        if read_capacity:  # a cluster is there: plan with what it has from the first submit
+            live.refresh()
+    ctx = ServiceContext(
+        store=store,
+        regions=live,
+        dispatcher=dispatcher,
+        clock=clock,
+        providers=providers,
+        refresher=refresher,
+        config=service_config(settings),
+    )
     return GreenlightService(ctx)
+
+
+def region_tokens(settings: Settings) -> dict[str, str]:
+    """Bearer tokens by Ray address, for regions whose cluster has its own credential (the
+    region's ``ray_token_env`` names the variable holding it). Raises ConfigError when that
+    variable is unset."""
+    tokens = {}
+    for region in settings.regions:
+        if region.ray_address and region.ray_token_env:
+            token = os.environ.get(region.ray_token_env)
+            if not token:
+                raise ConfigError(
+                    f"region {region.name!r}: ${region.ray_token_env} (its Ray token) is not set"
+                )
+            tokens[region.ray_address.rstrip("/")] = token
+    return tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +197,9 @@ def start_api_thread(service: GreenlightService, host: str, port: int) -> Runnin
 
     from scheduler.api.app import create_app
 
-    config = uvicorn.Config(create_app(service), host=host, port=port, log_config=None,
-                            access_log=False)
+    config = uvicorn.Config(
+        create_app(service), host=host, port=port, log_config=None, access_log=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="greenlight-api", daemon=True)
     thread.start()
@@ -173,8 +226,13 @@ def serve(settings: Settings) -> None:
         service.refresh_forecasts()
         cycles = start_periodic(service, settings)
         try:
-            uvicorn.run(create_app(service), host=settings.api_host, port=settings.api_port,
-                        log_config=None, access_log=False)
+            uvicorn.run(
+                create_app(service),
+                host=settings.api_host,
+                port=settings.api_port,
+                log_config=None,
+                access_log=False,
+            )
         finally:
             cycles.shutdown(wait=False)
 

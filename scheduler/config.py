@@ -62,7 +62,10 @@ class RegionSettings(BaseModel):
     provider: ProviderName = "replay"
     gpus: int = Field(ge=0)
     pue: float = Field(default=1.2, ge=1.0, le=3.0)
+    # The region's own Ray cluster (dashboard / Jobs URL) and the env var holding its token,
+    # or a node group of the default cluster: nodes started with resources {node_label: N}.
     ray_address: str | None = None
+    ray_token_env: str | None = None
     node_label: str | None = None
     base_url: str | None = None  # override the provider's URL (tests, proxies)
     refresh_interval_s: float = Field(default=900.0, gt=0)

@@ -61,19 +61,30 @@ class LocalRayHead:
     ``$RAY_AUTH_MODE`` and falls back to ``disabled``. In token mode the head uses
     ``auth_token`` (else ``$RAY_AUTH_TOKEN``, else a fresh random one), exposed as
     ``.auth_token`` for clients. ``resources`` are custom node resources (node-group labels, see
-    ``RayDispatcher``). CPUs and memory sizes (MiB) left None are sized by Ray from the
-    machine. An unknown ``auth_mode`` raises ConfigError; ``start`` raises DispatchError when
-    the head does not come up within ``start_timeout_s`` (seconds). The temp dir lives under
+    ``RayDispatcher``). CPUs, GPUs and memory sizes (MiB) left None are sized by Ray from the
+    machine: the embedded head offers the GPUs Ray detects (none on a machine without them).
+    An unknown ``auth_mode`` raises ConfigError; ``start`` raises DispatchError when the head
+    does not come up within ``start_timeout_s`` (seconds). ``node_ip`` is the address
+    every service binds (loopback by default, which admits no second node; give this machine's
+    own address for a multi-node test cluster). The temp dir lives under
     ``base_temp_dir`` (default: the system's), which must stay short: Ray's socket paths
     under it are limited to ~107 bytes.
     """
 
     def __init__(
-        self, *, num_cpus: int | None = None, num_gpus: int = 0, memory_mb: int | None = None,
-        object_store_memory_mb: int | None = 512, resources: Mapping[str, float] | None = None,
-        auth_mode: str | None = None, auth_token: str | None = None,
-        start_timeout_s: float = 90.0, stop_timeout_s: float = 15.0,
+        self,
+        *,
+        num_cpus: int | None = None,
+        num_gpus: int | None = None,
+        memory_mb: int | None = None,
+        object_store_memory_mb: int | None = 512,
+        resources: Mapping[str, float] | None = None,
+        auth_mode: str | None = None,
+        auth_token: str | None = None,
+        start_timeout_s: float = 90.0,
+        stop_timeout_s: float = 15.0,
         base_temp_dir: str | Path | None = None,
+        node_ip: str = LOOPBACK,
     ) -> None:
         mode = (auth_mode or os.environ.get("RAY_AUTH_MODE") or "disabled").lower()
         if mode not in AUTH_MODES:
@@ -92,6 +103,7 @@ class LocalRayHead:
         self._stop_timeout_s = stop_timeout_s
         self._base_temp_dir = str(base_temp_dir) if base_temp_dir is not None else None
         self._marker = secrets.token_hex(8)
+        self._node_ip = node_ip
         self._proc: subprocess.Popen[bytes] | None = None
         self._watcher: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
@@ -103,6 +115,12 @@ class LocalRayHead:
     # -- public surface -------------------------------------------------------------------
 
     @property
+    def marker(self) -> str:
+        """The value of ``GREENLIGHT_RAY_HEAD`` that this node's processes, and the jobs and
+        tasks they run, carry in their environment."""
+        return self._marker
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -111,13 +129,13 @@ class LocalRayHead:
         """The Jobs API / dashboard URL, ``http://127.0.0.1:PORT``. Raises DispatchError
         before ``start``."""
         self._require_started()
-        return f"http://{LOOPBACK}:{self._dashboard_port}"
+        return f"http://{self._node_ip}:{self._dashboard_port}"
 
     @property
     def address(self) -> str:
         """The GCS address (``127.0.0.1:PORT``) that ``ray.init(address=...)`` takes."""
         self._require_started()
-        return f"{LOOPBACK}:{self._gcs_port}"
+        return f"{self._node_ip}:{self._gcs_port}"
 
     @property
     def temp_dir(self) -> Path:
@@ -146,16 +164,26 @@ class LocalRayHead:
         self._log_file = (self._temp_dir / "ray-start.log").open("wb")
         started_s = time.monotonic()
         self._proc = subprocess.Popen(
-            self._command(), env=self._environment(), stdin=subprocess.DEVNULL,
-            stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
+            self._command(),
+            env=self._environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self._watcher = self._start_watcher(self._proc.pid)
         try:
             self._wait_ready(started_s + self._start_timeout_s)
         except BaseException:
             self.stop()
             raise
-        log.info("local Ray head up at %s in %.1f s (temp dir %s, auth %s)",
-                 self.dashboard_url, time.monotonic() - started_s, self._temp_dir, self.auth_mode)
+        log.info(
+            "local Ray head up at %s in %.1f s (temp dir %s, auth %s)",
+            self.dashboard_url,
+            time.monotonic() - started_s,
+            self._temp_dir,
+            self.auth_mode,
+        )
         return self
 
     def stop(self) -> None:
@@ -179,7 +207,9 @@ class LocalRayHead:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()
@@ -191,16 +221,33 @@ class LocalRayHead:
         # `python -m ray.scripts.scripts` rather than a `ray` on PATH: a fresh venv need not
         # have its bin/ on PATH.
         cmd = [
-            sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-            "--node-ip-address", LOOPBACK, "--port", str(self._gcs_port),
-            "--include-dashboard", "true", "--dashboard-host", LOOPBACK,
-            "--dashboard-port", str(self._dashboard_port),
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address",
+            self._node_ip,
+            "--port",
+            str(self._gcs_port),
+            "--include-dashboard",
+            "true",
+            "--dashboard-host",
+            self._node_ip,
+            "--dashboard-port",
+            str(self._dashboard_port),
             # These two have fixed defaults (10001, 52365): pin them so heads can coexist.
-            "--ray-client-server-port", str(free_port()),
-            "--dashboard-agent-listen-port", str(self._agent_port),
-            "--num-gpus", str(self._num_gpus),
-            "--temp-dir", str(self._temp_dir), "--disable-usage-stats",
+            "--ray-client-server-port",
+            str(free_port()),
+            "--dashboard-agent-listen-port",
+            str(self._agent_port),
+            "--temp-dir",
+            str(self._temp_dir),
+            "--disable-usage-stats",
         ]
+        if self._num_gpus is not None:
+            cmd += ["--num-gpus", str(self._num_gpus)]
         if self._num_cpus is not None:
             cmd += ["--num-cpus", str(self._num_cpus)]
         if self._memory_mb is not None:
@@ -212,41 +259,60 @@ class LocalRayHead:
         return cmd
 
     def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in {"RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN",
-                            "RAY_AUTH_TOKEN_PATH"}}
-        env.update({
-            "RAY_AUTH_MODE": self.auth_mode,
-            "RAY_USAGE_STATS_ENABLED": "0",
-            # Ray swaps a loopback --node-ip-address for the machine's routable IP unless
-            # it believes it is on a laptop; this keeps every Ray service on 127.0.0.1.
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-            # SIGTERM would otherwise wait 30 s for a drain that a private head never needs.
-            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
-            MARKER_ENV: self._marker,
-            # Ray SIGKILLs a stopped job 3 s after SIGTERM by default: too short for an
-            # interruptible job to checkpoint and for the runner to send its final report.
-            "RAY_JOB_STOP_WAIT_TIME_S": env.get("RAY_JOB_STOP_WAIT_TIME_S", "30"),
-            # Job entrypoints say `python ...`: make that this interpreter, not the system one.
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            not in {
+                "RAY_ADDRESS",
+                "RAY_API_SERVER_ADDRESS",
+                "RAY_AUTH_TOKEN",
+                "RAY_AUTH_TOKEN_PATH",
+            }
+        }
+        env.update(
+            {
+                "RAY_AUTH_MODE": self.auth_mode,
+                "RAY_USAGE_STATS_ENABLED": "0",
+                # Ray swaps a loopback --node-ip-address for the machine's routable IP unless
+                # it believes it is on a laptop; this keeps every Ray service on 127.0.0.1. That
+                # setting also refuses other nodes: a head on another address accepts them.
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0" if self._node_ip == LOOPBACK else "1",
+                # SIGTERM would otherwise wait 30 s for a drain that a private head never needs.
+                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+                MARKER_ENV: self._marker,
+                # Ray SIGKILLs a stopped job 3 s after SIGTERM by default: too short for an
+                # interruptible job to checkpoint and for the runner to send its final report.
+                "RAY_JOB_STOP_WAIT_TIME_S": env.get("RAY_JOB_STOP_WAIT_TIME_S", "30"),
+                # Job entrypoints say `python ...`: make that this interpreter, not the system one.
+                "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+            }
+        )
         if self.auth_token:
             env["RAY_AUTH_TOKEN"] = self.auth_token
         return env
 
     def _start_watcher(self, leader_pid: int) -> subprocess.Popen[bytes]:
         """A shell that stops the head if this process dies without calling stop()."""
-        script = (f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
-                  f"kill -TERM {leader_pid} 2>/dev/null; sleep {self._stop_timeout_s:.0f}; "
-                  f"kill -KILL -{leader_pid} 2>/dev/null")
-        return subprocess.Popen(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        script = (
+            f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
+            f"kill -TERM {leader_pid} 2>/dev/null; sleep {self._stop_timeout_s:.0f}; "
+            f"kill -KILL -{leader_pid} 2>/dev/null"
+        )
+        return subprocess.Popen(
+            ["/bin/sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _wait_ready(self, deadline_s: float) -> None:
         """Poll until the Jobs API and the head's job agent both answer."""
-        urls = [f"{self.dashboard_url}/api/version",
-                f"http://{LOOPBACK}:{self._agent_port}/api/healthz"]
+        urls = [
+            f"{self.dashboard_url}/api/version",
+            f"http://{self._node_ip}:{self._agent_port}/api/healthz",
+        ]
         with requests.Session() as session:
             session.headers.update(self.auth_headers)
             while True:
@@ -257,7 +323,8 @@ class LocalRayHead:
                 if time.monotonic() > deadline_s:
                     raise DispatchError(
                         f"local Ray head not ready after {self._start_timeout_s:.0f} s:\n"
-                        f"{self._log_tail()}")
+                        f"{self._log_tail()}"
+                    )
                 time.sleep(_POLL_S)
 
     def _log_tail(self) -> str:
@@ -282,8 +349,9 @@ class LocalRayHead:
         try:
             proc.wait(timeout=self._stop_timeout_s)
         except subprocess.TimeoutExpired:
-            log.warning("Ray head %s ignored SIGTERM for %.0f s; killing it",
-                        proc.pid, self._stop_timeout_s)
+            log.warning(
+                "Ray head %s ignored SIGTERM for %.0f s; killing it", proc.pid, self._stop_timeout_s
+            )
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -1,61 +1,77 @@
-"""``RayDispatcher``: the ``Dispatcher`` port over the Ray Jobs API (``JobSubmissionClient``).
+"""``RayDispatcher``: the ``Dispatcher`` port over Ray's public job and state APIs.
 
-One client per cluster address, created on first use and cached (creating one already talks to
-the cluster: it checks the server's version). A region's ``ray_address`` is its dashboard / Jobs
-URL (``http://host:8265``); a region without one uses the dispatcher's default address.
+Status, logs, stop and the version probe use the documented Jobs REST API (``GET
+/api/jobs/{id}``, ``GET /api/jobs/{id}/logs``, ``POST /api/jobs/{id}/stop``, ``GET
+/api/version``) through one ``requests.Session`` per dispatcher, with ``(connect, read)``
+timeouts on every request and "no such submission" read from the 404 status code. Submission
+goes through ``ray.job_submission.JobSubmissionClient.submit_job``, because that is what uploads
+a local ``working_dir`` / ``py_modules`` to the cluster (as ``ray job submit`` does); Ray's
+client has no timeout, so a version probe with one runs first. Capacity comes from the state
+API (``ray.util.state.StateApiClient``, ``ray list nodes``), never from ``ray.init``.
+
+A region's ``ray_address`` is its dashboard / Jobs URL (``http://host:8265``); a region without
+one uses the dispatcher's default address. Each address may have its own bearer token.
 
 Resources map onto entrypoint resources: ``gpus`` -> ``entrypoint_num_gpus``, ``cpus`` ->
 ``entrypoint_num_cpus``, ``memory_mb`` -> ``entrypoint_memory`` (bytes). A region's
 ``node_label`` becomes a custom entrypoint resource of that name (``{node_label: 0.001}``): start
 the nodes of that group with ``ray start --resources '{"<node_label>": 1000}'`` so the entrypoint
-lands there. Custom resources work on every Ray >= 2.2, where node labels are still hidden
-``ray start`` options.
+lands there. The job also gets ``GREENLIGHT_RAY_RESOURCES`` (JSON, ``{"<node_label>": 0.001}``)
+in its environment: the job's own tasks and actors stay in the group when it passes that as
+``resources=`` (Ray has no job-wide default for custom resources).
 
 Submissions are idempotent by submission id: one the cluster already knows is never run again.
 Stopping a PENDING run also submits a small "reaper" job (``<id>--reap``): see ``stop``.
 
-Ray objects and errors never leave this module: statuses become ``RunInfo``, faults become
-``DispatchError``.
+Ray objects and errors never leave this module: statuses become ``RunInfo``, node lists
+``ClusterCapacity``, faults ``DispatchError`` (``ClusterUnreachable`` when no answer came at
+all: refused, reset or timed out).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
-from ray.exceptions import AuthenticationError
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
+from ray.util.state import StateApiClient
+from ray.util.state.exception import RayStateApiException
 
 from scheduler.domain import DispatchError, Region
+from scheduler.domain.capacity import ClusterCapacity
+from scheduler.domain.errors import ClusterUnreachable
 from scheduler.domain.runs import RunInfo, RunStatus
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 # Ray accounts resources in units of 1e-4; a thousandth lets ~1000 jobs share one node label.
 NODE_LABEL_AMOUNT = 0.001
+RESOURCES_ENV = "GREENLIGHT_RAY_RESOURCES"
 _BYTES_PER_MB = 1024 * 1024
 REAPER_SUFFIX = "--reap"
+# Ray has no public call to cancel a job whose supervisor actor was never placed; the reaper
+# kills that actor by the name and namespace Ray 2.60 gives it (checked by the pinned tests).
+_SUPERVISOR_NAME = "_ray_internal_job_actor_{submission_id}"
+_SUPERVISOR_NAMESPACE = "SUPERVISOR_ACTOR_RAY_NAMESPACE"
 _REAPER_CODE = """\
 import ray
-from ray.dashboard.modules.job.common import (
-    JOB_ACTOR_NAME_TEMPLATE, SUPERVISOR_ACTOR_RAY_NAMESPACE)
 ray.init(log_to_driver=False)
 try:
-    actor = ray.get_actor(JOB_ACTOR_NAME_TEMPLATE.format(job_id={submission_id!r}),
-                          namespace=SUPERVISOR_ACTOR_RAY_NAMESPACE)
+    actor = ray.get_actor({name!r}, namespace={namespace!r})
 except ValueError:
     print("already gone: the supervisor of", {submission_id!r})
 else:
     ray.kill(actor, no_restart=True)
     print("killed the supervisor of", {submission_id!r})
 """
+# Resources every node reports that are not capacity a job asks for by name.
+_BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
 
 _STATUS: Mapping[JobStatus, RunStatus] = {
     JobStatus.PENDING: RunStatus.PENDING,
@@ -66,64 +82,75 @@ _STATUS: Mapping[JobStatus, RunStatus] = {
 }
 
 
-class _TimedJobSubmissionClient(JobSubmissionClient):
-    """A JobSubmissionClient whose every HTTP request has a (connect, read) timeout.
-
-    Ray's client sends requests without one, so a blackholed address would hang the caller
-    (the service's reconcile loop) forever.
-    """
-
-    def __init__(self, address: str, *, headers: dict[str, str],
-                 timeout_s: tuple[float, float]) -> None:
-        self._timeout_s = timeout_s  # before super(): its constructor already sends a request
-        super().__init__(address, headers=headers or None)
-
-    def _do_request(self, method: str, endpoint: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout_s)
-        response: requests.Response = super()._do_request(method, endpoint, **kwargs)
-        return response
-
-
 class RayDispatcher:
-    """Submit, query, read logs of and stop Ray jobs, one cached client per cluster.
+    """Submit, query, read logs of and stop Ray jobs; read each cluster's capacity.
 
-    ``default_address`` serves regions whose ``ray_address`` is None. ``auth_token`` is sent as
-    ``Authorization: Bearer`` to every cluster (token-auth clusters, ``RAY_AUTH_MODE=token``);
-    without it Ray's own lookup applies (``RAY_AUTH_MODE``/``RAY_AUTH_TOKEN`` in this
-    process's environment). Timeouts are seconds. Safe to share between threads.
+    ``default_address`` serves regions whose ``ray_address`` is None. ``auth_tokens`` maps a
+    cluster address to its bearer token (token-auth clusters, ``RAY_AUTH_MODE=token``);
+    ``auth_token`` serves every other address. Timeouts are seconds. Safe to share between
+    threads.
     """
 
     def __init__(
-        self, default_address: str | None = None, *, auth_token: str | None = None,
-        connect_timeout_s: float = 5.0, read_timeout_s: float = 30.0,
+        self,
+        default_address: str | None = None,
+        *,
+        auth_token: str | None = None,
+        auth_tokens: Mapping[str, str] | None = None,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
     ) -> None:
         self._default_address = default_address
-        self._headers = {"Authorization": f"Bearer {auth_token}"} if auth_token else {}
+        self._token = auth_token
+        self._tokens = {a.rstrip("/"): t for a, t in (auth_tokens or {}).items()}
         self._timeout_s = (connect_timeout_s, read_timeout_s)
-        self._clients: dict[str, JobSubmissionClient] = {}
+        self._http = requests.Session()
+        self._sdk: dict[str, JobSubmissionClient] = {}
         self._lock = threading.Lock()
 
     # -- the Dispatcher port ----------------------------------------------------------------
 
     def submit(
-        self, region: Region, submission_id: str, entrypoint: str, *, env: Mapping[str, str],
-        gpus: int, cpus: float, memory_mb: int, working_dir: str | None = None,
+        self,
+        region: Region,
+        submission_id: str,
+        entrypoint: str,
+        *,
+        env: Mapping[str, str],
+        gpus: int,
+        cpus: float,
+        memory_mb: int,
+        working_dir: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
     ) -> None:
         """Start ``entrypoint`` as Ray job ``submission_id`` with ``env`` in its environment.
 
+        ``runtime_env`` is passed to Ray as the job's runtime environment (``pip``, ``conda``,
+        ``py_modules``, ``excludes``, ...; a local ``working_dir`` is uploaded, at most Ray's
+        gRPC message size, 512 MiB by default); ``env`` is merged into its ``env_vars``.
         Idempotent: when the cluster already knows ``submission_id`` (a retry after a crash,
         a lost response, a racing replica), nothing new runs and this returns normally.
         Raises DispatchError when the cluster cannot be reached or refuses the job.
         """
-        runtime_env: dict[str, Any] = {"env_vars": {str(k): str(v) for k, v in env.items()}}
+        renv: dict[str, Any] = dict(runtime_env or {})
+        env_vars = {str(k): str(v) for k, v in dict(renv.get("env_vars") or {}).items()}
+        env_vars.update({str(k): str(v) for k, v in env.items()})
+        label = {region.node_label: NODE_LABEL_AMOUNT} if region.node_label else None
+        if label:
+            env_vars[RESOURCES_ENV] = json.dumps(label)
+        renv["env_vars"] = env_vars
         if working_dir:
-            runtime_env["working_dir"] = working_dir
+            renv["working_dir"] = working_dir
         self._submit_once(
-            region, submission_id, entrypoint=entrypoint, runtime_env=runtime_env,
-            entrypoint_num_cpus=cpus, entrypoint_num_gpus=gpus or None,
+            region,
+            submission_id,
+            entrypoint=entrypoint,
+            runtime_env=renv,
+            entrypoint_num_cpus=cpus,
+            entrypoint_num_gpus=gpus or None,
             entrypoint_memory=memory_mb * _BYTES_PER_MB if memory_mb > 0 else None,
-            entrypoint_resources=(
-                {region.node_label: NODE_LABEL_AMOUNT} if region.node_label else None))
+            entrypoint_resources=label,
+        )
 
     def status(self, region: Region, submission_id: str) -> RunInfo:
         """What the cluster says about ``submission_id``; RunStatus.UNKNOWN when it has no such
@@ -133,23 +160,28 @@ class RayDispatcher:
         ``stop``). Raises DispatchError."""
         details = self._details(region, submission_id)
         if details is None:
-            return RunInfo(status=RunStatus.UNKNOWN,
-                           message=f"no submission {submission_id!r} on {self._address(region)}")
+            return RunInfo(
+                status=RunStatus.UNKNOWN,
+                message=f"no submission {submission_id!r} on {self._address(region)}",
+            )
         info = run_info(details)
-        if info.status is RunStatus.FAILED and self._details(
-                region, reaper_id(submission_id)) is not None:
-            return RunInfo(status=RunStatus.STOPPED, message=f"stopped while pending: "
-                           f"{info.message}", started_at=None, finished_at=info.finished_at)
+        if (
+            info.status is RunStatus.FAILED
+            and self._details(region, reaper_id(submission_id)) is not None
+        ):
+            return RunInfo(
+                status=RunStatus.STOPPED,
+                message=f"stopped while pending: {info.message}",
+                started_at=None,
+                finished_at=info.finished_at,
+            )
         return info
 
     def logs(self, region: Region, submission_id: str) -> str:
         """The run's combined stdout/stderr so far; "" when the cluster has no such submission
         (never submitted, or lost with a restarted cluster). Raises DispatchError."""
-        try:
-            text: str = self._call(region, lambda c: c.get_job_logs(submission_id))
-        except _NotFound:
-            return ""
-        return text
+        body = self._rest(region, "GET", f"/api/jobs/{submission_id}/logs")
+        return "" if body is None else str(body.get("logs") or "")
 
     def stop(self, region: Region, submission_id: str) -> bool:
         """Ask the run to stop: SIGTERM to its entrypoint, SIGKILL after Ray's grace period.
@@ -165,22 +197,76 @@ class RayDispatcher:
         details = self._details(region, submission_id)
         if details is None or details.status.is_terminal():
             return False
-        try:
-            stopped: bool = self._call(region, lambda c: c.stop_job(submission_id))
-        except _NotFound:
+        body = self._rest(region, "POST", f"/api/jobs/{submission_id}/stop")
+        if body is None:
             return False
+        stopped = bool(body.get("stopped"))
         if details.status == JobStatus.PENDING:
-            self._submit_once(region, reaper_id(submission_id),
-                              entrypoint=reaper_entrypoint(submission_id), runtime_env={})
+            self._submit_once(
+                region,
+                reaper_id(submission_id),
+                entrypoint=reaper_entrypoint(submission_id),
+                runtime_env={},
+            )
             stopped = True
-        log.info("asked %s on %s to stop (was %s)", submission_id, self._address(region),
-                 details.status.value)
+        log.info(
+            "asked %s on %s to stop (was %s)",
+            submission_id,
+            self._address(region),
+            details.status.value,
+        )
         return stopped
 
     # -- extras beyond the port -------------------------------------------------------------
 
+    def capacity(self, region: Region) -> ClusterCapacity:
+        """What the region's live nodes offer in total (its node group's, for a region with a
+        ``node_label``): CPUs, GPUs and custom resources, from Ray's state API. Raises
+        DispatchError when the cluster cannot be reached."""
+        address = self._address(region)
+        try:
+            client = StateApiClient(address=address, headers=self._headers(address))
+            nodes = client.list(
+                _nodes_resource(),
+                options=_list_options(self._timeout_s[1]),
+                raise_on_missing_output=False,
+            )
+        except (
+            RayStateApiException,
+            requests.RequestException,
+            ConnectionError,
+            RuntimeError,
+            ValueError,
+        ) as e:
+            raise DispatchError(
+                f"cannot read the nodes of Ray at {address}: {_first_line(e)}"
+            ) from e
+        totals: dict[str, float] = {}
+        for node in nodes:
+            resources = dict(getattr(node, "resources_total", None) or {})
+            if getattr(node, "state", "ALIVE") != "ALIVE":
+                continue
+            if region.node_label and region.node_label not in resources:
+                continue
+            for name, amount in resources.items():
+                totals[name] = totals.get(name, 0.0) + float(amount)
+        return ClusterCapacity(
+            cpus=totals.get("CPU", 0.0),
+            gpus=totals.get("GPU", 0.0),
+            resources={
+                k: v
+                for k, v in totals.items()
+                if k not in _BUILTIN_RESOURCES and not k.startswith("node:")
+            },
+        )
+
     def stop_if_pending_too_long(
-        self, region: Region, submission_id: str, *, max_pending_s: float, now: datetime,
+        self,
+        region: Region,
+        submission_id: str,
+        *,
+        max_pending_s: float,
+        now: datetime,
     ) -> bool:
         """Stop the run if it has waited PENDING (e.g. for GPUs no node has) for more than
         ``max_pending_s`` since Ray accepted it. ``now`` is wall-clock aware UTC (Ray's
@@ -191,15 +277,24 @@ class RayDispatcher:
         accepted_at = _from_ms(details.start_time)
         if accepted_at is None or (now - accepted_at).total_seconds() <= max_pending_s:
             return False
-        log.warning("%s pending on %s since %s; stopping it", submission_id,
-                    self._address(region), accepted_at.isoformat())
+        log.warning(
+            "%s pending on %s since %s; stopping it",
+            submission_id,
+            self._address(region),
+            accepted_at.isoformat(),
+        )
         return self.stop(region, submission_id)
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _submit_once(
-        self, region: Region, submission_id: str, *, entrypoint: str,
-        runtime_env: dict[str, Any], **resources: Any,
+        self,
+        region: Region,
+        submission_id: str,
+        *,
+        entrypoint: str,
+        runtime_env: dict[str, Any],
+        **resources: Any,
     ) -> None:
         """Submit unless the cluster already knows ``submission_id``. Raises DispatchError."""
         address = self._address(region)
@@ -207,71 +302,120 @@ class RayDispatcher:
             log.info("submission %s already on %s; not submitting again", submission_id, address)
             return
         try:
-            self._call(region, lambda c: c.submit_job(
-                entrypoint=entrypoint, submission_id=submission_id, runtime_env=runtime_env,
-                **resources))
-        except (DispatchError, _NotFound) as e:
+            self._sdk_client(address).submit_job(
+                entrypoint=entrypoint,
+                submission_id=submission_id,
+                runtime_env=runtime_env,
+                **resources,
+            )
+        except (
+            requests.RequestException,
+            ConnectionError,
+            RuntimeError,
+            ValueError,
+            TypeError,
+        ) as e:
             # The submit may have landed before the failure (a lost response) or a racing
             # replica may have won: either way the job exists once, which is what we want.
             if self._details(region, submission_id) is not None:
-                log.info("submission %s exists on %s after a failed submit; treating it as "
-                         "submitted", submission_id, address)
+                log.info(
+                    "submission %s exists on %s after a failed submit; treating it as submitted",
+                    submission_id,
+                    address,
+                )
                 return
-            if isinstance(e, DispatchError):
-                raise
-            raise DispatchError(f"Ray at {address} refused {submission_id}: {e}") from e
-        log.info("submitted %s to %s with %s", submission_id, address,
-                 {k: v for k, v in resources.items() if v is not None})
+            raise DispatchError(f"Ray at {address} refused {submission_id}: {_last_line(e)}") from e
+        log.info(
+            "submitted %s to %s with %s",
+            submission_id,
+            address,
+            {k: v for k, v in resources.items() if v is not None},
+        )
 
     def _address(self, region: Region) -> str:
         address = region.ray_address or self._default_address
         if not address:
             raise DispatchError(
-                f"region {region.name!r} has no ray_address and no default Ray address is set")
+                f"region {region.name!r} has no ray_address and no default Ray address is set"
+            )
         return address.rstrip("/")
 
-    def _client(self, address: str) -> JobSubmissionClient:
-        with self._lock:
-            client = self._clients.get(address)
-        if client is not None:
-            return client
-        # Built outside the lock: the constructor does network I/O. Two threads racing here
-        # both build one; the first stored wins and the other is dropped, harmlessly.
-        client = _TimedJobSubmissionClient(address, headers=dict(self._headers),
-                                           timeout_s=self._timeout_s)
-        with self._lock:
-            return self._clients.setdefault(address, client)
+    def _headers(self, address: str) -> dict[str, str]:
+        token = self._tokens.get(address, self._token)
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
-    def _call(self, region: Region, request: Callable[[JobSubmissionClient], T]) -> T:
-        """Run ``request`` against the region's cluster, translating Ray's and requests'
-        errors: 404 -> _NotFound, anything else -> DispatchError naming the address."""
-        address = self._address(region)
+    def _sdk_client(self, address: str) -> JobSubmissionClient:
+        """Ray's client for ``address``, after a version probe with our timeouts (its own
+        requests have none, and its constructor already talks to the cluster)."""
+        self._request(address, "GET", "/api/version")
+        with self._lock:
+            client = self._sdk.get(address)
+        if client is None:
+            client = JobSubmissionClient(address, headers=self._headers(address) or None)
+            with self._lock:
+                client = self._sdk.setdefault(address, client)
+        return client
+
+    def _request(self, address: str, method: str, path: str) -> requests.Response:
+        """One REST call with timeouts; errors other than 404 become DispatchError."""
         try:
-            return request(self._client(address))
-        except AuthenticationError as e:
-            raise DispatchError(f"Ray at {address} refused our credentials (token auth): "
-                                f"{_first_line(e)}") from e
-        except (requests.RequestException, ConnectionError) as e:
+            response = self._http.request(
+                method, f"{address}{path}", timeout=self._timeout_s, headers=self._headers(address)
+            )
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise ClusterUnreachable(f"cannot reach Ray at {address}: {_first_line(e)}") from e
+        except requests.RequestException as e:
             raise DispatchError(f"cannot reach Ray at {address}: {_first_line(e)}") from e
-        except ValueError as e:  # an address Ray cannot parse, or a reply it cannot
-            raise DispatchError(f"cannot use Ray at {address!r}: {_first_line(e)}") from e
-        except RuntimeError as e:
-            # Ray's client reports HTTP errors as RuntimeError("Request failed with status
-            # code N: ..."); the status code is the only structured part.
-            if "status code 404" in str(e):
-                raise _NotFound(str(e)) from e
-            raise DispatchError(f"Ray at {address} failed: {_last_line(e)}") from e
+        if response.status_code in (401, 403):
+            raise DispatchError(
+                f"Ray at {address} refused our credentials (token auth): "
+                f"HTTP {response.status_code}"
+            )
+        if response.status_code != 404 and not response.ok:
+            raise DispatchError(
+                f"Ray at {address} failed: HTTP {response.status_code} "
+                f"{response.text.strip()[-300:]}"
+            )
+        return response
+
+    def _rest(self, region: Region, method: str, path: str) -> dict[str, Any] | None:
+        """A Jobs REST call's JSON body; None on 404 (no such submission)."""
+        address = self._address(region)
+        response = self._request(address, method, path)
+        if response.status_code == 404:
+            return None
+        try:
+            body = response.json()
+        except ValueError as e:
+            raise DispatchError(
+                f"Ray at {address} sent no JSON for {path}: {response.text[:200]!r}"
+            ) from e
+        if not isinstance(body, dict):
+            raise DispatchError(f"Ray at {address} sent {type(body).__name__} for {path}")
+        return body
 
     def _details(self, region: Region, submission_id: str) -> JobDetails | None:
-        try:
-            details: JobDetails = self._call(region, lambda c: c.get_job_info(submission_id))
-        except _NotFound:
+        body = self._rest(region, "GET", f"/api/jobs/{submission_id}")
+        if body is None:
             return None
-        return details
+        try:
+            return JobDetails(**body)
+        except (TypeError, ValueError) as e:
+            raise DispatchError(
+                f"unexpected job details from Ray at {self._address(region)}: {_first_line(e)}"
+            ) from e
 
 
-class _NotFound(Exception):
-    """The cluster answered 404: it has no such submission. Never leaves this module."""
+def _nodes_resource() -> Any:
+    from ray.util.state.common import StateResource
+
+    return StateResource.NODES
+
+
+def _list_options(timeout_s: float) -> Any:
+    from ray.util.state.common import ListApiOptions
+
+    return ListApiOptions(timeout=max(1, int(timeout_s)), detail=False)
 
 
 def reaper_id(submission_id: str) -> str:
@@ -282,7 +426,12 @@ def reaper_id(submission_id: str) -> str:
 def reaper_entrypoint(submission_id: str) -> str:
     """A shell command, run inside the cluster, that kills the job supervisor actor of
     ``submission_id`` (Ray names it from templates in its job module) so it is never placed."""
-    return f"python -c {shlex.quote(_REAPER_CODE.format(submission_id=submission_id))}"
+    code = _REAPER_CODE.format(
+        name=_SUPERVISOR_NAME.format(submission_id=submission_id),
+        namespace=_SUPERVISOR_NAMESPACE,
+        submission_id=submission_id,
+    )
+    return f"python -c {shlex.quote(code)}"
 
 
 def run_info(details: JobDetails) -> RunInfo:
@@ -292,9 +441,12 @@ def run_info(details: JobDetails) -> RunInfo:
     if details.error_type and status is RunStatus.FAILED:
         message = f"{details.error_type}: {message}" if message else str(details.error_type)
     return RunInfo(
-        status=status, message=message,
+        status=status,
+        message=message,
         started_at=None if status is RunStatus.PENDING else _from_ms(details.start_time),
-        finished_at=_from_ms(details.end_time), exit_code=details.driver_exit_code)
+        finished_at=_from_ms(details.end_time),
+        exit_code=details.driver_exit_code,
+    )
 
 
 def _from_ms(epoch_ms: int | None) -> datetime | None:
