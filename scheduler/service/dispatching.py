@@ -31,6 +31,7 @@ from scheduler.service.tokens import issue_bootstrap
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
+LOST_RUN_ALLOWANCE = 3
 
 
 def dispatch_due(ctx: ServiceContext) -> list[str]:
@@ -114,10 +115,15 @@ def _worker_env(ctx: ServiceContext, job: Job, secret: str) -> dict[str, str]:
     return env
 
 
-def retry_or_fail(ctx: ServiceContext, job: Job, now: datetime, reason: str) -> None:
-    """Retrying while the job has retries left, else failed; a lost race is only logged."""
+def retry_or_fail(ctx: ServiceContext, job: Job, now: datetime, reason: str, *,
+                  lost: bool = False) -> None:
+    """Retrying while the job has retries left, else failed; a lost race is only logged.
+
+    A run the cluster lost (``lost``: not the job's fault) retries even without retries left,
+    up to LOST_RUN_ALLOWANCE more attempts, so a cluster restart does not fail a job."""
     retries_used = job.attempt - 1
-    target = JobState.RETRYING if retries_used < job.spec.max_retries else JobState.FAILED
+    allowed = job.spec.max_retries + (LOST_RUN_ALLOWANCE if lost else 0)
+    target = JobState.RETRYING if retries_used < allowed else JobState.FAILED
     try:
         ctx.store.transition(job.id, target, JobEvent(
             job_id=job.id, at=now, kind="state", actor=ACTOR, reason=reason,

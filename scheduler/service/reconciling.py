@@ -75,13 +75,13 @@ def _reconcile_job(ctx: ServiceContext, job: Job, mark: DispatchMark | None,
     if info.status is RunStatus.UNKNOWN:
         _unknown(ctx, job, mark, region, now)
         return True
+    # The cluster has it, yet no dispatch is recorded and nobody is submitting: the submitter
+    # died between its submit and its record. Record it (once) now.
     if (job.state is JobState.DISPATCHED and mark is not None and not mark.recorded
-            and not _lease_held(ctx, mark, now)):
-        # The cluster has it, yet no dispatch is recorded and nobody is submitting: the
-        # submitter died between its submit and its record. Record it (once) now.
-        if ctx.store.record_dispatch(job.id, job.attempt,
-                                     dispatch_event(job, region.name, now)):
-            ctx.counters["jobs_dispatched_total"] += 1
+            and not _lease_held(ctx, mark, now)
+            and ctx.store.record_dispatch(job.id, job.attempt,
+                                          dispatch_event(job, region.name, now))):
+        ctx.counters["jobs_dispatched_total"] += 1
     try:
         _apply_status(ctx, job, info, region, now)
     except ClusterUnreachable as e:
@@ -117,7 +117,7 @@ def _unknown(ctx: ServiceContext, job: Job, mark: DispatchMark | None, region: R
         return
     ctx.counters["attempts_lost_total"] += 1
     retry_or_fail(ctx, job, now, f"attempt {job.attempt} lost by Ray in {region.name}: "
-                  f"unknown to the cluster and silent for {silent_s:.0f} s")
+                  f"unknown to the cluster and silent for {silent_s:.0f} s", lost=True)
 
 
 def _last_sign_of_life(ctx: ServiceContext, job: Job, mark: DispatchMark) -> datetime:
