@@ -72,8 +72,9 @@ def submit_attempt(ctx: ServiceContext, job: Job, now: datetime) -> bool:
     except ClusterUnreachable as e:
         ctx.counters["dispatch_unreachable_total"] += 1
         region_down(ctx, region, e)
+        # Kind "release": the claim's dispatched event above it did not start an attempt.
         released = ctx.store.release_claim(job.id, job.attempt, JobEvent(
-            job_id=job.id, at=now, kind="state", actor=ACTOR,
+            job_id=job.id, at=now, kind="release", actor=ACTOR,
             reason=f"Ray in {region.name} unreachable ({e}); will dispatch again, "
                    "not counted as a retry"))
         if released:

@@ -51,6 +51,9 @@ def attempt_run(job: Job, events: Sequence[JobEvent], attempt: int) -> AttemptRu
     started_at: datetime | None = None
     seen = 0
     for event in events:
+        if event.kind == "release":  # the claim before it never reached the cluster
+            seen, started_at = max(seen - 1, 0), None  # (service.dispatching)
+            continue
         if event.kind != "state" or event.to_state is None:
             continue
         if started_at is None:
