@@ -149,7 +149,7 @@ def read_inputs(
     if not kept:
         raise SimulationInputError(
             f"no job fits inside the carbon traces' common span ({start:%Y-%m-%d} to "
-            f"{end:%Y-%m-%d}) with its deadline",
+            f"{end:%Y-%m-%d}) with its deadline (arrival + run time + --slack-s)",
             jobs_path,
         )
     if limit is not None:

@@ -6,7 +6,8 @@ carbon traces' first step (GAIA and Alibaba traces have no calendar of their own
 keep their real dates, which the carbon traces must then cover; ``--start-offset`` skips the
 trace's first part on any trace. ``--align-year`` moves the chosen jobs onto the carbon traces'
 calendar by whole weeks, so every job keeps its day of week and hour (a job trace from 2017
-against carbon data from 2023).
+against carbon data from 2023): to the same date in the carbon traces' year, or, for carbon
+traces shorter than that, to their first matching day of week and hour.
 """
 
 from __future__ import annotations
@@ -131,8 +132,9 @@ def _describe(selection: Selection) -> str:
 def _aligned(
     first: datetime, last_arrival_s: float, span: tuple[datetime, datetime], path: str
 ) -> datetime:
-    """``first`` moved by whole weeks into the first year of ``span`` where the jobs' arrivals
-    fit (else the first where they start)."""
+    """``first`` moved by whole weeks to the same date in the first year of ``span`` where the
+    jobs' arrivals fit (else where they start); when no year of ``span`` holds that date (a
+    trace of a few weeks), to the first matching weekday and hour in ``span``."""
     starts = []
     for year in range(span[0].year, span[1].year + 1):
         target = _same_date_in(first, year)
@@ -142,9 +144,12 @@ def _aligned(
     fitting = [s for s in starts if s + timedelta(seconds=last_arrival_s) < span[1]]
     if fitting or starts:
         return (fitting or starts)[0]
+    moved = first + math.ceil((span[0] - first) / _WEEK) * _WEEK
+    if moved < span[1]:
+        return moved
     raise SimulationInputError(
         f"--align-year: the carbon traces' common span ({span[0]:%Y-%m-%d} to "
-        f"{span[1]:%Y-%m-%d}) holds no week matching {first:%Y-%m-%d}",
+        f"{span[1]:%Y-%m-%d}) holds no {first:%A} {first:%H:%M}",
         path,
     )
 

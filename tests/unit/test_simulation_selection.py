@@ -180,3 +180,16 @@ def test_both_capacities_binding_at_once_is_refused() -> None:
         "--capacity and --cpu-capacity cannot both bind: jobs in pods.csv ask for GPUs and "
         "CPUs, and the planner models one resource per region; give one of them"
     )
+
+
+def test_align_year_on_a_carbon_trace_of_a_few_weeks_takes_its_first_matching_week(
+    philly: JobTrace,
+) -> None:
+    june = (datetime(2023, 6, 8, tzinfo=UTC), datetime(2023, 7, 9, tzinfo=UTC))  # a Thursday on
+    selection = Selection(start=parse_date("2017-10-09", "--from"), align_year=True)
+    placed = place(philly, selection, path="philly.csv", span=june, step_s=STEP_S)
+    assert _at(placed.start, placed.records[0]) == datetime(2023, 6, 12, 7, 1, 55, tzinfo=UTC)
+    assert placed.statements[-1] == (
+        "--align-year: jobs from Mon 2017-10-09 00:00 moved +296 weeks to Mon 2023-06-12 00:00 "
+        "UTC (day of week and hour kept)"
+    )
