@@ -23,6 +23,7 @@ from scheduler.domain import (
     SeriesKind,
 )
 from scheduler.domain.runs import DispatchMark, RunInfo
+from scheduler.domain.savings import EnergyBucket, JobCount
 
 
 class Clock(Protocol):
@@ -242,8 +243,27 @@ class Dispatcher(Protocol):
         ...
 
 
+class SavingsStore(Protocol):
+    """The savings report's sums, by the database (``scheduler.store.savings``). Filters: the
+    tenant, the region a job ran in, its group, its start time in ``[start, end)``."""
+
+    def savings_job_counts(
+        self, *, tenant: str | None = None, region: str | None = None,
+        group_id: str | None = None, start: datetime | None = None, end: datetime | None = None,
+    ) -> list[JobCount]:
+        """Counted jobs (started; finished or running) per tenant, region and start day."""
+        ...
+
+    def savings_energy_buckets(
+        self, *, tenant: str | None = None, region: str | None = None,
+        group_id: str | None = None, start: datetime | None = None, end: datetime | None = None,
+    ) -> list[EnergyBucket]:
+        """Their energy per hour drawn and per hour it would have been drawn at home."""
+        ...
+
+
 class Store(JobStore, PlanStore, EnergyStore, ForecastStore, TokenStore, RegionStore,
-            Protocol):
+            SavingsStore, Protocol):
     """Everything the service keeps durably; one SQL database implements all of it."""
 
     def ping(self) -> None:

@@ -92,9 +92,10 @@ class GreenlightService:
     def savings_report(
         self, principal: Principal, *, tenant: str | None = None, region: str | None = None,
         start: datetime | None = None, end: datetime | None = None, period: str = "day",
+        group_id: str | None = None,
     ) -> SavingsReport:
         return views.savings_report(self.ctx, principal, tenant=tenant, region=region,
-                                    start=start, end=end, period=period)
+                                    start=start, end=end, period=period, group_id=group_id)
 
     # auth
     def create_token(self, *, tenant: str, role: Role, name: str = "",

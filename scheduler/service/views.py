@@ -19,10 +19,13 @@ from scheduler.domain import (
 from scheduler.forecasts.accuracy import forecast_error_by_lead
 from scheduler.planning.snapshot import LeadError
 from scheduler.planning.window import best_window
+from scheduler.reports.aggregate import build_aggregate_report, span
 from scheduler.reports.savings import PERIODS, SavingsReport, build_savings_report
 from scheduler.service.context import ServiceContext
 
 ACCURACY_LOOKBACK = timedelta(days=7)
+# Savings reports over more counted jobs than this come from SQL sums, without per-job rows.
+EXACT_MAX_JOBS = 2_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,9 +94,14 @@ def forecast_accuracy(ctx: ServiceContext, region_name: str) -> list[LeadError]:
 def savings_report(
     ctx: ServiceContext, principal: Principal, *, tenant: str | None = None,
     region: str | None = None, start: datetime | None = None, end: datetime | None = None,
-    period: str = "day",
+    period: str = "day", group_id: str | None = None,
 ) -> SavingsReport:
-    """Emissions vs the run-now baseline; users see their own tenant, admins any."""
+    """Emissions vs the run-now baseline; users see their own tenant, admins any.
+
+    Up to ``EXACT_MAX_JOBS`` counted jobs, every job is priced on its own and listed; above,
+    the database sums energy per hour and the report has totals only
+    (``scheduler.reports.aggregate``), so its cost follows the hours covered, not the jobs.
+    """
     if not principal.is_admin:
         if principal.role.value == "job" or (tenant is not None and tenant != principal.tenant):
             raise Forbidden("the savings report of other tenants is for admins")
@@ -103,7 +111,18 @@ def savings_report(
     if period not in PERIODS:
         raise InvalidJobSpec("period", f"must be one of {', '.join(PERIODS)}")
     now = ctx.clock.now()
-    jobs, _ = ctx.store.list_jobs(tenant=tenant, limit=1_000_000, states=[
+    counts = ctx.store.savings_job_counts(tenant=tenant, region=region, group_id=group_id,
+                                          start=start, end=end)
+    if sum(c.jobs for c in counts) > EXACT_MAX_JOBS:
+        buckets = ctx.store.savings_energy_buckets(tenant=tenant, region=region,
+                                                   group_id=group_id, start=start, end=end)
+        covered = span(buckets)
+        actuals, forecasts = ({}, {}) if covered is None else _intensity_between(
+            ctx, covered[0], covered[1], now)
+        return build_aggregate_report(
+            buckets=buckets, counts=counts, regions=ctx.regions, actuals=actuals,
+            forecasts=forecasts, now=now, start=start, end=end, period=period)
+    jobs, _ = ctx.store.list_jobs(tenant=tenant, group_id=group_id, limit=1_000_000, states=[
         JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
         JobState.SUSPENDED, JobState.RETRYING, JobState.RELOCATING])
     jobs = [j for j in jobs if j.started_at is not None and (region is None or j.region == region)]
@@ -118,12 +137,17 @@ def _intensity_for(ctx: ServiceContext, jobs: list[Job], now: datetime,
                    ) -> tuple[dict[str, Forecast], dict[str, Forecast]]:
     """Actuals per zone over the span the jobs and their baselines cover, backfilled from the
     provider when the store lacks them (the refresher keeps only a recent window)."""
-    actuals: dict[str, Forecast] = {}
-    forecasts: dict[str, Forecast] = {}
     if not jobs:
-        return actuals, forecasts
+        return {}, {}
     first = min(j.created_at for j in jobs) - timedelta(hours=1)
     last = max((j.finished_at or now) for j in jobs) + timedelta(hours=1)
+    return _intensity_between(ctx, first, last, now)
+
+
+def _intensity_between(ctx: ServiceContext, first: datetime, last: datetime, now: datetime,
+                       ) -> tuple[dict[str, Forecast], dict[str, Forecast]]:
+    actuals: dict[str, Forecast] = {}
+    forecasts: dict[str, Forecast] = {}
     for name, region in ctx.regions.items():
         zone = region.grid_zone
         series = ctx.store.actuals(zone, first, last)

@@ -11,13 +11,14 @@ from scheduler.store.forecasts import SqlForecastStore
 from scheduler.store.jobs import SqlJobStore
 from scheduler.store.plans import SqlPlanStore
 from scheduler.store.regions import SqlRegionStore
+from scheduler.store.savings import SqlSavingsStore
 from scheduler.store.tokens import SqlTokenStore
 
 __all__ = ["SqlStore", "create_store_engine"]
 
 
 class SqlStore(SqlJobStore, SqlPlanStore, SqlEnergyStore, SqlForecastStore, SqlTokenStore,
-               SqlRegionStore):
+               SqlRegionStore, SqlSavingsStore):
     """JobStore, EnergyStore, ForecastStore, TokenStore and RegionStore on SQLite or PostgreSQL.
 
     Build the engine with :func:`scheduler.store.engine.create_store_engine` (it sets up the

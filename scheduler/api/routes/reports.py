@@ -54,10 +54,19 @@ def savings_report(
         "day"
     ),
     format: ReportFormat = ReportFormat.JSON,
+    group_id: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Only this array or sweep")
+    ] = None,
 ) -> Response:
     """Savings report as JSON, CSV, plain text or an HTML page (non-admins: own tenant only)."""
     report = service.savings_report(
-        principal, tenant=tenant, region=region, start=start, end=end, period=period
+        principal,
+        tenant=tenant,
+        region=region,
+        start=start,
+        end=end,
+        period=period,
+        group_id=group_id,
     )
     if format is ReportFormat.CSV:
         return Response(report_to_csv(report), media_type="text/csv; charset=utf-8")

@@ -1,0 +1,36 @@
+"""Aggregates the store computes for the savings report over many jobs (issue: a million).
+
+The report prices energy on hourly intensity: the store sums, per hour, the energy counted jobs
+drew and the hour the same energy would have been drawn had the job started at submit time in
+its home region (the baseline). Times are aware UTC; energy is joules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnergyBucket:
+    """Energy drawn in the hour from ``hour`` by ``tenant``'s jobs that ran in ``region`` with
+    home ``home_region``; ``baseline_hour`` is that energy's hour shifted back by the jobs'
+    delay. ``estimated_j`` is the part that was estimated, not metered."""
+
+    tenant: str
+    region: str
+    home_region: str
+    hour: datetime
+    baseline_hour: datetime
+    energy_j: float
+    estimated_j: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobCount:
+    """How many counted jobs of ``tenant`` ran in ``region`` starting on ``day`` (UTC)."""
+
+    tenant: str
+    region: str
+    day: datetime
+    jobs: int
