@@ -23,7 +23,11 @@ from scheduler.planning.relocation import (
 from tests.fakes.planning import T0, series
 
 HOURS = 24
-NO_THRESHOLD = RelocationPolicy(threshold_g=0.0, threshold_pct=0.0, min_stay_s=0.0)
+# Hand-computed cases price a whole day and stay at least 6 h.
+DAY = RelocationPolicy(horizon_s=HOURS * 3600.0, min_stay_s=6 * 3600.0)
+NO_THRESHOLD = RelocationPolicy(
+    horizon_s=HOURS * 3600.0, threshold_g=0.0, threshold_pct=0.0, min_stay_s=0.0
+)
 
 
 def outlooks(
@@ -54,7 +58,7 @@ def deployment(
 
 
 def test_a_cleaner_region_wins_by_hand() -> None:
-    policy = RelocationPolicy()
+    policy = DAY
     got = decide(deployment(), outlooks({"a": [400] * 24, "b": [200] * 24}, policy), T0, policy)
     # stay: 0.5 kW x 400 g/kWh x 24 h = 4,800 g; move: 0.5 x 200 x 24 = 2,400 g, plus the old
     # copy's 10 min overlap 0.5 x 400 / 6 = 33.3 g.
@@ -69,7 +73,7 @@ def test_a_cleaner_region_wins_by_hand() -> None:
 
 
 def test_pue_can_outweigh_a_cleaner_grid() -> None:
-    policy = RelocationPolicy()
+    policy = DAY
     looks = outlooks({"a": [300] * 24, "b": [250] * 24}, policy, {"a": 1.2, "b": 1.5})
     got = decide(deployment(), looks, T0, policy)
     # stay 0.5 x 1.2 x 300 x 24 = 4,320 g; move 0.5 x 1.5 x 250 x 24 + 0.5 x 1.2 x 300 / 6
@@ -81,7 +85,7 @@ def test_pue_can_outweigh_a_cleaner_grid() -> None:
 
 
 def test_the_horizon_mean_is_time_weighted() -> None:
-    policy = RelocationPolicy()
+    policy = DAY
     looks = outlooks({"a": [100] * 12 + [500] * 12, "b": [250] * 24}, policy)
     assert looks["a"].mean_g_per_kwh == pytest.approx(300.0)
     assert looks["a"].overlap_g_per_kwh == pytest.approx(100.0)
@@ -93,7 +97,9 @@ def test_the_horizon_mean_is_time_weighted() -> None:
 
 @pytest.mark.parametrize(("saving_g", "moves"), [(140.0, False), (160.0, True)])
 def test_the_gram_bar_includes_the_hysteresis(saving_g: float, moves: bool) -> None:
-    policy = RelocationPolicy(threshold_g=100.0, threshold_pct=0.0, hysteresis=0.5, overlap_s=0)
+    policy = RelocationPolicy(
+        horizon_s=HOURS * 3600.0, threshold_g=100.0, threshold_pct=0.0, hysteresis=0.5, overlap_s=0
+    )
     # 1 kW over 24 h: b must be saving_g / 24 g/kWh cleaner; the bar is 100 x 1.5 = 150 g.
     looks = outlooks({"a": [300] * 24, "b": [300 - saving_g / 24] * 24}, policy)
     got = decide(deployment(power_w=1000.0), looks, T0, policy)
@@ -104,7 +110,9 @@ def test_the_gram_bar_includes_the_hysteresis(saving_g: float, moves: bool) -> N
 
 @pytest.mark.parametrize(("pct", "moves"), [(7.4, False), (7.6, True)])
 def test_the_percent_bar_includes_the_hysteresis(pct: float, moves: bool) -> None:
-    policy = RelocationPolicy(threshold_g=0.0, threshold_pct=5.0, hysteresis=0.5, overlap_s=0)
+    policy = RelocationPolicy(
+        horizon_s=HOURS * 3600.0, threshold_g=0.0, threshold_pct=5.0, hysteresis=0.5, overlap_s=0
+    )
     looks = outlooks({"a": [400] * 24, "b": [400 * (1 - pct / 100)] * 24}, policy)
     got = decide(deployment(), looks, T0, policy)
     assert got.moves is moves
@@ -123,7 +131,7 @@ def test_the_overlap_alone_can_stop_a_move() -> None:
 
 
 def test_minimum_stay_blocks_and_says_how_long() -> None:
-    policy = RelocationPolicy()
+    policy = DAY
     looks = outlooks({"a": [400] * 24, "b": [100] * 24}, policy)
     got = decide(deployment(stayed_h=5.0), looks, T0, policy)
     assert not got.moves
@@ -134,7 +142,7 @@ def test_minimum_stay_blocks_and_says_how_long() -> None:
 
 
 def test_unpriced_regions_and_allowed_regions() -> None:
-    policy = RelocationPolicy()
+    policy = DAY
     # c's forecast covers 12 of 24 h: under the 75 % coverage, unpriced.
     looks = outlooks({"a": [400] * 24, "b": [300] * 24, "c": [50] * 12}, policy)
     assert set(looks) == {"a", "b"}
@@ -149,14 +157,14 @@ def test_bad_policy_and_power_are_refused() -> None:
         RelocationPolicy(hysteresis=-0.1)
     with pytest.raises(ValueError, match="min_coverage"):
         RelocationPolicy(min_coverage=0.0)
-    policy = RelocationPolicy()
+    policy = DAY
     looks = outlooks({"a": [400] * 24, "b": [100] * 24}, policy)
     with pytest.raises(ValueError, match="power_w"):
         decide(deployment(power_w=-1.0), looks, T0, policy)
 
 
 def test_capacity_grants_the_largest_saving_first() -> None:
-    policy = RelocationPolicy()
+    policy = DAY
     looks = outlooks({"a": [400] * 24, "b": [100] * 24, "c": [200] * 24}, policy)
     small = RunningDeployment(job_id="small", region="a", since=T0 - timedelta(days=1), power_w=200)
     large = RunningDeployment(job_id="large", region="a", since=T0 - timedelta(days=1), power_w=600)
@@ -184,6 +192,7 @@ def test_capacity_grants_the_largest_saving_first() -> None:
 prices = st.lists(st.floats(10.0, 900.0), min_size=HOURS, max_size=HOURS)
 policies = st.builds(
     RelocationPolicy,
+    horizon_s=st.sampled_from([4 * 3600.0, 8 * 3600.0, HOURS * 3600.0]),
     threshold_g=st.floats(0.0, 500.0),
     threshold_pct=st.floats(0.0, 30.0),
     hysteresis=st.floats(0.0, 1.0),
@@ -226,11 +235,13 @@ def hand_saving(
     target: str,
     policy: RelocationPolicy,
 ) -> tuple[float, float]:
-    """``(grams, percent)`` saved by moving from ``a`` to ``target``, from hourly prices."""
+    """``(grams, percent)`` saved by moving from ``a`` to ``target``, from hourly prices over
+    the policy's horizon (whole hours)."""
     kw = power_w / 1000
-    stay = kw * pues["a"] * sum(prices_by_region["a"])
+    hours = round(policy.horizon_s / 3600)
+    stay = kw * pues["a"] * sum(prices_by_region["a"][:hours])
     overlap = kw * pues["a"] * prices_by_region["a"][0] * policy.overlap_s / 3600
-    move = kw * pues[target] * sum(prices_by_region[target]) + overlap
+    move = kw * pues[target] * sum(prices_by_region[target][:hours]) + overlap
     return stay - move, 100 * (stay - move) / stay if stay > 0 else 0.0
 
 
@@ -247,7 +258,7 @@ def test_never_moves_for_a_saving_under_the_threshold(
     savings = {
         r: hand_saving(prices_by_region, pues, power_w, r, policy) for r in looks if r != "a"
     }
-    tol = 1e-6 * max(1.0, power_w * 24)
+    tol = 1e-6 * max(1.0, power_w * HOURS)
     if got.moves:
         assert got.target_region is not None
         grams, pct = savings[got.target_region]
@@ -296,6 +307,7 @@ def test_never_moves_on_a_forecast_wobbling_around_the_threshold(
     # No minimum stay: the hysteresis alone must hold. Each cycle's forecast puts b at
     # threshold x (1 + w x hysteresis) below a, |w| < 1, for a deployment in a.
     policy = RelocationPolicy(
+        horizon_s=HOURS * 3600.0,
         threshold_g=0.0,
         threshold_pct=threshold_pct,
         hysteresis=hysteresis,
@@ -329,6 +341,7 @@ def test_a_swing_narrower_than_the_dead_band_moves_at_most_once(
     # b's price is a's times r, with r anywhere in [low, low / (1 - bar)^2): leaving a needs
     # r <= 1 - bar and coming back needs r >= 1 / (1 - bar), a wider swing than that.
     policy = RelocationPolicy(
+        horizon_s=HOURS * 3600.0,
         threshold_g=0.0,
         threshold_pct=threshold_pct,
         hysteresis=hysteresis,
@@ -361,6 +374,7 @@ def test_a_gram_swing_narrower_than_the_dead_band_moves_at_most_once(
     # a - b over the day (g) stays within (centre - bar, centre + bar): a move one way needs
     # the difference >= bar, the way back <= -bar.
     policy = RelocationPolicy(
+        horizon_s=HOURS * 3600.0,
         threshold_g=threshold_g,
         threshold_pct=0.0,
         hysteresis=hysteresis,
@@ -384,7 +398,9 @@ def test_moves_are_at_least_the_minimum_stay_apart(
     hourly: list[list[float]], min_stay_h: float
 ) -> None:
     # Any forecasts at all (flat per cycle, three regions, no threshold): the stay still binds.
-    policy = RelocationPolicy(threshold_g=0.0, threshold_pct=0.0, min_stay_s=min_stay_h * 3600)
+    policy = RelocationPolicy(
+        horizon_s=HOURS * 3600.0, threshold_g=0.0, threshold_pct=0.0, min_stay_s=min_stay_h * 3600
+    )
     frames = [{r: [v] * HOURS for r, v in zip("abc", row, strict=True)} for row in hourly]
     # The deployment arrived in a at hour 0.
     hours = [0.0] + [float(t) for t, _ in closed_loop(frames, 300.0, policy)]
@@ -394,7 +410,7 @@ def test_moves_are_at_least_the_minimum_stay_apart(
 def test_a_real_swing_is_followed_each_time_the_stay_allows() -> None:
     # The companion of the properties above: when the greener region really flips (by 3x, every
     # 8 h), the loop does follow it, once per flip, never faster than the 6 h minimum stay.
-    policy = RelocationPolicy()
+    policy = DAY
     frames = [
         {"a": [100.0] * HOURS, "b": [300.0] * HOURS}
         if (t // 8) % 2 == 0
