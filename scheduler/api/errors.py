@@ -178,6 +178,11 @@ def _greenlight_error(request: Request, exc: Exception) -> JSONResponse:
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):
         return _unexpected_error(_request, exc)
+    if exc.status_code == 400:
+        # FastAPI's only 400: a body it cannot decode (not UTF-8, not JSON). Our routes never
+        # raise HTTPException, so this is an invalid request body like any other: a 422.
+        item = {"loc": ["body"], "msg": "the body is not valid UTF-8 JSON", "type": "json_invalid"}
+        return error_response(422, _validation_items([item]))
     detail = exc.detail if isinstance(exc.detail, str) else "request refused"
     return error_response(exc.status_code, safe_text(detail), dict(exc.headers or {}) or None)
 
