@@ -1,5 +1,6 @@
 """Commands that run things locally rather than call the API: ``serve``, ``token create``
-(straight to the database: how the first admin token is made), ``db upgrade``, ``demo``; and
+(straight to the database: how the first admin token is made), ``token list``/``revoke``,
+``db upgrade``, ``demo``; and
 ``report``, which reads the API."""
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from scheduler.cli.context import cli_context
 from scheduler.cli.errors import CliError
-from scheduler.cli.render import console, print_json
+from scheduler.cli.render import console, fmt_time, print_json
 from scheduler.cli.report_view import print_report
-from scheduler.domain import Role
+from scheduler.domain import ApiToken, Role
 
 token_app = typer.Typer(help="API tokens (works on the database directly).", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -76,6 +78,79 @@ def token_create(
         "only now: export GREENLIGHT_TOKEN=<it>",
         err=True,
     )
+
+
+@token_app.command("list")
+def token_list(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's tokens.")] = None,
+    workers: Annotated[
+        bool, typer.Option("--workers", help="Also workers' attempt and bootstrap tokens.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List tokens in the configured database, oldest first; secrets are never shown (only
+    their hashes are stored)."""
+    from scheduler.bootstrap import build_store
+    from scheduler.service.tokens import list_tokens
+
+    store = build_store(cli_context(ctx).settings())
+    try:
+        tokens = list_tokens(store, tenant=tenant, include_workers=workers)
+    finally:
+        store.close()
+    rows = [_token_row(t) for t in tokens]
+    if json_output:
+        print_json(rows)
+        return
+    table = Table("id", "tenant", "role", "name", "job/attempt", "created", "expires", "revoked")
+    for row in rows:
+        job = f"{row['job_id']}/{row['attempt']}" if row["job_id"] else ""
+        table.add_row(
+            row["id"],
+            row["tenant"],
+            row["role"],
+            row["name"],
+            job,
+            fmt_time(row["created_at"]),
+            fmt_time(row["expires_at"]),
+            "yes" if row["revoked"] else "",
+        )
+    console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context,
+    token_id: Annotated[str, typer.Argument(help="The token's id (`greenlight token list`).")],
+) -> None:
+    """Revoke a token in the configured database: it is refused from its next request on."""
+    from scheduler.bootstrap import build_store
+    from scheduler.domain.tokens import TokenNotFound
+    from scheduler.service.tokens import revoke_token
+
+    store = build_store(cli_context(ctx).settings())
+    try:
+        token = revoke_token(store, token_id)
+    except TokenNotFound as e:
+        raise CliError(str(e)) from None
+    finally:
+        store.close()
+    console().print(f"token {token.id} of tenant {token.tenant!r} ({token.role.value}) revoked")
+
+
+def _token_row(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "tenant": token.tenant,
+        "role": token.role.value,
+        "name": token.name,
+        "job_id": token.job_id,
+        "attempt": token.attempt,
+        "created_at": token.created_at.isoformat(),
+        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        "revoked": token.revoked,
+    }
 
 
 @db_app.command("upgrade")
