@@ -41,6 +41,7 @@ from scheduler.planning.formulation import (
 )
 from scheduler.planning.grid import FloatArray, slot_origin
 from scheduler.planning.improve import improve
+from scheduler.planning.mip_progress import solve_mip_reporting
 from scheduler.planning.placement import Placer
 from scheduler.planning.plans import build_decision
 from scheduler.planning.policies import current_plans
@@ -83,7 +84,6 @@ def solve_snapshot(
     Every plan's note says whether HiGHS proved the placement optimal or, stopped by
     ``time_limit_s``, how far from its bound it may be. ``progress`` hears each stage.
     """
-    report = progress or (lambda _stage, _best, _bound: None)
     from scheduler.planning.cycle import planning_inputs
 
     exact = perfect_knowledge(snapshot)
@@ -98,7 +98,8 @@ def solve_snapshot(
         incumbent,
         min(INCUMBENT_BUDGET_S, INCUMBENT_SHARE * time_limit_s),
     )
-    report("incumbent", incumbent.objective()[1], -math.inf)
+    if progress is not None:
+        progress("incumbent", incumbent.objective()[1], -math.inf)
     ledger = base.copy()
     placer = Placer(table, books, current, ledger)
     fixed = set(hopeless(placer, incumbent))
@@ -114,27 +115,30 @@ def solve_snapshot(
     )
     solved, bound = incumbent, -math.inf
     if len(cands):
-        x, bound = _solve_exact(formulate(cands, table.gpus, ledger.free), time_limit_s, report)
+        x, bound = _solve_exact(formulate(cands, table.gpus, ledger.free), time_limit_s, progress)
         if x is not None:
             candidate = adopt(incumbent, cands, x, penalty)
             candidate.splits = {}
             if candidate.objective() <= incumbent.objective():
                 solved = candidate
     note = _note(solved.objective()[1], bound)
-    report("done", solved.objective()[1], bound)
+    if progress is not None:
+        progress("done", solved.objective()[1], bound)
     return build_decision(table, books, solved, exact.now, dict.fromkeys(free_jobs, note))
 
 
 def _solve_exact(
-    f: Formulation, time_limit_s: float, report: SolveProgress
+    f: Formulation, time_limit_s: float, progress: SolveProgress | None = None
 ) -> tuple[FloatArray | None, float]:
     """The best 0/1 solution found (None when none was) and the LP bound (``-inf`` without).
 
     The LP relaxation comes first: it is a lower bound, and on time-indexed placement it is
     nearly integral, so fixing the jobs it places whole and solving the MIP over the rest is
     fast and often meets the bound (then it is optimal). Otherwise the full MIP gets the time
-    left, and the better of the two is kept.
+    left, and the better of the two is kept. ``progress`` hears each stage, and the whole MIP's
+    best and bound as HiGHS finds them.
     """
+    report = progress or (lambda _stage, _best, _bound: None)
     started = time.perf_counter()
     lp = solve_lp(f, LP_SHARE * time_limit_s)
     bound = float(lp.fun) if lp.x is not None else -math.inf
@@ -145,7 +149,11 @@ def _solve_exact(
         report("fixed", math.inf if best is None else float(f.cands.score @ best), bound)
     if best is None or float(f.cands.score @ best) > bound + _tolerance(bound):
         left_s = time_limit_s - (time.perf_counter() - started)
-        result = solve_mip(f, left_s) if left_s > 0 else None
+        result = None
+        if left_s > 0 and progress is None:
+            result = solve_mip(f, left_s)
+        elif left_s > 0:
+            result = solve_mip_reporting(f, left_s, lambda _t, b, lb: report("mip", b, lb))
         full = np.asarray(result.x) if result is not None and result.x is not None else None
         if full is not None and (best is None or f.cands.score @ full < f.cands.score @ best):
             best = full
