@@ -4,6 +4,7 @@ and renders."""
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ import typer
 from scheduler.cli.arrays import expand, parse_array, submit_array
 from scheduler.cli.context import cli_context
 from scheduler.cli.errors import CliError
+from scheduler.cli.follow import exit_code_of, follow
 from scheduler.cli.jobfile import load_job_file, merge_flags
 from scheduler.cli.render import (
     console,
@@ -22,6 +24,14 @@ from scheduler.cli.render import (
     print_jobs,
     print_json,
     text,
+)
+from scheduler.cli.shorthand import (
+    default_name,
+    load_runtime_env,
+    parse_deadline,
+    parse_duration_s,
+    resolve_working_dir,
+    shorthand_fields,
 )
 from scheduler.domain import JobKind, JobState, Policy
 
@@ -62,13 +72,22 @@ def submit(
     region: Annotated[
         list[str] | None, typer.Option("--region", help="An allowed region (repeat; default: all).")
     ] = None,
-    duration_s: Annotated[float | None, typer.Option(help="Expected run time, seconds.")] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration",
+            "--duration-s",
+            "-t",
+            help="Expected run time: 3600, 90m, 2h, 1h30m or HH:MM:SS.",
+        ),
+    ] = None,
     deadline: Annotated[
         str | None,
-        typer.Option(help="Finish by (ISO-8601 with offset, e.g. 2024-05-01T18:00:00Z)."),
+        typer.Option(help="Finish by: +6h from now, or ISO-8601 (2024-05-01T18:00:00Z)."),
     ] = None,
-    max_delay_s: Annotated[
-        float | None, typer.Option(help="Or: may start up to this many seconds late.")
+    max_delay: Annotated[
+        str | None,
+        typer.Option("--max-delay", "--max-delay-s", help="Or: may start this late (6h)."),
     ] = None,
     gpus: Annotated[int | None, typer.Option(help="GPUs.")] = None,
     cpus: Annotated[float | None, typer.Option(help="CPU cores.")] = None,
@@ -81,8 +100,18 @@ def submit(
         typer.Option("--interruptible/--not-interruptible", help="May be split across windows."),
     ] = None,
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE for the job (repeat).")] = None,
-    working_dir: Annotated[str | None, typer.Option(help="Runtime working_dir.")] = None,
+    working_dir: Annotated[
+        str | None,
+        typer.Option(help="Folder (or URI) shipped to the cluster; the job runs in it."),
+    ] = None,
+    runtime_env_file: Annotated[
+        Path | None,
+        typer.Option("--runtime-env", help="Ray runtime env (YAML/JSON/TOML): pip, env_vars..."),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Submit for another tenant (admin).")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow its logs; exit with the job's exit code.")
+    ] = False,
     array: Annotated[
         str | None,
         typer.Option(help="One job per index: 0-999, 0-99:2, 1,5,7 (GREENLIGHT_ARRAY_INDEX)."),
@@ -90,23 +119,25 @@ def submit(
     json_output: JsonFlag = False,
 ) -> None:
     """Submit a job (or an array / the job file's grid: see scheduler/cli/arrays.py)."""
-    payload = load_job_file(file) if file is not None else {}
+    payload = shorthand_fields(load_job_file(file), file) if file is not None else {}
     if command and entrypoint:
         raise CliError("give the entrypoint either after `--` or with --entrypoint, not both")
-    runtime_env: dict[str, Any] = {}
+    runtime_env: dict[str, Any] = (
+        load_runtime_env(runtime_env_file) if runtime_env_file is not None else {}
+    )
     if (env_vars := _env_vars(env)) is not None:
-        runtime_env["env_vars"] = env_vars
+        runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), **env_vars}
     if working_dir is not None:
-        runtime_env["working_dir"] = working_dir
+        runtime_env["working_dir"] = resolve_working_dir(working_dir)
     flags: dict[str, Any] = {
         "entrypoint": shlex.join(command) if command else entrypoint,
         "name": name,
         "kind": kind.value if kind else None,
         "home_region": home_region,
         "allowed_regions": region or None,
-        "expected_duration_s": duration_s,
-        "deadline": deadline,
-        "max_delay_s": max_delay_s,
+        "expected_duration_s": None if duration is None else parse_duration_s(duration),
+        "deadline": None if deadline is None else parse_deadline(deadline),
+        "max_delay_s": None if max_delay is None else parse_duration_s(max_delay),
         "priority": priority,
         "max_retries": max_retries,
         "policy": policy.value if policy else None,
@@ -122,6 +153,7 @@ def submit(
     body = merge_flags(payload, flags)
     if not body.get("entrypoint"):
         raise CliError("no entrypoint: give it after `--`, with --entrypoint, or in --file")
+    body.setdefault("name", default_name(str(body["entrypoint"])))
     if array is not None or "grid" in body:
         indices = None if array is None else parse_array(array)
         made = submit_array(cli_context(ctx).client(), expand(body, indices))
@@ -130,10 +162,17 @@ def submit(
         else:
             console().print(f"submitted {made['count']} jobs in group {text(made['group_id'])}")
         return
-    job = cli_context(ctx).client().post("/v1/jobs", body)
-    if json_output:
+    client = cli_context(ctx).client()
+    job = client.post("/v1/jobs", body)
+    if json_output and not wait:
         print_json(job)
         return
+    if wait:
+        sys.stderr.write(f"submitted {job['id']}\n")
+        final = follow(client, job["id"])
+        if json_output:
+            print_json(final)
+        raise typer.Exit(exit_code_of(final))
     out = console()
     out.print(f"submitted {text(job['id'])}: {job['state']}")
     plan = job.get("plan")
@@ -210,8 +249,18 @@ def cancel(
         console().print(f"{text(job['id'])}: {job['state']}")
 
 
-def logs(ctx: typer.Context, job_id: JobId, json_output: JsonFlag = False) -> None:
+def logs(
+    ctx: typer.Context,
+    job_id: JobId,
+    follow_logs: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
+    ] = False,
+    json_output: JsonFlag = False,
+) -> None:
     """Print the current attempt's output."""
+    if follow_logs:
+        final = follow(cli_context(ctx).client(), job_id)
+        raise typer.Exit(exit_code_of(final))
     body = cli_context(ctx).client().get(f"/v1/jobs/{_quoted(job_id)}/logs")
     if json_output:
         print_json(body)
@@ -239,5 +288,8 @@ def register(app: typer.Typer) -> None:
     app.command("list")(list_jobs)
     app.command("show")(show)
     app.command("cancel")(cancel)
+    # What `ray job stop` / `ray job status` users type.
+    app.command("stop", help="Cancel a job (alias of cancel).")(cancel)
+    app.command("status", help="Show one job (alias of show).")(show)
     app.command("logs")(logs)
     app.command("events")(events)

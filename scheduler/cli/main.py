@@ -97,6 +97,9 @@ app = typer.Typer(
     name=PROG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain click help: one option per line, descriptions wrapped to the terminal (80 columns
+    # reads well), where rich boxes squeeze every column.
+    rich_markup_mode=None,
     help="Greenlight: a carbon-aware scheduler for training jobs and deployments.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
