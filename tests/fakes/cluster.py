@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 from scheduler.domain import Region
 from scheduler.domain.runs import RunInfo, RunStatus
@@ -28,7 +29,8 @@ class FakeCluster:
 
     def submit(self, region: Region, submission_id: str, entrypoint: str, *,
                env: Mapping[str, str], gpus: int, cpus: float, memory_mb: int,
-               working_dir: str | None = None) -> None:
+               working_dir: str | None = None,
+               runtime_env: Mapping[str, Any] | None = None) -> None:
         with self._lock:
             self.submit_calls[submission_id] += 1
         time.sleep(self.latency_s)
