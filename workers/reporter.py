@@ -5,20 +5,31 @@ timeout, 408/425/429/5xx) is retried with capped exponential backoff and jitter;
 server deduplicates by ``(job_id, attempt, device, interval_start)``, a resend carries exactly
 the same intervals and can never count energy twice. 401/403/404 mean this job may never
 report (wrong token, unknown job), so reporting stops; other 4xx drop that batch. At exit
-:meth:`EnergyReporter.close` keeps trying until a short deadline, then gives up and says so.
+:meth:`EnergyReporter.close` keeps trying, with backoff, until its deadline (the runner's
+``--flush-timeout-s``, 120 s by default: an outage that long loses nothing over HTTP), then
+gives up and says so.
+
+Every report is also written, as it is made, as one line ``GREENLIGHT_ENERGY {json}`` on the
+job's stdout (``ENERGY_LINE_PREFIX``; the JSON is the POST body's report plus ``job_id``). The
+cluster keeps the job's log, and the scheduler's reconcile reads those lines back when the
+attempt ends, storing any the API never received (the key makes the others duplicates). So
+no report is lost to an outage longer than the exit retries, nor when the worker could not
+get its token at all (``target=None``: lines only).
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import random
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
 import requests
@@ -27,6 +38,7 @@ from workers.intervals import IntervalReport
 
 logger = logging.getLogger(__name__)
 
+ENERGY_LINE_PREFIX = "GREENLIGHT_ENERGY "  # scheduler.service.energy_log.PREFIX
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _FATAL_STATUS = frozenset({401, 403, 404})
 
@@ -55,6 +67,8 @@ class RetryPolicy:
     read_timeout_s: float = 10.0
     batch_max: int = 500
     buffer_max: int = 100_000
+    # At exit, tries back off up to this long apart (an outage may last a while).
+    exit_max_s: float = 5.0
 
 
 @dataclass(slots=True)
@@ -90,12 +104,18 @@ class EnergyReporter:
 
     def __init__(
         self,
-        target: ApiTarget,
+        target: ApiTarget | None,
         *,
         policy: RetryPolicy | None = None,
         session: requests.Session | None = None,
+        job_id: str | None = None,
+        lines: TextIO | None = None,
     ) -> None:
+        """``target`` None: no POSTs, only the log lines (the worker has no token). The lines
+        go to ``lines`` (default: stdout) and name ``job_id`` (default: the target's)."""
         self._target = target
+        self._job_id = job_id or (target.job_id if target else None)
+        self._lines = lines
         self._policy = policy or RetryPolicy()
         self._session = session or requests.Session()
         self._cond = threading.Condition()
@@ -109,7 +129,11 @@ class EnergyReporter:
         self._thread.start()
 
     def submit(self, reports: Sequence[IntervalReport]) -> None:
-        """Queue reports for sending; never blocks on the network."""
+        """Write each report's log line and queue it for sending; never blocks on the
+        network."""
+        self._write_lines(reports)
+        if self._target is None:
+            return  # lines only: the log is where these go
         with self._cond:
             if self._disabled:
                 self._stats.dropped += len(reports)
@@ -125,9 +149,12 @@ class EnergyReporter:
 
     def close(self, deadline_s: float) -> ReporterStats:
         """Send what is queued, trying for at most ``deadline_s`` seconds (plus one read
-        timeout for a POST already in flight), then stop. Returns the final counts."""
+        timeout for a POST already in flight), then stop; at once when nothing is queued or
+        there is no target. Returns the final counts."""
         with self._cond:
             self._closing = True
+            if self._target is None or self._disabled:
+                deadline_s = 0.0
             self._deadline_s = time.monotonic() + deadline_s
             self._cond.notify()
         self._wake.set()
@@ -192,10 +219,27 @@ class EnergyReporter:
         wait_s = random.uniform(0.5, 1.0) * delay_s
         with self._cond:
             if self._closing:
-                # At exit, retry soon but not in a hot loop, and never past the deadline.
-                wait_s = min(wait_s, 0.5, max(0.0, self._deadline_s - time.monotonic()))
+                # At exit, back off (an outage may last a while) but never past the deadline.
+                left_s = max(0.0, self._deadline_s - time.monotonic())
+                wait_s = min(wait_s, self._policy.exit_max_s, left_s)
         if self._wake.wait(wait_s):
             self._wake.clear()
+
+    def _write_lines(self, reports: Sequence[IntervalReport]) -> None:
+        """One ``GREENLIGHT_ENERGY {json}`` line per report, each in one write (atomic on a
+        pipe), flushed at once: the log is the copy that survives an outage."""
+        if self._job_id is None or not reports:
+            return
+        stream = self._lines or sys.stdout
+        try:
+            for report in reports:
+                body = json.dumps(
+                    {"job_id": self._job_id, **report.to_json()}, separators=(",", ":")
+                )
+                stream.write(f"{ENERGY_LINE_PREFIX}{body}\n")
+            stream.flush()
+        except (OSError, ValueError) as e:  # a closed stdout must not fail the job
+            logger.warning("could not write energy lines to the log: %s", e)
 
     def _timeout(self) -> tuple[float, float]:
         read_s = self._policy.read_timeout_s
@@ -206,10 +250,13 @@ class EnergyReporter:
 
     def _post(self, batch: list[IntervalReport]) -> _Outcome:
         body = {"reports": [r.to_json() for r in batch]}
-        headers = {"Authorization": f"Bearer {self._target.token}"}
+        target = self._target
+        if target is None:  # never queued without a target; nothing to post to
+            return _Outcome.DROP
+        headers = {"Authorization": f"Bearer {target.token}"}
         try:
             response = self._session.post(
-                self._target.energy_url, json=body, headers=headers, timeout=self._timeout()
+                target.energy_url, json=body, headers=headers, timeout=self._timeout()
             )
         except requests.RequestException as e:
             return self._failed(len(batch), f"{type(e).__name__}: {e}")

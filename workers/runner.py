@@ -78,7 +78,7 @@ class RunnerConfig:
     interval_s: float = 30.0
     poll_s: float = 1.0
     stop_grace_s: float = 60.0
-    flush_timeout_s: float = 10.0
+    flush_timeout_s: float = 120.0
     meter_mode: MeterMode = "auto"
     attempt: int = 1
     node: str = field(default_factory=socket.gethostname)
@@ -121,8 +121,9 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "--flush-timeout-s",
         type=_positive,
-        default=10.0,
-        help="at exit, give up sending reports after this many seconds",
+        default=120.0,
+        help="at exit, give up sending reports after this many seconds (they are in the "
+        "job's log too, as GREENLIGHT_ENERGY lines, for the scheduler to read back)",
     )
     argv = list(argv)
     if "--" in argv:
@@ -436,7 +437,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             target, timeout_s=args.exchange_timeout_s, retry=config.retry, sleep=time.sleep
         )
     meter = open_meter(config, env)
-    reporter = EnergyReporter(target, policy=config.retry) if target else None
+    # Without a target (no token: the exchange failed) reports still go to the job's log.
+    job_id = env.get("GREENLIGHT_JOB_ID")
+    reporter = (
+        EnergyReporter(target, policy=config.retry, job_id=job_id) if target or job_id else None
+    )
     return Runner(config, meter, reporter).run(command, env)
 
 

@@ -139,7 +139,7 @@ def _apply_status(ctx: ServiceContext, job: Job, info: RunInfo, region: Region,
             retry_or_fail(ctx, job, now, f"pending on the cluster for {waited_s:.0f} s")
         return
     if info.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED):
-        _recover_energy(ctx, job, region)
+        recover_energy(ctx, job, region)
     if job.state is JobState.DISPATCHED and info.status in (
             RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED):
         job = _move(ctx, job, JobState.RUNNING, now, "running on the cluster", started_at=started)
@@ -155,7 +155,7 @@ def _apply_status(ctx: ServiceContext, job: Job, info: RunInfo, region: Region,
         _move(ctx, job, target, now, "stopped on the cluster", finished_at=finished)
 
 
-def _recover_energy(ctx: ServiceContext, job: Job, region: Region) -> None:
+def recover_energy(ctx: ServiceContext, job: Job, region: Region) -> None:
     """Store the energy lines of the finished attempt's log (duplicates are ignored)."""
     try:
         text = ctx.dispatcher.logs(region, job.submission_id or "")
