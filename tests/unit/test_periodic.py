@@ -1,0 +1,87 @@
+"""The periodic loops: a wake event runs a cycle at once (the interval is only a safety net),
+and failures are logged without storms: a database outage once at its start and once at its
+end, any other failure with its traceback once and then one line per repeat."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from scheduler.periodic import CycleGuard, CycleLoop
+
+
+class Flaky:
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+        self.calls = 0
+
+    def __call__(self) -> int:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return 0
+
+
+def test_a_database_outage_is_logged_once_and_its_end_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cycle, database = Flaky(), {"up": True}
+    guard = CycleGuard("plan", cycle, lambda: database["up"])
+    with caplog.at_level(logging.INFO, logger="scheduler.periodic"):
+        guard()
+        database["up"] = False
+        cycle.error = ConnectionError("connection refused")
+        for _ in range(20):
+            assert guard() is None
+        database["up"] = True
+        cycle.error = None
+        guard()
+        guard()
+    messages = [r.getMessage() for r in caplog.records]
+    assert cycle.calls == 23
+    assert sum("database unreachable" in m for m in messages) == 1
+    assert sum("reachable again" in m for m in messages) == 1
+    assert not any(r.exc_info for r in caplog.records)  # no traceback during the outage
+
+
+def test_a_bug_logs_its_traceback_once_then_one_line_per_repeat(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cycle = Flaky()
+    cycle.error = ValueError("bad row")
+    guard = CycleGuard("reconcile", cycle, lambda: True)
+    with caplog.at_level(logging.INFO, logger="scheduler.periodic"):
+        for _ in range(5):
+            guard()
+        cycle.error = None
+        guard()
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1
+    assert sum("failed again" in r.getMessage() for r in caplog.records) == 4
+    assert any("succeeded again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_wake_runs_the_cycle_at_once_not_at_the_interval() -> None:
+    ran = threading.Event()
+    calls: list[float] = []
+
+    def cycle() -> None:
+        calls.append(time.monotonic())
+        ran.set()
+
+    wake = threading.Event()
+    loop = CycleLoop(CycleGuard("dispatch-due", cycle, lambda: True), 3600.0, wake)
+    loop.start()
+    try:
+        assert ran.wait(5.0)  # the first run is at start
+        ran.clear()
+        woken_at = time.monotonic()
+        wake.set()
+        assert ran.wait(5.0)
+        assert calls[-1] - woken_at < 0.5
+        assert len(calls) == 2
+    finally:
+        loop.stop()
