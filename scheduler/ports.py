@@ -147,8 +147,10 @@ class PlanStore(Protocol):
 
 class EnergyStore(Protocol):
     def add_energy_reports(self, reports: Sequence[EnergyReport]) -> int:
-        """Insert reports; duplicates by (job_id, attempt, device, interval_start) are ignored.
-        Returns how many were new."""
+        """Insert reports atomically; exact repeats by (job_id, attempt, device,
+        interval_start) are ignored. Returns how many were new. Raises EnergyConflict (storing
+        nothing) for the same key with other figures or an interval overlapping a stored one
+        of the same job, attempt and device."""
         ...
 
     def energy_reports(self, job_ids: Collection[str] | None = None) -> list[EnergyReport]:
@@ -162,17 +164,23 @@ class ForecastStore(Protocol):
     def append_forecast(self, forecast: Forecast) -> None: ...
 
     def latest_forecast(
-        self, zone: str, as_of: datetime, kind: SeriesKind = SeriesKind.FORECAST,
+        self, zone: str, as_of: datetime, kind: SeriesKind = SeriesKind.FORECAST, *,
+        provider: str | None = None,
     ) -> Forecast | None:
-        """The series of ``kind`` for ``zone`` with the greatest ``issued_at <= as_of``."""
+        """The series of ``kind`` for ``zone`` with the greatest ``issued_at <= as_of``.
+        Series are keyed by (zone, provider): a region passes its ``provider``."""
         ...
 
-    def actuals(self, zone: str, start: datetime, end: datetime) -> Forecast | None:
+    def actuals(
+        self, zone: str, start: datetime, end: datetime, *, provider: str | None = None,
+    ) -> Forecast | None:
         """Actual points valid in ``[start, end)``, merged over every stored actual series (the
         latest issue wins for a given ``valid_at``); None when there are none."""
         ...
 
-    def forecasts_between(self, zone: str, start: datetime, end: datetime) -> list[Forecast]:
+    def forecasts_between(
+        self, zone: str, start: datetime, end: datetime, *, provider: str | None = None,
+    ) -> list[Forecast]:
         """Every forecast for ``zone`` issued in ``[start, end)``, oldest first."""
         ...
 

@@ -1,6 +1,7 @@
 """An in-memory, thread-safe ForecastStore for simulations, benchmarks and tests.
 
-Same contract as the SQL store (:class:`scheduler.ports.ForecastStore`), without durability.
+Same contract as the SQL store (:class:`scheduler.ports.ForecastStore`), without durability:
+series keyed by ``(zone, provider)``, every read optionally narrowed to one provider.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ class MemoryForecastStore:
         zone: str,
         as_of: datetime,
         kind: SeriesKind = SeriesKind.FORECAST,
+        *,
+        provider: str | None = None,
     ) -> Forecast | None:
-        """The series of ``kind`` with the greatest ``issued_at <= as_of`` (the later appended
-        on a tie)."""
+        """The series of ``kind`` (from ``provider`` when given) with the greatest
+        ``issued_at <= as_of`` (the later appended on a tie)."""
         best: Forecast | None = None
-        for series in self._snapshot(zone):
+        for series in self._snapshot(zone, provider):
             if (
                 series.kind is kind
                 and series.issued_at <= as_of
@@ -40,11 +43,13 @@ class MemoryForecastStore:
                 best = series
         return best
 
-    def actuals(self, zone: str, start: datetime, end: datetime) -> Forecast | None:
+    def actuals(
+        self, zone: str, start: datetime, end: datetime, *, provider: str | None = None
+    ) -> Forecast | None:
         """Actual points valid in ``[start, end)`` over every stored actual series; the latest
         issue wins for a given ``valid_at``. None when there are none."""
         chosen = sorted(
-            (s for s in self._snapshot(zone) if s.kind is SeriesKind.ACTUAL),
+            (s for s in self._snapshot(zone, provider) if s.kind is SeriesKind.ACTUAL),
             key=lambda s: s.issued_at,
         )
         merged: dict[datetime, float] = {}
@@ -65,11 +70,13 @@ class MemoryForecastStore:
             points=tuple(IntensityPoint(valid_at=t, g_per_kwh=merged[t]) for t in sorted(merged)),
         )
 
-    def forecasts_between(self, zone: str, start: datetime, end: datetime) -> list[Forecast]:
+    def forecasts_between(
+        self, zone: str, start: datetime, end: datetime, *, provider: str | None = None
+    ) -> list[Forecast]:
         """Forecasts (not actuals) issued in ``[start, end)``, oldest first."""
         found = [
             s
-            for s in self._snapshot(zone)
+            for s in self._snapshot(zone, provider)
             if s.kind is SeriesKind.FORECAST and start <= s.issued_at < end
         ]
         return sorted(found, key=lambda s: s.issued_at)
@@ -91,6 +98,8 @@ class MemoryForecastStore:
                 return len(self._series.get(zone, []))
             return sum(len(s) for s in self._series.values())
 
-    def _snapshot(self, zone: str) -> list[Forecast]:
+    def _snapshot(self, zone: str, provider: str | None = None) -> list[Forecast]:
+        """The zone's series (only ``provider``'s when given): series are keyed by both."""
         with self._lock:
-            return list(self._series.get(zone, []))
+            series = list(self._series.get(zone, []))
+        return series if provider is None else [s for s in series if s.provider == provider]

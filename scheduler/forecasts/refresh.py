@@ -2,16 +2,21 @@
 
 One :meth:`ForecastRefresher.refresh` call decides, for each distinct ``(provider, zone)``:
 
-- **skip** when the store's latest forecast for the zone is younger than the region's refresh
-  interval (a restarted service does not refetch everything);
+- **skip** when the store's latest forecast for the zone from that provider is younger than the
+  region's refresh interval (a restarted service does not refetch everything); series are
+  keyed by ``(provider, zone)``, so two providers of one zone never stand in for each other;
 - **back off** while a previous failure's jittered exponential delay (at least the provider's
-  Retry-After) has not passed;
+  Retry-After) has not passed; a forced refresh (``greenlight forecast pull``) clears a
+  backoff caused by refused credentials (the operator has just fixed them), never one that
+  honours a provider's Retry-After or a struggling provider;
 - otherwise **fetch** in a thread pool (regions in parallel), each call paced by its
   provider's token bucket, then append the forecast (when newer than what is stored) and the
   actuals since the last stored ones to the store, on the calling thread.
 
-Provider faults never escape: they become a per-region error with ``next_attempt_at``. Call
-``refresh`` often (every minute or so); the skip and backoff rules decide what is fetched.
+Provider faults never escape: they become a per-region error with ``next_attempt_at``; a
+failure fetching actuals is logged and reported in the region's message like a forecast
+failure. Call ``refresh`` often (every minute or so); the skip and backoff rules decide what is
+fetched.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from scheduler.domain import ConfigError, Forecast, ProviderError, SeriesKind
+from scheduler.forecasts.http import ProviderAuthError
 from scheduler.forecasts.throttle import (
     DEFAULT_RATE_LIMITS,
     BackoffPolicy,
@@ -95,6 +101,8 @@ class _ZoneState:
     failures: int = 0
     next_attempt_at: datetime | None = None
     last_error: str | None = None
+    # The last failure was refused credentials (401/403): a forced pull may retry at once.
+    auth_failure: bool = False
     # When this process last stored a good forecast: a provider whose issue time lags (hourly
     # model runs) must not be refetched on every call just because its ``issued_at`` is old.
     fetched_at: datetime | None = None
@@ -226,6 +234,8 @@ class ForecastRefresher:
         for key, members in groups.items():
             provider, zone = self._providers[members[0]]
             state = self._states.setdefault(key, _ZoneState())
+            if force and state.auth_failure:
+                state.next_attempt_at = None
             if state.next_attempt_at is not None and now < state.next_attempt_at:
                 outcomes.update(
                     self._outcomes(
@@ -238,7 +248,7 @@ class ForecastRefresher:
                     )
                 )
                 continue
-            latest = self._store.latest_forecast(zone, now)
+            latest = self._store.latest_forecast(zone, now, provider=provider.name)
             interval_s = min(self.interval_s(m) for m in members)
             known = [t for t in (latest.issued_at if latest else None, state.fetched_at) if t]
             fresh_since = max(known, default=None)
@@ -259,17 +269,19 @@ class ForecastRefresher:
                     provider=provider,
                     zone=zone,
                     regions=members,
-                    actuals_start=self._actuals_start(zone, now),
+                    actuals_start=self._actuals_start(provider, zone, now),
                     stored_issued_at=latest.issued_at if latest else None,
                 )
             )
         return outcomes, fetches
 
-    def _actuals_start(self, zone: str, now: datetime) -> datetime | None:
+    def _actuals_start(
+        self, provider: ForecastProvider, zone: str, now: datetime
+    ) -> datetime | None:
         """Where the actuals to fetch begin: the last stored slot (it may have been a partial
         estimate), bounded by the window; None when there is nothing new to ask for."""
         start = now - timedelta(seconds=self._actuals_window_s)
-        last = self._store.latest_forecast(zone, now, SeriesKind.ACTUAL)
+        last = self._store.latest_forecast(zone, now, SeriesKind.ACTUAL, provider=provider.name)
         if last is not None and last.points:
             start = max(start, last.points[-1].valid_at)
         return start if start < now else None
@@ -329,6 +341,7 @@ class ForecastRefresher:
             delay_s = self._backoff.delay_s(state.failures, fetch.error, self._rng)
             state.next_attempt_at = now + timedelta(seconds=delay_s)
             state.last_error = str(fetch.error)
+            state.auth_failure = isinstance(fetch.error, ProviderAuthError)
             logger.warning(
                 "forecast refresh for %s failed (%d in a row): %s; next try at %s",
                 fetch.zone,
@@ -357,7 +370,15 @@ class ForecastRefresher:
         if fetch.stored_issued_at is None or fetch.forecast.issued_at > fetch.stored_issued_at:
             self._store.append_forecast(fetch.forecast)
         state.failures, state.next_attempt_at, state.last_error = 0, None, None
+        state.auth_failure = False
         state.fetched_at = now
+        if fetch.actuals_error:
+            logger.warning(
+                "actuals refresh for %s (%s) failed: %s",
+                fetch.zone,
+                fetch.provider.name,
+                fetch.actuals_error,
+            )
         return self._outcomes(
             fetch.regions,
             fetch.zone,

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from scheduler.forecasts.accuracy import forecast_error_by_lead
+from scheduler.forecasts.refresh import RefreshStatus
 from scheduler.service.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,14 @@ def refresh(ctx: ServiceContext, regions: list[str] | None = None, *,
     result = ctx.refresher.refresh(now, regions, force=force)
     out: dict[str, str] = {}
     for name, outcome in result.regions.items():
-        if outcome.ok:
-            ctx.last_errors.pop(name, None)
+        if outcome.ok and outcome.message:
+            # A good forecast but failed actuals: shown where forecast errors show.
+            ctx.last_errors[name] = outcome.message
+            ctx.counters["actuals_refresh_errors_total"] += 1
+            out[name] = outcome.status.value
+        elif outcome.ok:
+            if outcome.status is RefreshStatus.OK:  # a skip fetched nothing, fixed nothing
+                ctx.last_errors.pop(name, None)
             out[name] = outcome.status.value
         else:
             message = outcome.message or outcome.status.value
@@ -39,8 +46,10 @@ def refresh(ctx: ServiceContext, regions: list[str] | None = None, *,
 def _measure_errors(ctx: ServiceContext, now: datetime) -> None:
     """Forecast error by lead time per region, from what the store holds (for robust planning)."""
     for name, region in ctx.regions.items():
-        issued = ctx.store.forecasts_between(region.grid_zone, now - ERROR_LOOKBACK, now)
-        actuals = ctx.store.actuals(region.grid_zone, now - ERROR_LOOKBACK, now)
+        issued = ctx.store.forecasts_between(region.grid_zone, now - ERROR_LOOKBACK, now,
+                                             provider=region.provider)
+        actuals = ctx.store.actuals(region.grid_zone, now - ERROR_LOOKBACK, now,
+                                    provider=region.provider)
         if len(issued) < 2 or actuals is None:
             continue
         errors = forecast_error_by_lead(issued, actuals)

@@ -46,8 +46,8 @@ def all_jobs(ctx: ServiceContext, states: tuple[JobState, ...]) -> list[Job]:
 
 def region_signal(ctx: ServiceContext, region_name: str, now: datetime) -> Signal | None:
     """The best usable series for a region at ``now``, or None when there is nothing usable."""
-    zone = ctx.regions[region_name].grid_zone
-    latest = ctx.store.latest_forecast(zone, now)
+    zone, provider = ctx.regions[region_name].grid_zone, ctx.regions[region_name].provider
+    latest = ctx.store.latest_forecast(zone, now, provider=provider)
     if latest is not None and latest.end is not None and latest.end > now:
         age_s = latest.age_s(now)
         if age_s <= ctx.config.forecast_max_age_s:
@@ -56,7 +56,7 @@ def region_signal(ctx: ServiceContext, region_name: str, now: datetime) -> Signa
                 note = (f"planned on a {age_s / 3600:.1f} h old forecast from {latest.provider} "
                         f"issued {latest.issued_at.isoformat()}")
             return Signal(series=latest, note=note, fallback="old-forecast" if note else None)
-    profile = actuals_profile(ctx, zone, now)
+    profile = actuals_profile(ctx, zone, now, provider=provider)
     if profile is not None:
         return Signal(series=profile, fallback="actuals-profile",
                       note=f"no fresh forecast for {zone}: planned on its actuals of the last 24 h "
@@ -64,9 +64,11 @@ def region_signal(ctx: ServiceContext, region_name: str, now: datetime) -> Signa
     return None
 
 
-def actuals_profile(ctx: ServiceContext, zone: str, now: datetime) -> Forecast | None:
-    """Last 24 h of actuals shifted forward by whole days to cover the next 48 h."""
-    recent = ctx.store.actuals(zone, now - PROFILE_LOOKBACK, now)
+def actuals_profile(ctx: ServiceContext, zone: str, now: datetime, *,
+                    provider: str | None = None) -> Forecast | None:
+    """Last 24 h of actuals (``provider``'s when given) shifted forward by whole days to cover
+    the next 48 h."""
+    recent = ctx.store.actuals(zone, now - PROFILE_LOOKBACK, now, provider=provider)
     if recent is None or len(recent.points) < 2:
         return None
     points: list[IntensityPoint] = []

@@ -57,7 +57,7 @@ def regions(ctx: ServiceContext) -> list[RegionStatus]:
     now = ctx.clock.now()
     out = []
     for region in ctx.regions.values():
-        latest = ctx.store.latest_forecast(region.grid_zone, now)
+        latest = ctx.store.latest_forecast(region.grid_zone, now, provider=region.provider)
         out.append(RegionStatus(
             region=region, last_refresh=latest.issued_at if latest else None,
             horizon_end=latest.end if latest else None, stale=_stale(ctx, latest, now),
@@ -69,7 +69,7 @@ def forecast(ctx: ServiceContext, region_name: str, window_s: float = 3600.0) ->
     """The latest forecast for a region and its lowest-carbon window of ``window_s``."""
     region = ctx.region(region_name)
     now = ctx.clock.now()
-    latest = ctx.store.latest_forecast(region.grid_zone, now)
+    latest = ctx.store.latest_forecast(region.grid_zone, now, provider=region.provider)
     best = None
     if latest is not None and latest.end is not None and latest.end > now:
         best = best_window(latest, now, window_s, ctx.config.step_s)
@@ -84,8 +84,10 @@ def forecast_accuracy(ctx: ServiceContext, region_name: str) -> list[LeadError]:
     """Mean absolute error by lead time of the last week's forecasts against actuals."""
     region = ctx.region(region_name)
     now = ctx.clock.now()
-    issued = ctx.store.forecasts_between(region.grid_zone, now - ACCURACY_LOOKBACK, now)
-    actuals = ctx.store.actuals(region.grid_zone, now - ACCURACY_LOOKBACK, now)
+    issued = ctx.store.forecasts_between(region.grid_zone, now - ACCURACY_LOOKBACK, now,
+                                         provider=region.provider)
+    actuals = ctx.store.actuals(region.grid_zone, now - ACCURACY_LOOKBACK, now,
+                                provider=region.provider)
     if not issued or actuals is None:
         return []
     return forecast_error_by_lead(issued, actuals)
@@ -150,17 +152,18 @@ def _intensity_between(ctx: ServiceContext, first: datetime, last: datetime, now
     forecasts: dict[str, Forecast] = {}
     for name, region in ctx.regions.items():
         zone = region.grid_zone
-        series = ctx.store.actuals(zone, first, last)
+        series = ctx.store.actuals(zone, first, last, provider=region.provider)
         if _uncovered(series, first, min(last, now)) and name in ctx.providers:
             try:
                 fetched = ctx.providers[name].actuals(zone, first, min(last, now))
                 ctx.store.append_forecast(fetched)
-                series = ctx.store.actuals(zone, first, last)
+                series = ctx.store.actuals(zone, first, last, provider=region.provider)
             except ProviderError as e:
                 ctx.last_errors[name] = str(e)
         if series is not None:
             actuals[zone] = series
-        latest = ctx.store.latest_forecast(zone, now, SeriesKind.FORECAST)
+        latest = ctx.store.latest_forecast(zone, now, SeriesKind.FORECAST,
+                                           provider=region.provider)
         if latest is not None:
             forecasts[zone] = latest
     return actuals, forecasts

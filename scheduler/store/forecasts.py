@@ -1,4 +1,9 @@
-"""The SQL ForecastStore: every series fetched, append-only, as a header plus its points."""
+"""The SQL ForecastStore: every series fetched, append-only, as a header plus its points.
+
+Series are keyed by ``(zone, provider)``: two regions on one grid zone through different
+providers never read each other's series. Every read takes an optional ``provider``; None reads
+the zone across providers (tools and old callers), a region's reads pass its provider.
+"""
 
 from __future__ import annotations
 
@@ -46,13 +51,16 @@ class SqlForecastStore(SqlAdapter):
         zone: str,
         as_of: datetime,
         kind: SeriesKind = SeriesKind.FORECAST,
+        *,
+        provider: str | None = None,
     ) -> Forecast | None:
-        """The series of ``kind`` for ``zone`` with the greatest ``issued_at <= as_of`` (the
-        last one stored wins a tie); None when there is none."""
+        """The series of ``kind`` for ``zone`` (from ``provider`` when given) with the greatest
+        ``issued_at <= as_of`` (the last one stored wins a tie); None when there is none."""
         query = (
             sa.select(forecasts)
             .where(
                 forecasts.c.zone == zone,
+                *_of_provider(provider),
                 forecasts.c.kind == kind.value,
                 forecasts.c.issued_at <= as_of,
             )
@@ -66,16 +74,21 @@ class SqlForecastStore(SqlAdapter):
             points = _points_by_series(conn, [header["id"]])
         return _series(header, points[header["id"]])
 
-    def actuals(self, zone: str, start: datetime, end: datetime) -> Forecast | None:
+    def actuals(
+        self, zone: str, start: datetime, end: datetime, *, provider: str | None = None
+    ) -> Forecast | None:
         """Actual points for ``zone`` whose validity overlaps ``[start, end)``, merged over every
         stored actual series: for one ``valid_at`` the latest issue wins. A point valid from
         before ``start`` that still covers it is included, so an interval starting mid-hour is
         priced. The result carries the latest contributing series' provider, signal and
-        resolution, and the latest ``issued_at``; None when no point overlaps."""
+        resolution, and the latest ``issued_at``; None when no point overlaps. With
+        ``provider``, only that provider's series count."""
         with read_transaction(self._engine) as conn:
             widest_s = conn.execute(
                 sa.select(sa.func.max(forecasts.c.resolution_s)).where(
-                    forecasts.c.zone == zone, forecasts.c.kind == SeriesKind.ACTUAL.value
+                    forecasts.c.zone == zone,
+                    *_of_provider(provider),
+                    forecasts.c.kind == SeriesKind.ACTUAL.value,
                 )
             ).scalar_one_or_none()
             if widest_s is None:
@@ -93,6 +106,7 @@ class SqlForecastStore(SqlAdapter):
                 .join(forecasts, forecasts.c.id == forecast_points.c.series_id)
                 .where(
                     forecasts.c.zone == zone,
+                    *_of_provider(provider),
                     forecasts.c.kind == SeriesKind.ACTUAL.value,
                     forecast_points.c.valid_at < end,
                     forecast_points.c.valid_at >= start - timedelta(seconds=widest_s),
@@ -104,13 +118,16 @@ class SqlForecastStore(SqlAdapter):
             rows = conn.execute(query).mappings().all()
         return _merge_actuals(zone, start, rows)
 
-    def forecasts_between(self, zone: str, start: datetime, end: datetime) -> list[Forecast]:
-        """Every forecast (not actual) series for ``zone`` issued in ``[start, end)``, oldest
-        first."""
+    def forecasts_between(
+        self, zone: str, start: datetime, end: datetime, *, provider: str | None = None
+    ) -> list[Forecast]:
+        """Every forecast (not actual) series for ``zone`` (from ``provider`` when given)
+        issued in ``[start, end)``, oldest first."""
         query = (
             sa.select(forecasts)
             .where(
                 forecasts.c.zone == zone,
+                *_of_provider(provider),
                 forecasts.c.kind == SeriesKind.FORECAST.value,
                 forecasts.c.issued_at >= start,
                 forecasts.c.issued_at < end,
@@ -130,6 +147,10 @@ class SqlForecastStore(SqlAdapter):
             conn.execute(sa.delete(forecast_points).where(forecast_points.c.series_id.in_(old)))
             result = conn.execute(sa.delete(forecasts).where(forecasts.c.issued_at < before))
         return int(result.rowcount)
+
+
+def _of_provider(provider: str | None) -> tuple[sa.ColumnElement[bool], ...]:
+    return () if provider is None else (forecasts.c.provider == provider,)
 
 
 def _points_by_series(

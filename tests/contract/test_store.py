@@ -600,6 +600,30 @@ def test_forecasts_between_lists_forecasts_issued_in_range_oldest_first(store: S
     assert store.forecasts_between("DE", T0 + timedelta(hours=3), T0 + timedelta(hours=4)) == []
 
 
+def test_series_are_keyed_by_provider_and_zone(store: SqlStore) -> None:
+    later = T0 + timedelta(hours=1)
+    store.append_forecast(make_series("DE", T0, [100.0, 110.0], provider="replay"))
+    store.append_forecast(make_series("DE", later, [500.0, 510.0], provider="electricitymaps"))
+    for provider, value in (("replay", 100.0), ("electricitymaps", 500.0)):
+        store.append_forecast(
+            make_series("DE", later, [value], kind=SeriesKind.ACTUAL, provider=provider)
+        )
+
+    replay = store.latest_forecast("DE", later, provider="replay")
+    assert replay is not None
+    assert (replay.provider, replay.points[0].g_per_kwh) == ("replay", 100.0)
+    latest_any = store.latest_forecast("DE", later)
+    assert latest_any is not None
+    assert latest_any.provider == "electricitymaps"
+    assert store.latest_forecast("DE", later, provider="watttime") is None
+    for provider, value in (("replay", 100.0), ("electricitymaps", 500.0)):
+        actual = store.actuals("DE", later, later + timedelta(hours=1), provider=provider)
+        assert actual is not None
+        assert [p.g_per_kwh for p in actual.points] == [value]
+        found = store.forecasts_between("DE", T0, later + timedelta(hours=1), provider=provider)
+        assert {f.provider for f in found} == {provider}
+
+
 def test_prune_deletes_old_series_and_their_points(store: SqlStore) -> None:
     cutoff = T0 + timedelta(hours=1)
     store.append_forecast(make_series("DE", T0, [1.0, 2.0]))
