@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -221,13 +222,18 @@ def serve(settings: Settings) -> None:
     from scheduler.periodic import start_periodic
 
     configure_logging(settings.log_format, settings.log_level)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
+    # it found: with the default one the process would die there, before the local Ray head
+    # below is stopped. These handlers turn it into SystemExit, so every `finally` runs.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_on_signal)
     with ray_cluster(settings) as ray:
         service = build_service(settings, ray=ray)
         service.refresh_forecasts()
         cycles = start_periodic(service, settings)
         try:
             uvicorn.run(
-                create_app(service),
+                create_app(service, max_body_bytes=settings.api_max_body_bytes),
                 host=settings.api_host,
                 port=settings.api_port,
                 log_config=None,
@@ -235,6 +241,10 @@ def serve(settings: Settings) -> None:
             )
         finally:
             cycles.shutdown(wait=False)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def scaled_clock(speed: float) -> ScaledClock:
