@@ -528,3 +528,18 @@ def test_no_energy_report_gets_a_5xx(api: Api, overrides: dict[str, Any], joules
     response = post_raw(api, f"/v1/jobs/{job_id}/energy", _dump({"reports": [report]}), api.admin)
     assert response.status_code in (200, 409, 422), response.text
     json.loads(response.content)
+
+
+def test_the_body_limit_is_configured(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GREENLIGHT_API_MAX_BODY_BYTES", "4096")
+    settings = load_settings(database_url=sqlite_url)
+    assert settings.api_max_body_bytes == 4096
+    service = build_service(settings, clock=FakeClock(T0))
+    secret, _ = service.create_token(tenant="acme", role=Role.USER)
+    app = create_app(service, max_body_bytes=settings.api_max_body_bytes)
+    with TestClient(app) as http:
+        headers = {"Authorization": f"Bearer {secret}"}
+        small = http.post("/v1/jobs", json=job_body(), headers=headers)
+        assert small.status_code == 201
+        big = http.post("/v1/jobs", json=job_body(name="x" * 5000), headers=headers)
+        assert_refused(big, 413)
