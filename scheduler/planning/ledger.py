@@ -25,6 +25,7 @@ runs count when the region has a price there, as in the cycle. Pure: no I/O, no 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from scheduler.planning.capacity import SPAN_EPS, CapacityLedger, span
 from scheduler.planning.grid import FloatArray, IntArray, PlanningGrid, resample
 from scheduler.planning.snapshot import Occupancy, PlanningJob, RegionState
 from scheduler.planning.table import HORIZON_CAP_S, MIN_DURATION_S
-from scheduler.planning.window import candidate_starts, run_costs
+from scheduler.planning.window import candidate_starts
 
 # The ledger covers at least this far ahead of its build time, with or without forecasts.
 MIN_HORIZON_S = 48 * 3600.0
@@ -93,6 +94,9 @@ class AdmissionLedger:
         self._capacity = np.array([r.gpus for r in self.regions], dtype=np.int64)
         self._pue = np.array([r.pue for r in self.regions], dtype=np.float64)
         self.hard, self.free, self.prices = hard, free, prices
+        self._prefix: FloatArray | None = None
+        self._padded: FloatArray = prices
+        self._nans: IntArray = np.zeros((0, 0), dtype=np.int64)
         # Jobs admitted since the decision the ledger was built from: the next rebuild keeps
         # those its snapshot did not see.
         self.admitted: dict[str, Reservation] = {}
@@ -160,6 +164,46 @@ class AdmissionLedger:
             self.admitted[job.id] = verdict.window
         return verdict
 
+    def admit_many(self, jobs: Sequence[PlanningJob], now: datetime) -> list[Verdict]:
+        """``admit`` for every job, shape by shape: jobs alike in GPUs, duration, start,
+        deadline and regions (an array, a sweep) are decided together, a window that still
+        fits ``k`` of them taking ``k`` at once. The verdicts are those admitting them one by
+        one, in that order, would give; the cost grows with the windows used, not the jobs."""
+        verdicts: list[Verdict] = [Verdict(reason=None)] * len(jobs)
+        shapes: dict[tuple[object, ...], list[int]] = {}
+        for i, job in enumerate(jobs):
+            key = (
+                job.gpus,
+                job.duration_s,
+                max(now, job.earliest_start),
+                job.deadline,
+                job.allowed_regions,
+                job.home_region,
+            )
+            shapes.setdefault(key, []).append(i)
+        for pending in shapes.values():
+            while pending:
+                verdict = self._decide(jobs[pending[0]], now)
+                window = verdict.window
+                if window is None:  # refused, or holds no GPUs: alike for the whole shape
+                    for i in pending:
+                        verdicts[i] = verdict
+                    break
+                n = len(pending) if verdict.overbooked else max(1, self._fits(window))
+                for i in pending[:n]:
+                    held = dataclasses.replace(window, job_id=jobs[i].id)
+                    verdicts[i] = Verdict(reason=None, window=held, overbooked=verdict.overbooked)
+                    self.admitted[held.job_id] = held
+                self._take(dataclasses.replace(window, gpus=window.gpus * min(n, len(pending))))
+                pending = pending[n:]
+        return verdicts
+
+    def _fits(self, window: Reservation) -> int:
+        """How many runs like ``window`` its span still has free GPUs for."""
+        x0 = self.grid.to_x(window.start)
+        a, b = span(x0, self.grid.to_x(window.end) - x0, self.free.shape[1])
+        return int(self.free[self._row[window.region], a:b].min()) // window.gpus
+
     def release(self, job_id: str) -> None:
         """Give back what an admitted job reserved (it was cancelled before the next cycle)."""
         held = self.admitted.pop(job_id, None)
@@ -188,7 +232,7 @@ class AdmissionLedger:
         last = min(x_l, cap_x)
         self._ensure(math.ceil(max(last, x_e) + d) + 1)
         starts = candidate_starts(x_e, last, max(x_e, self.free.shape[1] - d))
-        costs = np.stack([run_costs(self.prices[r], starts, d) * self._pue[r] for r in rows])
+        costs = self._run_costs(rows, starts, d)
         priced = np.isfinite(costs)
         if not priced.any():
             costs, priced = np.zeros_like(costs), np.ones_like(priced)  # runs now, unpriced
@@ -268,6 +312,30 @@ class AdmissionLedger:
         np.add.at(diff, (rows[keep], b[keep]), -gpus[keep])
         self.free -= np.cumsum(diff, axis=1)[:, :n]
 
+    def _run_costs(self, rows: IntArray, starts: FloatArray, d: float) -> FloatArray:
+        """``window.run_costs`` for several rows at once, times each row's PUE, on prefix sums
+        kept between calls (a submit then costs O(candidates), not O(horizon))."""
+        if self._prefix is None:
+            zero = np.zeros((len(self.regions), 1))
+            self._padded = np.concatenate((np.nan_to_num(self.prices, nan=0.0), zero), axis=1)
+            self._prefix = np.concatenate((zero, np.cumsum(self._padded, axis=1)), axis=1)
+            self._nans = np.concatenate(
+                (zero.astype(np.int64), np.cumsum(np.isnan(self.prices), axis=1)), axis=1
+            )
+        n = self.prices.shape[1]
+        ends = starts + d
+        inside = (starts >= 0) & (ends <= n + 1e-9)
+        s, e = np.clip(starts, 0, n), np.clip(ends, 0, n)
+        fs, fe = np.floor(s).astype(np.int64), np.floor(e).astype(np.int64)
+        prefix, padded, nans = self._prefix[rows], self._padded[rows], self._nans[rows]
+        cost = (prefix[:, fe] + (e - fe) * padded[:, fe]) - (
+            prefix[:, fs] + (s - fs) * padded[:, fs]
+        )
+        last = np.maximum(np.ceil(e - 1e-9).astype(np.int64), fs)
+        touched_nan = (nans[:, last] - nans[:, fs]) > 0
+        out: FloatArray = np.where(inside & ~touched_nan, cost, np.nan) * self._pue[rows][:, None]
+        return out
+
     def _ensure(self, n_slots: int) -> None:
         """Grow the arrays to ``n_slots`` (free and unbooked, unpriced past the old end)."""
         have = self.free.shape[1]
@@ -281,6 +349,7 @@ class AdmissionLedger:
             (self.prices, np.full((len(self.regions), extra), self._fill_price)), axis=1
         )
         self.grid = PlanningGrid(origin=self.grid.origin, step_s=self.grid.step_s, n_slots=n_slots)
+        self._prefix = None  # prices grew: the prefix sums are rebuilt on next use
 
 
 def _iso(when: datetime | None) -> str:

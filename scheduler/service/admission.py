@@ -66,7 +66,7 @@ def admit(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) -> list[Verdi
         ledger = ctx.admission
         if ledger is None:
             return [ADMIT_ALL] * len(jobs)
-        verdicts = [ledger.admit(planning_job(ctx, job), now) for job in jobs]
+        verdicts = ledger.admit_many([planning_job(ctx, job) for job in jobs], now)
         if any(not v.admitted for v in verdicts):
             for job in jobs:
                 ledger.release(job.id)

@@ -44,6 +44,8 @@ from scheduler.store.tables import job_events, jobs
 # A conditional update loses only when another writer changed the row in between; each retry
 # re-reads the state, and the finite state graph bounds how often that can happen.
 _CAS_ATTEMPTS = 8
+_INSERT_JOB = sa.insert(jobs)
+_INSERT_EVENT = sa.insert(job_events)
 
 
 class SqlJobStore(SqlAdapter):
@@ -54,8 +56,10 @@ class SqlJobStore(SqlAdapter):
         is taken."""
         try:
             with write_transaction(self._engine) as conn:
-                conn.execute(sa.insert(jobs).values(job_values(job)))
-                conn.execute(sa.insert(job_events).values(event_values(event)))
+                # Parameters apart from the statement: its compiled form is cached, where
+                # ``.values(...)`` would build and coerce a new statement per job.
+                conn.execute(_INSERT_JOB, job_values(job))
+                conn.execute(_INSERT_EVENT, event_values(event))
         except sa.exc.IntegrityError as e:
             raise GreenlightError(f"job {job.id!r} already exists") from e
 
@@ -66,8 +70,8 @@ class SqlJobStore(SqlAdapter):
             return
         try:
             with write_transaction(self._engine) as conn:
-                conn.execute(sa.insert(jobs), [job_values(job) for job, _ in new])
-                conn.execute(sa.insert(job_events), [event_values(event) for _, event in new])
+                conn.execute(_INSERT_JOB, [job_values(job) for job, _ in new])
+                conn.execute(_INSERT_EVENT, [event_values(event) for _, event in new])
         except sa.exc.IntegrityError as e:
             raise GreenlightError(f"one of {len(new)} job ids already exists") from e
 

@@ -189,3 +189,32 @@ def test_a_later_clock_only_considers_starts_from_now() -> None:
     assert verdict.window is not None
     assert verdict.window.start >= later
     assert np.isfinite(ledger.prices[0, :HOURS]).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(instances(), st.lists(st.sampled_from([0, 1, 2]), min_size=1, max_size=40))
+def test_admitting_a_batch_equals_admitting_its_jobs_one_by_one(
+    case: tuple[Snapshot, PlanningJob], shapes: list[int]
+) -> None:
+    snap, template = case
+    batch = [
+        dataclasses.replace(template, id=f"n{i}", gpus=1 + s % 2, duration_s=3600.0 * (1 + s))
+        for i, s in enumerate(shapes)
+    ]
+    together, alone = (
+        AdmissionLedger.build(
+            now=snap.now,
+            step_s=snap.step_s,
+            regions=snap.regions,
+            occupancy=snap.occupancy,
+            forecasts=snap.forecasts,
+        )
+        for _ in range(2)
+    )
+    got = dict(zip([j.id for j in batch], together.admit_many(batch, snap.now), strict=True))
+    order = sorted(
+        batch, key=lambda j: [(j.gpus, j.duration_s) for j in batch].index((j.gpus, j.duration_s))
+    )
+    expected = {j.id: alone.admit(j, snap.now) for j in order}
+    assert got == expected
+    assert (together.free == alone.free).all()
