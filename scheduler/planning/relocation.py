@@ -23,7 +23,8 @@ regions the dead band is twice the bar wide (plus the overlap, paid both ways): 
 wobbles around the threshold never moves a deployment, and one that wobbles by less than the
 dead band moves it at most once. The minimum stay bounds the rate of moves whatever the
 forecast does. Capacity is checked by ``plan_relocations`` (whole GPUs, or packed with
-``scheduler.planning.packing``). Pure: ``now`` is a parameter.
+``scheduler.planning.packing``). Afterwards ``measured_saving`` judges a move on actuals, for
+the savings report. Pure: ``now`` is a parameter.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scheduler.domain import Forecast, ForecastUnavailable
-from scheduler.planning.accounting import covered_s, interval_intensity_g_per_kwh
+from scheduler.planning.accounting import (
+    covered_s,
+    interval_intensity_g_per_kwh,
+    profile_emissions_g,
+)
 from scheduler.planning.packing import gpus_needed
 
 W_PER_KW = 1000.0
@@ -356,3 +361,44 @@ def _needed(gpu_shares: Sequence[float], packed: bool) -> int:
     if packed:
         return gpus_needed(gpu_shares)
     return sum(max(1, math.ceil(s)) for s in gpu_shares)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeasuredRelocation:
+    """A move judged on actuals: grams emitted since it (the new copy, plus the old copy's
+    overlap) and grams the same energy would have emitted where the deployment was."""
+
+    stayed_g: float
+    actual_g: float
+
+    @property
+    def saving_g(self) -> float:
+        return self.stayed_g - self.actual_g
+
+    @property
+    def saving_pct(self) -> float:
+        return 100.0 * self.saving_g / self.stayed_g if self.stayed_g > 0 else 0.0
+
+
+EnergyProfile = Sequence[tuple[datetime, datetime, float]]
+
+
+def measured_saving(
+    profile: EnergyProfile,
+    overlap: EnergyProfile,
+    *,
+    from_pue: float,
+    from_actuals: Forecast,
+    to_pue: float,
+    to_actuals: Forecast,
+) -> MeasuredRelocation:
+    """The saving of a move on actual intensity. ``profile`` is the new copy's energy since the
+    move, ``(start, end, energy_j)`` intervals (its energy reports); staying put is the same
+    profile in the old region (the old copy would have served the same requests). ``overlap`` is
+    the old copy's energy from the move's start until it stopped, charged to the move. Raises
+    ForecastUnavailable when an actual series covers none of an interval with energy in it."""
+    stayed_g = profile_emissions_g(profile, from_pue, from_actuals)
+    actual_g = profile_emissions_g(profile, to_pue, to_actuals) + profile_emissions_g(
+        overlap, from_pue, from_actuals
+    )
+    return MeasuredRelocation(stayed_g=stayed_g, actual_g=actual_g)

@@ -11,12 +11,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from scheduler.domain import ForecastUnavailable, SeriesKind
 from scheduler.planning.relocation import (
     RegionOutlook,
     RelocationPolicy,
     RelocationReason,
     RunningDeployment,
     decide,
+    measured_saving,
     plan_relocations,
     region_outlooks,
 )
@@ -185,6 +187,48 @@ def test_capacity_grants_the_largest_saving_first() -> None:
     ]
     packed = plan_relocations(halves, looks, T0, policy, {"a": 1, "b": 1}, packed=True)
     assert {d.target_region for d in packed.values()} == {"b"}
+
+
+def test_a_forecast_starting_after_the_overlap_prices_it_flat() -> None:
+    policy = DAY
+    now = T0 - timedelta(minutes=20)
+    looks = region_outlooks(
+        {"a": series([100] * 2 + [400] * 22), "b": series([200] * 24)},
+        {"a": 1.0, "b": 1.0},
+        now,
+        policy,
+    )
+    # The horizon's covered part is T0 to T0 + 23 h 40 min: 2 h at 100, 21 h 40 min at 400.
+    mean = (2 * 100 + (21 + 2 / 3) * 400) / (23 + 2 / 3)
+    assert looks["a"].mean_g_per_kwh == pytest.approx(mean)
+    assert looks["a"].coverage == pytest.approx((23 + 2 / 3) / 24)
+    # The 10 min overlap from now has no value at all: it takes the horizon's mean.
+    assert looks["a"].overlap_g_per_kwh == pytest.approx(mean)
+
+
+def test_measured_saving_by_hand() -> None:
+    # Two hours of 1 kWh each after the move; the old copy drew 0.5 kW for its 10 min overlap.
+    old = series([400.0] * 3, kind=SeriesKind.ACTUAL)
+    new = series([100.0] * 3, kind=SeriesKind.ACTUAL)
+    hour = timedelta(hours=1)
+    profile = [(T0, T0 + hour, 3.6e6), (T0 + hour, T0 + 2 * hour, 3.6e6)]
+    overlap = [(T0, T0 + timedelta(minutes=10), 0.5 * 600 * 1000)]
+    got = measured_saving(
+        profile, overlap, from_pue=1.0, from_actuals=old, to_pue=1.2, to_actuals=new
+    )
+    # Stayed: 2 kWh x 400 = 800 g. Moved: 2 kWh x 1.2 x 100 = 240 g + 1/12 kWh x 400 = 33.3 g.
+    assert got.stayed_g == pytest.approx(800.0)
+    assert got.actual_g == pytest.approx(240.0 + 100.0 / 3)
+    assert got.saving_pct == pytest.approx(100 * (800.0 - 240.0 - 100.0 / 3) / 800.0)
+    with pytest.raises(ForecastUnavailable):
+        measured_saving(
+            [(T0 + 5 * hour, T0 + 6 * hour, 3.6e6)],
+            [],
+            from_pue=1.0,
+            from_actuals=old,
+            to_pue=1.0,
+            to_actuals=new,
+        )
 
 
 # --- properties -------------------------------------------------------------------------------
