@@ -178,7 +178,8 @@ def _optimum(
         if size > opts.optimum_max_nonzeros:
             notes.append(
                 f"optimum skipped: its MIP would hold about {size / 1e6:.1f}M nonzeros "
-                f"(limit {opts.optimum_max_nonzeros / 1e6:g}M); long jobs weigh most"
+                f"(limit {opts.optimum_max_nonzeros / 1e6:g}M, --optimum-max-nonzeros); long "
+                "jobs weigh most"
             )
             return None
     if progress is not None and solves:
@@ -198,7 +199,7 @@ def _optimum(
         max_jobs=opts.optimum_max_jobs,
         time_limit_s=opts.optimum_time_limit_s,
         notes=notes,
-        progress=stage,
+        progress=None if solver_progress is None else stage,
     )
     if progress is not None and solves:
         progress(OPTIMUM_LABEL, 1, 1)

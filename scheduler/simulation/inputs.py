@@ -325,7 +325,8 @@ def _job_info(path: Path, trace: JobTrace) -> TraceInfo:
     detail = f"{len(trace.records):,} jobs read"
     if trace.skipped:
         reasons = ", ".join(f"{reason} {n:,}" for reason, n in trace.skipped)
-        detail += f", {trace.skipped_rows:,} rows skipped ({reasons})"
+        rows = trace.skipped_rows
+        detail += f", {rows:,} row{'' if rows == 1 else 's'} skipped ({reasons})"
     return TraceInfo(role="jobs", path=str(path), format=trace.format.value, detail=detail)
 
 

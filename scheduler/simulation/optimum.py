@@ -39,7 +39,9 @@ def optimum_run(
         notes.append("optimum = oracle: without capacity limits jobs are independent")
         return replace(oracle, label=OPTIMUM_LABEL, cycles=0)
     if len(scenario.jobs) > max_jobs:
-        notes.append(f"optimum skipped: {len(scenario.jobs)} jobs > {max_jobs}")
+        notes.append(
+            f"optimum skipped: {len(scenario.jobs)} jobs > {max_jobs} (--optimum-max-jobs)"
+        )
         return None
     if any(j.interruptible for j in scenario.jobs):
         notes.append("optimum runs interruptible jobs in one piece (an upper bound for them)")

@@ -89,7 +89,7 @@ def test_a_mapped_job_trace_on_two_carbon_formats_with_align_year(
     assert body["regions"] == ["DE", "CAISO_NORTH"]
     assert body["jobs"] == 3
     assert [t["format"] for t in body["traces"]] == ["mapped", "lets-wait-awhile", "watttime"]
-    assert body["traces"][0]["detail"] == "3 jobs read, 1 rows skipped (no end 1)"
+    assert body["traces"][0]["detail"] == "3 jobs read, 1 row skipped (no end 1)"
     assert body["traces"][2]["detail"] == (
         "CAISO_NORTH, lbs/MWh, 60 min steps, 2023-10-02 00:00 to 2023-10-08 00:00"
     )
@@ -102,7 +102,7 @@ def test_a_mapped_job_trace_on_two_carbon_formats_with_align_year(
     assert rows["lowest-window"]["emissions_g"] < rows["now"]["emissions_g"]
     code, table, _ = _run(*args)
     assert code == 0
-    assert f"jobs: {cluster_jobs} [mapped] 3 jobs read, 1 rows skipped (no end 1)" in table
+    assert f"jobs: {cluster_jobs} [mapped] 3 jobs read, 1 row skipped (no end 1)" in table
     assert f"carbon: {watttime} [watttime] CAISO_NORTH, lbs/MWh" in table
     assert "note: --align-year: jobs from Mon 2017-10-02 00:00 moved +313 weeks" in table
 
