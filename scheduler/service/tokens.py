@@ -153,12 +153,16 @@ def authenticate(ctx: ServiceContext, secret: str) -> Principal:
         raise Unauthorized("token expired")
     if token.role is Role.BOOTSTRAP:
         raise Unauthorized("a bootstrap credential is only good for POST /v1/tokens/exchange")
-    if token.role is Role.JOB and token.attempt is not None and token.job_id is not None:
+    if token.role is Role.JOB:
+        if token.job_id is None:
+            raise Unauthorized("a job token without its job")
         try:
             job = ctx.store.get_job(token.job_id)
         except JobNotFound:
             raise Unauthorized("token expired: its job is gone") from None
-        if not attempt_open(attempt_run(job, ctx.store.events(job.id), token.attempt), now):
+        # A job token from before attempts were recorded belongs to the job's current attempt.
+        attempt = token.attempt if token.attempt is not None else job.attempt
+        if not attempt_open(attempt_run(job, ctx.store.events(job.id), attempt), now):
             raise Unauthorized("token expired: its job attempt has ended")
     return Principal(
         tenant=token.tenant,
