@@ -224,9 +224,12 @@ def options(
     policy: RelocationPolicy,
 ) -> list[RelocationOption]:
     """Every priced allowed alternative, largest saving first (ties by region name); empty when
-    the current region is unpriced. Raises ValueError for a negative or non-finite power."""
+    the current region is unpriced. Raises ValueError for a negative or non-finite power, or
+    outlooks priced over another horizon than ``policy``'s."""
     if not (math.isfinite(deployment.power_w) and deployment.power_w >= 0):
         raise ValueError(f"{deployment.job_id}: power_w must be finite and >= 0")
+    if any(o.horizon_s != policy.horizon_s for o in outlooks.values()):
+        raise ValueError("outlooks were priced over another horizon than the policy's")
     current = outlooks.get(deployment.region)
     if current is None:
         return []

@@ -163,6 +163,8 @@ def test_bad_policy_and_power_are_refused() -> None:
     looks = outlooks({"a": [400] * 24, "b": [100] * 24}, policy)
     with pytest.raises(ValueError, match="power_w"):
         decide(deployment(power_w=-1.0), looks, T0, policy)
+    with pytest.raises(ValueError, match="horizon"):
+        decide(deployment(), looks, T0, RelocationPolicy())
 
 
 def test_capacity_grants_the_largest_saving_first() -> None:
