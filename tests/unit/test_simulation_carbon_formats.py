@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.domain import Signal
+from scheduler.forecasts.trace_files import load_carbon_trace
 from scheduler.forecasts.watttime import G_PER_KWH_PER_LBS_PER_MWH
 from scheduler.simulation.carbon_traces import (
     ACCEPTED_CARBON_FORMATS,
@@ -20,6 +21,7 @@ from scheduler.simulation.carbon_traces import (
     read_carbon_trace,
 )
 from scheduler.simulation.trace_input import SimulationInputError, time_zone
+from tests.shared_data import SHARED_DATA, requires_shared_data
 
 T0 = datetime(2023, 6, 1, tzinfo=UTC)
 
@@ -263,3 +265,24 @@ def test_an_unknown_time_zone_is_refused() -> None:
         "--carbon-tz: unknown time zone 'Mars/Olympus': expected an IANA name "
         "(Europe/Berlin), UTC or an offset (+02:00)"
     )
+
+
+@requires_shared_data
+def test_the_real_carboncast_output_and_vessim_files_are_detected() -> None:
+    folder = SHARED_DATA / "carbon"
+    output = read_carbon_trace(
+        folder / "carboncast_umassos-roro-experiments" / "CISO_direct_emissions.csv"
+    )
+    assert (output.format, output.series.zone, output.series.resolution_s) == (
+        CarbonFormat.CARBONCAST,
+        "CISO",
+        3600,
+    )
+    assert len(output.series.points) == 35_112
+    vessim = folder / "vessim-watttime" / "watttime2023_caiso-north_actual.csv"
+    detected = read_carbon_trace(vessim)
+    assert detected.format is CarbonFormat.VESSIM_WATTTIME
+    # The replay's own loader reads the same values.
+    assert [p.g_per_kwh for p in detected.series.points] == [
+        p.g_per_kwh for p in load_carbon_trace(vessim).points
+    ]
