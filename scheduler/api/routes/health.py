@@ -33,7 +33,7 @@ def healthz(service: ServiceDep) -> JSONResponse:
     response_class=Response,
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        **error_responses(401, 403),
+        **error_responses(401, 403, 503),
     },
 )
 def metrics(request: Request, _admin: AdminPrincipal) -> Response:
