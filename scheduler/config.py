@@ -47,8 +47,11 @@ def user_data_dir() -> Path:
 
 
 def default_database_url() -> str:
-    """SQLite in :func:`user_data_dir` (the folder is created when the engine opens it)."""
-    return f"sqlite:///{user_data_dir() / DB_FILE_NAME}"
+    """SQLite in :func:`user_data_dir`, which is created here if missing (a configured SQLite
+    path must exist already: a typo there should fail, not make folders)."""
+    folder = user_data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / DB_FILE_NAME}"
 
 
 ProviderName = Literal["replay", "electricitymaps", "watttime", "ukgrid", "carbonaware_sdk"]
@@ -110,9 +113,6 @@ class Settings(BaseSettings):
     api_port: int = 8470
     # Where workers reach the API; defaults to http://api_host:api_port.
     api_url: str | None = None
-    # Request bodies over this get 413 before any route parses them (a batch submit may be
-    # larger: see scheduler.api.middleware).
-    api_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
     ray_address: str | None = None  # None: start a local head on loopback
     ray_auth_mode: str = "disabled"
     # Where workers keep checkpoints across attempts (interruptible jobs resume from them); on a

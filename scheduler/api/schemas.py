@@ -37,6 +37,7 @@ from scheduler.domain import (
     Role,
 )
 from scheduler.domain.energy import MAX_REPORTS_PER_POST
+from scheduler.domain.jobs import Dependency, DependencyKind
 from scheduler.domain.tokens import ApiToken
 from scheduler.planning import validation as limits
 from scheduler.planning.snapshot import LeadError
@@ -84,6 +85,14 @@ class ResourcesIn(_In):
     )
 
 
+class DependencyIn(_In):
+    """A job this one runs after: ``afterok`` (it must succeed; if it fails or is cancelled,
+    this job is cancelled) or ``afterany`` (any end)."""
+
+    job_id: Text = Field(min_length=1, max_length=64)
+    kind: DependencyKind = DependencyKind.AFTEROK
+
+
 class JobCreate(_In):
     """A job to submit. ``tenant`` is for admins; others submit for their own tenant."""
 
@@ -127,6 +136,11 @@ class JobCreate(_In):
         max_length=64,
         description="The array or sweep it belongs to (list, cancel and report filter on it)",
     )
+    after: list[DependencyIn] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Jobs it runs after (Slurm's afterok / afterany); planned as precedence",
+    )
 
     @field_validator("runtime_env")
     @classmethod
@@ -161,6 +175,7 @@ class JobCreate(_In):
             policy=self.policy,
             expected_power_w=self.expected_power_w,
             group_id=self.group_id,
+            after=tuple(Dependency(job_id=d.job_id, kind=d.kind) for d in self.after),
         )
 
 
@@ -264,6 +279,7 @@ class JobPublic(BaseModel):
     message: str | None
     plan: PlanPublic | None
     group_id: str | None = None
+    after: list[DependencyIn] = Field(default_factory=list)
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
@@ -300,6 +316,7 @@ class JobPublic(BaseModel):
             exit_code=job.exit_code,
             message=job.message,
             group_id=spec.group_id,
+            after=[DependencyIn(job_id=d.job_id, kind=d.kind) for d in spec.after],
             plan=PlanPublic.of(job.plan) if job.plan else None,
         )
 

@@ -28,6 +28,7 @@ from scheduler.cli.render import (
 from scheduler.cli.shorthand import (
     default_name,
     load_runtime_env,
+    parse_after,
     parse_deadline,
     parse_duration_s,
     resolve_working_dir,
@@ -109,6 +110,12 @@ def submit(
         typer.Option("--runtime-env", help="Ray runtime env (YAML/JSON/TOML): pip, env_vars..."),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Submit for another tenant (admin).")] = None,
+    after: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run after JOB succeeds; afterany:JOB after it ends; afterok:J1:J2 (repeat)."
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow its logs; exit with the job's exit code.")
     ] = False,
@@ -144,6 +151,7 @@ def submit(
         "interruptible": interruptible,
         "tenant": tenant,
         "runtime_env": runtime_env,
+        "after": parse_after(after) if after else None,
         "resources": {
             k: v
             for k, v in (("gpus", gpus), ("cpus", cpus), ("memory_mb", memory_mb))

@@ -146,3 +146,17 @@ def default_name(entrypoint: str) -> str:
         if word.endswith((".py", ".sh")):
             return Path(word).stem[:64]
     return Path(words[0]).name[:64] if words else "job"
+
+
+def parse_after(values: list[str]) -> list[dict[str, str]]:
+    """``--after`` values as the API's dependencies: ``JOB`` (afterok), ``afterok:J1:J2`` or
+    ``afterany:JOB`` (Slurm's ``--dependency`` forms). Raises CliError."""
+    out: list[dict[str, str]] = []
+    for value in values:
+        kind, sep, rest = value.partition(":")
+        if not sep:
+            kind, rest = "afterok", value
+        if kind not in ("afterok", "afterany") or not rest:
+            raise CliError(f"--after {value!r}: use JOB, afterok:JOB[:JOB...] or afterany:JOB")
+        out.extend({"job_id": job_id, "kind": kind} for job_id in rest.split(":") if job_id)
+    return out

@@ -82,6 +82,22 @@ class Policy(enum.StrEnum):
     ORACLE = "oracle"
 
 
+class DependencyKind(enum.StrEnum):
+    """Slurm's names: ``afterok`` waits for the parent to succeed (a parent that fails or is
+    cancelled cancels the child), ``afterany`` for it to finish in any way."""
+
+    AFTEROK = "afterok"
+    AFTERANY = "afterany"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dependency:
+    """The job may start only after job ``job_id`` has ended (as ``kind`` says)."""
+
+    job_id: str
+    kind: DependencyKind = DependencyKind.AFTEROK
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resources:
     gpus: int = 0
@@ -112,6 +128,8 @@ class JobSpec:
     expected_power_w: float | None = None
     # Jobs of one array or sweep share it; list, cancel and the savings report filter on it.
     group_id: str | None = None
+    # Jobs this one runs after (planned as precedence: it starts after their planned ends).
+    after: tuple[Dependency, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

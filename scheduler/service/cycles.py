@@ -29,8 +29,9 @@ from scheduler.domain.errors import UnplannableJob
 from scheduler.planning.cycle import plan_cycle as decide
 from scheduler.planning.feasibility import check_submit
 from scheduler.planning.finite import job_problem, plan_problem
+from scheduler.planning.precedence import plan_in_levels
 from scheduler.planning.snapshot import Decision, Occupancy, PlanningJob, Snapshot
-from scheduler.service import admission
+from scheduler.service import admission, dependencies
 from scheduler.service.context import ServiceContext
 from scheduler.service.dispatching import dispatch_due
 from scheduler.service.isolation import isolated, quarantine
@@ -64,9 +65,11 @@ def plan_cycle(ctx: ServiceContext) -> Decision:
     with ctx.lock:
         now = ctx.clock.now()
         jobs = ctx.job_table.refresh(ctx.store, now)
+        resolved = dependencies.resolve(ctx, jobs, now)  # --after: who waits, who follows whom
+        jobs = resolved.jobs
         planning = _planning_jobs(ctx, jobs, now)
         snapshot, signals = build_snapshot(ctx, now, planning=planning)
-        decision = _decide(ctx, snapshot)
+        decision = plan_in_levels(snapshot, resolved.parents, lambda s: _decide(ctx, s))
         admission.rebuild(ctx, snapshot, decision)  # submits check against what this leaves
         _save(ctx, {j.id: j for j in jobs}, decision, signals, now)
         for job_id, reason in decision.late.items():

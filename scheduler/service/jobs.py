@@ -35,7 +35,7 @@ from scheduler.domain import (
     Role,
 )
 from scheduler.planning.validation import validate_spec
-from scheduler.service import admission
+from scheduler.service import admission, dependencies
 from scheduler.service.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,7 @@ def _new_job(ctx: ServiceContext, spec: JobSpec, principal: Principal, now: date
     if spec.group_id is not None:
         _group_id(spec.group_id)
     spec = validate_spec(spec, ctx.regions, now)
+    dependencies.check_parents(ctx, spec, principal)
     spec = dataclasses.replace(spec, expected_power_w=expected_power_w(ctx, spec))
     return Job(
         id=f"j-{uuid.uuid4().hex[:16]}",

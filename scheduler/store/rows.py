@@ -24,6 +24,7 @@ from scheduler.domain import (
     Role,
     Window,
 )
+from scheduler.domain.jobs import Dependency, DependencyKind
 
 
 def _iso(value: datetime) -> str:
@@ -120,6 +121,7 @@ def job_values(job: Job) -> dict[str, Any]:
         "exit_code": job.exit_code,
         "message": job.message,
         "group_id": spec.group_id,
+        "after": [{"job_id": d.job_id, "kind": d.kind.value} for d in spec.after] or None,
     }
 
 
@@ -142,6 +144,8 @@ def job_from_row(row: RowMapping) -> Job:
         policy=Policy(row["policy"]),
         expected_power_w=row["expected_power_w"],
         group_id=row.get("group_id"),
+        after=tuple(Dependency(job_id=d["job_id"], kind=DependencyKind(d["kind"]))
+                    for d in row.get("after") or ()),
     )
     return Job(
         id=row["id"],

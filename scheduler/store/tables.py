@@ -82,6 +82,8 @@ jobs = sa.Table(
     sa.Column("dispatched_at", UtcDateTime, nullable=True),
     # Jobs of one array or sweep (``greenlight submit --array``, ``POST /v1/jobs/batch``).
     sa.Column("group_id", sa.String(64), nullable=True),
+    # [{"job_id": ..., "kind": "afterok" | "afterany"}]: the jobs this one runs after.
+    sa.Column("after", sa.JSON, nullable=True),
     sa.Index("ix_jobs_state_plan_start", "state", "plan_start"),
     sa.Index("ix_jobs_tenant_created_at", "tenant", "created_at"),
     sa.Index("ix_jobs_created_at", "created_at"),

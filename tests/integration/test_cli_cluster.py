@@ -171,3 +171,44 @@ def test_bad_shorthands_fail_in_one_line(live: Live, tmp_path: Path) -> None:
     assert "90m" in bad_duration.stderr
     assert missing_dir.returncode == 1
     assert "no such directory" in missing_dir.stderr
+
+
+def _submit_json(live: Live, *args: str) -> str:
+    done = greenlight(live, "submit", "--json", *NOW, *args)
+    assert done.returncode == 0, done.stderr
+    job_id: str = json.loads(done.stdout)["id"]
+    return job_id
+
+
+def _job(live: Live, job_id: str) -> dict[str, object]:
+    done = greenlight(live, "status", job_id, "--json")
+    assert done.returncode == 0, done.stderr
+    job: dict[str, object] = json.loads(done.stdout)
+    return job
+
+
+def test_a_chain_of_three_runs_in_order_and_a_failed_parent_cancels_its_child(
+    live: Live,
+) -> None:
+    step = ("--", "python", "-c", "import time; time.sleep(2)")
+    first = _submit_json(live, "--name", "first", *step)
+    second = _submit_json(live, "--name", "second", "--after", first, *step)
+    third = _submit_json(live, "--name", "third", "--after", f"afterok:{second}", *step)
+    broken = _submit_json(live, "--name", "broken", "--", "python", "-c", "raise SystemExit(4)")
+    orphan = _submit_json(live, "--name", "orphan", "--after", broken, "--", "true")
+    anyway = _submit_json(live, "--name", "anyway", "--after", f"afterany:{broken}", *step)
+
+    assert greenlight(live, "logs", "-f", third).returncode == 0
+    assert greenlight(live, "logs", "-f", anyway).returncode == 0
+
+    jobs = {job_id: _job(live, job_id) for job_id in (first, second, third, broken, orphan)}
+    assert [jobs[j]["state"] for j in (first, second, third)] == ["succeeded"] * 3
+    assert str(jobs[first]["finished_at"]) <= str(jobs[second]["started_at"])
+    assert str(jobs[second]["finished_at"]) <= str(jobs[third]["started_at"])
+    assert jobs[broken]["state"] == "failed"
+    assert jobs[orphan]["state"] == "cancelled"
+    assert broken in str(jobs[orphan]["message"])
+    assert jobs[second]["after"] == [{"job_id": first, "kind": "afterok"}]
+    unknown = greenlight(live, "submit", *NOW, "--after", "j-nope", "--", "true")
+    assert unknown.returncode == 1
+    assert "after" in unknown.stderr
