@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,9 +58,6 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
 def _sqlite_engine(url: sa.URL, *, echo: bool) -> Engine:
     in_memory = url.database in {None, "", ":memory:"}
     kwargs: dict[str, Any] = {}
-    if not in_memory and url.database and not url.database.startswith("file:"):
-        # The default lives in a per-user data folder that may not exist yet.
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     if in_memory:
         kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
     engine = sa.create_engine(url, echo=echo, **kwargs)
