@@ -95,8 +95,7 @@ def submit_batch(
     errors: list[tuple[int, str, str]] = []
     for index, spec in enumerate(specs):
         try:
-            spec = spec if spec.group_id else dataclasses.replace(spec, group_id=group_id)
-            made.append(_new_job(ctx, spec, principal, now))
+            made.append(_new_job(ctx, spec, principal, now, group_id))
         except InvalidJobSpec as e:
             errors.append((index, e.field, e.message))
     if errors:
@@ -120,15 +119,24 @@ def _may_submit(principal: Principal) -> None:
         raise Forbidden("a job token cannot submit jobs")
 
 
-def _new_job(ctx: ServiceContext, spec: JobSpec, principal: Principal, now: datetime) -> Job:
-    """The job ``spec`` becomes: validated, power filled in, a fresh id, pending."""
+def _new_job(
+    ctx: ServiceContext,
+    spec: JobSpec,
+    principal: Principal,
+    now: datetime,
+    group_id: str | None = None,
+) -> Job:
+    """The job ``spec`` becomes: validated, power and group (its own, else ``group_id``)
+    filled in, a fresh id, pending."""
     if spec.tenant != principal.tenant and not principal.is_admin:
         raise Forbidden(f"cannot submit for tenant {spec.tenant!r}")
     if spec.group_id is not None:
         _group_id(spec.group_id)
     spec = validate_spec(spec, ctx.regions, now)
     dependencies.check_parents(ctx, spec, principal)
-    spec = dataclasses.replace(spec, expected_power_w=expected_power_w(ctx, spec))
+    spec = dataclasses.replace(
+        spec, expected_power_w=expected_power_w(ctx, spec), group_id=spec.group_id or group_id
+    )
     return Job(
         id=f"j-{uuid.uuid4().hex[:16]}",
         spec=spec,

@@ -45,6 +45,9 @@ from scheduler.store.tables import job_events, jobs
 # re-reads the state, and the finite state graph bounds how often that can happen.
 _CAS_ATTEMPTS = 8
 _INSERT_JOB = sa.insert(jobs)
+# From this many rows a PostgreSQL bulk insert streams them with COPY (one round trip, no
+# per-row statement), several times faster than executemany.
+_COPY_FROM = 200
 _INSERT_EVENT = sa.insert(job_events)
 
 
@@ -65,14 +68,23 @@ class SqlJobStore(SqlAdapter):
 
     def add_jobs(self, new: Sequence[tuple[Job, JobEvent]]) -> None:
         """Insert jobs and their first events in one transaction, two bulk statements
-        (executemany): all or none. Raises GreenlightError if an id is taken."""
+        (PostgreSQL ``COPY``, SQLite executemany): all or none. Raises GreenlightError if an
+        id is taken."""
         if not new:
             return
+        import psycopg
+
+        job_rows = [job_values(job) for job, _ in new]
+        event_rows = [event_values(event) for _, event in new]
         try:
             with write_transaction(self._engine) as conn:
-                conn.execute(_INSERT_JOB, [job_values(job) for job, _ in new])
-                conn.execute(_INSERT_EVENT, [event_values(event) for _, event in new])
-        except sa.exc.IntegrityError as e:
+                if conn.dialect.name == "postgresql" and len(new) >= _COPY_FROM:
+                    _copy(conn, jobs, job_rows)
+                    _copy(conn, job_events, event_rows)
+                else:
+                    conn.execute(_INSERT_JOB, job_rows)
+                    conn.execute(_INSERT_EVENT, event_rows)
+        except (sa.exc.IntegrityError, psycopg.errors.IntegrityError) as e:
             raise GreenlightError(f"one of {len(new)} job ids already exists") from e
 
     def get_job(self, job_id: str) -> Job:
@@ -378,3 +390,22 @@ def _claim_event(job: Job, now: datetime) -> JobEvent:
 def _claim_order(job: Job) -> tuple[datetime, int, datetime, str]:
     start = job.plan.start if job.plan is not None else job.created_at
     return (start, -job.spec.priority, job.created_at, job.id)
+
+
+def _copy(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """``COPY table (columns) FROM STDIN`` of ``rows`` inside ``conn``'s transaction
+    (PostgreSQL only). JSON columns are sent as JSON; every row has the first row's keys."""
+    from psycopg.types.json import Json
+
+    names = list(rows[0])
+    as_json = {name for name in names if isinstance(table.c[name].type, sa.JSON)}
+    columns = ", ".join(f'"{name}"' for name in names)
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    Json(row[name]) if name in as_json and row[name] is not None else row[name]
+                    for name in names
+                ]
+            )
