@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from scheduler.domain import (
     ApiToken,
@@ -235,9 +235,11 @@ class Dispatcher(Protocol):
     def submit(
         self, region: Region, submission_id: str, entrypoint: str, *, env: Mapping[str, str],
         gpus: int, cpus: float, memory_mb: int, working_dir: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
     ) -> None:
         """Start ``entrypoint``; a submission id the cluster already knows is not run again.
-        Raises DispatchError."""
+        ``runtime_env`` is the job's Ray runtime env (pip, conda, py_modules, ...); ``env`` is
+        merged into its env_vars. Raises DispatchError."""
         ...
 
     def status(self, region: Region, submission_id: str) -> RunInfo:

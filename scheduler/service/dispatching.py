@@ -68,7 +68,8 @@ def submit_attempt(ctx: ServiceContext, job: Job, now: datetime) -> bool:
         ctx.dispatcher.submit(
             region, job.submission_id, entrypoint, env=_worker_env(ctx, job, secret),
             gpus=res.gpus, cpus=res.cpus, memory_mb=res.memory_mb,
-            working_dir=str(working_dir) if working_dir else None)
+            working_dir=str(working_dir) if working_dir else None,
+            runtime_env=job.spec.runtime_env)
     except ClusterUnreachable as e:
         ctx.counters["dispatch_unreachable_total"] += 1
         region_down(ctx, region, e)

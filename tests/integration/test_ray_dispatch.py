@@ -139,6 +139,35 @@ def test_working_dir_is_shipped_with_the_job(
 
 
 @pytest.mark.ray
+def test_the_jobs_runtime_env_reaches_ray_with_the_worker_env_merged(
+    dispatcher: RayDispatcher,
+    region: Region,
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "keep.txt").write_text("kept")
+    (tmp_path / "secret.txt").write_text("must not be uploaded")
+    sid = _sid("renv")
+    runtime_env = {"excludes": ["secret.txt"], "env_vars": {"FROM_JOB": "job", "BOTH": "job"}}
+
+    dispatcher.submit(
+        region,
+        sid,
+        _py("import os; print(sorted(os.listdir('.')), os.environ['FROM_JOB'], "
+            "os.environ['BOTH'])"),
+        env={"BOTH": "worker"},
+        gpus=0,
+        cpus=0.5,
+        memory_mb=0,
+        working_dir=str(tmp_path),
+        runtime_env=runtime_env,
+    )
+    info, _ = _wait(dispatcher, region, sid, _finished)
+
+    assert info.status is RunStatus.SUCCEEDED, info
+    assert "['keep.txt'] job worker" in dispatcher.logs(region, sid)
+
+
+@pytest.mark.ray
 def test_failing_entrypoint_is_failed_with_its_exit_code(
     dispatcher: RayDispatcher,
     region: Region,
