@@ -195,7 +195,13 @@ def submit(
 
 def list_jobs(
     ctx: typer.Context,
-    state: Annotated[JobState | None, typer.Option(help="Only jobs in this state.")] = None,
+    state: Annotated[
+        JobState | None,
+        typer.Option(
+            metavar="STATE",
+            help="Only jobs in this state: " + ", ".join(s.value for s in JobState) + ".",
+        ),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's (admin).")] = None,
     kind: Annotated[JobKind | None, typer.Option(help="Only this kind.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Page size.")] = 50,
