@@ -118,11 +118,12 @@ def _worker_env(ctx: ServiceContext, job: Job, secret: str) -> dict[str, str]:
 
 
 def retry_or_fail(ctx: ServiceContext, job: Job, now: datetime, reason: str, *,
-                  lost: bool = False) -> None:
+                  lost: bool = False, exit_code: int | None = None) -> None:
     """Retrying while the job has retries left, else failed; a lost race is only logged.
 
     A run the cluster lost (``lost``: not the job's fault) retries even without retries left,
-    up to LOST_RUN_ALLOWANCE more attempts, so a cluster restart does not fail a job."""
+    up to LOST_RUN_ALLOWANCE more attempts, so a cluster restart does not fail a job. A failed
+    job keeps the run's ``exit_code`` (``greenlight submit --wait`` exits with it)."""
     retries_used = job.attempt - 1
     allowed = job.spec.max_retries + (LOST_RUN_ALLOWANCE if lost else 0)
     target = JobState.RETRYING if retries_used < allowed else JobState.FAILED
@@ -130,7 +131,8 @@ def retry_or_fail(ctx: ServiceContext, job: Job, now: datetime, reason: str, *,
         ctx.store.transition(job.id, target, JobEvent(
             job_id=job.id, at=now, kind="state", actor=ACTOR, reason=reason,
             from_state=job.state, to_state=target), expected_from=[job.state],
-            finished_at=now if target is JobState.FAILED else None, message=reason)
+            finished_at=now if target is JobState.FAILED else None, message=reason,
+            exit_code=exit_code if target is JobState.FAILED else None)
     except InvalidTransition:
         log.info("job %s changed state concurrently; leaving it", job.id)
         return

@@ -149,7 +149,8 @@ def _apply_status(ctx: ServiceContext, job: Job, info: RunInfo, region: Region,
         _move(ctx, job, JobState.SUCCEEDED, now, "finished", finished_at=finished, exit_code=0)
         ctx.wake_planner.set()  # capacity freed
     elif info.status is RunStatus.FAILED:
-        retry_or_fail(ctx, job, now, f"run failed: {info.message or 'no message'}"[:500])
+        retry_or_fail(ctx, job, now, f"run failed: {info.message or 'no message'}"[:500],
+                      exit_code=info.exit_code)
     elif info.status is RunStatus.STOPPED:
         target = JobState.SUSPENDED if _window_over(job, now) else JobState.FAILED
         _move(ctx, job, target, now, "stopped on the cluster", finished_at=finished)

@@ -101,7 +101,7 @@ def test_submit_wait_follows_the_job_and_exits_with_its_code(live: Live) -> None
     assert ok.returncode == 0, ok.stderr
     assert "hello" in ok.stdout
     assert "succeeded" in ok.stderr
-    assert failed.returncode != 0, failed.stderr
+    assert failed.returncode == 3, failed.stderr
     assert "bye" in failed.stdout
     assert "failed" in failed.stderr
 
