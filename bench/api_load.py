@@ -70,6 +70,8 @@ def bench_config(folder: Path) -> Path:
     path = folder / "bench.toml"
     path.write_text(text.replace("gpus = 8", f"gpus = {REGION_GPUS}"))
     return path
+
+
 REGIONS = ("eu-central", "eu-south", "us-west")
 CHUNK = 5_000
 CONFIG = ROOT / "configs" / "default.toml"
@@ -139,7 +141,10 @@ def drive(**spec: Any) -> dict[str, Any]:
     """Run the load generator in its own interpreter and return its figures."""
     done = subprocess.run(
         [sys.executable, __file__, "_drive", json.dumps(spec)],
-        capture_output=True, text=True, check=False, timeout=spec["seconds"] + 600,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=spec["seconds"] + 600,
     )
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
@@ -212,8 +217,11 @@ def greenlight_server(database_url: str) -> Iterator[str]:
             "GREENLIGHT_LOG_LEVEL": "WARNING",
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli.main", "serve"], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=stderr,
+            [sys.executable, "-m", "scheduler.cli.main", "serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -227,8 +235,9 @@ def greenlight_server(database_url: str) -> Iterator[str]:
 @contextlib.contextmanager
 def bare_server(database_url: str) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_app.py"), database_url,
-                             str(port)], cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "bare_app.py"), database_url, str(port)], cwd=ROOT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_up(f"{url}/docs")
@@ -261,10 +270,18 @@ def database(backend: str) -> Iterator[str]:
 
 
 def _spec(i: int, group: str | None = None) -> JobSpec:
-    return JobSpec(tenant="bench", name=f"bulk-{i}", kind=JobKind.TRAINING,
-                   entrypoint="python train.py", home_region=REGIONS[i % 3],
-                   expected_duration_s=3600.0, max_delay_s=36 * 3600.0,
-                   resources=Resources(gpus=1, cpus=4), expected_power_w=320.0, group_id=group)
+    return JobSpec(
+        tenant="bench",
+        name=f"bulk-{i}",
+        kind=JobKind.TRAINING,
+        entrypoint="python train.py",
+        home_region=REGIONS[i % 3],
+        expected_duration_s=3600.0,
+        max_delay_s=36 * 3600.0,
+        resources=Resources(gpus=1, cpus=4),
+        expected_power_w=320.0,
+        group_id=group,
+    )
 
 
 def load_queued(store: Any, n: int, now: datetime) -> None:
@@ -272,10 +289,26 @@ def load_queued(store: Any, n: int, now: datetime) -> None:
     for start in range(0, n, CHUNK):
         batch = []
         for i in range(start, min(n, start + CHUNK)):
-            job = Job(id=f"q-{uuid.uuid4().hex[:16]}", spec=_spec(i), state=JobState.PENDING,
-                      created_at=now, updated_at=now)
-            batch.append((job, JobEvent(job_id=job.id, at=now, kind="state", actor="bench",
-                                        reason="submitted", to_state=JobState.PENDING)))
+            job = Job(
+                id=f"q-{uuid.uuid4().hex[:16]}",
+                spec=_spec(i),
+                state=JobState.PENDING,
+                created_at=now,
+                updated_at=now,
+            )
+            batch.append(
+                (
+                    job,
+                    JobEvent(
+                        job_id=job.id,
+                        at=now,
+                        kind="state",
+                        actor="bench",
+                        reason="submitted",
+                        to_state=JobState.PENDING,
+                    ),
+                )
+            )
         store.add_jobs(batch)
 
 
@@ -287,17 +320,45 @@ def load_finished(engine: Any, n: int, now: datetime) -> None:
         for i in range(start, min(n, start + CHUNK)):
             created = now - timedelta(days=30) + timedelta(seconds=rng.randrange(29 * 86400))
             began = created + timedelta(seconds=rng.randrange(6 * 3600))
-            job = Job(id=f"f-{uuid.uuid4().hex[:16]}", spec=_spec(i), state=JobState.SUCCEEDED,
-                      created_at=created, updated_at=began + timedelta(hours=1), attempt=1,
-                      region=REGIONS[rng.randrange(3)], submission_id="x", started_at=began,
-                      finished_at=began + timedelta(hours=1), exit_code=0)
+            job = Job(
+                id=f"f-{uuid.uuid4().hex[:16]}",
+                spec=_spec(i),
+                state=JobState.SUCCEEDED,
+                created_at=created,
+                updated_at=began + timedelta(hours=1),
+                attempt=1,
+                region=REGIONS[rng.randrange(3)],
+                submission_id="x",
+                started_at=began,
+                finished_at=began + timedelta(hours=1),
+                exit_code=0,
+            )
             rows.append(job_values(job))
-            events.append(event_values(JobEvent(
-                job_id=job.id, at=job.finished_at or now, kind="state", actor="bench",
-                reason="finished", from_state=JobState.RUNNING, to_state=JobState.SUCCEEDED)))
-            reports.append({"job_id": job.id, "attempt": 1, "node": "n", "device": "gpu:0",
-                            "interval_start": began, "interval_end": began + timedelta(hours=1),
-                            "energy_j": rng.uniform(5e5, 2e6), "method": "nvml-counter"})
+            events.append(
+                event_values(
+                    JobEvent(
+                        job_id=job.id,
+                        at=job.finished_at or now,
+                        kind="state",
+                        actor="bench",
+                        reason="finished",
+                        from_state=JobState.RUNNING,
+                        to_state=JobState.SUCCEEDED,
+                    )
+                )
+            )
+            reports.append(
+                {
+                    "job_id": job.id,
+                    "attempt": 1,
+                    "node": "n",
+                    "device": "gpu:0",
+                    "interval_start": began,
+                    "interval_end": began + timedelta(hours=1),
+                    "energy_j": rng.uniform(5e5, 2e6),
+                    "method": "nvml-counter",
+                }
+            )
         with engine.begin() as conn:
             conn.execute(sa.insert(jobs), rows)
             conn.execute(sa.insert(job_events), events)
@@ -342,17 +403,34 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Run:
         run.add("bare FastAPI+SQLAlchemy insert, 32 clients", fmt(bare_32))
         with greenlight_server(url) as api:
             for clients in (1, 8, 32):
-                r = drive(url=api, token=token, mode="submit", path="/v1/jobs", clients=clients,
-                          seconds=seconds)
+                r = drive(
+                    url=api,
+                    token=token,
+                    mode="submit",
+                    path="/v1/jobs",
+                    clients=clients,
+                    seconds=seconds,
+                )
                 run.add(f"submit, empty queue, {clients} clients", fmt(r))
                 if clients == 32:
-                    run.add("submit rate / bare rate, 32 clients",
-                            f"{100 * r['rate'] / bare_32['rate']:.0f} %")
+                    run.add(
+                        "submit rate / bare rate, 32 clients",
+                        f"{100 * r['rate'] / bare_32['rate']:.0f} %",
+                    )
                     empty_32 = r
-            batch = drive(url=api, token=token, mode="batch", path="/v1/jobs/batch", clients=1,
-                          seconds=seconds, batch=10_000)
-            run.add("batch of 10,000", f"{batch['rate'] * 10_000:,.0f} jobs/s "
-                    f"(p50 {batch['p50_ms']:.0f} ms per batch)")
+            batch = drive(
+                url=api,
+                token=token,
+                mode="batch",
+                path="/v1/jobs/batch",
+                clients=1,
+                seconds=seconds,
+                batch=10_000,
+            )
+            run.add(
+                "batch of 10,000",
+                f"{batch['rate'] * 10_000:,.0f} jobs/s (p50 {batch['p50_ms']:.0f} ms per batch)",
+            )
         with store.engine.begin() as conn:  # the benchmark's own jobs out: queue sizes exact
             conn.execute(sa.delete(job_events))
             conn.execute(sa.delete(jobs))
@@ -363,50 +441,73 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Run:
             cold = build_service(settings)
             first = timed(cold.plan_cycle)
             second = timed(cold.plan_cycle)
-            run.add(f"plan cycle, {n:,} queued (first in a process / next)",
-                    f"{first:.2f} s / {second:.2f} s")
+            run.add(
+                f"plan cycle, {n:,} queued (first in a process / next)",
+                f"{first:.2f} s / {second:.2f} s",
+            )
         with greenlight_server(url) as api:
             time.sleep(args.settle)
             for clients in (1, 8, 32):
-                r = drive(url=api, token=token, mode="submit", path="/v1/jobs", clients=clients,
-                          seconds=seconds)
+                r = drive(
+                    url=api,
+                    token=token,
+                    mode="submit",
+                    path="/v1/jobs",
+                    clients=clients,
+                    seconds=seconds,
+                )
                 run.add(f"submit, {args.queued:,} queued, {clients} clients", fmt(r))
-            run.add(f"submit rate with {args.queued:,} queued / empty, 32 clients",
-                    f"{100 * r['rate'] / empty_32['rate']:.0f} %")
+            run.add(
+                f"submit rate with {args.queued:,} queued / empty, 32 clients",
+                f"{100 * r['rate'] / empty_32['rate']:.0f} %",
+            )
             some = [f"/v1/jobs/{j.id}" for j in store.list_jobs(limit=200, count=False)[0]]
             idle = drive(url=api, token=token, mode="get", paths=some, clients=8, seconds=seconds)
             drive(url=api, token=token, mode="submit", path="/v1/jobs", clients=1, seconds=0.2)
-            busy = drive(url=api, token=token, mode="get", paths=some, clients=8,
-                         seconds=seconds)  # the arrival just woke a cycle over the queue
-            run.add("GET /v1/jobs/{id} p99, idle / while a cycle runs",
-                    f"{idle['p99_ms']:.1f} ms / {busy['p99_ms']:.1f} ms")
+            busy = drive(
+                url=api, token=token, mode="get", paths=some, clients=8, seconds=seconds
+            )  # the arrival just woke a cycle over the queue
+            run.add(
+                "GET /v1/jobs/{id} p99, idle / while a cycle runs",
+                f"{idle['p99_ms']:.1f} ms / {busy['p99_ms']:.1f} ms",
+            )
         have = sum(store.count_by_state().values())
         load_finished(store.engine, max(0, args.stored - have), now)
         total = sum(store.count_by_state().values())
         with greenlight_server(url) as api:
             time.sleep(args.settle)
-            listing = drive(url=api, token=token, mode="get", clients=8, seconds=seconds,
-                            paths=["/v1/jobs?state=pending&limit=50",
-                                   "/v1/jobs?state=succeeded&limit=50"])
+            listing = drive(
+                url=api,
+                token=token,
+                mode="get",
+                clients=8,
+                seconds=seconds,
+                paths=["/v1/jobs?state=pending&limit=50", "/v1/jobs?state=succeeded&limit=50"],
+            )
             run.add(f"GET /v1/jobs?state=..&limit=50 over {total:,} jobs", fmt(listing))
-            page = service.list_jobs(service.authenticate(token), state=JobState.SUCCEEDED,
-                                     limit=50)
+            page = service.list_jobs(
+                service.authenticate(token), state=JobState.SUCCEEDED, limit=50
+            )
             deep = [f"/v1/jobs?state=succeeded&limit=50&cursor={page.next_cursor}"]
-            keyset = drive(url=api, token=token, mode="get", clients=8, seconds=seconds,
-                           paths=deep)
+            keyset = drive(url=api, token=token, mode="get", clients=8, seconds=seconds, paths=deep)
             run.add(f"GET /v1/jobs keyset page over {total:,} jobs", fmt(keyset))
             report_s = []
             import httpx2 as httpx
 
             for _ in range(3):
                 t0 = time.perf_counter()
-                response = httpx.get(f"{api}/v1/reports/savings", timeout=600,
-                                     headers={"Authorization": f"Bearer {admin}"})
+                response = httpx.get(
+                    f"{api}/v1/reports/savings",
+                    timeout=600,
+                    headers={"Authorization": f"Bearer {admin}"},
+                )
                 report_s.append(time.perf_counter() - t0)
                 assert response.status_code == 200, response.text[:300]
             jobs_counted = response.json()["total"]["jobs"]
-            run.add(f"admin savings report over {jobs_counted:,} finished jobs",
-                    f"{statistics.median(report_s):.2f} s (median of 3)")
+            run.add(
+                f"admin savings report over {jobs_counted:,} finished jobs",
+                f"{statistics.median(report_s):.2f} s (median of 3)",
+            )
     return run
 
 
@@ -428,10 +529,15 @@ def main(argv: list[str] | None = None) -> int:
     args.seconds = 4.0 if args.quick else 15.0
     args.settle = 5.0 if args.quick else 20.0
     runs = [bench_backend(b, args) for b in args.backends.split(",")]
-    lines = [f"# bench/api_load.py{' --quick' if args.quick else ''}, "
-             f"{os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", ""]
-    lines += ["| measure | " + " | ".join(r.backend for r in runs) + " |",
-              "|---|" + "---|" * len(runs)]
+    lines = [
+        f"# bench/api_load.py{' --quick' if args.quick else ''}, "
+        f"{os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+    ]
+    lines += [
+        "| measure | " + " | ".join(r.backend for r in runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
     for i, (what, _) in enumerate(runs[0].rows):
         lines.append(f"| {what} | " + " | ".join(r.rows[i][1] for r in runs) + " |")
     text = "\n".join(lines) + "\n"

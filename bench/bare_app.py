@@ -65,10 +65,16 @@ def create_app(url: str) -> FastAPI:
         with engine.begin() as conn:
             conn.execute(
                 sa.insert(bare_jobs).values(
-                    id=job_id, tenant="bench", name=body.name, entrypoint=body.entrypoint,
-                    home_region=body.home_region, gpus=body.resources.gpus,
-                    expected_duration_s=body.expected_duration_s, deadline=body.deadline,
-                    max_delay_s=body.max_delay_s, runtime_env=body.runtime_env,
+                    id=job_id,
+                    tenant="bench",
+                    name=body.name,
+                    entrypoint=body.entrypoint,
+                    home_region=body.home_region,
+                    gpus=body.resources.gpus,
+                    expected_duration_s=body.expected_duration_s,
+                    deadline=body.deadline,
+                    max_delay_s=body.max_delay_s,
+                    runtime_env=body.runtime_env,
                     created_at=datetime.now(UTC),
                 )
             )
@@ -78,5 +84,10 @@ def create_app(url: str) -> FastAPI:
 
 
 if __name__ == "__main__":
-    uvicorn.run(create_app(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]),
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(sys.argv[1]),
+        host="127.0.0.1",
+        port=int(sys.argv[2]),
+        log_level="warning",
+        access_log=False,
+    )
