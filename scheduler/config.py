@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     api_port: int = 8470
     # Where workers reach the API; defaults to http://api_host:api_port.
     api_url: str | None = None
+    # Request bodies over this get 413 before any route parses them (a batch submit may be
+    # larger: see scheduler.api.middleware).
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
     ray_address: str | None = None  # None: start a local head on loopback
     ray_auth_mode: str = "disabled"
     # Where workers keep checkpoints across attempts (interruptible jobs resume from them); on a
