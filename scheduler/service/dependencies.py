@@ -13,6 +13,7 @@ Per child and parent:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,11 +30,13 @@ from scheduler.domain import (
     JobState,
     Principal,
 )
-from scheduler.domain.jobs import DependencyKind
+from scheduler.domain.jobs import Dependency, DependencyKind
 from scheduler.service.context import ServiceContext
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
+# An array parent stands for at most this many jobs (the batch submit's own limit).
+MAX_GROUP_PARENTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +47,23 @@ class Resolved:
     parents: dict[str, tuple[str, ...]]
 
 
-def check_parents(ctx: ServiceContext, spec: JobSpec, principal: Principal) -> None:
-    """At submit: every parent exists and belongs to the job's tenant (admins: any). Raises
-    InvalidJobSpec naming ``after``."""
+def check_parents(ctx: ServiceContext, spec: JobSpec, principal: Principal) -> JobSpec:
+    """At submit: every parent exists and belongs to the job's tenant (admins: any). A parent
+    may be an array or sweep (its group id): it stands for every job of the group, with the
+    same kind. Returns the spec with groups expanded. Raises InvalidJobSpec naming ``after``."""
+    expanded: list[Dependency] = []
     for dep in spec.after:
         try:
-            parent = ctx.store.get_job(dep.job_id)
+            parents = [ctx.store.get_job(dep.job_id)]
         except JobNotFound:
-            raise InvalidJobSpec("after", f"no job {dep.job_id!r}") from None
-        if parent.tenant != spec.tenant and not principal.is_admin:
-            raise InvalidJobSpec("after", f"no job {dep.job_id!r}")
+            parents, _ = ctx.store.list_jobs(
+                group_id=dep.job_id, limit=MAX_GROUP_PARENTS, count=False
+            )
+        parents = [p for p in parents if p.tenant == spec.tenant or principal.is_admin]
+        if not parents:
+            raise InvalidJobSpec("after", f"no job or group {dep.job_id!r}")
+        expanded.extend(Dependency(job_id=p.id, kind=dep.kind) for p in parents)
+    return dataclasses.replace(spec, after=tuple(dict.fromkeys(expanded))) if expanded else spec
 
 
 def resolve(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) -> Resolved:

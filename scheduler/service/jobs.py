@@ -133,7 +133,7 @@ def _new_job(
     if spec.group_id is not None:
         _group_id(spec.group_id)
     spec = validate_spec(spec, ctx.regions, now)
-    dependencies.check_parents(ctx, spec, principal)
+    spec = dependencies.check_parents(ctx, spec, principal)
     spec = dataclasses.replace(
         spec, expected_power_w=expected_power_w(ctx, spec), group_id=spec.group_id or group_id
     )

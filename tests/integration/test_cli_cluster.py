@@ -212,3 +212,30 @@ def test_a_chain_of_three_runs_in_order_and_a_failed_parent_cancels_its_child(
     unknown = greenlight(live, "submit", *NOW, "--after", "j-nope", "--", "true")
     assert unknown.returncode == 1
     assert "after" in unknown.stderr
+
+
+def test_an_array_can_be_a_parent(live: Live) -> None:
+    made = greenlight(
+        live,
+        "submit",
+        "--json",
+        *NOW,
+        "--array",
+        "0-1",
+        "--",
+        "python",
+        "-c",
+        "import time; time.sleep(1)",
+    )
+    assert made.returncode == 0, made.stderr
+    group_id = json.loads(made.stdout)["group_id"]
+
+    child = _submit_json(live, "--name", "after-array", "--after", group_id, "--", "true")
+    assert greenlight(live, "logs", "-f", child).returncode == 0
+
+    job = _job(live, child)
+    members = {d["job_id"] for d in job["after"]}  # type: ignore[union-attr]
+    assert len(members) == 2
+    ends = [str(_job(live, m)["finished_at"]) for m in members]
+    assert job["state"] == "succeeded"
+    assert max(ends) <= str(job["started_at"])
