@@ -6,13 +6,16 @@ allowed), at most ATTEMPT_GRACE_S after the attempt ended, without overlapping a
 of the same device, and with no more energy than MAX_DEVICE_POWER_W over its interval. The
 attempt's run is read from the job's state events: it starts when the attempt is dispatched and
 ends at the first transition out of dispatched/running/relocating after that.
+
+The grace and the tolerance are wall-clock durations (a runner's flush, clock skew): under
+the demo's scaled clock they are scaled into scheduler time like the reports' timestamps.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from scheduler.domain import (
     EnergyReport,
@@ -30,6 +33,7 @@ from scheduler.domain.energy import (
     EnergyConflict,
     report_problem,
 )
+from scheduler.ports import Clock
 from scheduler.service.context import ServiceContext
 
 _RUN_STATES = frozenset({JobState.DISPATCHED, JobState.RUNNING, JobState.RELOCATING})
@@ -73,11 +77,30 @@ def attempt_run(job: Job, events: Sequence[JobEvent], attempt: int) -> AttemptRu
     return AttemptRun(started_at=started_at, ended_at=job.finished_at or job.updated_at)
 
 
-def attempt_open(run: AttemptRun | None, now: datetime) -> bool:
-    """Whether an attempt still accepts reports (and its token still works) at ``now``."""
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def wall_duration(clock: Clock, seconds: float) -> timedelta:
+    """``seconds`` of wall-clock time as scheduler time (the same unless the clock is scaled).
+
+    ``from_wall`` is affine, so the difference of two mapped instants ``seconds`` apart is the
+    answer wherever they lie; the clock's own ``now`` keeps a scaled clock's arithmetic near
+    its anchor (an instant far from it would overflow ``datetime``)."""
+    span = timedelta(seconds=seconds)
+    for base in (clock.now(), _EPOCH):
+        try:
+            return clock.from_wall(base + span) - clock.from_wall(base)
+        except OverflowError:
+            continue
+    return span
+
+
+def attempt_open(run: AttemptRun | None, now: datetime, grace: timedelta) -> bool:
+    """Whether an attempt still accepts reports (and its token still works) at ``now``:
+    while it runs, and ``grace`` after it ended."""
     if run is None:
         return False
-    return run.ended_at is None or now <= run.ended_at + timedelta(seconds=ATTEMPT_GRACE_S)
+    return run.ended_at is None or now <= run.ended_at + grace
 
 
 def record_energy(
@@ -112,7 +135,7 @@ def record_energy(
         )
         if r.attempt not in runs:
             runs[r.attempt] = attempt_run(job, events, r.attempt)
-        _check_within_run(report, runs[r.attempt], now, field)
+        _check_within_run(ctx, report, runs[r.attempt], now, field)
         mapped.append(report)
     accepted = ctx.store.add_energy_reports(mapped)
     ctx.counters["energy_reports_total"] += accepted
@@ -120,16 +143,16 @@ def record_energy(
 
 
 def _check_within_run(
-    report: EnergyReport, run: AttemptRun | None, now: datetime, field: str
+    ctx: ServiceContext, report: EnergyReport, run: AttemptRun | None, now: datetime, field: str
 ) -> None:
     if run is None:
         raise EnergyConflict(f"attempt {report.attempt} of {report.job_id} never ran")
-    if not attempt_open(run, now):
+    if not attempt_open(run, now, wall_duration(ctx.clock, ATTEMPT_GRACE_S)):
         raise EnergyConflict(
             f"attempt {report.attempt} ended more than {ATTEMPT_GRACE_S:.0f} s ago; "
             "it takes no more reports"
         )
-    slack = timedelta(seconds=RUN_TOLERANCE_S)
+    slack = wall_duration(ctx.clock, RUN_TOLERANCE_S)
     end = run.ended_at or now
     if report.interval_start < run.started_at - slack or report.interval_end > end + slack:
         raise InvalidJobSpec(

@@ -28,10 +28,11 @@ from scheduler.domain import (
     Role,
     Unauthorized,
 )
+from scheduler.domain.energy import ATTEMPT_GRACE_S
 from scheduler.domain.tokens import TokenNotFound
 from scheduler.ports import TokenStore
 from scheduler.service.context import ServiceContext
-from scheduler.service.energy import attempt_open, attempt_run
+from scheduler.service.energy import attempt_open, attempt_run, wall_duration
 
 TOKEN_PREFIX = "glt_"
 BOOTSTRAP_PREFIX = "glb_"
@@ -162,7 +163,8 @@ def authenticate(ctx: ServiceContext, secret: str) -> Principal:
             raise Unauthorized("token expired: its job is gone") from None
         # A job token from before attempts were recorded belongs to the job's current attempt.
         attempt = token.attempt if token.attempt is not None else job.attempt
-        if not attempt_open(attempt_run(job, ctx.store.events(job.id), attempt), now):
+        run = attempt_run(job, ctx.store.events(job.id), attempt)
+        if not attempt_open(run, now, wall_duration(ctx.clock, ATTEMPT_GRACE_S)):
             raise Unauthorized("token expired: its job attempt has ended")
     return Principal(
         tenant=token.tenant,

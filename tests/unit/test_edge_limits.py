@@ -202,3 +202,14 @@ def test_accepted_intervals_never_overlap_per_device(spans: list[tuple[int, int,
         for b in accepted[i + 1 :]:
             if a.device == b.device:
                 assert a.interval_end <= b.interval_start or b.interval_end <= a.interval_start
+
+
+def test_wall_clock_durations_scale_with_the_demo_clock() -> None:
+    from scheduler.clock import ScaledClock, SystemClock
+    from scheduler.service.energy import wall_duration
+
+    assert wall_duration(SystemClock(), 600) == timedelta(seconds=600)
+    started = SystemClock().now()  # as the demo anchors it: at start-up
+    scaled = ScaledClock(anchor_wall=started, anchor=started, speed=900.0)
+    # The runner's final flush takes wall seconds: at x900 that is 900x as much scheduler time.
+    assert wall_duration(scaled, 600) == timedelta(seconds=600 * 900)
