@@ -79,8 +79,8 @@ class SqlJobStore(SqlAdapter):
         try:
             with write_transaction(self._engine) as conn:
                 if conn.dialect.name == "postgresql" and len(new) >= _COPY_FROM:
-                    _copy(conn, jobs, job_rows)
-                    _copy(conn, job_events, event_rows)
+                    copy_rows(conn, jobs, job_rows)
+                    copy_rows(conn, job_events, event_rows)
                 else:
                     conn.execute(_INSERT_JOB, job_rows)
                     conn.execute(_INSERT_EVENT, event_rows)
@@ -392,7 +392,7 @@ def _claim_order(job: Job) -> tuple[datetime, int, datetime, str]:
     return (start, -job.spec.priority, job.created_at, job.id)
 
 
-def _copy(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+def copy_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """``COPY table (columns) FROM STDIN`` of ``rows`` inside ``conn``'s transaction
     (PostgreSQL only). JSON columns are sent as JSON; every row has the first row's keys."""
     from psycopg.types.json import Json
