@@ -96,6 +96,22 @@ class DependencyIn(_In):
 class JobCreate(_In):
     """A job to submit. ``tenant`` is for admins; others submit for their own tenant."""
 
+    # An example for /docs and for fuzzers' positive cases (regions of the default config).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "bert-finetune",
+                    "entrypoint": "python train.py --epochs 3",
+                    "home_region": "eu-central",
+                    "expected_duration_s": 3600,
+                    "max_delay_s": 21600,
+                    "resources": {"gpus": 0, "cpus": 1, "memory_mb": 1024},
+                }
+            ]
+        }
+    )
+
     name: Text = Field(max_length=limits.MAX_NAME_CHARS, description="A name for people")
     kind: JobKind = JobKind.TRAINING
     entrypoint: Text = Field(
