@@ -79,6 +79,7 @@ def run_demo(
 
     console = console or Console()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="greenlight-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     settings = settings.model_copy(
         update={
