@@ -24,6 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from scheduler.config import Settings
 from scheduler.service import GreenlightService
+from scheduler.service.capacity import LiveRegions
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,9 @@ def start_periodic(service: GreenlightService, settings: Settings,
         ("refresh-forecasts", service.refresh_forecasts, settings.refresh_interval_s / scale),
         ("prune-forecasts", service.prune, 3600.0),
     ]
+    if isinstance(ctx.regions, LiveRegions):  # each region's capacity, read from Ray
+        timed.append(("read-capacity", ctx.regions.refresh,
+                      max(settings.plan_interval_s / scale, 5.0)))
     for name, call, every_s in timed:
         # coalesce + max_instances=1: a slow cycle is skipped, never run twice at once.
         scheduler.add_job(guard(name, call), "interval", seconds=max(every_s, MIN_INTERVAL_S),

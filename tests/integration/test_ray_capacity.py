@@ -15,6 +15,7 @@ from scheduler.bootstrap import RayEndpoint, build_service
 from scheduler.config import load_settings
 from scheduler.dispatch.local_ray import LocalRayHead
 from scheduler.domain import JobState, Principal, Role
+from scheduler.periodic import start_periodic
 
 pytestmark = pytest.mark.ray
 
@@ -44,6 +45,11 @@ def test_gpu_job_on_a_cluster_without_gpus_is_refused_with_a_reason(
     assert "1 GPUs" in refused.text
     assert "has 0" in refused.text
     assert accepted.status_code == 201, accepted.text
+    cycles = start_periodic(service, settings)
+    try:  # and it is read again every cycle
+        assert cycles.scheduler.get_job("read-capacity") is not None
+    finally:
+        cycles.shutdown(wait=False)
     offered = regions["data"] if isinstance(regions, dict) else regions
     assert {r["name"]: r["gpus"] for r in offered} == {"eu-central": 0, "eu-south": 0, "us-west": 0}
 
