@@ -110,13 +110,13 @@ class PlanStore(Protocol):
     """The cycles' bulk reads and writes, quarantine and the once-only dispatch record
     (``scheduler.store.plans``). Times are aware UTC; ``lease_s`` is seconds."""
 
-    def planning_jobs(self) -> list[Job]:
-        """Plannable jobs not in quarantine; specs without entrypoint, name and runtime_env."""
+    def planning_jobs(self, job_ids: Sequence[str] | None = None) -> list[Job]:
+        """Plannable jobs not in quarantine (of ``job_ids`` when given); specs without
+        entrypoint, name and runtime_env."""
         ...
 
-    def changed_planning_jobs(self, since: datetime) -> tuple[list[Job], set[str]]:
-        """Of the jobs updated at or after ``since``: the plannable healthy ones, and the ids
-        of the others."""
+    def changed_jobs(self, since: datetime) -> dict[str, tuple[datetime, bool]]:
+        """Jobs updated at or after ``since``: id -> (updated_at, plannable and healthy)."""
         ...
 
     def count_planning_jobs(self) -> int: ...

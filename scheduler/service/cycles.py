@@ -171,7 +171,8 @@ def _save(ctx: ServiceContext, jobs: dict[str, Job], decision: Decision,
             with isolated(ctx, change[0], "plan"):
                 saved |= ctx.store.save_plans([change])
     plans = {job_id: plan for job_id, plan, _ in changes if job_id in saved}
-    ctx.job_table.update([dataclasses.replace(jobs[i], plan=p, state=JobState.PLANNED)
+    ctx.job_table.update([dataclasses.replace(jobs[i], plan=p, state=JobState.PLANNED,
+                                              updated_at=now)  # as save_plans stamped it
                           for i, p in plans.items() if i in jobs])
     ctx.counters["plans_changed_total"] += len(plans)
     ctx.counters["plans_on_fallback_total"] += sum(1 for p in plans.values() if p.note)

@@ -1,11 +1,12 @@
 """The plan cycle's job table, kept between cycles and brought up to date incrementally.
 
 The first cycle (and every ``RESYNC_S``) reads every plannable job, only the columns planning
-needs. Later cycles read only the rows whose ``updated_at`` moved since the last read (less a
-margin for clocks of other replicas and transactions that committed late), drop those that left
-the plannable states or went into quarantine, and upsert the rest. A count of the plannable
-rows guards the result: any disagreement (a row written with an old ``updated_at``) makes the
-next read a full one.
+needs. Later cycles list the rows whose ``updated_at`` moved since the last read (less a margin
+for clocks of other replicas and transactions that committed late; id and stamp only), drop
+those that left the plannable states or went into quarantine, and read again only those whose
+stamp differs from the table's (the cycle's own writes are recorded with their stamp). A count
+of the plannable rows guards the result: any disagreement (a row written with an old
+``updated_at``) makes the next read a full one.
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ class JobTable:
             if self._read_at is None or now < self._read_at or stale:
                 self._full(store, now)
             else:
-                jobs, gone = store.changed_planning_jobs(self._read_at - CHANGE_MARGIN)
-                for job_id in gone:
-                    self._jobs.pop(job_id, None)
-                self._jobs.update((j.id, j) for j in jobs)
+                changed = store.changed_jobs(self._read_at - CHANGE_MARGIN)
+                stale_ids = []
+                for job_id, (updated_at, plannable) in changed.items():
+                    known = self._jobs.get(job_id)
+                    if not plannable:
+                        self._jobs.pop(job_id, None)
+                    elif known is None or known.updated_at != updated_at:
+                        stale_ids.append(job_id)
+                self._jobs.update((j.id, j) for j in store.planning_jobs(stale_ids))
                 self._read_at = now
                 if store.count_planning_jobs() != len(self._jobs):
                     self._full(store, now)

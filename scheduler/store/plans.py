@@ -1,9 +1,10 @@
 """The cycles' side of the SQL store: the planner's read, the bulk plan write-back, quarantine
 and the dispatch record.
 
-* ``planning_jobs`` / ``changed_planning_jobs`` read only the columns planning needs (no
-  entrypoint, runtime_env, name or message: the big text ones), all plannable jobs or only the
-  rows changed since a time, so the cycle can keep its job table between cycles.
+* ``planning_jobs`` reads only the columns planning needs (no entrypoint, runtime_env, name or
+  message: the big text ones), of all plannable jobs or of some; ``changed_jobs`` lists the
+  rows changed since a time (id and stamp only), so the cycle keeps its job table between
+  cycles and reads again only the rows that really changed.
 * ``save_plans`` writes every changed plan in one transaction, in bulk statements (chunks of
   ``_CHUNK`` ids): the plannable rows are locked (PostgreSQL ``FOR UPDATE``; SQLite holds the
   write lock from ``BEGIN IMMEDIATE``), updated with one executemany and their events inserted
@@ -42,30 +43,27 @@ _PLANNING_COLUMNS = [
 class SqlPlanStore(SqlAdapter):
     """PlanStore over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
-    def planning_jobs(self) -> list[Job]:
-        """Every plannable job not in quarantine. ``spec.entrypoint``, ``spec.name`` and
-        ``spec.runtime_env`` are left empty."""
+    def planning_jobs(self, job_ids: Sequence[str] | None = None) -> list[Job]:
+        """Every plannable job not in quarantine (of ``job_ids`` when given).
+        ``spec.entrypoint``, ``spec.name`` and ``spec.runtime_env`` are left empty."""
         query = sa.select(*_PLANNING_COLUMNS).where(_HEALTHY_PLANNABLE)
         with read_transaction(self._engine) as conn:
-            rows = conn.execute(query).mappings().all()
+            if job_ids is None:
+                rows = list(conn.execute(query).mappings())
+            else:
+                rows = []
+                for chunk in _chunks(list(job_ids)):
+                    rows.extend(conn.execute(query.where(jobs.c.id.in_(chunk))).mappings())
         return [_planning_job(row) for row in rows]
 
-    def changed_planning_jobs(self, since: datetime) -> tuple[list[Job], set[str]]:
-        """Of the jobs whose ``updated_at`` is at or after ``since``: those plannable and not in
-        quarantine (as ``planning_jobs`` reads them), and the ids of the others."""
-        changed = jobs.c.updated_at >= since
+    def changed_jobs(self, since: datetime) -> dict[str, tuple[datetime, bool]]:
+        """Each job whose ``updated_at`` is at or after ``since``: its ``updated_at`` and
+        whether it is plannable and not in quarantine. Reads three narrow columns only."""
+        query = sa.select(jobs.c.id, jobs.c.updated_at, _HEALTHY_PLANNABLE.label("ok")).where(
+            jobs.c.updated_at >= since
+        )
         with read_transaction(self._engine) as conn:
-            rows = (
-                conn.execute(sa.select(*_PLANNING_COLUMNS).where(changed, _HEALTHY_PLANNABLE))
-                .mappings()
-                .all()
-            )
-            gone = set(
-                conn.execute(
-                    sa.select(jobs.c.id).where(changed, sa.not_(_HEALTHY_PLANNABLE))
-                ).scalars()
-            )
-        return [_planning_job(row) for row in rows], gone
+            return {row.id: (row.updated_at, bool(row.ok)) for row in conn.execute(query)}
 
     def count_planning_jobs(self) -> int:
         """How many jobs ``planning_jobs`` would return."""
