@@ -60,7 +60,8 @@ def test_planning_survives_a_provider_outage_and_meets_the_deadline(
 
     spec = JobSpec(tenant="acme", name="train", kind=JobKind.TRAINING, home_region="uk",
                    entrypoint=f"{sys.executable} -c \"print('trained')\"",
-                   resources=Resources(gpus=1, cpus=1), expected_duration_s=3600,
+                   # CPU only: the local Ray head has no GPU, and capacity is what Ray has.
+                   resources=Resources(gpus=0, cpus=1), expected_duration_s=3600,
                    deadline=NOW + timedelta(hours=8))
     job = service.submit(spec, Principal(tenant="acme", role=Role.USER, token_id="u"))
     service.plan_cycle()  # a submit never plans: the cycle it wakes does
