@@ -13,17 +13,18 @@ from datetime import datetime
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnergyBucket:
-    """Energy drawn in the hour from ``hour`` by ``tenant``'s jobs that ran in ``region`` with
-    home ``home_region``; ``baseline_hour`` is that energy's hour shifted back by the jobs'
-    delay. ``estimated_j`` is the part that was estimated, not metered."""
+    """Energy ``tenant``'s jobs that ran in ``region`` with home ``home_region`` drew in the
+    hour from ``hour``; with ``baseline``, the energy that would have been drawn in that hour
+    had they started at submit time (their runs shifted back by their delay).
+    ``estimated_j`` is the part that was estimated, not metered."""
 
     tenant: str
     region: str
     home_region: str
     hour: datetime
-    baseline_hour: datetime
     energy_j: float
     estimated_j: float
+    baseline: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

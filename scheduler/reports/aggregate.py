@@ -28,6 +28,7 @@ from scheduler.reports.savings import (
 )
 
 HOUR_S = 3600.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _Sums:
@@ -66,8 +67,9 @@ def build_aggregate_report(
 ) -> SavingsReport:
     """Totals by tenant, region and period from the store's sums (see the module docstring).
 
-    ``actuals`` and ``forecasts`` are keyed by grid zone. Energy falls in the period it was
-    drawn in, jobs in the period they started in. Energy in a region that is not configured,
+    ``actuals`` and ``forecasts`` are keyed by grid zone. Energy and its emissions fall in the
+    period they were drawn in, the baseline in the period it would have been drawn in, jobs in
+    the period they started in. Energy in a region that is not configured,
     or in a zone with no intensity data at all, is left out and listed in ``skipped`` (one
     entry per region). Raises ValueError for an unknown ``period``.
     """
@@ -80,20 +82,21 @@ def build_aggregate_report(
     by_period: defaultdict[str, _Sums] = defaultdict(_Sums)
     skipped: dict[str, str] = {}
     for b in buckets:
-        try:
-            run, home = _region(regions, b.region), _region(regions, b.home_region)
-            emissions_g = b.energy_j / J_PER_KWH * run.pue * prices.at(run.grid_zone, b.hour)
-            baseline_g = (
-                b.energy_j / J_PER_KWH * home.pue * prices.at(home.grid_zone, b.baseline_hour)
-            )
-        except (KeyError, ForecastUnavailable) as e:
-            skipped.setdefault(b.region, str(e))
+        reason = prices.problem(regions, b.region) or prices.problem(regions, b.home_region)
+        if reason is not None:
+            skipped.setdefault(b.region, reason)
             continue
+        # Emissions and baseline are separable sums: the run's energy where and when it was
+        # drawn, the baseline's at home and when it would have been drawn.
+        priced_in = regions[b.home_region] if b.baseline else regions[b.region]
+        grams = b.energy_j / J_PER_KWH * priced_in.pue * prices.at(priced_in.grid_zone, b.hour)
         label = period_label(b.hour, period)
         for sums in (total, by_tenant[b.tenant], by_region[b.region], by_period[label]):
-            sums.energy_kwh += b.energy_j / J_PER_KWH
-            sums.emissions_g += emissions_g
-            sums.baseline_g += baseline_g
+            if b.baseline:
+                sums.baseline_g += grams
+            else:
+                sums.energy_kwh += b.energy_j / J_PER_KWH
+                sums.emissions_g += grams
     for c in counts:
         if c.region in skipped:
             continue
@@ -120,13 +123,6 @@ def _groups(sums: Mapping[str, _Sums]) -> tuple[GroupSavings, ...]:
     return tuple(sums[key].group(key) for key in sorted(sums))
 
 
-def _region(regions: Mapping[str, Region], name: str) -> Region:
-    region = regions.get(name)
-    if region is None:
-        raise KeyError(f"region {name!r} is not configured")
-    return region
-
-
 class _HourlyPrices:
     """Mean intensity per zone and UTC hour (actual first, then forecast, then the last known
     value), computed once per zone and hour."""
@@ -136,6 +132,18 @@ class _HourlyPrices:
         self._zones: dict[str, ZoneIntensity] = {}
         self._cache: dict[tuple[str, datetime], float] = {}
         self.worst = IntensitySource.ACTUAL
+
+    def problem(self, regions: Mapping[str, Region], name: str) -> str | None:
+        """Why energy in region ``name`` cannot be priced (not configured, no data in its
+        zone at all), or None."""
+        region = regions.get(name)
+        if region is None:
+            return f"region {name!r} is not configured"
+        try:
+            self.at(region.grid_zone, _EPOCH)
+        except ForecastUnavailable as e:
+            return str(e)
+        return None
 
     def at(self, zone: str, hour: datetime) -> float:
         """g/kWh over the hour from ``hour``. Raises ForecastUnavailable for a zone with no
@@ -156,7 +164,7 @@ class _HourlyPrices:
 
 def span(buckets: Iterable[EnergyBucket]) -> tuple[datetime, datetime] | None:
     """The hours the buckets' runs and baselines cover, ``[first, last)``; None when empty."""
-    hours = [h for b in buckets for h in (b.hour, b.baseline_hour)]
+    hours = [b.hour for b in buckets]
     if not hours:
         return None
     last = max(hours)

@@ -35,6 +35,10 @@ def _floor_div(dialect: str, seconds: Any, unit_s: int) -> Any:
 
 
 def _from_epoch(value: Any, unit_s: int) -> datetime:
+    """An hour or day bucket as an aware UTC datetime: SQLite gives its number since the
+    epoch, PostgreSQL a naive UTC timestamp (``date_trunc`` of ``timezone('UTC', ...)``)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC)
     return datetime.fromtimestamp(int(value) * unit_s, tz=UTC)
 
 
@@ -101,43 +105,76 @@ class SqlSavingsStore(SqlAdapter):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[EnergyBucket]:
-        """The counted jobs' energy per hour it was drawn (by report interval start) and per
-        hour it would have been drawn at home had the job started at submit time."""
+        """The counted jobs' energy per hour it was drawn (by report interval start), and again
+        (``baseline``) per hour it would have been drawn at home had the job started at submit
+        time: emissions and baseline are separable sums, so rows stay per hour, not per job."""
         dialect = self._engine.dialect.name
         ran_in, conditions = self._counted(tenant, region, group_id, start, end)
-        at_s = _epoch_s(dialect, energy_reports.c.interval_start)
-        delay_s = _epoch_s(dialect, jobs.c.started_at) - _epoch_s(dialect, jobs.c.created_at)
-        hour = _floor_div(dialect, at_s, 3600)
-        base = _floor_div(dialect, at_s - delay_s, 3600)
+        at = energy_reports.c.interval_start
+        if dialect == "postgresql":
+            # Timestamp arithmetic, not epoch numerics (numeric division is the slow part).
+            hour: Any = sa.func.date_trunc("hour", sa.func.timezone("UTC", at))
+            base: Any = sa.func.date_trunc(
+                "hour", sa.func.timezone("UTC", at - (jobs.c.started_at - jobs.c.created_at))
+            )
+        else:
+            at_s = _epoch_s(dialect, at)
+            delay_s = _epoch_s(dialect, jobs.c.started_at) - _epoch_s(dialect, jobs.c.created_at)
+            hour = _floor_div(dialect, at_s, 3600)
+            base = _floor_div(dialect, at_s - delay_s, 3600)
         estimated = sa.case(
             (energy_reports.c.method == MeterMethod.ESTIMATE.value, energy_reports.c.energy_j),
             else_=0.0,
         )
-        query = (
+        drawn = (
             sa.select(
-                jobs.c.tenant,
-                ran_in,
-                jobs.c.home_region,
-                hour,
-                base,
-                sa.func.sum(energy_reports.c.energy_j),
-                sa.func.sum(estimated),
+                jobs.c.tenant.label("tenant"),
+                ran_in.label("region"),
+                jobs.c.home_region.label("home"),
+                hour.label("hour"),
+                base.label("base"),
+                energy_reports.c.energy_j.label("energy_j"),
+                estimated.label("estimated_j"),
             )
             .select_from(energy_reports.join(jobs, energy_reports.c.job_id == jobs.c.id))
             .where(*conditions)
-            .group_by(jobs.c.tenant, ran_in, jobs.c.home_region, hour, base)
+            .subquery()
         )
+        keys = (drawn.c.tenant, drawn.c.region, drawn.c.home)
+        sums = (sa.func.sum(drawn.c.energy_j), sa.func.sum(drawn.c.estimated_j))
         with read_transaction(self._engine) as conn:
-            rows = conn.execute(query).all()
+            if dialect == "postgresql":
+                # Room to hash the join and both groupings in memory rather than sort on disk.
+                conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+                # One pass: both groupings of the same join (GROUPING SETS).
+                query = sa.select(
+                    *keys, drawn.c.hour, drawn.c.base, *sums, sa.func.grouping(drawn.c.hour)
+                ).group_by(
+                    sa.func.grouping_sets(
+                        sa.tuple_(*keys, drawn.c.hour), sa.tuple_(*keys, drawn.c.base)
+                    )
+                )
+                rows = [
+                    (t, r, h, b if g else k, e, x, bool(g))
+                    for t, r, h, k, b, e, x, g in conn.execute(query).all()
+                ]
+            else:
+                rows = [
+                    (*row, baseline)
+                    for column, baseline in ((drawn.c.hour, False), (drawn.c.base, True))
+                    for row in conn.execute(
+                        sa.select(*keys, column, *sums).group_by(*keys, column)
+                    ).all()
+                ]
         return [
             EnergyBucket(
                 tenant=t,
                 region=r,
                 home_region=h,
                 hour=_from_epoch(k, 3600),
-                baseline_hour=_from_epoch(b, 3600),
                 energy_j=float(e),
                 estimated_j=float(x or 0.0),
+                baseline=baseline,
             )
-            for t, r, h, k, b, e, x in rows
+            for t, r, h, k, e, x, baseline in rows
         ]
