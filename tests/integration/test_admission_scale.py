@@ -68,8 +68,8 @@ def body(**overrides: Any) -> dict[str, Any]:
     return job
 
 
-def queue(api: Api, n: int) -> None:
-    """``n`` pending jobs loaded through the store in one bulk insert."""
+def queue(api: Api, n: int, at: datetime = T0) -> None:
+    """``n`` pending jobs created ``at``, loaded through the store in one bulk insert."""
     spec = JobSpec(
         tenant="acme",
         name="q",
@@ -88,15 +88,15 @@ def queue(api: Api, n: int) -> None:
             id=f"q-{uuid.uuid4().hex[:16]}",
             spec=spec,
             state=JobState.PENDING,
-            created_at=T0,
-            updated_at=T0,
+            created_at=at,
+            updated_at=at,
         )
         new.append(
             (
                 job,
                 JobEvent(
                     job_id=job.id,
-                    at=T0,
+                    at=at,
                     kind="state",
                     actor="test",
                     reason="queued",
@@ -271,3 +271,35 @@ def test_events_of_finished_jobs_are_pruned_after_their_retention(api: Api) -> N
     assert store.prune_events(T0 - timedelta(days=30)) == 2
     assert store.events(job_id) == []
     assert store.get_job(job_id).state is JobState.CANCELLED
+
+
+def test_keyset_pages_hold_while_another_thread_inserts(api: Api) -> None:
+    """Pages read while a writer inserts jobs as fast as it can list every job that existed
+    before the first page exactly once, in order (new jobs are created later, as a clock
+    makes them)."""
+    import threading
+
+    queue(api, 300)
+    before, _ = api.store.list_jobs(limit=1000, count=False)
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            queue(api, 20, at=T0 + timedelta(hours=1))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        seen: list[str] = []
+        after: tuple[datetime, str] | None = None
+        while True:
+            page, _ = api.store.list_jobs(limit=37, after=after, count=False)
+            seen.extend(j.id for j in page)
+            if len(page) < 37:
+                break
+            after = (page[-1].created_at, page[-1].id)
+    finally:
+        stop.set()
+        writer.join()
+    assert seen == [j.id for j in before]
+    assert sum(api.store.count_by_state().values()) > 300  # the writer did write meanwhile
