@@ -303,3 +303,16 @@ def test_keyset_pages_hold_while_another_thread_inserts(api: Api) -> None:
         writer.join()
     assert seen == [j.id for j in before]
     assert sum(api.store.count_by_state().values()) > 300  # the writer did write meanwhile
+
+
+def test_before_the_first_cycle_submits_are_admitted_on_the_pure_checks(api: Api) -> None:
+    """After a restart the ledger is empty until a cycle runs: a job the capacity cannot take
+    is admitted then (the cycle decides), refused once the cycle has rebuilt the ledger."""
+    tight = body(resources={"gpus": 8}, allowed_regions=["eu-central"], max_delay_s=0)
+    first = api.http.post("/v1/jobs", json=tight, headers=api.headers).json()
+    api.service.plan_cycle()
+    assert [j.id for j in api.store.claim_due(T0, limit=10)] == [first["id"]]
+    api.service.ctx.admission = None  # as after a restart
+    assert api.http.post("/v1/jobs", json=tight, headers=api.headers).status_code == 201
+    api.service.plan_cycle()
+    assert api.http.post("/v1/jobs", json=tight, headers=api.headers).status_code == 422
