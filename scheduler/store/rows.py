@@ -144,8 +144,10 @@ def job_from_row(row: RowMapping) -> Job:
         policy=Policy(row["policy"]),
         expected_power_w=row["expected_power_w"],
         group_id=row.get("group_id"),
-        after=tuple(Dependency(job_id=d["job_id"], kind=DependencyKind(d["kind"]))
-                    for d in row.get("after") or ()),
+        after=tuple(
+            Dependency(job_id=d["job_id"], kind=DependencyKind(d["kind"]))
+            for d in row.get("after") or ()
+        ),
     )
     return Job(
         id=row["id"],
