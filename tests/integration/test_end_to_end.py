@@ -67,6 +67,8 @@ def test_training_job_runs_on_ray_reports_energy_and_is_accounted(
     created = requests.post(f"{url}/v1/jobs", json=body, headers=headers, timeout=TIMEOUT_S)
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
+    assert created.json()["state"] == "pending"  # a submit never plans in the request
+    service.plan_cycle()  # the cycle its arrival wakes
     plan = requests.get(f"{url}/v1/jobs/{job_id}", headers=headers, timeout=TIMEOUT_S).json()
     assert plan["state"] == "planned"
     planned_start = datetime.fromisoformat(plan["plan"]["planned_start"])
