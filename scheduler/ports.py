@@ -115,8 +115,9 @@ class PlanStore(Protocol):
         entrypoint, name and runtime_env."""
         ...
 
-    def changed_jobs(self, since: datetime) -> dict[str, tuple[datetime, bool]]:
-        """Jobs updated at or after ``since``: id -> (updated_at, plannable and healthy)."""
+    def changed_jobs(self, since: datetime) -> dict[str, tuple[datetime, JobState | None]]:
+        """Jobs updated at or after ``since``: id -> (updated_at, state), the state None when
+        the job is not plannable or is in quarantine."""
         ...
 
     def count_planning_jobs(self) -> int: ...

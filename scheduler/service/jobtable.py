@@ -42,11 +42,12 @@ class JobTable:
             else:
                 changed = store.changed_jobs(self._read_at - CHANGE_MARGIN)
                 stale_ids = []
-                for job_id, (updated_at, plannable) in changed.items():
+                for job_id, (updated_at, state) in changed.items():
                     known = self._jobs.get(job_id)
-                    if not plannable:
+                    if state is None:
                         self._jobs.pop(job_id, None)
-                    elif known is None or known.updated_at != updated_at:
+                    elif (known is None or known.updated_at != updated_at
+                          or known.state is not state):  # two writes may share a stamp
                         stale_ids.append(job_id)
                 self._jobs.update((j.id, j) for j in store.planning_jobs(stale_ids))
                 self._read_at = now

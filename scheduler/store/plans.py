@@ -56,14 +56,17 @@ class SqlPlanStore(SqlAdapter):
                     rows.extend(conn.execute(query.where(jobs.c.id.in_(chunk))).mappings())
         return [_planning_job(row) for row in rows]
 
-    def changed_jobs(self, since: datetime) -> dict[str, tuple[datetime, bool]]:
-        """Each job whose ``updated_at`` is at or after ``since``: its ``updated_at`` and
-        whether it is plannable and not in quarantine. Reads three narrow columns only."""
-        query = sa.select(jobs.c.id, jobs.c.updated_at, _HEALTHY_PLANNABLE.label("ok")).where(
-            jobs.c.updated_at >= since
-        )
+    def changed_jobs(self, since: datetime) -> dict[str, tuple[datetime, JobState | None]]:
+        """Each job whose ``updated_at`` is at or after ``since``: its ``updated_at`` and its
+        state, None when it is not plannable or is in quarantine. Narrow columns only."""
+        query = sa.select(
+            jobs.c.id, jobs.c.updated_at, jobs.c.state, _HEALTHY_PLANNABLE.label("ok")
+        ).where(jobs.c.updated_at >= since)
         with read_transaction(self._engine) as conn:
-            return {row.id: (row.updated_at, bool(row.ok)) for row in conn.execute(query)}
+            return {
+                row.id: (row.updated_at, JobState(row.state) if row.ok else None)
+                for row in conn.execute(query)
+            }
 
     def count_planning_jobs(self) -> int:
         """How many jobs ``planning_jobs`` would return."""
