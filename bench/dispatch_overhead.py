@@ -46,8 +46,13 @@ WRAPPED = f"{sys.executable} -m workers.runner -- {ENTRYPOINT}"
 TIMEOUT_S = (3.0, 30.0)
 
 
-def run_direct(client: JobSubmissionClient, jobs: int, poll_s: float,
-               out_ids: list[str] | None = None, entrypoint: str = ENTRYPOINT) -> float:
+def run_direct(
+    client: JobSubmissionClient,
+    jobs: int,
+    poll_s: float,
+    out_ids: list[str] | None = None,
+    entrypoint: str = ENTRYPOINT,
+) -> float:
     """Seconds from the first submit until all ``jobs`` are terminal on Ray."""
     tag = uuid.uuid4().hex[:8]
     start = time.monotonic()
@@ -82,8 +87,9 @@ def ray_durations(client: JobSubmissionClient, ids: list[str]) -> list[float]:
     return out
 
 
-def greenlight_lags(service: GreenlightService, client: JobSubmissionClient,
-                    ids: list[str]) -> tuple[float, float]:
+def greenlight_lags(
+    service: GreenlightService, client: JobSubmissionClient, ids: list[str]
+) -> tuple[float, float]:
     """Mean seconds from submit to the dispatch event, and from Ray's end to succeeded."""
     to_dispatch, to_done = [], []
     for job_id in ids:
@@ -99,15 +105,28 @@ def greenlight_lags(service: GreenlightService, client: JobSubmissionClient,
     return statistics.mean(to_dispatch), statistics.mean(to_done)
 
 
-def run_greenlight(url: str, secret: str, service: GreenlightService, jobs: int,
-                   poll_s: float, out_ids: list[str] | None = None) -> float:
+def run_greenlight(
+    url: str,
+    secret: str,
+    service: GreenlightService,
+    jobs: int,
+    poll_s: float,
+    out_ids: list[str] | None = None,
+) -> float:
     """Seconds from the first submit (over HTTP) until the store shows all ``jobs`` succeeded
     (one count query per poll, so watching does not load the API the workers report to)."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {secret}"
-    body = {"name": "trivial", "kind": "training", "home_region": "eu-central",
-            "entrypoint": ENTRYPOINT, "expected_duration_s": 60, "policy": "now",
-            "resources": {"gpus": 0, "cpus": 1}, "max_delay_s": 3600}
+    body = {
+        "name": "trivial",
+        "kind": "training",
+        "home_region": "eu-central",
+        "entrypoint": ENTRYPOINT,
+        "expected_duration_s": 60,
+        "policy": "now",
+        "resources": {"gpus": 0, "cpus": 1},
+        "max_delay_s": 3600,
+    }
     store = service.ctx.store
     done_before = store.count_by_state()[JobState.SUCCEEDED]
     start = time.monotonic()
@@ -164,19 +183,25 @@ def main() -> None:
         for _ in range(args.rounds):
             direct.append(run_direct(client, args.jobs, args.poll_s, direct_ids))
             wrapped.append(run_direct(client, args.jobs, args.poll_s, entrypoint=WRAPPED))
-            through.append(run_greenlight(server.url, secret, service, args.jobs, args.poll_s,
-                                          through_ids))
+            through.append(
+                run_greenlight(server.url, secret, service, args.jobs, args.poll_s, through_ids)
+            )
         _print_table(args, direct, wrapped, through)
         lag_in, lag_out = greenlight_lags(service, client, through_ids)
         ray_direct = statistics.mean(ray_durations(client, direct_ids))
-        ray_through = statistics.mean(ray_durations(
-            client, [service.ctx.store.get_job(i).submission_id or "" for i in through_ids]))
+        ray_through = statistics.mean(
+            ray_durations(
+                client, [service.ctx.store.get_job(i).submission_id or "" for i in through_ids]
+            )
+        )
         sample = service.ctx.store.get_job(through_ids[-1]).submission_id or ""
         tail = client.get_job_logs(sample).strip().splitlines()[-6:]
         print("\n".join(f"  log {sample}: {line[:160]}" for line in tail), file=sys.stderr)
-        print(f"where the time goes (means per job): submit -> dispatched {lag_in:.2f} s; "
-              f"Ray end -> succeeded {lag_out:.2f} s; run on Ray {ray_direct:.2f} s direct vs "
-              f"{ray_through:.2f} s with the worker wrapper (python -m workers.runner)")
+        print(
+            f"where the time goes (means per job): submit -> dispatched {lag_in:.2f} s; "
+            f"Ray end -> succeeded {lag_out:.2f} s; run on Ray {ray_direct:.2f} s direct vs "
+            f"{ray_through:.2f} s with the worker wrapper (python -m workers.runner)"
+        )
     finally:
         if cycles is not None:
             cycles.shutdown(wait=False)
@@ -186,17 +211,30 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _print_table(args: argparse.Namespace, direct: list[float], wrapped: list[float],
-                 through: list[float]) -> None:
-    print(f"# dispatch_overhead  {datetime.now(UTC).isoformat(timespec='seconds')}  "
-          f"{args.jobs} trivial jobs (python -c pass, 1 CPU), Ray head with {args.cpus} CPUs, "
-          f"poll {args.poll_s} s")
-    print(f"{'round':>6}  {'Ray direct s':>12}  {'Ray+wrapper s':>13}  {'Greenlight s':>12}  "
-          f"{'GL/direct':>9}  {'GL/wrapped':>10}")
-    rows = [(str(i), d, w, g) for i, (d, w, g) in
-            enumerate(zip(direct, wrapped, through, strict=True), start=1)]
-    rows.append(("median", statistics.median(direct), statistics.median(wrapped),
-                 statistics.median(through)))
+def _print_table(
+    args: argparse.Namespace, direct: list[float], wrapped: list[float], through: list[float]
+) -> None:
+    print(
+        f"# dispatch_overhead  {datetime.now(UTC).isoformat(timespec='seconds')}  "
+        f"{args.jobs} trivial jobs (python -c pass, 1 CPU), Ray head with {args.cpus} CPUs, "
+        f"poll {args.poll_s} s"
+    )
+    print(
+        f"{'round':>6}  {'Ray direct s':>12}  {'Ray+wrapper s':>13}  {'Greenlight s':>12}  "
+        f"{'GL/direct':>9}  {'GL/wrapped':>10}"
+    )
+    rows = [
+        (str(i), d, w, g)
+        for i, (d, w, g) in enumerate(zip(direct, wrapped, through, strict=True), start=1)
+    ]
+    rows.append(
+        (
+            "median",
+            statistics.median(direct),
+            statistics.median(wrapped),
+            statistics.median(through),
+        )
+    )
     for name, d, w, g in rows:
         print(f"{name:>6}  {d:>12.2f}  {w:>13.2f}  {g:>12.2f}  {g / d:>9.2f}  {g / w:>10.2f}")
     ratio = rows[-1][3] / rows[-1][1]

@@ -36,8 +36,9 @@ MIN_INTERVAL_S = 0.5
 class CycleGuard:
     """Runs one cycle and logs its failures without storms (see the module docstring)."""
 
-    def __init__(self, name: str, call: Callable[[], object],
-                 database_up: Callable[[], bool]) -> None:
+    def __init__(
+        self, name: str, call: Callable[[], object], database_up: Callable[[], bool]
+    ) -> None:
         self.name = name
         self._call = call
         self._database_up = database_up
@@ -57,9 +58,13 @@ class CycleGuard:
         if not self._database_up():
             if self._outage_since is None:
                 self._outage_since = time.monotonic()
-                log.warning("cycle %s: database unreachable (%s: %s); retrying quietly until it "
-                            "returns", self.name, type(e).__name__, _first_line(e),
-                            extra={"fields": {"event": "db_outage", "cycle": self.name}})
+                log.warning(
+                    "cycle %s: database unreachable (%s: %s); retrying quietly until it returns",
+                    self.name,
+                    type(e).__name__,
+                    _first_line(e),
+                    extra={"fields": {"event": "db_outage", "cycle": self.name}},
+                )
             return
         text = f"{type(e).__name__}: {_first_line(e)}"
         if self._failing != text:
@@ -70,9 +75,12 @@ class CycleGuard:
 
     def _recovered(self) -> None:
         if self._outage_since is not None:
-            log.warning("cycle %s: database reachable again after %.0f s", self.name,
-                        time.monotonic() - self._outage_since,
-                        extra={"fields": {"event": "db_outage_end", "cycle": self.name}})
+            log.warning(
+                "cycle %s: database reachable again after %.0f s",
+                self.name,
+                time.monotonic() - self._outage_since,
+                extra={"fields": {"event": "db_outage_end", "cycle": self.name}},
+            )
             self._outage_since = None
         if self._failing is not None:
             log.info("cycle %s succeeded again", self.name)
@@ -83,16 +91,22 @@ class CycleLoop:
     """A thread running ``guard`` when ``wake`` is set, or ``every_s`` after its last run
     (``busy_every_s`` after a run that returned something truthy: work in flight)."""
 
-    def __init__(self, guard: CycleGuard, every_s: float, wake: threading.Event, *,
-                 debounce_s: float = 0.0, busy_every_s: float | None = None) -> None:
+    def __init__(
+        self,
+        guard: CycleGuard,
+        every_s: float,
+        wake: threading.Event,
+        *,
+        debounce_s: float = 0.0,
+        busy_every_s: float | None = None,
+    ) -> None:
         self._guard = guard
         self._every_s = max(every_s, MIN_INTERVAL_S)
         self._busy_every_s = busy_every_s
         self._wake = wake
         self._debounce_s = debounce_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"cycle-{guard.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"cycle-{guard.name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -134,8 +148,9 @@ class PeriodicCycles:
                 loop.stop(wait=True)
 
 
-def start_periodic(service: GreenlightService, settings: Settings,
-                   scale: float = 1.0) -> PeriodicCycles:
+def start_periodic(
+    service: GreenlightService, settings: Settings, scale: float = 1.0
+) -> PeriodicCycles:
     """Start the cycles. ``scale`` divides the planning and refresh intervals (the demo's
     compressed clock)."""
     ctx = service.ctx
@@ -151,12 +166,23 @@ def start_periodic(service: GreenlightService, settings: Settings,
         return CycleGuard(name, call, database_up)
 
     loops = [
-        CycleLoop(guard("plan", service.plan_cycle), settings.plan_interval_s / scale,
-                  ctx.wake_planner, debounce_s=ctx.config.plan_debounce_s),
-        CycleLoop(guard("dispatch-due", service.dispatch_due), settings.dispatch_interval_s,
-                  ctx.wake_dispatcher),
-        CycleLoop(guard("reconcile", service.reconcile), settings.reconcile_interval_s,
-                  ctx.wake_reconciler, busy_every_s=ACTIVE_RECONCILE_S),
+        CycleLoop(
+            guard("plan", service.plan_cycle),
+            settings.plan_interval_s / scale,
+            ctx.wake_planner,
+            debounce_s=ctx.config.plan_debounce_s,
+        ),
+        CycleLoop(
+            guard("dispatch-due", service.dispatch_due),
+            settings.dispatch_interval_s,
+            ctx.wake_dispatcher,
+        ),
+        CycleLoop(
+            guard("reconcile", service.reconcile),
+            settings.reconcile_interval_s,
+            ctx.wake_reconciler,
+            busy_every_s=ACTIVE_RECONCILE_S,
+        ),
     ]
     scheduler = BackgroundScheduler(timezone="UTC")
     timed: list[tuple[str, Callable[[], object], float]] = [
@@ -164,12 +190,20 @@ def start_periodic(service: GreenlightService, settings: Settings,
         ("prune-forecasts", service.prune, 3600.0),
     ]
     if isinstance(ctx.regions, LiveRegions):  # each region's capacity, read from Ray
-        timed.append(("read-capacity", ctx.regions.refresh,
-                      max(settings.plan_interval_s / scale, 5.0)))
+        timed.append(
+            ("read-capacity", ctx.regions.refresh, max(settings.plan_interval_s / scale, 5.0))
+        )
     for name, call, every_s in timed:
         # coalesce + max_instances=1: a slow cycle is skipped, never run twice at once.
-        scheduler.add_job(guard(name, call), "interval", seconds=max(every_s, MIN_INTERVAL_S),
-                          id=name, name=name, coalesce=True, max_instances=1)
+        scheduler.add_job(
+            guard(name, call),
+            "interval",
+            seconds=max(every_s, MIN_INTERVAL_S),
+            id=name,
+            name=name,
+            coalesce=True,
+            max_instances=1,
+        )
     scheduler.start()
     for loop in loops:
         loop.start()

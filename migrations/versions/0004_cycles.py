@@ -22,8 +22,13 @@ down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_COLUMNS = ("quarantine", "submit_attempt", "submit_taken_at", "dispatched_attempt",
-            "dispatched_at")
+_COLUMNS = (
+    "quarantine",
+    "submit_attempt",
+    "submit_taken_at",
+    "dispatched_attempt",
+    "dispatched_at",
+)
 
 
 def upgrade() -> None:

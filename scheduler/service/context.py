@@ -20,8 +20,13 @@ from scheduler.service.jobtable import JobTable
 class Refresher(Protocol):
     """The forecast refresher as the service uses it (``scheduler.forecasts.refresh``)."""
 
-    def refresh(self, now: datetime | None = None, regions: Collection[str] | None = None, *,
-                force: bool = False) -> RefreshResult: ...
+    def refresh(
+        self,
+        now: datetime | None = None,
+        regions: Collection[str] | None = None,
+        *,
+        force: bool = False,
+    ) -> RefreshResult: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

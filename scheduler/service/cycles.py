@@ -75,8 +75,9 @@ def plan_cycle(ctx: ServiceContext) -> Decision:
         for job_id, reason in decision.late.items():
             ctx.counters["jobs_late_total"] += 1
             with isolated(ctx, job_id, "plan"):
-                ctx.store.add_event(JobEvent(job_id=job_id, at=now, kind="warning",
-                                             actor=ACTOR, reason=reason))
+                ctx.store.add_event(
+                    JobEvent(job_id=job_id, at=now, kind="warning", actor=ACTOR, reason=reason)
+                )
         ctx.counters["plan_cycles_total"] += 1
         return decision
 
@@ -125,41 +126,71 @@ def _decide(ctx: ServiceContext, snapshot: Snapshot) -> Decision:
                 quarantine(ctx, jobs[0].id, "plan", f"{type(e).__name__}: {e}")
                 ctx.job_table.forget({jobs[0].id})
                 return Decision(plans={})
-            log.warning("planning %d jobs failed (%s: %s); planning them in halves",
-                        len(jobs), type(e).__name__, e)
+            log.warning(
+                "planning %d jobs failed (%s: %s); planning them in halves",
+                len(jobs),
+                type(e).__name__,
+                e,
+            )
             half = len(jobs) // 2
             first = _decide(ctx, dataclasses.replace(snapshot, jobs=tuple(jobs[:half])))
-            held = tuple(Occupancy(region=w.region, gpus=j.gpus, start=w.start, end=w.end)
-                         for j in jobs[:half] if (p := first.plans.get(j.id))
-                         for w in p.windows)
-            second = _decide(ctx, dataclasses.replace(
-                snapshot, jobs=tuple(jobs[half:]), occupancy=(*snapshot.occupancy, *held)))
-            return Decision(plans={**first.plans, **second.plans},
-                            late={**first.late, **second.late},
-                            notes={**first.notes, **second.notes})
+            held = tuple(
+                Occupancy(region=w.region, gpus=j.gpus, start=w.start, end=w.end)
+                for j in jobs[:half]
+                if (p := first.plans.get(j.id))
+                for w in p.windows
+            )
+            second = _decide(
+                ctx,
+                dataclasses.replace(
+                    snapshot, jobs=tuple(jobs[half:]), occupancy=(*snapshot.occupancy, *held)
+                ),
+            )
+            return Decision(
+                plans={**first.plans, **second.plans},
+                late={**first.late, **second.late},
+                notes={**first.notes, **second.notes},
+            )
     return Decision(plans={})
 
 
-def _save(ctx: ServiceContext, jobs: dict[str, Job], decision: Decision,
-          signals: dict[str, Signal], now: datetime) -> None:
+def _save(
+    ctx: ServiceContext,
+    jobs: dict[str, Job],
+    decision: Decision,
+    signals: dict[str, Signal],
+    now: datetime,
+) -> None:
     """Write the plans that changed in one bulk transaction; per job should the bulk fail."""
     changes: list[tuple[str, Plan, Sequence[JobEvent]]] = []
     for job_id, decided in decision.plans.items():
         plan = _with_signal_note(decided, signals.get(decided.region))
         job = jobs.get(job_id)
-        if job is not None and job.state is JobState.PLANNED and _same_plan(
-                job.plan, plan, ctx.config.step_s):
+        if (
+            job is not None
+            and job.state is JobState.PLANNED
+            and _same_plan(job.plan, plan, ctx.config.step_s)
+        ):
             continue
         reason = plan_problem(plan)
         if reason is not None:
             quarantine(ctx, job_id, "plan", reason)
             continue
-        events: list[JobEvent] = [JobEvent(
-            job_id=job_id, at=now, kind="plan", actor=ACTOR, reason=_plan_reason(plan),
-            to_state=JobState.PLANNED, expected_emissions_g=plan.forecast_emissions_g)]
+        events: list[JobEvent] = [
+            JobEvent(
+                job_id=job_id,
+                at=now,
+                kind="plan",
+                actor=ACTOR,
+                reason=_plan_reason(plan),
+                to_state=JobState.PLANNED,
+                expected_emissions_g=plan.forecast_emissions_g,
+            )
+        ]
         if plan.note:
-            events.append(JobEvent(job_id=job_id, at=now, kind="fallback", actor=ACTOR,
-                                   reason=plan.note))
+            events.append(
+                JobEvent(job_id=job_id, at=now, kind="fallback", actor=ACTOR, reason=plan.note)
+            )
         changes.append((job_id, plan, events))
     try:
         saved = ctx.store.save_plans(changes)
@@ -171,9 +202,15 @@ def _save(ctx: ServiceContext, jobs: dict[str, Job], decision: Decision,
             with isolated(ctx, change[0], "plan"):
                 saved |= ctx.store.save_plans([change])
     plans = {job_id: plan for job_id, plan, _ in changes if job_id in saved}
-    ctx.job_table.update([dataclasses.replace(jobs[i], plan=p, state=JobState.PLANNED,
-                                              updated_at=now)  # as save_plans stamped it
-                          for i, p in plans.items() if i in jobs])
+    ctx.job_table.update(
+        [
+            dataclasses.replace(
+                jobs[i], plan=p, state=JobState.PLANNED, updated_at=now
+            )  # as save_plans stamped it
+            for i, p in plans.items()
+            if i in jobs
+        ]
+    )
     ctx.counters["plans_changed_total"] += len(plans)
     ctx.counters["plans_on_fallback_total"] += sum(1 for p in plans.values() if p.note)
     if any(p.start <= now for p in plans.values()):
@@ -183,8 +220,7 @@ def _save(ctx: ServiceContext, jobs: dict[str, Job], decision: Decision,
 def _with_signal_note(plan: Plan, signal: Signal | None) -> Plan:
     if signal is None or signal.note is None or plan.note:
         return plan
-    return dataclasses.replace(plan, note=signal.note,
-                               forecast_issued_at=signal.series.issued_at)
+    return dataclasses.replace(plan, note=signal.note, forecast_issued_at=signal.series.issued_at)
 
 
 def _same_plan(old: Plan | None, new: Plan, step_s: float) -> bool:
@@ -195,21 +231,26 @@ def _same_plan(old: Plan | None, new: Plan, step_s: float) -> bool:
         return False
     if old.note != new.note:
         return False
-    return all(abs((a.start - b.start).total_seconds()) < step_s
-               and abs((a.end - b.end).total_seconds()) < step_s
-               for a, b in zip(old.windows, new.windows, strict=True))
+    return all(
+        abs((a.start - b.start).total_seconds()) < step_s
+        and abs((a.end - b.end).total_seconds()) < step_s
+        for a, b in zip(old.windows, new.windows, strict=True)
+    )
 
 
 def _plan_reason(plan: Plan) -> str:
     saving_g = plan.baseline_emissions_g - plan.forecast_emissions_g
-    text = (f"planned in {plan.region} at {plan.start.isoformat()} by {plan.policy.value}: "
-            f"forecast {plan.forecast_emissions_g:.1f} g vs {plan.baseline_emissions_g:.1f} g "
-            f"run-now ({saving_g:+.1f} g saved)")
+    text = (
+        f"planned in {plan.region} at {plan.start.isoformat()} by {plan.policy.value}: "
+        f"forecast {plan.forecast_emissions_g:.1f} g vs {plan.baseline_emissions_g:.1f} g "
+        f"run-now ({saving_g:+.1f} g saved)"
+    )
     return f"{text}; {plan.note}" if plan.note else text
 
 
 def prune(ctx: ServiceContext) -> int:
     now = ctx.clock.now()
     ctx.counters["events_pruned_total"] += ctx.store.prune_events(
-        now - timedelta(seconds=ctx.config.event_retention_s))
+        now - timedelta(seconds=ctx.config.event_retention_s)
+    )
     return ctx.store.prune_forecasts(now - timedelta(seconds=ctx.config.forecast_retention_s))

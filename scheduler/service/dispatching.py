@@ -66,18 +66,32 @@ def submit_attempt(ctx: ServiceContext, job: Job, now: datetime) -> bool:
     entrypoint = f"{ctx.config.worker_command} -- {shlex.quote(job.spec.entrypoint)}"
     try:
         ctx.dispatcher.submit(
-            region, job.submission_id, entrypoint, env=_worker_env(ctx, job, secret),
-            gpus=res.gpus, cpus=res.cpus, memory_mb=res.memory_mb,
+            region,
+            job.submission_id,
+            entrypoint,
+            env=_worker_env(ctx, job, secret),
+            gpus=res.gpus,
+            cpus=res.cpus,
+            memory_mb=res.memory_mb,
             working_dir=str(working_dir) if working_dir else None,
-            runtime_env=job.spec.runtime_env)
+            runtime_env=job.spec.runtime_env,
+        )
     except ClusterUnreachable as e:
         ctx.counters["dispatch_unreachable_total"] += 1
         region_down(ctx, region, e)
         # Kind "release": the claim's dispatched event above it did not start an attempt.
-        released = ctx.store.release_claim(job.id, job.attempt, JobEvent(
-            job_id=job.id, at=now, kind="release", actor=ACTOR,
-            reason=f"Ray in {region.name} unreachable ({e}); will dispatch again, "
-                   "not counted as a retry"))
+        released = ctx.store.release_claim(
+            job.id,
+            job.attempt,
+            JobEvent(
+                job_id=job.id,
+                at=now,
+                kind="release",
+                actor=ACTOR,
+                reason=f"Ray in {region.name} unreachable ({e}); will dispatch again, "
+                "not counted as a retry",
+            ),
+        )
         if released:
             ctx.wake_planner.set()
         return False
@@ -93,8 +107,13 @@ def submit_attempt(ctx: ServiceContext, job: Job, now: datetime) -> bool:
 
 
 def dispatch_event(job: Job, region: str, now: datetime) -> JobEvent:
-    return JobEvent(job_id=job.id, at=now, kind="dispatch", actor=ACTOR,
-                    reason=f"submitted to Ray in {region} as {job.submission_id}")
+    return JobEvent(
+        job_id=job.id,
+        at=now,
+        kind="dispatch",
+        actor=ACTOR,
+        reason=f"submitted to Ray in {region} as {job.submission_id}",
+    )
 
 
 def _worker_env(ctx: ServiceContext, job: Job, secret: str) -> dict[str, str]:
@@ -103,9 +122,12 @@ def _worker_env(ctx: ServiceContext, job: Job, secret: str) -> dict[str, str]:
     cfg = ctx.config
     res = job.spec.resources
     env = {
-        "GREENLIGHT_JOB_ID": job.id, "GREENLIGHT_ATTEMPT": str(job.attempt),
-        "GREENLIGHT_API_URL": cfg.api_url, "GREENLIGHT_TOKEN": secret,
-        "GREENLIGHT_GPUS": str(res.gpus), "GREENLIGHT_CPUS": str(res.cpus),
+        "GREENLIGHT_JOB_ID": job.id,
+        "GREENLIGHT_ATTEMPT": str(job.attempt),
+        "GREENLIGHT_API_URL": cfg.api_url,
+        "GREENLIGHT_TOKEN": secret,
+        "GREENLIGHT_GPUS": str(res.gpus),
+        "GREENLIGHT_CPUS": str(res.cpus),
         "GREENLIGHT_GPU_POWER_W": str(cfg.gpu_w),
         "GREENLIGHT_CPU_CORE_POWER_W": str(cfg.cpu_core_w),
         "GREENLIGHT_BASE_POWER_W": str(cfg.base_w),
@@ -117,8 +139,15 @@ def _worker_env(ctx: ServiceContext, job: Job, secret: str) -> dict[str, str]:
     return env
 
 
-def retry_or_fail(ctx: ServiceContext, job: Job, now: datetime, reason: str, *,
-                  lost: bool = False, exit_code: int | None = None) -> None:
+def retry_or_fail(
+    ctx: ServiceContext,
+    job: Job,
+    now: datetime,
+    reason: str,
+    *,
+    lost: bool = False,
+    exit_code: int | None = None,
+) -> None:
     """Retrying while the job has retries left, else failed; a lost race is only logged.
 
     A run the cluster lost (``lost``: not the job's fault) retries even without retries left,
@@ -128,11 +157,23 @@ def retry_or_fail(ctx: ServiceContext, job: Job, now: datetime, reason: str, *,
     allowed = job.spec.max_retries + (LOST_RUN_ALLOWANCE if lost else 0)
     target = JobState.RETRYING if retries_used < allowed else JobState.FAILED
     try:
-        ctx.store.transition(job.id, target, JobEvent(
-            job_id=job.id, at=now, kind="state", actor=ACTOR, reason=reason,
-            from_state=job.state, to_state=target), expected_from=[job.state],
-            finished_at=now if target is JobState.FAILED else None, message=reason,
-            exit_code=exit_code if target is JobState.FAILED else None)
+        ctx.store.transition(
+            job.id,
+            target,
+            JobEvent(
+                job_id=job.id,
+                at=now,
+                kind="state",
+                actor=ACTOR,
+                reason=reason,
+                from_state=job.state,
+                to_state=target,
+            ),
+            expected_from=[job.state],
+            finished_at=now if target is JobState.FAILED else None,
+            message=reason,
+            exit_code=exit_code if target is JobState.FAILED else None,
+        )
     except InvalidTransition:
         log.info("job %s changed state concurrently; leaving it", job.id)
         return

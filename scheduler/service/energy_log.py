@@ -33,7 +33,7 @@ def parse_energy_lines(text: str, job_id: str, attempt: int) -> tuple[list[Energ
         at = line.find(PREFIX)
         if at < 0:
             continue
-        report = _report(line[at + len(PREFIX):], job_id, attempt)
+        report = _report(line[at + len(PREFIX) :], job_id, attempt)
         if report is None:
             refused += 1
         else:
@@ -61,6 +61,13 @@ def _report(body: str, job_id: str, attempt: int) -> EnergyReport | None:
         return None
     if not device or len(device) > 64 or len(node) > _MAX_NAME or "\x00" in device + node:
         return None
-    return EnergyReport(job_id=job_id, attempt=attempt, node=node, device=device,
-                        interval_start=start, interval_end=end, energy_j=energy_j,
-                        method=method)
+    return EnergyReport(
+        job_id=job_id,
+        attempt=attempt,
+        node=node,
+        device=device,
+        interval_start=start,
+        interval_end=end,
+        energy_j=energy_j,
+        method=method,
+    )

@@ -25,8 +25,7 @@ def quarantine(ctx: ServiceContext, job_id: str, stage: str, reason: str) -> Non
     """Set ``job_id`` aside from every cycle, with an event saying why, a metric and a log line.
     Clearing it is an operator's decision (``UPDATE jobs SET quarantine = NULL``, or cancel)."""
     text = f"quarantined by the {stage} cycle: {reason}"[:2000]
-    event = JobEvent(job_id=job_id, at=ctx.clock.now(), kind="quarantine", actor=ACTOR,
-                     reason=text)
+    event = JobEvent(job_id=job_id, at=ctx.clock.now(), kind="quarantine", actor=ACTOR, reason=text)
     if ctx.store.quarantine_job(job_id, text, event):
         ctx.counters["jobs_quarantined_total"] += 1
         ctx.counters[f"jobs_quarantined_{stage}_total"] += 1
@@ -63,9 +62,12 @@ def region_down(ctx: ServiceContext, region: Region, why: object) -> None:
     ctx.regions_down[region.name] = (ctx.clock.now(), str(why))
     ctx.last_errors[f"ray:{region.name}"] = str(why)
     ctx.counters["ray_region_down_total"] += 1
-    log.warning("Ray of region %s is unreachable (%s): marked down, its jobs wait or move",
-                region.name, why, extra={"fields": {"event": "region_down",
-                                                    "region": region.name}})
+    log.warning(
+        "Ray of region %s is unreachable (%s): marked down, its jobs wait or move",
+        region.name,
+        why,
+        extra={"fields": {"event": "region_down", "region": region.name}},
+    )
     ctx.wake_planner.set()
 
 
@@ -78,6 +80,10 @@ def region_up(ctx: ServiceContext, region: Region) -> None:
     ctx.last_errors.pop(f"ray:{region.name}", None)
     ctx.counters["ray_region_up_total"] += 1
     down_s = (ctx.clock.now() - down[0]).total_seconds()
-    log.warning("Ray of region %s is reachable again after %.0f s", region.name, down_s,
-                extra={"fields": {"event": "region_up", "region": region.name}})
+    log.warning(
+        "Ray of region %s is reachable again after %.0f s",
+        region.name,
+        down_s,
+        extra={"fields": {"event": "region_up", "region": region.name}},
+    )
     ctx.wake_planner.set()

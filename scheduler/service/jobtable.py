@@ -46,8 +46,9 @@ class JobTable:
                     known = self._jobs.get(job_id)
                     if state is None:
                         self._jobs.pop(job_id, None)
-                    elif (known is None or known.updated_at != updated_at
-                          or known.state is not state):  # two writes may share a stamp
+                    elif (
+                        known is None or known.updated_at != updated_at or known.state is not state
+                    ):  # two writes may share a stamp
                         stale_ids.append(job_id)
                 self._jobs.update((j.id, j) for j in store.planning_jobs(stale_ids))
                 self._read_at = now

@@ -58,8 +58,7 @@ def reconcile(ctx: ServiceContext) -> int:
     return len(jobs)
 
 
-def _reconcile_job(ctx: ServiceContext, job: Job, mark: DispatchMark | None,
-                   now: datetime) -> bool:
+def _reconcile_job(ctx: ServiceContext, job: Job, mark: DispatchMark | None, now: datetime) -> bool:
     """One job's pass; False when its region's cluster could not be reached."""
     region = ctx.region(job.region or "")
     try:
@@ -77,10 +76,13 @@ def _reconcile_job(ctx: ServiceContext, job: Job, mark: DispatchMark | None,
         return True
     # The cluster has it, yet no dispatch is recorded and nobody is submitting: the submitter
     # died between its submit and its record. Record it (once) now.
-    if (job.state is JobState.DISPATCHED and mark is not None and not mark.recorded
-            and not _lease_held(ctx, mark, now)
-            and ctx.store.record_dispatch(job.id, job.attempt,
-                                          dispatch_event(job, region.name, now))):
+    if (
+        job.state is JobState.DISPATCHED
+        and mark is not None
+        and not mark.recorded
+        and not _lease_held(ctx, mark, now)
+        and ctx.store.record_dispatch(job.id, job.attempt, dispatch_event(job, region.name, now))
+    ):
         ctx.counters["jobs_dispatched_total"] += 1
     try:
         _apply_status(ctx, job, info, region, now)
@@ -94,13 +96,17 @@ def _reconcile_job(ctx: ServiceContext, job: Job, mark: DispatchMark | None,
 
 
 def _lease_held(ctx: ServiceContext, mark: DispatchMark, now: datetime) -> bool:
-    return (mark.submit_attempt is not None and mark.submit_attempt >= mark.attempt
-            and mark.submit_taken_at is not None
-            and (now - mark.submit_taken_at).total_seconds() < ctx.config.submit_lease_s)
+    return (
+        mark.submit_attempt is not None
+        and mark.submit_attempt >= mark.attempt
+        and mark.submit_taken_at is not None
+        and (now - mark.submit_taken_at).total_seconds() < ctx.config.submit_lease_s
+    )
 
 
-def _unknown(ctx: ServiceContext, job: Job, mark: DispatchMark | None, region: Region,
-             now: datetime) -> None:
+def _unknown(
+    ctx: ServiceContext, job: Job, mark: DispatchMark | None, region: Region, now: datetime
+) -> None:
     """The cluster does not know the attempt: never submitted, or lost with the cluster."""
     if mark is None or not mark.recorded:
         # Claimed but not (known to be) submitted: submit it, unless a live replica is doing
@@ -112,24 +118,36 @@ def _unknown(ctx: ServiceContext, job: Job, mark: DispatchMark | None, region: R
     silent_s = (now - last).total_seconds()
     if silent_s < ctx.config.heartbeat_s:
         ctx.counters["attempts_unknown_alive_total"] += 1
-        log.info("Ray in %s does not know %s, but it reported %.0f s ago: waiting",
-                 region.name, job.submission_id, silent_s)
+        log.info(
+            "Ray in %s does not know %s, but it reported %.0f s ago: waiting",
+            region.name,
+            job.submission_id,
+            silent_s,
+        )
         return
     ctx.counters["attempts_lost_total"] += 1
-    retry_or_fail(ctx, job, now, f"attempt {job.attempt} lost by Ray in {region.name}: "
-                  f"unknown to the cluster and silent for {silent_s:.0f} s", lost=True)
+    retry_or_fail(
+        ctx,
+        job,
+        now,
+        f"attempt {job.attempt} lost by Ray in {region.name}: "
+        f"unknown to the cluster and silent for {silent_s:.0f} s",
+        lost=True,
+    )
 
 
 def _last_sign_of_life(ctx: ServiceContext, job: Job, mark: DispatchMark) -> datetime:
     """The latest of the attempt's dispatch and the end of its latest energy report."""
     times = [t for t in (mark.dispatched_at, job.started_at, job.updated_at) if t is not None]
-    times += [r.interval_end for r in ctx.store.energy_reports([job.id])
-              if r.attempt == job.attempt]
+    times += [
+        r.interval_end for r in ctx.store.energy_reports([job.id]) if r.attempt == job.attempt
+    ]
     return max(times)
 
 
-def _apply_status(ctx: ServiceContext, job: Job, info: RunInfo, region: Region,
-                  now: datetime) -> None:
+def _apply_status(
+    ctx: ServiceContext, job: Job, info: RunInfo, region: Region, now: datetime
+) -> None:
     started = ctx.clock.from_wall(info.started_at) if info.started_at else now
     finished = ctx.clock.from_wall(info.finished_at) if info.finished_at else now
     if info.status is RunStatus.PENDING:
@@ -141,7 +159,10 @@ def _apply_status(ctx: ServiceContext, job: Job, info: RunInfo, region: Region,
     if info.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED):
         recover_energy(ctx, job, region)
     if job.state is JobState.DISPATCHED and info.status in (
-            RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED):
+        RunStatus.RUNNING,
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+    ):
         job = _move(ctx, job, JobState.RUNNING, now, "running on the cluster", started_at=started)
     if info.status is RunStatus.RUNNING:
         _maybe_suspend(ctx, job, region, now)
@@ -149,8 +170,13 @@ def _apply_status(ctx: ServiceContext, job: Job, info: RunInfo, region: Region,
         _move(ctx, job, JobState.SUCCEEDED, now, "finished", finished_at=finished, exit_code=0)
         ctx.wake_planner.set()  # capacity freed
     elif info.status is RunStatus.FAILED:
-        retry_or_fail(ctx, job, now, f"run failed: {info.message or 'no message'}"[:500],
-                      exit_code=info.exit_code)
+        retry_or_fail(
+            ctx,
+            job,
+            now,
+            f"run failed: {info.message or 'no message'}"[:500],
+            exit_code=info.exit_code,
+        )
     elif info.status is RunStatus.STOPPED:
         target = JobState.SUSPENDED if _window_over(job, now) else JobState.FAILED
         _move(ctx, job, target, now, "stopped on the cluster", finished_at=finished)
@@ -168,9 +194,14 @@ def recover_energy(ctx: ServiceContext, job: Job, region: Region) -> None:
         ctx.counters["energy_log_lines_refused_total"] += refused
     if not reports:
         return
-    reports = [dataclasses.replace(r, interval_start=ctx.clock.from_wall(r.interval_start),
-                                   interval_end=ctx.clock.from_wall(r.interval_end))
-               for r in reports]
+    reports = [
+        dataclasses.replace(
+            r,
+            interval_start=ctx.clock.from_wall(r.interval_start),
+            interval_end=ctx.clock.from_wall(r.interval_end),
+        )
+        for r in reports
+    ]
     try:
         added = ctx.store.add_energy_reports(reports)
     except Exception as e:  # a conflicting line (EnergyConflict) must not block the job's end
@@ -182,18 +213,43 @@ def recover_energy(ctx: ServiceContext, job: Job, region: Region) -> None:
         log.info("recovered %d energy reports of %s from its log", added, job.submission_id)
 
 
-def _move(ctx: ServiceContext, job: Job, target: JobState, now: datetime, reason: str, *,
-          started_at: datetime | None = None, finished_at: datetime | None = None,
-          exit_code: int | None = None) -> Job:
-    return ctx.store.transition(job.id, target, JobEvent(
-        job_id=job.id, at=now, kind="state", actor="ray", reason=reason, from_state=job.state,
-        to_state=target), expected_from=[job.state], started_at=started_at,
-        finished_at=finished_at, exit_code=exit_code)
+def _move(
+    ctx: ServiceContext,
+    job: Job,
+    target: JobState,
+    now: datetime,
+    reason: str,
+    *,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    exit_code: int | None = None,
+) -> Job:
+    return ctx.store.transition(
+        job.id,
+        target,
+        JobEvent(
+            job_id=job.id,
+            at=now,
+            kind="state",
+            actor="ray",
+            reason=reason,
+            from_state=job.state,
+            to_state=target,
+        ),
+        expected_from=[job.state],
+        started_at=started_at,
+        finished_at=finished_at,
+        exit_code=exit_code,
+    )
 
 
 def _window_over(job: Job, now: datetime) -> bool:
-    return (job.spec.interruptible and job.plan is not None and len(job.plan.windows) > 1
-            and now >= job.plan.windows[0].end)
+    return (
+        job.spec.interruptible
+        and job.plan is not None
+        and len(job.plan.windows) > 1
+        and now >= job.plan.windows[0].end
+    )
 
 
 def _maybe_suspend(ctx: ServiceContext, job: Job, region: Region, now: datetime) -> None:
@@ -206,8 +262,13 @@ def _maybe_suspend(ctx: ServiceContext, job: Job, region: Region, now: datetime)
     if ran + ctx.config.step_s >= (job.spec.expected_duration_s or 0.0):
         return  # nearly done: finishing now beats a stop/resume round trip
     ctx.dispatcher.stop(region, job.submission_id or "")
-    _move(ctx, job, JobState.SUSPENDED, now,
-          f"window ended at {job.plan.windows[0].end.isoformat()}: suspended until the next one")
+    _move(
+        ctx,
+        job,
+        JobState.SUSPENDED,
+        now,
+        f"window ended at {job.plan.windows[0].end.isoformat()}: suspended until the next one",
+    )
 
 
 def _probe_quiet_regions(ctx: ServiceContext, skip: set[str]) -> None:

@@ -53,19 +53,25 @@ def region_signal(ctx: ServiceContext, region_name: str, now: datetime) -> Signa
         if age_s <= ctx.config.forecast_max_age_s:
             note = None
             if age_s > ctx.config.forecast_max_age_s * NOTE_AGE_SHARE:
-                note = (f"planned on a {age_s / 3600:.1f} h old forecast from {latest.provider} "
-                        f"issued {latest.issued_at.isoformat()}")
+                note = (
+                    f"planned on a {age_s / 3600:.1f} h old forecast from {latest.provider} "
+                    f"issued {latest.issued_at.isoformat()}"
+                )
             return Signal(series=latest, note=note, fallback="old-forecast" if note else None)
     profile = actuals_profile(ctx, zone, now, provider=provider)
     if profile is not None:
-        return Signal(series=profile, fallback="actuals-profile",
-                      note=f"no fresh forecast for {zone}: planned on its actuals of the last 24 h "
-                           "repeated as a daily profile")
+        return Signal(
+            series=profile,
+            fallback="actuals-profile",
+            note=f"no fresh forecast for {zone}: planned on its actuals of the last 24 h "
+            "repeated as a daily profile",
+        )
     return None
 
 
-def actuals_profile(ctx: ServiceContext, zone: str, now: datetime, *,
-                    provider: str | None = None) -> Forecast | None:
+def actuals_profile(
+    ctx: ServiceContext, zone: str, now: datetime, *, provider: str | None = None
+) -> Forecast | None:
     """Last 24 h of actuals (``provider``'s when given) shifted forward by whole days to cover
     the next 48 h."""
     recent = ctx.store.actuals(zone, now - PROFILE_LOOKBACK, now, provider=provider)
@@ -74,11 +80,19 @@ def actuals_profile(ctx: ServiceContext, zone: str, now: datetime, *,
     points: list[IntensityPoint] = []
     for days in (1, 2):
         shift = timedelta(days=days)
-        points.extend(IntensityPoint(valid_at=p.valid_at + shift, g_per_kwh=p.g_per_kwh)
-                      for p in recent.points)
-    return Forecast(zone=zone, provider=f"{recent.provider}:actuals-profile",
-                    kind=SeriesKind.FORECAST, issued_at=now, resolution_s=recent.resolution_s,
-                    points=tuple(points), signal=recent.signal)
+        points.extend(
+            IntensityPoint(valid_at=p.valid_at + shift, g_per_kwh=p.g_per_kwh)
+            for p in recent.points
+        )
+    return Forecast(
+        zone=zone,
+        provider=f"{recent.provider}:actuals-profile",
+        kind=SeriesKind.FORECAST,
+        issued_at=now,
+        resolution_s=recent.resolution_s,
+        points=tuple(points),
+        signal=recent.signal,
+    )
 
 
 def planning_job(ctx: ServiceContext, job: Job, now: datetime) -> PlanningJob:
@@ -88,11 +102,21 @@ def planning_job(ctx: ServiceContext, job: Job, now: datetime) -> PlanningJob:
     else:
         duration_s = max((spec.expected_duration_s or 0.0) - ran_s(ctx, job), ctx.config.step_s)
     return PlanningJob(
-        id=job.id, kind=spec.kind, gpus=spec.resources.gpus, power_w=spec.expected_power_w or 0.0,
-        duration_s=duration_s, submitted_at=job.created_at, earliest_start=now,
-        deadline=effective_deadline(spec, job.created_at), home_region=spec.home_region,
-        allowed_regions=spec.allowed_regions, policy=spec.policy,
-        interruptible=spec.interruptible, priority=spec.priority, current_plan=job.plan)
+        id=job.id,
+        kind=spec.kind,
+        gpus=spec.resources.gpus,
+        power_w=spec.expected_power_w or 0.0,
+        duration_s=duration_s,
+        submitted_at=job.created_at,
+        earliest_start=now,
+        deadline=effective_deadline(spec, job.created_at),
+        home_region=spec.home_region,
+        allowed_regions=spec.allowed_regions,
+        policy=spec.policy,
+        interruptible=spec.interruptible,
+        priority=spec.priority,
+        current_plan=job.plan,
+    )
 
 
 def ran_s(ctx: ServiceContext, job: Job) -> float:
@@ -123,13 +147,18 @@ def occupancy(ctx: ServiceContext, now: datetime) -> tuple[Occupancy, ...]:
         else:
             end = start + timedelta(seconds=job.spec.expected_duration_s)
         end = max(end, now + timedelta(seconds=ctx.config.step_s))
-        held.append(Occupancy(region=job.region, gpus=job.spec.resources.gpus,
-                              start=min(start, now), end=end))
+        held.append(
+            Occupancy(
+                region=job.region, gpus=job.spec.resources.gpus, start=min(start, now), end=end
+            )
+        )
     return tuple(held)
 
 
 def build_snapshot(
-    ctx: ServiceContext, now: datetime, jobs: list[Job] | None = None,
+    ctx: ServiceContext,
+    now: datetime,
+    jobs: list[Job] | None = None,
     planning: list[PlanningJob] | None = None,
 ) -> tuple[Snapshot, dict[str, Signal]]:
     """The snapshot for one cycle and the signal chosen per region (for notes and events).
@@ -141,13 +170,17 @@ def build_snapshot(
         if jobs is None:
             jobs = all_jobs(ctx, tuple(PLANNABLE_STATES))
         planning = [planning_job(ctx, j, now) for j in jobs]
-    signals = {name: s for name in ctx.regions if name not in ctx.regions_down
-               and (s := region_signal(ctx, name, now)) is not None}
+    signals = {
+        name: s
+        for name in ctx.regions
+        if name not in ctx.regions_down and (s := region_signal(ctx, name, now)) is not None
+    }
     snapshot = Snapshot(
         now=now,
         jobs=tuple(planning),
-        regions=tuple(RegionState(name=r.name, gpus=r.gpus, pue=r.pue)
-                      for r in ctx.regions.values()),
+        regions=tuple(
+            RegionState(name=r.name, gpus=r.gpus, pue=r.pue) for r in ctx.regions.values()
+        ),
         forecasts={name: s.series for name, s in signals.items()},
         occupancy=occupancy(ctx, now),
         forecast_error=dict(ctx.forecast_error),

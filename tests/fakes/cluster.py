@@ -27,10 +27,19 @@ class FakeCluster:
         self._runs: dict[str, RunStatus] = {}
         self._lock = threading.Lock()
 
-    def submit(self, region: Region, submission_id: str, entrypoint: str, *,
-               env: Mapping[str, str], gpus: int, cpus: float, memory_mb: int,
-               working_dir: str | None = None,
-               runtime_env: Mapping[str, Any] | None = None) -> None:
+    def submit(
+        self,
+        region: Region,
+        submission_id: str,
+        entrypoint: str,
+        *,
+        env: Mapping[str, str],
+        gpus: int,
+        cpus: float,
+        memory_mb: int,
+        working_dir: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+    ) -> None:
         with self._lock:
             self.submit_calls[submission_id] += 1
         time.sleep(self.latency_s)

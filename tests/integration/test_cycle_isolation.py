@@ -29,8 +29,17 @@ def service(sqlite_url: str) -> GreenlightService:
 def _add(service: GreenlightService, job_id: str, **spec: object) -> None:
     now = service.ctx.clock.now()
     job = make_job(job_id, created_at=now, spec=make_spec(**spec))
-    service.ctx.store.add_job(job, JobEvent(job_id=job_id, at=now, kind="state", actor="test",
-                                            reason="submitted", to_state=JobState.PENDING))
+    service.ctx.store.add_job(
+        job,
+        JobEvent(
+            job_id=job_id,
+            at=now,
+            kind="state",
+            actor="test",
+            reason="submitted",
+            to_state=JobState.PENDING,
+        ),
+    )
 
 
 def test_poisoned_jobs_are_quarantined_and_the_1000_others_planned(
@@ -40,8 +49,7 @@ def test_poisoned_jobs_are_quarantined_and_the_1000_others_planned(
         _add(service, f"good-{i:04d}", max_delay_s=6 * 3600.0)
     # What the API used to accept: 1e308 CPUs (infinite power, so infinite emissions), a delay
     # no datetime can hold, a priority numpy cannot hold.
-    _add(service, "poison-power", resources=Resources(cpus=1e308),
-         expected_power_w=float("inf"))
+    _add(service, "poison-power", resources=Resources(cpus=1e308), expected_power_w=float("inf"))
     _add(service, "poison-delay", max_delay_s=9e15)
     _add(service, "poison-priority", priority=2**62)
 
@@ -77,8 +85,13 @@ def test_a_retrying_job_due_now_is_planned_again_at_once(service: GreenlightServ
     assert job.state is JobState.PLANNED
     claimed = store.claim_due(service.ctx.clock.now(), 10)
     assert [j.id for j in claimed] == ["retry"]
-    store.transition("retry", JobState.RETRYING, JobEvent(
-        job_id="retry", at=service.ctx.clock.now(), kind="state", actor="test", reason="x"))
+    store.transition(
+        "retry",
+        JobState.RETRYING,
+        JobEvent(
+            job_id="retry", at=service.ctx.clock.now(), kind="state", actor="test", reason="x"
+        ),
+    )
     service.ctx.clock.advance(30)  # type: ignore[attr-defined]
     service.ctx.wake_dispatcher.clear()
     service.plan_cycle()
@@ -88,9 +101,18 @@ def test_a_retrying_job_due_now_is_planned_again_at_once(service: GreenlightServ
 
 def test_the_core_names_a_non_finite_job_or_plan() -> None:
     now = make_plan(make_job("x").created_at).planned_at
-    base = PlanningJob(id="ok", kind=make_spec().kind, gpus=1, power_w=300.0, duration_s=600.0,
-                       submitted_at=now, earliest_start=now, deadline=None, home_region="r",
-                       allowed_regions=())
+    base = PlanningJob(
+        id="ok",
+        kind=make_spec().kind,
+        gpus=1,
+        power_w=300.0,
+        duration_s=600.0,
+        submitted_at=now,
+        earliest_start=now,
+        deadline=None,
+        home_region="r",
+        allowed_regions=(),
+    )
     assert job_problem(base) is None
     bad = [
         PlanningJob(**{**_fields(base), "id": "inf", "power_w": float("inf")}),

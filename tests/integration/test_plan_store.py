@@ -20,8 +20,9 @@ def _store(url: str) -> SqlStore:
 
 
 def _add(store: SqlStore, job_id: str, at: datetime = T0, **fields: Any) -> None:
-    store.add_job(make_job(job_id, created_at=at, **fields),
-                  make_event(job_id, at, to_state=JobState.PENDING))
+    store.add_job(
+        make_job(job_id, created_at=at, **fields), make_event(job_id, at, to_state=JobState.PENDING)
+    )
 
 
 def test_bulk_write_back_saves_only_plannable_jobs(database_url: str) -> None:
@@ -30,11 +31,24 @@ def test_bulk_write_back_saves_only_plannable_jobs(database_url: str) -> None:
         _add(store, job_id)
     store.transition("c", JobState.CANCELLED, make_event("c", T0 + timedelta(seconds=1)))
     at = T0 + timedelta(minutes=5)
-    plans = [(job_id, make_plan(at, region="eu-south"), [
-        JobEvent(job_id=job_id, at=at, kind="plan", actor="t", reason="p",
-                 to_state=JobState.PLANNED),
-        JobEvent(job_id=job_id, at=at, kind="fallback", actor="t", reason="old forecast")])
-        for job_id in ("a", "b", "c")]
+    plans = [
+        (
+            job_id,
+            make_plan(at, region="eu-south"),
+            [
+                JobEvent(
+                    job_id=job_id,
+                    at=at,
+                    kind="plan",
+                    actor="t",
+                    reason="p",
+                    to_state=JobState.PLANNED,
+                ),
+                JobEvent(job_id=job_id, at=at, kind="fallback", actor="t", reason="old forecast"),
+            ],
+        )
+        for job_id in ("a", "b", "c")
+    ]
     assert store.save_plans(plans) == {"a", "b"}
     for job_id in ("a", "b"):
         job = store.get_job(job_id)
@@ -63,8 +77,24 @@ def test_the_job_table_follows_changes(database_url: str) -> None:
     assert {j.id for j in table.refresh(store, later)} == {"a", "new", "old"}
 
     latest = later + timedelta(minutes=1)
-    store.save_plans([("a", make_plan(latest), [JobEvent(
-        job_id="a", at=latest, kind="plan", actor="t", reason="p", to_state=JobState.PLANNED)])])
+    store.save_plans(
+        [
+            (
+                "a",
+                make_plan(latest),
+                [
+                    JobEvent(
+                        job_id="a",
+                        at=latest,
+                        kind="plan",
+                        actor="t",
+                        reason="p",
+                        to_state=JobState.PLANNED,
+                    )
+                ],
+            )
+        ]
+    )
     jobs = {j.id: j for j in table.refresh(store, latest)}
     assert jobs["a"].state is JobState.PLANNED  # a changed row is read again
     assert jobs["a"].spec.entrypoint == ""  # only what planning needs

@@ -29,8 +29,11 @@ pytestmark = pytest.mark.ray
 
 
 def _service(sqlite_url: str, address: str, clock: FakeClock) -> GreenlightService:
-    service = build_service(load_settings(database_url=sqlite_url), clock=clock,
-                            dispatcher=RayDispatcher(address, connect_timeout_s=2.0))
+    service = build_service(
+        load_settings(database_url=sqlite_url),
+        clock=clock,
+        dispatcher=RayDispatcher(address, connect_timeout_s=2.0),
+    )
     # The run itself is what matters here, not the worker wrapper (it needs the API).
     import dataclasses
 
@@ -41,10 +44,24 @@ def _service(sqlite_url: str, address: str, clock: FakeClock) -> GreenlightServi
 
 def _add_due_job(service: GreenlightService, job_id: str) -> None:
     now = service.ctx.clock.now()
-    job = make_job(job_id, created_at=now, spec=make_spec(
-        policy=Policy.NOW, max_delay_s=0.0, entrypoint="true", expected_duration_s=60.0))
-    service.ctx.store.add_job(job, JobEvent(job_id=job_id, at=now, kind="state", actor="test",
-                                            reason="submitted", to_state=JobState.PENDING))
+    job = make_job(
+        job_id,
+        created_at=now,
+        spec=make_spec(
+            policy=Policy.NOW, max_delay_s=0.0, entrypoint="true", expected_duration_s=60.0
+        ),
+    )
+    service.ctx.store.add_job(
+        job,
+        JobEvent(
+            job_id=job_id,
+            at=now,
+            kind="state",
+            actor="test",
+            reason="submitted",
+            to_state=JobState.PENDING,
+        ),
+    )
 
 
 def _drive(service: GreenlightService, job_id: str, want: JobState, timeout_s: float) -> None:
@@ -60,7 +77,9 @@ def _drive(service: GreenlightService, job_id: str, want: JobState, timeout_s: f
 
 
 def test_unreachable_ray_marks_the_region_down_and_uses_no_retry(
-    sqlite_url: str, ray_cluster: LocalRayHead, caplog: pytest.LogCaptureFixture,
+    sqlite_url: str,
+    ray_cluster: LocalRayHead,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = FakeClock(datetime.now(UTC))
     service = _service(sqlite_url, f"http://127.0.0.1:{free_port()}", clock)
@@ -99,7 +118,8 @@ def test_unreachable_ray_marks_the_region_down_and_uses_no_retry(
 
 
 def test_an_unknown_attempt_that_still_reports_is_not_resubmitted(
-    sqlite_url: str, ray_cluster: LocalRayHead,
+    sqlite_url: str,
+    ray_cluster: LocalRayHead,
 ) -> None:
     clock = FakeClock(datetime.now(UTC))
     service = _service(sqlite_url, ray_cluster.dashboard_url, clock)
@@ -111,13 +131,26 @@ def test_an_unknown_attempt_that_still_reports_is_not_resubmitted(
     # recorded, yet unknown to the cluster.
     [job] = store.claim_due(clock.now(), 10)
     assert store.take_submit(job_id, 1, clock.now(), ctx.config.submit_lease_s)
-    assert store.record_dispatch(job_id, 1, JobEvent(job_id=job_id, at=clock.now(),
-                                                     kind="dispatch", actor="test", reason="x"))
+    assert store.record_dispatch(
+        job_id,
+        1,
+        JobEvent(job_id=job_id, at=clock.now(), kind="dispatch", actor="test", reason="x"),
+    )
     now = clock.advance(40)
-    store.add_energy_reports([EnergyReport(
-        job_id=job_id, attempt=1, node="n", device="estimate:cpu",
-        interval_start=now - timedelta(seconds=30), interval_end=now - timedelta(seconds=5),
-        energy_j=300.0, method=MeterMethod.ESTIMATE)])
+    store.add_energy_reports(
+        [
+            EnergyReport(
+                job_id=job_id,
+                attempt=1,
+                node="n",
+                device="estimate:cpu",
+                interval_start=now - timedelta(seconds=30),
+                interval_end=now - timedelta(seconds=5),
+                energy_j=300.0,
+                method=MeterMethod.ESTIMATE,
+            )
+        ]
+    )
     clock.advance(60)  # the runner reported 65 s ago: within the heartbeat (120 s)
 
     service.reconcile()
@@ -125,8 +158,10 @@ def test_an_unknown_attempt_that_still_reports_is_not_resubmitted(
     assert job.state is JobState.DISPATCHED
     assert job.attempt == 1
     assert ctx.counters["attempts_unknown_alive_total"] == 1
-    assert ctx.dispatcher.status(ctx.region(job.region or ""),
-                                 f"{job_id}-1").status is RunStatus.UNKNOWN  # not resubmitted
+    assert (
+        ctx.dispatcher.status(ctx.region(job.region or ""), f"{job_id}-1").status
+        is RunStatus.UNKNOWN
+    )  # not resubmitted
 
     clock.advance(ctx.config.heartbeat_s)  # silent since: the old run is dead
     service.reconcile()

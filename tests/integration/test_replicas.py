@@ -32,10 +32,20 @@ def test_two_replicas_record_one_dispatch_per_attempt(pg_url: str) -> None:
     store = a.ctx.store
     now = a.ctx.clock.now()
     for i in range(JOBS):
-        job = make_job(f"job-{i:03d}", created_at=now,
-                       spec=make_spec(policy=Policy.NOW, max_delay_s=0.0))
-        store.add_job(job, JobEvent(job_id=job.id, at=now, kind="state", actor="test",
-                                    reason="submitted", to_state=JobState.PENDING))
+        job = make_job(
+            f"job-{i:03d}", created_at=now, spec=make_spec(policy=Policy.NOW, max_delay_s=0.0)
+        )
+        store.add_job(
+            job,
+            JobEvent(
+                job_id=job.id,
+                at=now,
+                kind="state",
+                actor="test",
+                reason="submitted",
+                to_state=JobState.PENDING,
+            ),
+        )
     a.refresh_forecasts()
     a.plan_cycle()
     assert store.count_by_state()[JobState.PLANNED] == JOBS
@@ -66,8 +76,9 @@ def test_two_replicas_record_one_dispatch_per_attempt(pg_url: str) -> None:
         dispatch_events[job_id] = sum(1 for e in events if e.kind == "dispatch")
         assert store.get_job(job_id).attempt == 1
     assert set(dispatch_events.values()) == {1}, dispatch_events
-    credentials = Counter(t.job_id for t in store.list_tokens()
-                          if t.role is Role.BOOTSTRAP and t.job_id)
+    credentials = Counter(
+        t.job_id for t in store.list_tokens() if t.role is Role.BOOTSTRAP and t.job_id
+    )
     assert len(credentials) == JOBS
     assert set(credentials.values()) == {1}
     assert len(cluster.started) == JOBS
@@ -75,5 +86,6 @@ def test_two_replicas_record_one_dispatch_per_attempt(pg_url: str) -> None:
     # Both replicas did part of the work (the test would prove nothing with one idle).
     assert a.ctx.counters["jobs_dispatched_total"] > 0
     assert b.ctx.counters["jobs_dispatched_total"] > 0
-    assert (a.ctx.counters["jobs_dispatched_total"]
-            + b.ctx.counters["jobs_dispatched_total"]) == JOBS
+    assert (
+        a.ctx.counters["jobs_dispatched_total"] + b.ctx.counters["jobs_dispatched_total"]
+    ) == JOBS

@@ -17,8 +17,9 @@ def test_a_released_claim_does_not_start_an_attempt() -> None:
     events = [
         make_event("j", at(0), to_state=JobState.PENDING),
         make_event("j", at(1), to_state=JobState.DISPATCHED),  # claim: attempt 1 ...
-        make_event("j", at(2), kind="release", from_state=JobState.DISPATCHED,
-                   to_state=JobState.RETRYING),  # ... undone, Ray unreachable
+        make_event(
+            "j", at(2), kind="release", from_state=JobState.DISPATCHED, to_state=JobState.RETRYING
+        ),  # ... undone, Ray unreachable
         make_event("j", at(3), kind="plan", to_state=JobState.PLANNED),
         make_event("j", at(4), to_state=JobState.DISPATCHED),  # attempt 1 for real
         make_event("j", at(5), to_state=JobState.RUNNING),

@@ -15,10 +15,18 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _reports(n: int) -> list[IntervalReport]:
-    return [IntervalReport(attempt=2, node="n1", device=f"gpu:{i % 2}",
-                           interval_start=T0 + timedelta(seconds=30 * i),
-                           interval_end=T0 + timedelta(seconds=30 * (i + 1)),
-                           energy_j=1000.0 + i, method="nvml-counter") for i in range(n)]
+    return [
+        IntervalReport(
+            attempt=2,
+            node="n1",
+            device=f"gpu:{i % 2}",
+            interval_start=T0 + timedelta(seconds=30 * i),
+            interval_end=T0 + timedelta(seconds=30 * (i + 1)),
+            energy_j=1000.0 + i,
+            method="nvml-counter",
+        )
+        for i in range(n)
+    ]
 
 
 def test_what_the_reporter_writes_the_scheduler_reads_back() -> None:
@@ -33,14 +41,22 @@ def test_what_the_reporter_writes_the_scheduler_reads_back() -> None:
     reports, refused = parse_energy_lines(log, "job-1", 2)
     assert refused == 0
     assert [(r.device, r.interval_start, r.energy_j) for r in reports] == [
-        (r.device, r.interval_start, r.energy_j) for r in _reports(5)]
+        (r.device, r.interval_start, r.energy_j) for r in _reports(5)
+    ]
     assert {r.method.value for r in reports} == {"nvml-counter"}
 
 
 def test_lines_of_other_jobs_or_with_bad_numbers_are_refused() -> None:
-    good = {"job_id": "job-1", "attempt": 1, "node": "n", "device": "gpu:0",
-            "interval_start": T0.isoformat(), "interval_end": (T0 + timedelta(seconds=30))
-            .isoformat(), "energy_j": 10.0, "method": "rapl"}
+    good = {
+        "job_id": "job-1",
+        "attempt": 1,
+        "node": "n",
+        "device": "gpu:0",
+        "interval_start": T0.isoformat(),
+        "interval_end": (T0 + timedelta(seconds=30)).isoformat(),
+        "energy_j": 10.0,
+        "method": "rapl",
+    }
     bad = [
         {**good, "job_id": "job-2"},  # another job's (a tenant printing lines for it)
         {**good, "attempt": 2},  # another attempt's
