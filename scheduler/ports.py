@@ -55,7 +55,7 @@ class JobStore(Protocol):
         self, *, states: Collection[JobState] | None = None, tenant: str | None = None,
         kind: JobKind | None = None, limit: int = 100, offset: int = 0,
         group_id: str | None = None, after: tuple[datetime, str] | None = None,
-        count: bool = True,
+        count: bool = True, count_limit: int | None = None,
     ) -> tuple[list[Job], int | None]:
         """Jobs matching every given filter, newest first (ties by id), and the total count
         before paging (None unless ``count``). ``after``: keyset position ``(created_at, id)``

@@ -338,15 +338,17 @@ class JobPublic(BaseModel):
 
 
 class JobsPublic(BaseModel):
-    """One page of jobs, newest first. ``count`` is the total before paging (null on a page
-    asked for by ``cursor``); ``next_cursor`` asks for the page after this one (null on the
-    last), stable while new jobs arrive."""
+    """One page of jobs, newest first. ``count`` is the total before paging, up to 10,000
+    (``count_capped`` beyond; null on a page asked for by ``cursor``); ``next_cursor`` asks
+    for the page after this one (null on the last), stable while new jobs arrive."""
 
     data: list[JobPublic]
     count: int | None
     limit: int
     offset: int
     next_cursor: str | None = None
+    # True when the filter holds more than 10,000 jobs: ``count`` is then 10,000, a floor.
+    count_capped: bool = False
 
 
 class JobEventPublic(BaseModel):

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 10_000
 MAX_PAGE = 1000
+# An offset page counts its filter's jobs up to this many: beyond, the count says "at least"
+# (``count_capped``), since counting a million rows costs more than the page itself.
+COUNT_LIMIT = 10_000
 MAX_GROUP_ID = 64
 
 
@@ -187,6 +190,7 @@ class JobPage:
     jobs: list[Job]
     count: int | None
     next_cursor: str | None
+    count_capped: bool = False
 
 
 def list_jobs(
@@ -226,12 +230,14 @@ def list_jobs(
         offset=offset,
         after=after,
         count=after is None,
+        count_limit=COUNT_LIMIT,
     )
     last = jobs[-1] if len(jobs) == limit else None
     return JobPage(
         jobs=jobs,
         count=count,
         next_cursor=None if last is None else encode_cursor(last.created_at, last.id),
+        count_capped=count is not None and count >= COUNT_LIMIT,
     )
 
 

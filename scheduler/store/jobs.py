@@ -106,12 +106,14 @@ class SqlJobStore(SqlAdapter):
         group_id: str | None = None,
         after: tuple[datetime, str] | None = None,
         count: bool = True,
+        count_limit: int | None = None,
     ) -> tuple[list[Job], int | None]:
         """Jobs matching every given filter, newest first (ties by id), and the total count
         before paging (None when ``count`` is False: counting a million rows is what a keyset
-        page avoids). ``after``: a keyset position ``(created_at, id)``, the last job of the
-        previous page; the page starts just past it, so rows inserted meanwhile (newer) never
-        shift it. Raises ValueError for a negative limit or offset."""
+        page avoids; at most ``count_limit`` when given, reading no more index entries than
+        that). ``after``: a keyset position ``(created_at, id)``, the last job of the previous
+        page; the page starts just past it, so rows inserted meanwhile (newer) never shift it.
+        Raises ValueError for a negative limit or offset."""
         if limit < 0 or offset < 0:
             raise ValueError(f"limit and offset must be >= 0, got {limit} and {offset}")
         conditions: list[sa.ColumnElement[bool]] = []
@@ -124,6 +126,11 @@ class SqlJobStore(SqlAdapter):
         if kind is not None:
             conditions.append(jobs.c.kind == kind.value)
         count_query = sa.select(sa.func.count()).select_from(jobs).where(*conditions)
+        if count_limit is not None:
+            capped = sa.select(sa.literal(1)).select_from(jobs).where(*conditions)
+            count_query = sa.select(sa.func.count()).select_from(
+                capped.limit(count_limit).subquery()
+            )
         if after is not None:
             created_at, job_id = after
             conditions.append(

@@ -287,11 +287,12 @@ def test_keyset_pages_hold_while_another_thread_inserts(api: Api) -> None:
         while not stop.is_set():
             queue(api, 20, at=T0 + timedelta(hours=1))
 
+    first, _ = api.store.list_jobs(limit=37, count=False)  # the first page, then the writer
+    seen: list[str] = [j.id for j in first]
+    after: tuple[datetime, str] | None = (first[-1].created_at, first[-1].id)
     writer = threading.Thread(target=write)
     writer.start()
     try:
-        seen: list[str] = []
-        after: tuple[datetime, str] | None = None
         while True:
             page, _ = api.store.list_jobs(limit=37, after=after, count=False)
             seen.extend(j.id for j in page)
@@ -316,3 +317,14 @@ def test_before_the_first_cycle_submits_are_admitted_on_the_pure_checks(api: Api
     assert api.http.post("/v1/jobs", json=tight, headers=api.headers).status_code == 201
     api.service.plan_cycle()
     assert api.http.post("/v1/jobs", json=tight, headers=api.headers).status_code == 422
+
+
+def test_an_offset_page_counts_up_to_its_limit(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scheduler.service import jobs as job_service
+
+    queue(api, 30)
+    page = api.http.get("/v1/jobs", headers=api.headers).json()
+    assert (page["count"], page["count_capped"]) == (30, False)
+    monkeypatch.setattr(job_service, "COUNT_LIMIT", 25)  # the same rule at a testable size
+    page = api.http.get("/v1/jobs", params={"limit": 10}, headers=api.headers).json()
+    assert (page["count"], page["count_capped"], len(page["data"])) == (25, True, 10)

@@ -89,6 +89,7 @@ def list_jobs(
         limit=limit,
         offset=offset,
         next_cursor=page.next_cursor,
+        count_capped=page.count_capped,
     )
 
 
