@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from scheduler.domain import (
-    PLANNABLE_STATES,
     Job,
     JobEvent,
     JobState,
@@ -27,7 +26,6 @@ from scheduler.domain import (
 )
 from scheduler.domain.errors import UnplannableJob
 from scheduler.planning.cycle import plan_cycle as decide
-from scheduler.planning.feasibility import check_submit
 from scheduler.planning.finite import job_problem, plan_problem
 from scheduler.planning.precedence import plan_in_levels
 from scheduler.planning.snapshot import Decision, Occupancy, PlanningJob, Snapshot
@@ -38,22 +36,14 @@ from scheduler.service.isolation import isolated, quarantine
 from scheduler.service.reconciling import reconcile
 from scheduler.service.snapshots import (
     Signal,
-    all_jobs,
     build_snapshot,
     planning_job,
 )
 
-__all__ = ["dispatch_due", "plan_cycle", "prune", "reconcile", "refusal_reason"]
+__all__ = ["dispatch_due", "plan_cycle", "prune", "reconcile"]
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
-
-
-def refusal_reason(ctx: ServiceContext, job: Job, now: datetime) -> str | None:
-    """Why ``job`` cannot meet its deadline given current capacity and plans, or None."""
-    queued = [j for j in all_jobs(ctx, tuple(PLANNABLE_STATES)) if j.id != job.id]
-    snapshot, _ = build_snapshot(ctx, now, jobs=[*queued, job])
-    return check_submit(snapshot, snapshot.jobs[-1])
 
 
 def plan_cycle(ctx: ServiceContext) -> Decision:
