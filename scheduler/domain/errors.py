@@ -85,18 +85,6 @@ class DispatchError(GreenlightError):
     """The cluster refused or could not be reached to run, query or stop a job."""
 
 
-class MeterUnavailable(GreenlightError):
-    """An energy meter cannot read on this machine (no GPU, no RAPL, permission denied)."""
-
-
-class ConfigError(GreenlightError):
-    """The configuration is inconsistent or incomplete."""
-
-
-class RegionNotFound(GreenlightError):
-    def __init__(self, region: str) -> None:
-        super().__init__(f"region {region!r} not found")
-        self.region = region
 class ClusterUnreachable(DispatchError):
     """The cluster could not be reached at all (connection refused, timed out, reset): nothing
     was decided about the job, so the caller retries later without counting it against the
@@ -111,3 +99,17 @@ class UnplannableJob(GreenlightError):
         super().__init__(f"job {job_id!r} cannot be planned: {reason}")
         self.job_id = job_id
         self.reason = reason
+
+
+class MeterUnavailable(GreenlightError):
+    """An energy meter cannot read on this machine (no GPU, no RAPL, permission denied)."""
+
+
+class ConfigError(GreenlightError):
+    """The configuration is inconsistent or incomplete."""
+
+
+class RegionNotFound(GreenlightError):
+    def __init__(self, region: str) -> None:
+        super().__init__(f"region {region!r} not found")
+        self.region = region

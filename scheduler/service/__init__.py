@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from scheduler.domain import (
     ApiToken,
@@ -23,7 +24,7 @@ from scheduler.domain import (
 )
 from scheduler.planning.snapshot import Decision, LeadError
 from scheduler.reports.savings import SavingsReport
-from scheduler.service import cycles, energy, jobs, tokens, views
+from scheduler.service import cycles, dashboard, energy, jobs, tokens, views
 from scheduler.service.context import ServiceConfig, ServiceContext
 from scheduler.service.views import ForecastView, RegionStatus
 
@@ -97,6 +98,9 @@ class GreenlightService:
         return views.savings_report(self.ctx, principal, tenant=tenant, region=region,
                                     start=start, end=end, period=period, group_id=group_id)
 
+    def dashboard(self, principal: Principal) -> dict[str, Any]:
+        return dashboard.dashboard(self.ctx, principal)
+
     # auth
     def create_token(self, *, tenant: str, role: Role, name: str = "",
                      job_id: str | None = None) -> tuple[str, ApiToken]:
@@ -151,9 +155,9 @@ class GreenlightService:
 
     def metrics_snapshot(self) -> dict[str, float]:
         out: dict[str, float] = {f"greenlight_{k}": float(v) for k, v in self.ctx.counters.items()}
-        for state, n in self.ctx.store.count_by_state().items():
-            out[f'greenlight_jobs{{state="{state.value}"}}'] = float(n)
-        return out
         for name in self.ctx.regions:
             down = 1.0 if name in self.ctx.regions_down else 0.0
             out[f'greenlight_region_down{{region="{name}"}}'] = down
+        for state, n in self.ctx.store.count_by_state().items():
+            out[f'greenlight_jobs{{state="{state.value}"}}'] = float(n)
+        return out
