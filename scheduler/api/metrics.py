@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+
+from scheduler.domain import Principal, Role
+from scheduler.service.timings import BUCKETS_S
 
 if TYPE_CHECKING:
     from scheduler.service import GreenlightService
@@ -27,6 +37,8 @@ _NOT_A_NAME_CHAR = re.compile(r"[^a-zA-Z0-9_:]")
 # A gauge key is a name, optionally with labels: ``greenlight_jobs{state="pending"}``.
 _KEY = re.compile(r"^(?P<name>[^{]+)(?:\{(?P<labels>.*)\})?$")
 _LABEL = re.compile(r'\s*(?P<key>[a-zA-Z_]\w*)\s*=\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*,?')
+# The savings totals cost a report query: read once per this many seconds at most.
+SAVINGS_TTL_S = 300.0
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -54,8 +66,43 @@ class _ServiceGauges(Collector):
     """Reads ``service.metrics_snapshot()`` at scrape time; a failing read is a 0 ``up`` gauge,
     never a failed scrape, so HTTP metrics still arrive while the database is down."""
 
-    def __init__(self, service: GreenlightService) -> None:
+    def __init__(self, service: GreenlightService, savings_ttl_s: float = SAVINGS_TTL_S) -> None:
         self._service = service
+        self._savings_ttl_s = savings_ttl_s
+        self._savings: tuple[float, float, float] | None = None  # (read at, saved g, kWh)
+        self._savings_lock = threading.Lock()
+
+    def _savings_totals(self) -> tuple[float, float] | None:
+        """All tenants' grams saved and kWh measured, from the savings report (summed in SQL
+        at scale), read at most once per ``savings_ttl_s`` so scrapes stay cheap."""
+        with self._savings_lock:
+            now_s = time.monotonic()
+            if self._savings is None or now_s - self._savings[0] > self._savings_ttl_s:
+                admin = Principal(tenant="metrics", role=Role.ADMIN, token_id="metrics")
+                total = self._service.savings_report(admin).total
+                self._savings = (now_s, total.saved_g, total.energy_kwh)
+            return self._savings[1], self._savings[2]
+
+    def _savings_families(self) -> Iterator[Metric]:
+        try:
+            totals = self._savings_totals()
+        except Exception:  # same rule as the snapshot: a scrape never fails
+            logger.warning("savings totals read failed", exc_info=True)
+            return
+        if totals is None:
+            return
+        saved_g, energy_kwh = totals
+        saved = GaugeMetricFamily(
+            PREFIX + "emissions_saved_grams",
+            "gCO2e saved against running every job at once at home (all tenants)",
+        )
+        saved.add_metric([], saved_g)
+        measured = GaugeMetricFamily(
+            PREFIX + "energy_measured_kwh", "Energy reported by workers for all jobs, kWh"
+        )
+        measured.add_metric([], energy_kwh)
+        yield saved
+        yield measured
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -71,6 +118,23 @@ class _ServiceGauges(Collector):
         yield from _families(snapshot or {})
         if snapshot is not None:
             yield from self._forecast_age()
+            yield from self._savings_families()
+        yield self._cycle_durations()
+
+    def _cycle_durations(self) -> Metric:
+        family = HistogramMetricFamily(
+            PREFIX + "cycle_duration_seconds",
+            "Wall time of each scheduler cycle (plan, dispatch, reconcile, refresh), seconds",
+            labels=["cycle"],
+        )
+        for hist in self._service.timings.snapshot():
+            buckets = [
+                (str(bound), float(count))
+                for bound, count in zip(BUCKETS_S, hist.counts, strict=True)
+            ]
+            buckets.append(("+Inf", float(hist.count)))
+            family.add_metric([hist.cycle], buckets, hist.sum_s)
+        return family
 
     def _forecast_age(self) -> Iterator[Metric]:
         """Seconds since each region's latest forecast was issued (scheduler time); a region

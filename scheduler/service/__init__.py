@@ -26,6 +26,7 @@ from scheduler.planning.snapshot import Decision, LeadError
 from scheduler.reports.savings import SavingsReport
 from scheduler.service import cycles, dashboard, energy, jobs, tokens, views
 from scheduler.service.context import ServiceConfig, ServiceContext
+from scheduler.service.timings import CycleTimings
 from scheduler.service.views import ForecastView, RegionStatus
 
 __all__ = ["ForecastView", "GreenlightService", "RegionStatus", "ServiceConfig", "ServiceContext"]
@@ -38,6 +39,8 @@ class GreenlightService:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        # Wall time of each cycle, for /metrics; the cycles themselves read only ctx.clock.
+        self.timings = CycleTimings()
 
     # jobs
     def submit(self, spec: JobSpec, principal: Principal) -> Job:
@@ -124,16 +127,20 @@ class GreenlightService:
                           force: bool = False) -> dict[str, str]:
         from scheduler.service.refresh import refresh
 
-        return refresh(self.ctx, regions, force=force)
+        with self.timings.time("refresh"):
+            return refresh(self.ctx, regions, force=force)
 
     def plan_cycle(self) -> Decision:
-        return cycles.plan_cycle(self.ctx)
+        with self.timings.time("plan"):
+            return cycles.plan_cycle(self.ctx)
 
     def dispatch_due(self) -> list[str]:
-        return cycles.dispatch_due(self.ctx)
+        with self.timings.time("dispatch"):
+            return cycles.dispatch_due(self.ctx)
 
     def reconcile(self) -> int:
-        return cycles.reconcile(self.ctx)
+        with self.timings.time("reconcile"):
+            return cycles.reconcile(self.ctx)
 
     def prune(self) -> int:
         return cycles.prune(self.ctx)
