@@ -52,10 +52,17 @@ class JobStore(Protocol):
         ...
 
     def list_jobs(
-        self, *, states: Collection[JobState] | None = None, tenant: str | None = None,
-        kind: JobKind | None = None, limit: int = 100, offset: int = 0,
-        group_id: str | None = None, after: tuple[datetime, str] | None = None,
-        count: bool = True, count_limit: int | None = None,
+        self,
+        *,
+        states: Collection[JobState] | None = None,
+        tenant: str | None = None,
+        kind: JobKind | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        group_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        count: bool = True,
+        count_limit: int | None = None,
     ) -> tuple[list[Job], int | None]:
         """Jobs matching every given filter, newest first (ties by id), and the total count
         before paging (None unless ``count``). ``after``: keyset position ``(created_at, id)``
@@ -63,7 +70,13 @@ class JobStore(Protocol):
         ...
 
     def cancel_queued(
-        self, *, group_id: str, tenant: str | None, now: datetime, actor: str, reason: str,
+        self,
+        *,
+        group_id: str,
+        tenant: str | None,
+        now: datetime,
+        actor: str,
+        reason: str,
     ) -> list[str]:
         """Cancel a group's jobs that have not started, in one transaction; the ids."""
         ...
@@ -73,11 +86,19 @@ class JobStore(Protocol):
         ...
 
     def transition(
-        self, job_id: str, target: JobState, event: JobEvent, *,
+        self,
+        job_id: str,
+        target: JobState,
+        event: JobEvent,
+        *,
         expected_from: Collection[JobState] | None = None,
-        region: str | None = None, submission_id: str | None = None,
-        started_at: datetime | None = None, finished_at: datetime | None = None,
-        exit_code: int | None = None, message: str | None = None, clear_plan: bool = False,
+        region: str | None = None,
+        submission_id: str | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        exit_code: int | None = None,
+        message: str | None = None,
+        clear_plan: bool = False,
     ) -> Job:
         """Atomically move a job to ``target`` (if the edge is allowed and, when given, its
         current state is in ``expected_from``), set the given fields and append ``event``.
@@ -165,7 +186,11 @@ class ForecastStore(Protocol):
     def append_forecast(self, forecast: Forecast) -> None: ...
 
     def latest_forecast(
-        self, zone: str, as_of: datetime, kind: SeriesKind = SeriesKind.FORECAST, *,
+        self,
+        zone: str,
+        as_of: datetime,
+        kind: SeriesKind = SeriesKind.FORECAST,
+        *,
         provider: str | None = None,
     ) -> Forecast | None:
         """The series of ``kind`` for ``zone`` with the greatest ``issued_at <= as_of``.
@@ -173,14 +198,24 @@ class ForecastStore(Protocol):
         ...
 
     def actuals(
-        self, zone: str, start: datetime, end: datetime, *, provider: str | None = None,
+        self,
+        zone: str,
+        start: datetime,
+        end: datetime,
+        *,
+        provider: str | None = None,
     ) -> Forecast | None:
         """Actual points valid in ``[start, end)``, merged over every stored actual series (the
         latest issue wins for a given ``valid_at``); None when there are none."""
         ...
 
     def forecasts_between(
-        self, zone: str, start: datetime, end: datetime, *, provider: str | None = None,
+        self,
+        zone: str,
+        start: datetime,
+        end: datetime,
+        *,
+        provider: str | None = None,
     ) -> list[Forecast]:
         """Every forecast for ``zone`` issued in ``[start, end)``, oldest first."""
         ...
@@ -234,8 +269,16 @@ class Dispatcher(Protocol):
     """Runs jobs on a region's cluster. Submissions are idempotent by submission id."""
 
     def submit(
-        self, region: Region, submission_id: str, entrypoint: str, *, env: Mapping[str, str],
-        gpus: int, cpus: float, memory_mb: int, working_dir: str | None = None,
+        self,
+        region: Region,
+        submission_id: str,
+        entrypoint: str,
+        *,
+        env: Mapping[str, str],
+        gpus: int,
+        cpus: float,
+        memory_mb: int,
+        working_dir: str | None = None,
         runtime_env: Mapping[str, Any] | None = None,
     ) -> None:
         """Start ``entrypoint``; a submission id the cluster already knows is not run again.
@@ -259,22 +302,33 @@ class SavingsStore(Protocol):
     tenant, the region a job ran in, its group, its start time in ``[start, end)``."""
 
     def savings_job_counts(
-        self, *, tenant: str | None = None, region: str | None = None,
-        group_id: str | None = None, start: datetime | None = None, end: datetime | None = None,
+        self,
+        *,
+        tenant: str | None = None,
+        region: str | None = None,
+        group_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> list[JobCount]:
         """Counted jobs (started; finished or running) per tenant, region and start day."""
         ...
 
     def savings_energy_buckets(
-        self, *, tenant: str | None = None, region: str | None = None,
-        group_id: str | None = None, start: datetime | None = None, end: datetime | None = None,
+        self,
+        *,
+        tenant: str | None = None,
+        region: str | None = None,
+        group_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> list[EnergyBucket]:
         """Their energy per hour drawn and per hour it would have been drawn at home."""
         ...
 
 
-class Store(JobStore, PlanStore, EnergyStore, ForecastStore, TokenStore, RegionStore,
-            SavingsStore, Protocol):
+class Store(
+    JobStore, PlanStore, EnergyStore, ForecastStore, TokenStore, RegionStore, SavingsStore, Protocol
+):
     """Everything the service keeps durably; one SQL database implements all of it."""
 
     def ping(self) -> None:

@@ -18,4 +18,5 @@ SHARED_DATA = Path(os.environ.get("GREENLIGHT_SHARED_DATA") or REPO.parent / "sh
 
 requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(),
-    reason=f"the shared real datasets are not at {SHARED_DATA} (set GREENLIGHT_SHARED_DATA)")
+    reason=f"the shared real datasets are not at {SHARED_DATA} (set GREENLIGHT_SHARED_DATA)",
+)

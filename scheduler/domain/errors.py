@@ -71,7 +71,11 @@ class ProviderError(GreenlightError):
     """
 
     def __init__(
-        self, provider: str, message: str, *, retry_after_s: float | None = None,
+        self,
+        provider: str,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
         retryable: bool = True,
     ) -> None:
         super().__init__(f"{provider}: {message}")

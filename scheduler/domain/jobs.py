@@ -44,18 +44,56 @@ TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCE
 
 # Every allowed edge. Anything else is an InvalidTransition: a state never goes backwards silently.
 ALLOWED_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
-    JobState.PENDING: frozenset({JobState.PLANNED, JobState.DISPATCHED, JobState.CANCELLED,
-                                 JobState.FAILED}),
-    JobState.PLANNED: frozenset({JobState.PLANNED, JobState.PENDING, JobState.DISPATCHED,
-                                 JobState.CANCELLED, JobState.FAILED}),
-    JobState.DISPATCHED: frozenset({JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED,
-                                    JobState.CANCELLED, JobState.RETRYING, JobState.SUSPENDED}),
-    JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
-                                 JobState.RETRYING, JobState.RELOCATING, JobState.SUSPENDED}),
-    JobState.RETRYING: frozenset({JobState.PLANNED, JobState.PENDING, JobState.DISPATCHED,
-                                  JobState.CANCELLED, JobState.FAILED}),
-    JobState.SUSPENDED: frozenset({JobState.PLANNED, JobState.PENDING, JobState.DISPATCHED,
-                                   JobState.CANCELLED, JobState.FAILED}),
+    JobState.PENDING: frozenset(
+        {JobState.PLANNED, JobState.DISPATCHED, JobState.CANCELLED, JobState.FAILED}
+    ),
+    JobState.PLANNED: frozenset(
+        {
+            JobState.PLANNED,
+            JobState.PENDING,
+            JobState.DISPATCHED,
+            JobState.CANCELLED,
+            JobState.FAILED,
+        }
+    ),
+    JobState.DISPATCHED: frozenset(
+        {
+            JobState.RUNNING,
+            JobState.SUCCEEDED,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.RETRYING,
+            JobState.SUSPENDED,
+        }
+    ),
+    JobState.RUNNING: frozenset(
+        {
+            JobState.SUCCEEDED,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.RETRYING,
+            JobState.RELOCATING,
+            JobState.SUSPENDED,
+        }
+    ),
+    JobState.RETRYING: frozenset(
+        {
+            JobState.PLANNED,
+            JobState.PENDING,
+            JobState.DISPATCHED,
+            JobState.CANCELLED,
+            JobState.FAILED,
+        }
+    ),
+    JobState.SUSPENDED: frozenset(
+        {
+            JobState.PLANNED,
+            JobState.PENDING,
+            JobState.DISPATCHED,
+            JobState.CANCELLED,
+            JobState.FAILED,
+        }
+    ),
     JobState.RELOCATING: frozenset({JobState.RUNNING, JobState.FAILED, JobState.CANCELLED}),
     JobState.SUCCEEDED: frozenset(),
     JobState.FAILED: frozenset(),
@@ -63,8 +101,9 @@ ALLOWED_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
 }
 
 # States the planner may (re)place: not started, not finished.
-PLANNABLE_STATES = frozenset({JobState.PENDING, JobState.PLANNED, JobState.RETRYING,
-                              JobState.SUSPENDED})
+PLANNABLE_STATES = frozenset(
+    {JobState.PENDING, JobState.PLANNED, JobState.RETRYING, JobState.SUSPENDED}
+)
 
 
 def can_transition(current: JobState, target: JobState) -> bool:

@@ -47,8 +47,9 @@ class GreenlightService:
         # Never plans: the request inserts and wakes the planner (ctx.wake_planner).
         return jobs.submit(self.ctx, spec, principal)
 
-    def submit_batch(self, specs: Sequence[JobSpec], principal: Principal,
-                     group_id: str | None = None) -> list[Job]:
+    def submit_batch(
+        self, specs: Sequence[JobSpec], principal: Principal, group_id: str | None = None
+    ) -> list[Job]:
         return jobs.submit_batch(self.ctx, specs, principal, group_id)
 
     def cancel_group(self, group_id: str, principal: Principal) -> list[str]:
@@ -58,12 +59,28 @@ class GreenlightService:
         return jobs.get_job(self.ctx, job_id, principal)
 
     def list_jobs(
-        self, principal: Principal, *, state: JobState | None = None, tenant: str | None = None,
-        kind: JobKind | None = None, limit: int = 50, offset: int = 0,
-        group_id: str | None = None, cursor: str | None = None,
+        self,
+        principal: Principal,
+        *,
+        state: JobState | None = None,
+        tenant: str | None = None,
+        kind: JobKind | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        group_id: str | None = None,
+        cursor: str | None = None,
     ) -> jobs.JobPage:
-        return jobs.list_jobs(self.ctx, principal, state=state, tenant=tenant, kind=kind,
-                              group_id=group_id, limit=limit, offset=offset, cursor=cursor)
+        return jobs.list_jobs(
+            self.ctx,
+            principal,
+            state=state,
+            tenant=tenant,
+            kind=kind,
+            group_id=group_id,
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+        )
 
     def cancel(self, job_id: str, principal: Principal) -> Job:
         return jobs.cancel(self.ctx, job_id, principal)
@@ -74,8 +91,9 @@ class GreenlightService:
     def logs(self, job_id: str, principal: Principal) -> str:
         return jobs.logs(self.ctx, job_id, principal)
 
-    def record_energy(self, job_id: str, principal: Principal,
-                      reports: Sequence[EnergyReport]) -> tuple[int, int]:
+    def record_energy(
+        self, job_id: str, principal: Principal, reports: Sequence[EnergyReport]
+    ) -> tuple[int, int]:
         return energy.record_energy(self.ctx, job_id, principal, reports)
 
     # regions, forecasts, reports
@@ -94,19 +112,34 @@ class GreenlightService:
         return self.refresh_forecasts(None if region is None else [region], force=True)
 
     def savings_report(
-        self, principal: Principal, *, tenant: str | None = None, region: str | None = None,
-        start: datetime | None = None, end: datetime | None = None, period: str = "day",
+        self,
+        principal: Principal,
+        *,
+        tenant: str | None = None,
+        region: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        period: str = "day",
         group_id: str | None = None,
     ) -> SavingsReport:
-        return views.savings_report(self.ctx, principal, tenant=tenant, region=region,
-                                    start=start, end=end, period=period, group_id=group_id)
+        return views.savings_report(
+            self.ctx,
+            principal,
+            tenant=tenant,
+            region=region,
+            start=start,
+            end=end,
+            period=period,
+            group_id=group_id,
+        )
 
     def dashboard(self, principal: Principal) -> dict[str, Any]:
         return dashboard.dashboard(self.ctx, principal)
 
     # auth
-    def create_token(self, *, tenant: str, role: Role, name: str = "",
-                     job_id: str | None = None) -> tuple[str, ApiToken]:
+    def create_token(
+        self, *, tenant: str, role: Role, name: str = "", job_id: str | None = None
+    ) -> tuple[str, ApiToken]:
         return tokens.issue_token(self.ctx, tenant=tenant, role=role, name=name, job_id=job_id)
 
     def authenticate(self, secret: str) -> Principal:
@@ -115,16 +148,18 @@ class GreenlightService:
     def exchange_token(self, bootstrap_secret: str) -> tuple[str, ApiToken]:
         return tokens.exchange_bootstrap(self.ctx, bootstrap_secret)
 
-    def list_tokens(self, *, tenant: str | None = None,
-                    include_workers: bool = False) -> list[ApiToken]:
+    def list_tokens(
+        self, *, tenant: str | None = None, include_workers: bool = False
+    ) -> list[ApiToken]:
         return tokens.list_tokens(self.ctx.store, tenant=tenant, include_workers=include_workers)
 
     def revoke_token(self, token_id: str) -> ApiToken:
         return tokens.revoke_token(self.ctx.store, token_id)
 
     # cycles, fired by scheduler.periodic
-    def refresh_forecasts(self, regions: list[str] | None = None,
-                          force: bool = False) -> dict[str, str]:
+    def refresh_forecasts(
+        self, regions: list[str] | None = None, force: bool = False
+    ) -> dict[str, str]:
         from scheduler.service.refresh import refresh
 
         with self.timings.time("refresh"):
@@ -157,8 +192,12 @@ class GreenlightService:
             database = "unreachable"
         stale = [s.region.name for s in self.regions() if s.stale] if database == "ok" else []
         status = "down" if database != "ok" else ("degraded" if stale else "ok")
-        return {"status": status, "database": database, "stale_regions": stale,
-                "time": self.ctx.clock.now().isoformat()}
+        return {
+            "status": status,
+            "database": database,
+            "stale_regions": stale,
+            "time": self.ctx.clock.now().isoformat(),
+        }
 
     def metrics_snapshot(self) -> dict[str, float]:
         out: dict[str, float] = {f"greenlight_{k}": float(v) for k, v in self.ctx.counters.items()}

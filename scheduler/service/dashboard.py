@@ -71,8 +71,9 @@ def _points(series: Forecast | None, start: datetime, end: datetime) -> list[lis
 def _region(ctx: ServiceContext, name: str, now: datetime, jobs: list[Job]) -> dict[str, Any]:
     region = ctx.regions[name]
     start, end = now - PAST, now + FUTURE
-    forecast = ctx.store.latest_forecast(region.grid_zone, now, SeriesKind.FORECAST,
-                                         provider=region.provider)
+    forecast = ctx.store.latest_forecast(
+        region.grid_zone, now, SeriesKind.FORECAST, provider=region.provider
+    )
     actual = ctx.store.actuals(region.grid_zone, start, now, provider=region.provider)
     windows = []
     for job in jobs:

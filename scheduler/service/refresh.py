@@ -13,8 +13,9 @@ log = logging.getLogger(__name__)
 ERROR_LOOKBACK = timedelta(days=3)
 
 
-def refresh(ctx: ServiceContext, regions: list[str] | None = None, *,
-            force: bool = False) -> dict[str, str]:
+def refresh(
+    ctx: ServiceContext, regions: list[str] | None = None, *, force: bool = False
+) -> dict[str, str]:
     """Refresh the regions' forecasts; returns region -> "ok" or what went wrong.
 
     Provider faults never raise here: they are recorded per region and the planner falls back.
@@ -46,10 +47,12 @@ def refresh(ctx: ServiceContext, regions: list[str] | None = None, *,
 def _measure_errors(ctx: ServiceContext, now: datetime) -> None:
     """Forecast error by lead time per region, from what the store holds (for robust planning)."""
     for name, region in ctx.regions.items():
-        issued = ctx.store.forecasts_between(region.grid_zone, now - ERROR_LOOKBACK, now,
-                                             provider=region.provider)
-        actuals = ctx.store.actuals(region.grid_zone, now - ERROR_LOOKBACK, now,
-                                    provider=region.provider)
+        issued = ctx.store.forecasts_between(
+            region.grid_zone, now - ERROR_LOOKBACK, now, provider=region.provider
+        )
+        actuals = ctx.store.actuals(
+            region.grid_zone, now - ERROR_LOOKBACK, now, provider=region.provider
+        )
         if len(issued) < 2 or actuals is None:
             continue
         errors = forecast_error_by_lead(issued, actuals)

@@ -17,8 +17,15 @@ from scheduler.store.tokens import SqlTokenStore
 __all__ = ["SqlStore", "create_store_engine"]
 
 
-class SqlStore(SqlJobStore, SqlPlanStore, SqlEnergyStore, SqlForecastStore, SqlTokenStore,
-               SqlRegionStore, SqlSavingsStore):
+class SqlStore(
+    SqlJobStore,
+    SqlPlanStore,
+    SqlEnergyStore,
+    SqlForecastStore,
+    SqlTokenStore,
+    SqlRegionStore,
+    SqlSavingsStore,
+):
     """JobStore, EnergyStore, ForecastStore, TokenStore and RegionStore on SQLite or PostgreSQL.
 
     Build the engine with :func:`scheduler.store.engine.create_store_engine` (it sets up the

@@ -34,8 +34,9 @@ def live(sqlite_url: str, ray_cluster: LocalRayHead) -> Iterator[tuple[Greenligh
         server.stop()
 
 
-def _drive_until(service: GreenlightService, job_id: str, states: set[JobState],
-                 timeout_s: float = 120.0) -> JobState:
+def _drive_until(
+    service: GreenlightService, job_id: str, states: set[JobState], timeout_s: float = 120.0
+) -> JobState:
     """Fire the cycles as APScheduler would, until the job reaches one of ``states``."""
     admin = Principal(tenant="ops", role=Role.ADMIN, token_id="t")
     deadline = time.monotonic() + timeout_s
@@ -59,9 +60,12 @@ def test_training_job_runs_on_ray_reports_energy_and_is_accounted(
     now = datetime.now(UTC)
     # Deadline = now + duration + 30 s: under one 5-min slot of slack, so it must start now.
     body = {
-        "name": "mlp", "kind": "training", "home_region": "eu-central",
+        "name": "mlp",
+        "kind": "training",
+        "home_region": "eu-central",
         "entrypoint": f"{sys.executable} -m workers.examples.train_mlp --steps 30 --log-every 10",
-        "expected_duration_s": 600, "resources": {"gpus": 0, "cpus": 1},
+        "expected_duration_s": 600,
+        "resources": {"gpus": 0, "cpus": 1},
         "deadline": (now + timedelta(seconds=630)).isoformat(),
     }
     created = requests.post(f"{url}/v1/jobs", json=body, headers=headers, timeout=TIMEOUT_S)
@@ -74,16 +78,22 @@ def test_training_job_runs_on_ray_reports_energy_and_is_accounted(
     planned_start = datetime.fromisoformat(plan["plan"]["planned_start"])
     assert planned_start <= datetime.now(UTC) + timedelta(seconds=1)
 
-    assert _drive_until(service, job_id, {JobState.SUCCEEDED, JobState.FAILED}) \
-        is JobState.SUCCEEDED
+    assert (
+        _drive_until(service, job_id, {JobState.SUCCEEDED, JobState.FAILED}) is JobState.SUCCEEDED
+    )
 
-    events = requests.get(f"{url}/v1/jobs/{job_id}/events", headers=headers,
-                          timeout=TIMEOUT_S).json()["data"]
+    events = requests.get(
+        f"{url}/v1/jobs/{job_id}/events", headers=headers, timeout=TIMEOUT_S
+    ).json()["data"]
     states = [e["to_state"] for e in events if e["to_state"]]
     for expected in ("pending", "planned", "dispatched", "running", "succeeded"):
         assert expected in states
-    assert states.index("planned") < states.index("dispatched") < states.index("running") \
+    assert (
+        states.index("planned")
+        < states.index("dispatched")
+        < states.index("running")
         < states.index("succeeded")
+    )
 
     job = service.get_job(job_id, Principal(tenant="acme", role=Role.USER, token_id="t"))
     assert job.submission_id == f"{job_id}-1"
@@ -98,13 +108,15 @@ def test_training_job_runs_on_ray_reports_energy_and_is_accounted(
     by_device: dict[str, float] = {}
     for r in reports:
         by_device[r.device] = by_device.get(r.device, 0.0) + r.energy_j
-    span_s = (max(r.interval_end for r in reports)
-              - min(r.interval_start for r in reports)).total_seconds()
+    span_s = (
+        max(r.interval_end for r in reports) - min(r.interval_start for r in reports)
+    ).total_seconds()
     assert by_device["estimate:base"] == pytest.approx(20.0 * span_s, rel=0.05)
     assert by_device["estimate:cpu"] == pytest.approx(12.0 * span_s, rel=0.05)
 
-    report = requests.get(f"{url}/v1/reports/savings", params={"format": "json"},
-                          headers=headers, timeout=TIMEOUT_S).json()
+    report = requests.get(
+        f"{url}/v1/reports/savings", params={"format": "json"}, headers=headers, timeout=TIMEOUT_S
+    ).json()
     row = next(j for j in report["jobs"] if j["job_id"] == job_id)
     energy_kwh = sum(r.energy_j for r in reports) / J_PER_KWH
     assert row["energy_kwh"] == pytest.approx(energy_kwh, rel=1e-9)
@@ -113,23 +125,32 @@ def test_training_job_runs_on_ray_reports_energy_and_is_accounted(
     assert job.region is not None
     assert row["region"] == job.region
     region = service.ctx.regions[job.region]
-    actuals = service.ctx.store.actuals(region.grid_zone, now - timedelta(hours=2),
-                                        now + timedelta(hours=2))
+    actuals = service.ctx.store.actuals(
+        region.grid_zone, now - timedelta(hours=2), now + timedelta(hours=2)
+    )
     assert actuals is not None
     expected_g = 0.0
     for r in reports:
-        expected_g += r.energy_kwh * region.pue * _mean_intensity(actuals.points, r.interval_start,
-                                                                  r.interval_end)
+        expected_g += (
+            r.energy_kwh
+            * region.pue
+            * _mean_intensity(actuals.points, r.interval_start, r.interval_end)
+        )
     assert row["emissions_g"] == pytest.approx(expected_g, rel=1e-6)
     # Baseline: the same energy profile shifted to the submit time, in the home region.
     home = service.ctx.regions["eu-central"]
-    home_actuals = service.ctx.store.actuals(home.grid_zone, now - timedelta(hours=2),
-                                             now + timedelta(hours=2))
+    home_actuals = service.ctx.store.actuals(
+        home.grid_zone, now - timedelta(hours=2), now + timedelta(hours=2)
+    )
     assert home_actuals is not None
     assert job.started_at is not None
     shift = job.created_at - min(job.started_at, *(r.interval_start for r in reports))
-    baseline_g = sum(r.energy_kwh * home.pue * _mean_intensity(
-        home_actuals.points, r.interval_start + shift, r.interval_end + shift) for r in reports)
+    baseline_g = sum(
+        r.energy_kwh
+        * home.pue
+        * _mean_intensity(home_actuals.points, r.interval_start + shift, r.interval_end + shift)
+        for r in reports
+    )
     assert row["baseline_g"] == pytest.approx(baseline_g, rel=1e-6)
     assert row["saved_g"] == pytest.approx(row["baseline_g"] - row["emissions_g"], rel=1e-9)
 
@@ -156,7 +177,9 @@ def test_deployment_is_served_on_ray_and_cancel_stops_it(
     headers = {"Authorization": f"Bearer {secret}"}
     port = free_port()
     body = {
-        "name": "mlp-server", "kind": "deployment", "home_region": "us-west",
+        "name": "mlp-server",
+        "kind": "deployment",
+        "home_region": "us-west",
         "entrypoint": f"{sys.executable} -m workers.examples.serve_model --port {port}",
         "resources": {"gpus": 0, "cpus": 1},
     }
@@ -170,16 +193,18 @@ def test_deployment_is_served_on_ray_and_cancel_stops_it(
     prediction = None
     while time.monotonic() < deadline and prediction is None:
         try:
-            reply = requests.post(f"http://127.0.0.1:{port}/predict",
-                                  json={"inputs": [[0.5] * 1000]}, timeout=TIMEOUT_S)
+            reply = requests.post(
+                f"http://127.0.0.1:{port}/predict",
+                json={"inputs": [[0.5] * 1000]},
+                timeout=TIMEOUT_S,
+            )
             prediction = reply.json()["outputs"]
         except requests.ConnectionError:
             time.sleep(0.5)
     assert prediction is not None
     assert len(prediction) == 1
 
-    cancelled = requests.post(f"{url}/v1/jobs/{job_id}/cancel", headers=headers,
-                              timeout=TIMEOUT_S)
+    cancelled = requests.post(f"{url}/v1/jobs/{job_id}/cancel", headers=headers, timeout=TIMEOUT_S)
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["state"] == "cancelled"
     job = service.get_job(job_id, Principal(tenant="acme", role=Role.ADMIN, token_id="t"))

@@ -32,7 +32,8 @@ def _two_valleys(reply: Reply) -> Reply:
     start = datetime.fromisoformat(data[0]["from"].replace("Z", "+00:00"))
     for item in data:
         hour = (datetime.fromisoformat(item["from"].replace("Z", "+00:00")) - start) / timedelta(
-            hours=1)
+            hours=1
+        )
         clean = any(a <= hour < b for a, b in CLEAN_HOURS)
         item["intensity"]["forecast"] = 50 if clean else 400
     return Reply(status=reply.status, body=reply.body)
@@ -53,27 +54,36 @@ def _wait_run(service: GreenlightService, job_id: str, statuses: set[RunStatus])
 
 
 def test_interruptible_job_suspends_and_resumes_from_its_checkpoint(
-    tmp_path: Path, sqlite_url: str, ray_cluster: LocalRayHead,
+    tmp_path: Path,
+    sqlite_url: str,
+    ray_cluster: LocalRayHead,
 ) -> None:
     clock = FakeClock(NOW)
     server = ProviderServer().start()
     fake = UkGridFake(server, NOW)
     server.route(fake.forecast_path, lambda request: _two_valleys(fake._forward(request)))
     config = tmp_path / "greenlight.toml"
-    config.write_text(f'[[regions]]\nname = "uk"\ngrid_zone = "GB"\nprovider = "ukgrid"\n'
-                      f'base_url = "{server.url}"\ngpus = 2\n')
-    settings = load_settings(config, database_url=sqlite_url,
-                             checkpoint_dir=str(tmp_path / "ckpt"))
+    config.write_text(
+        f'[[regions]]\nname = "uk"\ngrid_zone = "GB"\nprovider = "ukgrid"\n'
+        f'base_url = "{server.url}"\ngpus = 2\n'
+    )
+    settings = load_settings(config, database_url=sqlite_url, checkpoint_dir=str(tmp_path / "ckpt"))
     service = build_service(settings, clock=clock, ray=RayEndpoint(ray_cluster.dashboard_url))
     service.refresh_forecasts()
     server.stop()
 
     spec = JobSpec(
-        tenant="acme", name="resumable", kind=JobKind.TRAINING, home_region="uk",
+        tenant="acme",
+        name="resumable",
+        kind=JobKind.TRAINING,
+        home_region="uk",
         entrypoint=f"{sys.executable} -m workers.examples.train_mlp --steps 1500 "
-                   "--batch-size 64 --checkpoint-every 100000 --log-every 250",
-        resources=Resources(gpus=0, cpus=1), expected_duration_s=7200, interruptible=True,
-        deadline=NOW + timedelta(hours=8))
+        "--batch-size 64 --checkpoint-every 100000 --log-every 250",
+        resources=Resources(gpus=0, cpus=1),
+        expected_duration_s=7200,
+        interruptible=True,
+        deadline=NOW + timedelta(hours=8),
+    )
     job = service.submit(spec, Principal(tenant="acme", role=Role.USER, token_id="u"))
     service.plan_cycle()  # a submit never plans: the cycle it wakes does
     job = service.ctx.store.get_job(job.id)
@@ -105,8 +115,9 @@ def test_interruptible_job_suspends_and_resumes_from_its_checkpoint(
     assert replanned.plan.start == NOW + timedelta(hours=5)
     clock.set(NOW + timedelta(hours=5))
     assert service.dispatch_due() == [job.id]
-    assert _wait_run(service, job.id, {RunStatus.SUCCEEDED, RunStatus.FAILED}) \
-        is RunStatus.SUCCEEDED
+    assert (
+        _wait_run(service, job.id, {RunStatus.SUCCEEDED, RunStatus.FAILED}) is RunStatus.SUCCEEDED
+    )
     service.reconcile()
     final = service.get_job(job.id, ADMIN)
     assert final.state is JobState.SUCCEEDED

@@ -48,7 +48,9 @@ def _valley_at(reply: Reply, hours: float) -> Reply:
 
 
 def test_planning_survives_a_provider_outage_and_meets_the_deadline(
-    tmp_path: Path, sqlite_url: str, ray_cluster: LocalRayHead,
+    tmp_path: Path,
+    sqlite_url: str,
+    ray_cluster: LocalRayHead,
 ) -> None:
     clock = FakeClock(NOW)
     server = ProviderServer().start()
@@ -58,11 +60,17 @@ def test_planning_survives_a_provider_outage_and_meets_the_deadline(
     service = build_service(settings, clock=clock, ray=RayEndpoint(ray_cluster.dashboard_url))
     assert service.refresh_forecasts() == {"uk": "ok"}
 
-    spec = JobSpec(tenant="acme", name="train", kind=JobKind.TRAINING, home_region="uk",
-                   entrypoint=f"{sys.executable} -c \"print('trained')\"",
-                   # CPU only: the local Ray head has no GPU, and capacity is what Ray has.
-                   resources=Resources(gpus=0, cpus=1), expected_duration_s=3600,
-                   deadline=NOW + timedelta(hours=8))
+    spec = JobSpec(
+        tenant="acme",
+        name="train",
+        kind=JobKind.TRAINING,
+        home_region="uk",
+        entrypoint=f"{sys.executable} -c \"print('trained')\"",
+        # CPU only: the local Ray head has no GPU, and capacity is what Ray has.
+        resources=Resources(gpus=0, cpus=1),
+        expected_duration_s=3600,
+        deadline=NOW + timedelta(hours=8),
+    )
     job = service.submit(spec, Principal(tenant="acme", role=Role.USER, token_id="u"))
     service.plan_cycle()  # a submit never plans: the cycle it wakes does
     job = service.ctx.store.get_job(job.id)

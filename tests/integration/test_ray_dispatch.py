@@ -152,8 +152,9 @@ def test_the_jobs_runtime_env_reaches_ray_with_the_worker_env_merged(
     dispatcher.submit(
         region,
         sid,
-        _py("import os; print(sorted(os.listdir('.')), os.environ['FROM_JOB'], "
-            "os.environ['BOTH'])"),
+        _py(
+            "import os; print(sorted(os.listdir('.')), os.environ['FROM_JOB'], os.environ['BOTH'])"
+        ),
         env={"BOTH": "worker"},
         gpus=0,
         cpus=0.5,

@@ -51,9 +51,16 @@ def test_a_job_planned_on_the_profile_gets_a_fallback_event(sqlite_url: str) -> 
     service = build_service(load_settings(database_url=sqlite_url), clock=clock)
     service.refresh_forecasts()
     clock.advance(7 * 3600)  # every forecast is now too old; no refresh (provider "down")
-    spec = JobSpec(tenant="acme", name="j", kind=JobKind.TRAINING, home_region="eu-south",
-                   entrypoint="true", resources=Resources(gpus=1), expected_duration_s=3600,
-                   deadline=clock.now() + timedelta(hours=12))
+    spec = JobSpec(
+        tenant="acme",
+        name="j",
+        kind=JobKind.TRAINING,
+        home_region="eu-south",
+        entrypoint="true",
+        resources=Resources(gpus=1),
+        expected_duration_s=3600,
+        deadline=clock.now() + timedelta(hours=12),
+    )
     job = service.submit(spec, USER)
     service.plan_cycle()  # a submit never plans: the cycle it wakes does
     job = service.ctx.store.get_job(job.id)
@@ -69,9 +76,16 @@ def test_a_job_planned_on_the_profile_gets_a_fallback_event(sqlite_url: str) -> 
 def test_with_no_carbon_data_at_all_a_job_runs_now_at_home(sqlite_url: str) -> None:
     clock = FakeClock(T0)
     service = build_service(load_settings(database_url=sqlite_url), clock=clock)
-    spec = JobSpec(tenant="acme", name="j", kind=JobKind.TRAINING, home_region="us-west",
-                   entrypoint="true", resources=Resources(gpus=1), expected_duration_s=3600,
-                   deadline=T0 + timedelta(hours=12))
+    spec = JobSpec(
+        tenant="acme",
+        name="j",
+        kind=JobKind.TRAINING,
+        home_region="us-west",
+        entrypoint="true",
+        resources=Resources(gpus=1),
+        expected_duration_s=3600,
+        deadline=T0 + timedelta(hours=12),
+    )
     job = service.submit(spec, USER)
     service.plan_cycle()  # a submit never plans: the cycle it wakes does
     job = service.ctx.store.get_job(job.id)
