@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +20,8 @@ from scheduler.cli.errors import CliError
 from scheduler.cli.render import console, fmt_time, print_json
 from scheduler.cli.report_view import print_report
 from scheduler.domain import ApiToken, Role
+
+EXIT_USAGE = 2  # click's code for a usage error
 
 token_app = typer.Typer(help="API tokens (works on the database directly).", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -199,27 +203,95 @@ def demo(
         raise CliError("the demo's jobs did not all finish in time", exit_code=code)
 
 
+REPORT_PERIODS = ("day", "week", "month")
+REPORT_GROUPINGS = ("tenant", "region", "kind", "day", "week", "month", "group")
+_RELATIVE = re.compile(r"-(\d+(?:\.\d+)?)([smhdw])")
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def report_time(text: str | None, now: datetime, *, option: str) -> str | None:
+    """``--from``/``--to`` as ISO-8601 UTC: ``now``, ``-7d``/``-12h``/``-30m``/``-2w`` before
+    ``now``, or an ISO-8601 time (a bare date is midnight UTC; no offset means UTC).
+    Raises CliError (exit 2) naming the accepted forms."""
+    if text is None:
+        return None
+    value = text.strip().lower()
+    if value == "now":
+        return now.astimezone(UTC).isoformat()
+    relative = _RELATIVE.fullmatch(value)
+    if relative:
+        seconds = float(relative.group(1)) * _UNIT_S[relative.group(2)]
+        return (now - timedelta(seconds=seconds)).astimezone(UTC).isoformat()
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(
+            f"{option} {text!r}: use now, -7d, -12h, -30m, -2w or an ISO-8601 time "
+            "(2024-05-01, 2024-05-01T12:00Z)",
+            exit_code=EXIT_USAGE,
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat()
+
+
+def _one_of(value: str, accepted: tuple[str, ...], option: str) -> str:
+    if value not in accepted:
+        raise CliError(
+            f"{option} {value!r}: use one of {', '.join(accepted)}", exit_code=EXIT_USAGE
+        )
+    return value
+
+
 def report(
     ctx: typer.Context,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = (
         ReportFormat.TABLE
     ),
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the API's JSON (same as --format json).")
+    ] = False,
     output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
     tenant: Annotated[str | None, typer.Option(help="One tenant (admins: any).")] = None,
     region: Annotated[str | None, typer.Option(help="Jobs that ran in this region.")] = None,
-    start: Annotated[str | None, typer.Option(help="Jobs started at/after (ISO-8601).")] = None,
-    end: Annotated[str | None, typer.Option(help="Jobs started before (ISO-8601).")] = None,
-    period: Annotated[str, typer.Option(help="Group by day, week or month.")] = "day",
+    group_id: Annotated[
+        str | None, typer.Option("--group", help="Only this array or sweep.")
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            "--start",
+            help="Jobs started at/after: ISO-8601, now, or relative (-7d, -12h, -30m).",
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", "--end", help="Jobs started before: same forms as --from."),
+    ] = None,
+    period: Annotated[str, typer.Option(help="Periods of day, week or month.")] = "day",
+    by: Annotated[
+        str | None,
+        typer.Option(help="One grouping: tenant, region, kind, day, week, month or group."),
+    ] = None,
 ) -> None:
     """The savings report: emissions vs run-now-at-home baseline, per job and in total."""
-    client = cli_context(ctx).client()
+    _one_of(period, REPORT_PERIODS, "--period")
+    if by is not None:
+        _one_of(by, REPORT_GROUPINGS, "--by")
+    now = datetime.now(UTC)  # the shell's clock: relative times are the user's "now"
     params: dict[str, Any] = {
         "tenant": tenant,
         "region": region,
-        "start": start,
-        "end": end,
+        "group_id": group_id,
+        "from": report_time(start, now, option="--from"),
+        "to": report_time(end, now, option="--to"),
         "period": period,
+        "group_by": by,
     }
+    if json_output:
+        fmt = ReportFormat.JSON
+    client = cli_context(ctx).client()
     path = "/v1/reports/savings"
     if fmt is ReportFormat.TABLE and output is None:
         print_report(client.get(path, {**params, "format": "json"}))

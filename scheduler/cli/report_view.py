@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from scheduler.cli.render import console, fmt_duration, fmt_num, fmt_time, text
+from scheduler.reports.formats import fmt_filters, fmt_mass, parse_iso
 
 
 def _pct(value: float | None) -> str:
@@ -17,16 +18,16 @@ def _pct(value: float | None) -> str:
 def _group_table(title: str, groups: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column(title.upper())
-    for column in ("JOBS", "ENERGY_kWh", "EMISSIONS_g", "BASELINE_g", "SAVED_g", "SAVED_%"):
+    for column in ("JOBS", "ENERGY_kWh", "EMISSIONS", "BASELINE", "SAVED", "SAVED_%"):
         table.add_column(column, justify="right")
     for g in groups:
         table.add_row(
             text(g["key"]),
             str(g["jobs"]),
             fmt_num(g["energy_kwh"], 4),
-            fmt_num(g["emissions_g"]),
-            fmt_num(g["baseline_g"]),
-            fmt_num(g["saved_g"]),
+            fmt_mass(g["emissions_g"]),
+            fmt_mass(g["baseline_g"]),
+            fmt_mass(g["saved_g"]),
             _pct(g["saved_pct"]),
         )
     return table
@@ -36,7 +37,7 @@ def _jobs_table(jobs: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(title="Jobs", title_justify="left", header_style="bold")
     for column in ("JOB", "NAME", "TENANT", "REGION", "HOME", "STARTED (UTC)"):
         table.add_column(column)
-    for column in ("DELAY", "ENERGY_kWh", "EMISSIONS_g", "BASELINE_g", "SAVED_g", "SAVED_%"):
+    for column in ("DELAY", "ENERGY_kWh", "EMISSIONS", "BASELINE", "SAVED", "SAVED_%"):
         table.add_column(column, justify="right")
     table.add_column("SOURCE")
     for j in jobs:
@@ -50,28 +51,45 @@ def _jobs_table(jobs: Sequence[Mapping[str, Any]]) -> Table:
             fmt_time(j["started_at"]),
             fmt_duration(j["delay_s"]),
             energy,
-            fmt_num(j["emissions_g"]),
-            fmt_num(j["baseline_g"]),
-            fmt_num(j["saved_g"]),
+            fmt_mass(j["emissions_g"]),
+            fmt_mass(j["baseline_g"]),
+            fmt_mass(j["saved_g"]),
             _pct(j["saved_pct"]),
             text(j["intensity_source"]),
         )
     return table
 
 
+def describe(report: Mapping[str, Any]) -> str:
+    """Every filter of the report in words (``all jobs`` when unfiltered)."""
+    f = report.get("filters") or {}
+    return fmt_filters(
+        parse_iso(f.get("from", report.get("start"))),
+        parse_iso(f.get("to", report.get("end"))),
+        tenant=f.get("tenant"),
+        region=f.get("region"),
+        group_id=f.get("group_id"),
+    )
+
+
 def print_report(report: Mapping[str, Any]) -> None:
-    """Total first, then by tenant, region and period, then every job."""
+    """Total first, then by tenant, region and period (or the one requested grouping), then
+    every job."""
     out = console()
     total = report["total"]
     out.print(
-        f"[bold]Carbon savings[/] (generated {fmt_time(report['generated_at'])}; jobs "
-        f"started {fmt_time(report['start'])} .. {fmt_time(report['end'])})"
+        f"[bold]Carbon savings[/] (generated {fmt_time(report['generated_at'])}; "
+        f"{text(describe(report))})",
+        highlight=False,
     )
     out.print(
         f"Total: {total['jobs']} jobs, {fmt_num(total['energy_kwh'], 4)} kWh, emissions "
-        f"{fmt_num(total['emissions_g'])} g vs baseline {fmt_num(total['baseline_g'])} g: "
-        f"[bold green]saved {fmt_num(total['saved_g'])} g ({_pct(total['saved_pct'])})[/]"
+        f"{fmt_mass(total['emissions_g'])} vs baseline {fmt_mass(total['baseline_g'])}: "
+        f"[bold green]saved {fmt_mass(total['saved_g'])} ({_pct(total['saved_pct'])})[/]",
+        highlight=False,
     )
+    if report.get("group_by"):
+        out.print(_group_table(str(report["group_by"]).capitalize(), report["groups"]))
     if not report["jobs"]:
         out.print("No finished or running job with energy reports in this range.")
         return

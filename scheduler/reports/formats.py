@@ -17,6 +17,13 @@ def iso_utc(when: datetime | None) -> str | None:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def parse_iso(text: str | None) -> datetime | None:
+    """The inverse of ``iso_utc`` (any ISO-8601 with an offset), or None."""
+    if text is None:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def fmt_time(when: datetime | None) -> str:
     """``2024-05-01 12:00:00`` in UTC, or ``-``."""
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if when is not None else MISSING
@@ -31,6 +38,25 @@ def fmt_g(mass_g: float) -> str:
     return f"{mass_g:,.3f}"
 
 
+def fmt_mass(mass_g: float) -> str:
+    """A mass for people: ``12.3 kg``, ``412.5 g``, ``3.42 g``, ``58.1 mg``, ``0 g``.
+
+    Never rounds a non-zero mass to zero: below 1 g it is written in mg (3 significant digits
+    below 1 mg)."""
+    size = abs(mass_g)
+    if size < 1e-9:  # float noise of a difference of equal sums (a nanogram is not a figure)
+        return "0 g"
+    if size >= 10_000:
+        return f"{mass_g / 1000:,.1f} kg"
+    if size >= 10:
+        return f"{mass_g:,.1f} g"
+    if size >= 1:
+        return f"{mass_g:.2f} g"
+    if size >= 0.001:
+        return f"{mass_g * 1000:.1f} mg"
+    return f"{mass_g * 1000:.3g} mg"
+
+
 def fmt_pct(pct: float | None) -> str:
     return f"{pct:.1f}%" if pct is not None else MISSING
 
@@ -42,6 +68,26 @@ def fmt_s(duration_s: float) -> str:
 def printable(text: str) -> str:
     """``text`` with control characters replaced, so a job name cannot drive the terminal."""
     return "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text)
+
+
+def fmt_filters(
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    tenant: str | None = None,
+    region: str | None = None,
+    group_id: str | None = None,
+) -> str:
+    """Every filter of a report in words: ``tenant acme, region eu-west, jobs started from ...``;
+    ``all jobs`` only when there is no filter at all. User strings are made printable."""
+    parts = [
+        f"{what} {printable(value)}"
+        for what, value in (("tenant", tenant), ("region", region), ("array", group_id))
+        if value is not None
+    ]
+    if start is not None or end is not None:
+        parts.append(fmt_span(start, end))
+    return ", ".join(parts) if parts else "all jobs"
 
 
 def fmt_span(start: datetime | None, end: datetime | None) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from html import escape
 
 from scheduler.reports.charts import BarSeries, bar_chart_svg
-from scheduler.reports.formats import fmt_g, fmt_kwh, fmt_pct, fmt_s, fmt_span, fmt_time
+from scheduler.reports.formats import fmt_filters, fmt_g, fmt_kwh, fmt_pct, fmt_s, fmt_time
 from scheduler.reports.savings import GroupSavings, JobSavings, SavingsReport
 
 _EMISSIONS_FILL = "#d9822b"
@@ -217,7 +217,10 @@ _FOOTER = (
 
 def report_to_html(report: SavingsReport) -> str:
     """A complete HTML document for ``report``; safe to serve as ``text/html`` as is."""
-    span = fmt_span(report.start, report.end)
+    f = report.filters
+    span = fmt_filters(
+        report.start, report.end, tenant=f.tenant, region=f.region, group_id=f.group_id
+    )
     return "".join(
         [
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',

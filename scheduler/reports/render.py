@@ -1,6 +1,11 @@
 """Renderers for a ``SavingsReport``: JSON-ready dict, CSV, terminal text and an HTML page.
 
 All are pure functions of the report. Units are in every key and column name.
+
+Every format shows every filter the report was made with: JSON in its ``filters`` object, text
+and HTML in their header, CSV in a last ``filters`` column, repeated on every row (so a row
+copied elsewhere keeps its context, and the file stays one plain table that any CSV reader
+parses): ``tenant=acme;region=eu-west;from=2024-05-01T00:00:00Z``, empty when unfiltered.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from scheduler.reports.formats import (
+    fmt_filters,
     fmt_g,
     fmt_kwh,
+    fmt_mass,
     fmt_pct,
     fmt_s,
-    fmt_span,
     fmt_time,
     iso_utc,
     printable,
@@ -49,6 +55,7 @@ CSV_COLUMNS = (
     "delay_s",
     "energy_estimated",
     "intensity_source",
+    "filters",
 )
 
 _TOTAL_ROW_ID = "TOTAL"
@@ -88,12 +95,36 @@ def job_to_dict(job: JobSavings) -> dict[str, Any]:
     }
 
 
+def filters_to_dict(report: SavingsReport) -> dict[str, str | None]:
+    """Every filter of ``report``; None where it was not filtered on. ``to`` is exclusive."""
+    return {
+        "tenant": report.filters.tenant,
+        "region": report.filters.region,
+        "group_id": report.filters.group_id,
+        "from": iso_utc(report.start),
+        "to": iso_utc(report.end),
+    }
+
+
+def _filters_cell(report: SavingsReport) -> str:
+    return ";".join(f"{k}={v}" for k, v in filters_to_dict(report).items() if v is not None)
+
+
+def describe_filters(report: SavingsReport) -> str:
+    """The report's filters in words (``all jobs`` when there are none)."""
+    f = report.filters
+    return fmt_filters(
+        report.start, report.end, tenant=f.tenant, region=f.region, group_id=f.group_id
+    )
+
+
 def report_to_dict(report: SavingsReport) -> dict[str, Any]:
     """The report as plain JSON types: ISO-8601 UTC strings, floats at full precision, None."""
     return {
         "generated_at": iso_utc(report.generated_at),
         "start": iso_utc(report.start),
         "end": iso_utc(report.end),
+        "filters": filters_to_dict(report),
         "period": report.period,
         "total": group_to_dict(report.total),
         "by_tenant": [group_to_dict(g) for g in report.by_tenant],
@@ -120,8 +151,9 @@ def report_to_csv(report: SavingsReport) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
+    filters = _filters_cell(report)
     for job in report.jobs:
-        row = job_to_dict(job)
+        row = {**job_to_dict(job), "filters": filters}
         writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
     total = report.total
     total_row: dict[str, Any] = {
@@ -132,6 +164,7 @@ def report_to_csv(report: SavingsReport) -> str:
         "saved_g": total.saved_g,
         "saved_pct": total.saved_pct,
         "energy_estimated": any(j.energy_estimated for j in report.jobs),
+        "filters": filters,
     }
     writer.writerow([_csv_cell(total_row.get(c)) for c in CSV_COLUMNS])
     return buffer.getvalue()
@@ -212,11 +245,11 @@ def report_to_text(report: SavingsReport) -> str:
     total = report.total
     lines = [
         f"Carbon savings report, generated {fmt_time(report.generated_at)} UTC",
-        f"Covers {fmt_span(report.start, report.end)}, grouped by {report.period}",
+        f"Covers {describe_filters(report)}, grouped by {report.period}",
         "",
         f"Total: {total.jobs} jobs, {fmt_kwh(total.energy_kwh)} kWh, "
-        f"emissions {fmt_g(total.emissions_g)} g, baseline {fmt_g(total.baseline_g)} g, "
-        f"saved {fmt_g(total.saved_g)} g ({fmt_pct(total.saved_pct)})",
+        f"emissions {fmt_mass(total.emissions_g)}, baseline {fmt_mass(total.baseline_g)}, "
+        f"saved {fmt_mass(total.saved_g)} ({fmt_pct(total.saved_pct)})",
         "" if report.jobs else "No job with energy reports in this range.\n",
         *_group_table("Tenant", report.by_tenant),
         *_group_table("Region", report.by_region),

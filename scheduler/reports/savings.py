@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from scheduler.domain import (
@@ -95,6 +95,15 @@ class SkippedJob:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReportFilters:
+    """What a report was narrowed to besides its time range (None: not filtered on it)."""
+
+    tenant: str | None = None
+    region: str | None = None
+    group_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SavingsReport:
     """The whole report. ``start``/``end`` bound job start times (end exclusive; None = open).
 
@@ -113,6 +122,7 @@ class SavingsReport:
     by_region: tuple[GroupSavings, ...]
     by_period: tuple[GroupSavings, ...]
     skipped: tuple[SkippedJob, ...] = ()
+    filters: ReportFilters = field(default_factory=lambda: ReportFilters())
 
 
 def build_savings_report(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from scheduler.domain import (
@@ -20,7 +20,12 @@ from scheduler.forecasts.accuracy import forecast_error_by_lead
 from scheduler.planning.snapshot import LeadError
 from scheduler.planning.window import best_window
 from scheduler.reports.aggregate import build_aggregate_report, span
-from scheduler.reports.savings import PERIODS, SavingsReport, build_savings_report
+from scheduler.reports.savings import (
+    PERIODS,
+    ReportFilters,
+    SavingsReport,
+    build_savings_report,
+)
 from scheduler.service.context import ServiceContext
 
 ACCURACY_LOOKBACK = timedelta(days=7)
@@ -112,6 +117,7 @@ def savings_report(
         ctx.region(region)
     if period not in PERIODS:
         raise InvalidJobSpec("period", f"must be one of {', '.join(PERIODS)}")
+    filters = ReportFilters(tenant=tenant, region=region, group_id=group_id)
     now = ctx.clock.now()
     counts = ctx.store.savings_job_counts(tenant=tenant, region=region, group_id=group_id,
                                           start=start, end=end)
@@ -121,18 +127,18 @@ def savings_report(
         covered = span(buckets)
         actuals, forecasts = ({}, {}) if covered is None else _intensity_between(
             ctx, covered[0], covered[1], now)
-        return build_aggregate_report(
+        return replace(build_aggregate_report(
             buckets=buckets, counts=counts, regions=ctx.regions, actuals=actuals,
-            forecasts=forecasts, now=now, start=start, end=end, period=period)
+            forecasts=forecasts, now=now, start=start, end=end, period=period), filters=filters)
     jobs, _ = ctx.store.list_jobs(tenant=tenant, group_id=group_id, limit=1_000_000, states=[
         JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
         JobState.SUSPENDED, JobState.RETRYING, JobState.RELOCATING])
     jobs = [j for j in jobs if j.started_at is not None and (region is None or j.region == region)]
     reports = ctx.store.energy_reports([j.id for j in jobs])
     actuals, forecasts = _intensity_for(ctx, jobs, now)
-    return build_savings_report(
+    return replace(build_savings_report(
         jobs=jobs, energy_reports=reports, regions=ctx.regions, actuals=actuals,
-        forecasts=forecasts, now=now, start=start, end=end, period=period)
+        forecasts=forecasts, now=now, start=start, end=end, period=period), filters=filters)
 
 
 def _intensity_for(ctx: ServiceContext, jobs: list[Job], now: datetime,

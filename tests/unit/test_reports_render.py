@@ -22,7 +22,7 @@ from scheduler.reports import (
     report_to_text,
 )
 from scheduler.reports.charts import BarSeries, bar_chart_svg, nice_ticks
-from scheduler.reports.formats import fmt_g, fmt_kwh
+from scheduler.reports.formats import fmt_g, fmt_kwh, fmt_mass
 from scheduler.reports.render import CSV_COLUMNS
 from tests.unit.test_reports import HOUR, T0, build, energy, make_job, region, series
 
@@ -89,7 +89,7 @@ def test_csv_parses_back_and_the_total_row_matches_the_job_rows(report: SavingsR
 
 def test_text_is_an_aligned_table_with_the_figures(report: SavingsReport) -> None:
     text = report_to_text(report)
-    assert fmt_g(report.total.emissions_g) in text
+    assert fmt_mass(report.total.emissions_g) in text
     assert fmt_kwh(report.total.energy_kwh) in text
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("job_id"))

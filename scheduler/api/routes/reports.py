@@ -48,8 +48,12 @@ def savings_report(
     principal: CurrentPrincipal,
     tenant: TenantQuery = None,
     region: RegionQuery = None,
-    start: Annotated[Time | None, Query(description="Jobs started at or after")] = None,
-    end: Annotated[Time | None, Query(description="Jobs started before")] = None,
+    from_: Annotated[
+        Time | None, Query(alias="from", description="Jobs started at or after (ISO-8601)")
+    ] = None,
+    to: Annotated[Time | None, Query(description="Jobs started before (ISO-8601)")] = None,
+    start: Annotated[Time | None, Query(description="Alias of from (kept for old clients)")] = None,
+    end: Annotated[Time | None, Query(description="Alias of to (kept for old clients)")] = None,
     period: Annotated[str, Query(pattern=_PERIOD_PATTERN, description="day, week or month")] = (
         "day"
     ),
@@ -63,8 +67,8 @@ def savings_report(
         principal,
         tenant=tenant,
         region=region,
-        start=start,
-        end=end,
+        start=from_ if from_ is not None else start,
+        end=to if to is not None else end,
         period=period,
         group_id=group_id,
     )
