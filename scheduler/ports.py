@@ -309,8 +309,14 @@ class SavingsStore(Protocol):
         group_id: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        split: str | None = None,
+        now: datetime | None = None,
+        step_s: float = 300.0,
     ) -> list[JobCount]:
-        """Counted jobs (started; finished or running) per tenant, region and start day."""
+        """Counted jobs (started; finished or running) per tenant, region and start day (and
+        ``split``: ``kind`` or ``group``), with the sums ``JobCount`` lists; a running job's
+        run time ends at ``now`` (0 s without one), moved in time means started more than
+        ``step_s`` after submit."""
         ...
 
     def savings_energy_buckets(
@@ -321,8 +327,10 @@ class SavingsStore(Protocol):
         group_id: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        split: str | None = None,
     ) -> list[EnergyBucket]:
-        """Their energy per hour drawn and per hour it would have been drawn at home."""
+        """Their energy per hour drawn and per hour it would have been drawn at home (and per
+        ``split``: ``kind`` or ``group``)."""
         ...
 
 

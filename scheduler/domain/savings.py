@@ -25,6 +25,8 @@ class EnergyBucket:
     energy_j: float
     estimated_j: float
     baseline: bool = False
+    # The job kind or group id when the store was asked to split by it (``split``), else None.
+    split_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,3 +37,13 @@ class JobCount:
     region: str
     day: datetime
     jobs: int
+    split_key: str | None = None
+    # Sums over those jobs: start - submit (s); held GPU- and core-seconds from start to finish
+    # (to ``now`` while running); how many finished after their effective deadline, started
+    # more than one planning step after submit, ran outside their home region.
+    delay_s: float = 0.0
+    gpu_s: float = 0.0
+    cpu_s: float = 0.0
+    deadline_misses: int = 0
+    moved_in_time: int = 0
+    moved_in_space: int = 0

@@ -8,6 +8,11 @@ of jobs. The totals differ from the per-job report only by attributing each ener
 the hour its interval starts in (runners report every 30 s), and by counting jobs that started
 (with or without a report yet). The report lists no jobs (``jobs`` is empty): its groups are
 the point at this scale.
+
+Job-level figures come from the store's per-day sums (``JobCount``): mean delay, deadline
+misses, moved shares and embodied emissions (GPU- and core-seconds x the factors) equal the
+per-job report's. The p95 delay is None here: SQLite has no percentile aggregate, and one
+figure that differs by database would be worse than none.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from scheduler.domain import J_PER_KWH, Forecast, ForecastUnavailable, Region
 from scheduler.domain.savings import EnergyBucket, JobCount
 from scheduler.reports.emissions import IntensitySource, ZoneIntensity
 from scheduler.reports.savings import (
+    GROUPINGS,
+    NO_GROUP,
     PERIODS,
     GroupSavings,
     SavingsReport,
     SkippedJob,
     period_label,
 )
+from scheduler.reports.sci import EmbodiedFactors
 
 HOUR_S = 3600.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,23 +42,72 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class _Sums:
     """Running sums of one group."""
 
-    __slots__ = ("baseline_g", "emissions_g", "energy_kwh", "jobs")
+    __slots__ = (
+        "baseline_g",
+        "delay_s",
+        "embodied_g",
+        "emissions_g",
+        "energy_kwh",
+        "estimated_kwh",
+        "jobs",
+        "misses",
+        "moved_in_space",
+        "moved_in_time",
+    )
 
     def __init__(self) -> None:
-        self.jobs = 0
-        self.energy_kwh = self.emissions_g = self.baseline_g = 0.0
+        self.jobs = self.misses = self.moved_in_time = self.moved_in_space = 0
+        self.energy_kwh = self.estimated_kwh = self.emissions_g = self.baseline_g = 0.0
+        self.delay_s = self.embodied_g = 0.0
+
+    def add_count(self, c: JobCount, factors: EmbodiedFactors) -> None:
+        self.jobs += c.jobs
+        self.delay_s += c.delay_s
+        self.misses += c.deadline_misses
+        self.moved_in_time += c.moved_in_time
+        self.moved_in_space += c.moved_in_space
+        self.embodied_g += (
+            c.gpu_s * factors.gpu_g_per_hour + c.cpu_s * factors.cpu_core_g_per_hour
+        ) / HOUR_S
 
     def group(self, key: str) -> GroupSavings:
         saved_g = self.baseline_g - self.emissions_g
+        n = self.jobs
         return GroupSavings(
             key=key,
-            jobs=self.jobs,
+            jobs=n,
             energy_kwh=self.energy_kwh,
             emissions_g=self.emissions_g,
             baseline_g=self.baseline_g,
             saved_g=saved_g,
             saved_pct=100.0 * saved_g / self.baseline_g if self.baseline_g != 0 else None,
+            measured_kwh=self.energy_kwh - self.estimated_kwh,
+            estimated_kwh=self.estimated_kwh,
+            embodied_g=self.embodied_g,
+            mean_delay_s=self.delay_s / n if n else None,
+            p95_delay_s=None,
+            deadline_misses=self.misses,
+            moved_in_time_share=self.moved_in_time / n if n else None,
+            moved_in_space_share=self.moved_in_space / n if n else None,
         )
+
+
+def _key_of(
+    group_by: str | None,
+    tenant: str,
+    region: str,
+    split: str | None,
+    when: datetime,
+) -> str | None:
+    if group_by is None:
+        return None
+    if group_by == "tenant":
+        return tenant
+    if group_by == "region":
+        return region
+    if group_by in PERIODS:
+        return period_label(when, group_by)
+    return split if split is not None else NO_GROUP
 
 
 def build_aggregate_report(
@@ -64,6 +121,8 @@ def build_aggregate_report(
     start: datetime | None = None,
     end: datetime | None = None,
     period: str = "day",
+    group_by: str | None = None,
+    embodied: EmbodiedFactors | None = None,
 ) -> SavingsReport:
     """Totals by tenant, region and period from the store's sums (see the module docstring).
 
@@ -71,10 +130,15 @@ def build_aggregate_report(
     period they were drawn in, the baseline in the period it would have been drawn in, jobs in
     the period they started in. Energy in a region that is not configured,
     or in a zone with no intensity data at all, is left out and listed in ``skipped`` (one
-    entry per region). Raises ValueError for an unknown ``period``.
+    entry per region). ``group_by`` ``kind`` and ``group`` need buckets and counts split by
+    that column (``split_key``). Raises ValueError for an unknown ``period`` or ``group_by``.
     """
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
+    if group_by is not None and group_by not in GROUPINGS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}; got {group_by!r}")
+    factors = embodied if embodied is not None else EmbodiedFactors()
+    by_key: defaultdict[str, _Sums] = defaultdict(_Sums)
     prices = _HourlyPrices(actuals, forecasts)
     total = _Sums()
     by_tenant: defaultdict[str, _Sums] = defaultdict(_Sums)
@@ -91,18 +155,27 @@ def build_aggregate_report(
         priced_in = regions[b.home_region] if b.baseline else regions[b.region]
         grams = b.energy_j / J_PER_KWH * priced_in.pue * prices.at(priced_in.grid_zone, b.hour)
         label = period_label(b.hour, period)
-        for sums in (total, by_tenant[b.tenant], by_region[b.region], by_period[label]):
+        targets = [total, by_tenant[b.tenant], by_region[b.region], by_period[label]]
+        key = _key_of(group_by, b.tenant, b.region, b.split_key, b.hour)
+        if key is not None:
+            targets.append(by_key[key])
+        for sums in targets:
             if b.baseline:
                 sums.baseline_g += grams
             else:
                 sums.energy_kwh += b.energy_j / J_PER_KWH
+                sums.estimated_kwh += b.estimated_j / J_PER_KWH
                 sums.emissions_g += grams
     for c in counts:
         if c.region in skipped:
             continue
         label = period_label(c.day, period)
-        for sums in (total, by_tenant[c.tenant], by_region[c.region], by_period[label]):
-            sums.jobs += c.jobs
+        targets = [total, by_tenant[c.tenant], by_region[c.region], by_period[label]]
+        key = _key_of(group_by, c.tenant, c.region, c.split_key, c.day)
+        if key is not None:
+            targets.append(by_key[key])
+        for sums in targets:
+            sums.add_count(c, factors)
     return SavingsReport(
         generated_at=now.astimezone(UTC),
         start=start.astimezone(UTC) if start is not None else None,
@@ -116,6 +189,8 @@ def build_aggregate_report(
         skipped=tuple(
             SkippedJob(job_id=f"region:{name}", reason=reason) for name, reason in skipped.items()
         ),
+        group_by=group_by,
+        groups=_groups(by_key) if group_by is not None else (),
     )
 
 

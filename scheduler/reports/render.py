@@ -70,6 +70,15 @@ def group_to_dict(group: GroupSavings) -> dict[str, Any]:
         "baseline_g": group.baseline_g,
         "saved_g": group.saved_g,
         "saved_pct": group.saved_pct,
+        "measured_kwh": group.measured_kwh,
+        "estimated_kwh": group.estimated_kwh,
+        "operational_g": group.emissions_g,
+        "embodied_g": group.embodied_g,
+        "mean_delay_s": group.mean_delay_s,
+        "p95_delay_s": group.p95_delay_s,
+        "deadline_misses": group.deadline_misses,
+        "moved_in_time_share": group.moved_in_time_share,
+        "moved_in_space_share": group.moved_in_space_share,
     }
 
 
@@ -130,6 +139,8 @@ def report_to_dict(report: SavingsReport) -> dict[str, Any]:
         "by_tenant": [group_to_dict(g) for g in report.by_tenant],
         "by_region": [group_to_dict(g) for g in report.by_region],
         "by_period": [group_to_dict(g) for g in report.by_period],
+        "group_by": report.group_by,
+        "groups": [group_to_dict(g) for g in report.groups],
         "jobs": [job_to_dict(j) for j in report.jobs],
         "skipped": [{"job_id": s.job_id, "reason": s.reason} for s in report.skipped],
     }
@@ -251,6 +262,11 @@ def report_to_text(report: SavingsReport) -> str:
         f"emissions {fmt_mass(total.emissions_g)}, baseline {fmt_mass(total.baseline_g)}, "
         f"saved {fmt_mass(total.saved_g)} ({fmt_pct(total.saved_pct)})",
         "" if report.jobs else "No job with energy reports in this range.\n",
+        *(
+            _group_table(f"By {report.group_by}", report.groups)
+            if report.group_by is not None
+            else []
+        ),
         *_group_table("Tenant", report.by_tenant),
         *_group_table("Region", report.by_region),
         *_group_table(report.period.capitalize(), report.by_period),

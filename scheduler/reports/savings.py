@@ -9,6 +9,12 @@ regions and each zone's actuals and forecast; this module prices them (see
 - **Baseline**: the same profile shifted to start at submit time (``created_at``), in the home
   region's zone and PUE: what running it at once, at home, would have emitted.
 - **Saved**: baseline - emissions (negative when the shift made things worse), and % of baseline.
+- **Embodied** (SCI's M, ``scheduler.reports.sci``): run time (start to finish, to ``now``
+  while running) x (GPUs x g per GPU-hour + cores x g per core-hour).
+- **Delay**: start - submit. **Moved in time**: a delay over one planning step (``step_s``).
+  **Moved in space**: ran outside its home region. **Deadline miss**: finished after its
+  effective deadline (``deadline``, else submit + ``max_delay_s`` + expected duration).
+- **p95 delay**: nearest rank (the smallest delay at or above 95 % of the group's delays).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from scheduler.domain import (
@@ -30,6 +36,7 @@ from scheduler.domain import (
     MeterMethod,
     Region,
     RegionNotFound,
+    effective_deadline,
 )
 from scheduler.reports.emissions import (
     EnergySlice,
@@ -38,8 +45,11 @@ from scheduler.reports.emissions import (
     profile_emissions_g,
     worst_source,
 )
+from scheduler.reports.sci import EmbodiedFactors, embodied_g
 
 PERIODS = ("day", "week", "month")
+GROUPINGS = ("tenant", "region", "kind", "day", "week", "month", "group")
+NO_GROUP = "-"  # the ``group`` key of jobs outside any array or sweep
 
 # Jobs that drew energy and will draw no more, or are drawing it now.
 COUNTED_STATES = TERMINAL_STATES | {JobState.RUNNING, JobState.RELOCATING}
@@ -71,11 +81,24 @@ class JobSavings:
     delay_s: float
     energy_estimated: bool
     intensity_source: str
+    kind: str = "training"
+    group_id: str | None = None
+    estimated_kwh: float = 0.0
+    run_s: float = 0.0
+    embodied_g: float = 0.0
+    deadline_missed: bool = False
+    moved_in_time: bool = False
+    moved_in_space: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupSavings:
-    """Sums over the jobs sharing ``key`` (a tenant, a region, a period label, or ``total``)."""
+    """Sums over the jobs sharing ``key`` (a tenant, a region, a period label, or ``total``).
+
+    ``energy_kwh`` = ``measured_kwh`` + ``estimated_kwh``; ``emissions_g`` is operational
+    (E x PUE x I). Shares are 0..1, None for no jobs; ``p95_delay_s`` is None where the
+    report was summed by the database (see ``scheduler.reports.aggregate``).
+    """
 
     key: str
     jobs: int
@@ -84,6 +107,14 @@ class GroupSavings:
     baseline_g: float
     saved_g: float
     saved_pct: float | None
+    measured_kwh: float = 0.0
+    estimated_kwh: float = 0.0
+    embodied_g: float = 0.0
+    mean_delay_s: float | None = None
+    p95_delay_s: float | None = None
+    deadline_misses: int = 0
+    moved_in_time_share: float | None = None
+    moved_in_space_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +154,8 @@ class SavingsReport:
     by_period: tuple[GroupSavings, ...]
     skipped: tuple[SkippedJob, ...] = ()
     filters: ReportFilters = field(default_factory=lambda: ReportFilters())
+    group_by: str | None = None
+    groups: tuple[GroupSavings, ...] = ()
 
 
 def build_savings_report(
@@ -136,19 +169,27 @@ def build_savings_report(
     start: datetime | None = None,
     end: datetime | None = None,
     period: str = "day",
+    group_by: str | None = None,
+    step_s: float = 300.0,
+    embodied: EmbodiedFactors | None = None,
 ) -> SavingsReport:
     """Price every counted job and group the results.
 
     A job counts when it is finished (succeeded, failed, cancelled) or running, and has at least
     one energy report. ``regions`` is keyed by region name, ``actuals`` and ``forecasts`` by grid
     zone. Reports repeating ``(job_id, attempt, device, interval_start)`` count once.
-    Raises ValueError for a naive datetime or an unknown ``period``.
+    ``group_by`` adds one more grouping (``GROUPINGS``) as ``groups``; ``step_s`` is the
+    planning step that tells a job moved in time; ``embodied`` the M factors (SCI defaults).
+    Raises ValueError for a naive datetime or an unknown ``period`` or ``group_by``.
     """
     for name, value in (("now", now), ("start", start), ("end", end)):
         if value is not None and value.utcoffset() is None:
             raise ValueError(f"{name} must be timezone-aware")
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
+    if group_by is not None and group_by not in GROUPINGS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}; got {group_by!r}")
+    factors = embodied if embodied is not None else EmbodiedFactors()
     reports_by_job = _reports_by_job(energy_reports)
     zones: dict[str, ZoneIntensity] = {}
 
@@ -168,7 +209,8 @@ def build_savings_report(
         if (start is not None and run_start < start) or (end is not None and run_start >= end):
             continue
         try:
-            rows.append(_job_savings(job, reports, run_start, regions, zone_of))
+            row = _job_savings(job, reports, run_start, regions, zone_of)
+            rows.append(_with_conduct(row, job, now=now, step_s=step_s, factors=factors))
         except (RegionNotFound, ForecastUnavailable) as e:
             skipped.append(SkippedJob(job_id=job.id, reason=str(e)))
     rows.sort(key=lambda r: (r.started_at, r.job_id))
@@ -184,6 +226,41 @@ def build_savings_report(
         by_region=_group_by(rows, lambda r: r.region),
         by_period=_group_by(rows, lambda r: label(r.started_at)),
         skipped=tuple(skipped),
+        group_by=group_by,
+        groups=_group_by(rows, _GROUP_KEYS[group_by]) if group_by is not None else (),
+    )
+
+
+_GROUP_KEYS: Mapping[str, Callable[[JobSavings], str]] = {
+    "tenant": lambda r: r.tenant,
+    "region": lambda r: r.region,
+    "kind": lambda r: r.kind,
+    "group": lambda r: r.group_id if r.group_id is not None else NO_GROUP,
+    **{p: (lambda r, p=p: period_label(r.started_at, p)) for p in PERIODS},  # type: ignore[misc]
+}
+
+
+def _with_conduct(
+    row: JobSavings, job: Job, *, now: datetime, step_s: float, factors: EmbodiedFactors
+) -> JobSavings:
+    """``row`` with the job's kind, group, embodied emissions, deadline and moves."""
+    end = row.finished_at if row.finished_at is not None else now
+    run_s = max(0.0, (end - row.started_at).total_seconds())
+    deadline = effective_deadline(job.spec, job.created_at)
+    resources = job.spec.resources
+    return replace(
+        row,
+        kind=job.spec.kind.value,
+        group_id=job.spec.group_id,
+        run_s=run_s,
+        embodied_g=embodied_g(
+            gpus=resources.gpus, cpus=resources.cpus, run_s=run_s, factors=factors
+        ),
+        deadline_missed=(
+            deadline is not None and row.finished_at is not None and row.finished_at > deadline
+        ),
+        moved_in_time=row.delay_s > step_s,
+        moved_in_space=row.region != row.home_region,
     )
 
 
@@ -192,15 +269,34 @@ def group_savings(key: str, rows: Sequence[JobSavings]) -> GroupSavings:
     baseline_g = math.fsum(r.baseline_g for r in rows)
     emissions_g = math.fsum(r.emissions_g for r in rows)
     saved_g = math.fsum(r.saved_g for r in rows)
+    energy_kwh = math.fsum(r.energy_kwh for r in rows)
+    estimated_kwh = math.fsum(r.estimated_kwh for r in rows)
+    n = len(rows)
     return GroupSavings(
         key=key,
-        jobs=len(rows),
-        energy_kwh=math.fsum(r.energy_kwh for r in rows),
+        jobs=n,
+        energy_kwh=energy_kwh,
         emissions_g=emissions_g,
         baseline_g=baseline_g,
         saved_g=saved_g,
         saved_pct=_pct(saved_g, baseline_g),
+        measured_kwh=energy_kwh - estimated_kwh,
+        estimated_kwh=estimated_kwh,
+        embodied_g=math.fsum(r.embodied_g for r in rows),
+        mean_delay_s=math.fsum(r.delay_s for r in rows) / n if n else None,
+        p95_delay_s=p95([r.delay_s for r in rows]),
+        deadline_misses=sum(r.deadline_missed for r in rows),
+        moved_in_time_share=sum(r.moved_in_time for r in rows) / n if n else None,
+        moved_in_space_share=sum(r.moved_in_space for r in rows) / n if n else None,
     )
+
+
+def p95(values: Sequence[float]) -> float | None:
+    """The 95th percentile by nearest rank (a value of ``values``), None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
 def period_label(when: datetime, period: str) -> str:
@@ -309,6 +405,8 @@ def _job_savings(
         saved_pct=_pct(saved_g, baseline_g),
         delay_s=delay_s,
         energy_estimated=any(r.method is MeterMethod.ESTIMATE for r in reports),
+        estimated_kwh=math.fsum(r.energy_j for r in reports if r.method is MeterMethod.ESTIMATE)
+        / J_PER_KWH,
         intensity_source=source.value,
     )
 

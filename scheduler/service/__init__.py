@@ -121,6 +121,7 @@ class GreenlightService:
         end: datetime | None = None,
         period: str = "day",
         group_id: str | None = None,
+        group_by: str | None = None,
     ) -> SavingsReport:
         return views.savings_report(
             self.ctx,
@@ -131,6 +132,7 @@ class GreenlightService:
             end=end,
             period=period,
             group_id=group_id,
+            group_by=group_by,
         )
 
     def dashboard(self, principal: Principal) -> dict[str, Any]:

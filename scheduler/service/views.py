@@ -21,6 +21,7 @@ from scheduler.planning.snapshot import LeadError
 from scheduler.planning.window import best_window
 from scheduler.reports.aggregate import build_aggregate_report, span
 from scheduler.reports.savings import (
+    GROUPINGS,
     PERIODS,
     ReportFilters,
     SavingsReport,
@@ -101,7 +102,7 @@ def forecast_accuracy(ctx: ServiceContext, region_name: str) -> list[LeadError]:
 def savings_report(
     ctx: ServiceContext, principal: Principal, *, tenant: str | None = None,
     region: str | None = None, start: datetime | None = None, end: datetime | None = None,
-    period: str = "day", group_id: str | None = None,
+    period: str = "day", group_id: str | None = None, group_by: str | None = None,
 ) -> SavingsReport:
     """Emissions vs the run-now baseline; users see their own tenant, admins any.
 
@@ -117,19 +118,26 @@ def savings_report(
         ctx.region(region)
     if period not in PERIODS:
         raise InvalidJobSpec("period", f"must be one of {', '.join(PERIODS)}")
+    if group_by is not None and group_by not in GROUPINGS:
+        raise InvalidJobSpec("group_by", f"must be one of {', '.join(GROUPINGS)}")
+    split = group_by if group_by in ("kind", "group") else None
+    step_s = float(ctx.config.step_s)
     filters = ReportFilters(tenant=tenant, region=region, group_id=group_id)
     now = ctx.clock.now()
     counts = ctx.store.savings_job_counts(tenant=tenant, region=region, group_id=group_id,
-                                          start=start, end=end)
+                                          start=start, end=end, split=split, now=now,
+                                          step_s=step_s)
     if sum(c.jobs for c in counts) > EXACT_MAX_JOBS:
         buckets = ctx.store.savings_energy_buckets(tenant=tenant, region=region,
-                                                   group_id=group_id, start=start, end=end)
+                                                   group_id=group_id, start=start, end=end,
+                                                   split=split)
         covered = span(buckets)
         actuals, forecasts = ({}, {}) if covered is None else _intensity_between(
             ctx, covered[0], covered[1], now)
         return replace(build_aggregate_report(
             buckets=buckets, counts=counts, regions=ctx.regions, actuals=actuals,
-            forecasts=forecasts, now=now, start=start, end=end, period=period), filters=filters)
+            forecasts=forecasts, now=now, start=start, end=end, period=period,
+            group_by=group_by), filters=filters)
     jobs, _ = ctx.store.list_jobs(tenant=tenant, group_id=group_id, limit=1_000_000, states=[
         JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
         JobState.SUSPENDED, JobState.RETRYING, JobState.RELOCATING])
@@ -138,7 +146,8 @@ def savings_report(
     actuals, forecasts = _intensity_for(ctx, jobs, now)
     return replace(build_savings_report(
         jobs=jobs, energy_reports=reports, regions=ctx.regions, actuals=actuals,
-        forecasts=forecasts, now=now, start=start, end=end, period=period), filters=filters)
+        forecasts=forecasts, now=now, start=start, end=end, period=period, group_by=group_by,
+        step_s=step_s), filters=filters)
 
 
 def _intensity_for(ctx: ServiceContext, jobs: list[Job], now: datetime,

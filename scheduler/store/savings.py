@@ -34,6 +34,21 @@ def _floor_div(dialect: str, seconds: Any, unit_s: int) -> Any:
     return sa.cast(sa.func.floor(seconds / unit_s), sa.BigInteger)
 
 
+def _split_column(split: str | None) -> Any:
+    """The extra grouping column: the job kind, its group id (``-`` without one), or None."""
+    if split is None:
+        return None
+    if split == "kind":
+        return jobs.c.kind
+    if split == "group":
+        return sa.func.coalesce(jobs.c.group_id, "-")
+    raise ValueError(f"split must be kind or group; got {split!r}")
+
+
+def _count(condition: Any) -> Any:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
 def _from_epoch(value: Any, unit_s: int) -> datetime:
     """An hour or day bucket as an aware UTC datetime: SQLite gives its number since the
     epoch, PostgreSQL a naive UTC timestamp (``date_trunc`` of ``timezone('UTC', ...)``)."""
@@ -78,23 +93,72 @@ class SqlSavingsStore(SqlAdapter):
         group_id: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        split: str | None = None,
+        now: datetime | None = None,
+        step_s: float = 300.0,
     ) -> list[JobCount]:
         """Jobs that started and count (finished or running), per tenant, region they ran in
-        and UTC day they started; ``start``/``end`` bound the start time (end exclusive)."""
+        and UTC day they started (and ``split``), with their delay, device-time, deadline and
+        moved sums (see ``JobCount``); ``start``/``end`` bound the start time (end exclusive).
+        A running job's run time ends at ``now`` (none without ``now``)."""
         dialect = self._engine.dialect.name
         ran_in, conditions = self._counted(tenant, region, group_id, start, end)
-        day = _floor_div(dialect, _epoch_s(dialect, jobs.c.started_at), 86400)
+        started_s = _epoch_s(dialect, jobs.c.started_at)
+        created_s = _epoch_s(dialect, jobs.c.created_at)
+        finished_s = _epoch_s(dialect, jobs.c.finished_at)
+        ended_s = sa.func.coalesce(
+            finished_s, sa.literal(now.timestamp()) if now is not None else started_s
+        )
+        run_s = ended_s - started_s
+        delay_s = started_s - created_s
+        # effective_deadline: the deadline, else submit + max_delay_s + expected duration.
+        late = sa.or_(
+            sa.and_(jobs.c.deadline.is_not(None), jobs.c.finished_at > jobs.c.deadline),
+            sa.and_(
+                jobs.c.deadline.is_(None),
+                finished_s > created_s + jobs.c.max_delay_s + jobs.c.expected_duration_s,
+            ),
+        )
+        day = _floor_div(dialect, started_s, 86400)
+        split_col = _split_column(split)
+        keys = [jobs.c.tenant, ran_in, day] + ([split_col] if split_col is not None else [])
         query = (
-            sa.select(jobs.c.tenant, ran_in, day, sa.func.count())
+            sa.select(
+                *keys,
+                sa.func.count(),
+                sa.func.sum(delay_s),
+                sa.func.sum(jobs.c.gpus * run_s),
+                sa.func.sum(jobs.c.cpus * run_s),
+                _count(sa.and_(jobs.c.finished_at.is_not(None), late)),
+                _count(delay_s > step_s),
+                _count(ran_in != jobs.c.home_region),
+            )
             .where(*conditions)
-            .group_by(jobs.c.tenant, ran_in, day)
+            .group_by(*keys)
         )
         with read_transaction(self._engine) as conn:
             rows = conn.execute(query).all()
-        return [
-            JobCount(tenant=t, region=r, day=_from_epoch(d, 86400), jobs=int(n))
-            for t, r, d, n in rows
-        ]
+        out = []
+        for row in rows:
+            t, r, d = row[0], row[1], row[2]
+            key = row[3] if split_col is not None else None
+            n, delay, gpu, cpu, misses, moved_t, moved_s = row[-7:]
+            out.append(
+                JobCount(
+                    tenant=t,
+                    region=r,
+                    day=_from_epoch(d, 86400),
+                    jobs=int(n),
+                    split_key=key,
+                    delay_s=float(delay or 0.0),
+                    gpu_s=float(gpu or 0.0),
+                    cpu_s=float(cpu or 0.0),
+                    deadline_misses=int(misses or 0),
+                    moved_in_time=int(moved_t or 0),
+                    moved_in_space=int(moved_s or 0),
+                )
+            )
+        return out
 
     def savings_energy_buckets(
         self,
@@ -104,6 +168,7 @@ class SqlSavingsStore(SqlAdapter):
         group_id: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        split: str | None = None,
     ) -> list[EnergyBucket]:
         """The counted jobs' energy per hour it was drawn (by report interval start), and again
         (``baseline``) per hour it would have been drawn at home had the job started at submit
@@ -131,6 +196,7 @@ class SqlSavingsStore(SqlAdapter):
                 jobs.c.tenant.label("tenant"),
                 ran_in.label("region"),
                 jobs.c.home_region.label("home"),
+                (_split_column(split) if split is not None else sa.null()).label("split"),
                 hour.label("hour"),
                 base.label("base"),
                 energy_reports.c.energy_j.label("energy_j"),
@@ -140,7 +206,9 @@ class SqlSavingsStore(SqlAdapter):
             .where(*conditions)
             .subquery()
         )
-        keys = (drawn.c.tenant, drawn.c.region, drawn.c.home)
+        keys: tuple[Any, ...] = (drawn.c.tenant, drawn.c.region, drawn.c.home)
+        if split is not None:
+            keys = (*keys, drawn.c.split)
         sums = (sa.func.sum(drawn.c.energy_j), sa.func.sum(drawn.c.estimated_j))
         with read_transaction(self._engine) as conn:
             if dialect == "postgresql":
@@ -155,8 +223,8 @@ class SqlSavingsStore(SqlAdapter):
                     )
                 )
                 rows = [
-                    (t, r, h, b if g else k, e, x, bool(g))
-                    for t, r, h, k, b, e, x, g in conn.execute(query).all()
+                    (*row[: len(keys)], row[-4] if row[-1] else row[-5], row[-3], row[-2], row[-1])
+                    for row in conn.execute(query).all()
                 ]
             else:
                 rows = [
@@ -168,13 +236,14 @@ class SqlSavingsStore(SqlAdapter):
                 ]
         return [
             EnergyBucket(
-                tenant=t,
-                region=r,
-                home_region=h,
-                hour=_from_epoch(k, 3600),
-                energy_j=float(e),
-                estimated_j=float(x or 0.0),
-                baseline=baseline,
+                tenant=row[0],
+                region=row[1],
+                home_region=row[2],
+                split_key=row[3] if split is not None else None,
+                hour=_from_epoch(row[-4], 3600),
+                energy_j=float(row[-3]),
+                estimated_j=float(row[-2] or 0.0),
+                baseline=bool(row[-1]),
             )
-            for t, r, h, k, e, x, baseline in rows
+            for row in rows
         ]

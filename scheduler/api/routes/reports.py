@@ -12,14 +12,11 @@ from scheduler.api.deps import CurrentPrincipal, ServiceDep
 from scheduler.api.errors import error_responses
 from scheduler.api.schemas import RegionQuery, TenantQuery, Time
 from scheduler.reports.render import report_to_csv, report_to_dict, report_to_html, report_to_text
-from scheduler.reports.savings import PERIODS
+from scheduler.reports.savings import GROUPINGS
 
 router = APIRouter(
     prefix="/v1/reports", tags=["reports"], responses=error_responses(401, 403, 404, 422, 503)
 )
-
-
-_PERIOD_PATTERN = f"^({'|'.join(PERIODS)})$"
 
 
 class ReportFormat(enum.StrEnum):
@@ -54,9 +51,11 @@ def savings_report(
     to: Annotated[Time | None, Query(description="Jobs started before (ISO-8601)")] = None,
     start: Annotated[Time | None, Query(description="Alias of from (kept for old clients)")] = None,
     end: Annotated[Time | None, Query(description="Alias of to (kept for old clients)")] = None,
-    period: Annotated[str, Query(pattern=_PERIOD_PATTERN, description="day, week or month")] = (
-        "day"
-    ),
+    period: Annotated[str, Query(description="by_period's periods: day, week or month")] = "day",
+    group_by: Annotated[
+        str | None,
+        Query(description=f"One more grouping, as groups: {', '.join(GROUPINGS)}"),
+    ] = None,
     format: ReportFormat = ReportFormat.JSON,
     group_id: Annotated[
         str | None, Query(min_length=1, max_length=64, description="Only this array or sweep")
@@ -71,6 +70,7 @@ def savings_report(
         end=to if to is not None else end,
         period=period,
         group_id=group_id,
+        group_by=group_by,
     )
     if format is ReportFormat.CSV:
         return Response(report_to_csv(report), media_type="text/csv; charset=utf-8")
