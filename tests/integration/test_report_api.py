@@ -136,3 +136,15 @@ def test_bad_groupings_name_the_accepted_values(
     detail = str(response.json())
     assert "day, week" in detail
     assert "pattern" not in detail
+
+
+def test_openapi_describes_the_method_and_its_defaults(
+    served: tuple[TestClient, GreenlightService, dict[str, str]],
+) -> None:
+    http, _, _ = served
+    operation = http.get("/openapi.json").json()["paths"]["/v1/reports/savings"]["get"]
+    text = operation["description"]
+    for needle in ("Scope 2", "SCI = (E x I + M) per R", "PUE", "arXiv:2211.02001", "3.36 g"):
+        assert needle in text
+    names = {p["name"] for p in operation["parameters"]}
+    assert {"from", "to", "start", "end", "group_by", "period"} <= names

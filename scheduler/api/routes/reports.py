@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from scheduler.api.deps import CurrentPrincipal, ServiceDep
 from scheduler.api.errors import error_responses
 from scheduler.api.schemas import RegionQuery, TenantQuery, Time
+from scheduler.reports.method import METHOD_MARKDOWN
 from scheduler.reports.render import report_to_csv, report_to_dict, report_to_html, report_to_text
 from scheduler.reports.savings import GROUPINGS
 
@@ -39,7 +40,9 @@ _FORMATS: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.get("/savings", response_class=JSONResponse, responses=_FORMATS)
+@router.get(
+    "/savings", response_class=JSONResponse, responses=_FORMATS, description=METHOD_MARKDOWN
+)
 def savings_report(
     service: ServiceDep,
     principal: CurrentPrincipal,
@@ -61,7 +64,7 @@ def savings_report(
         str | None, Query(min_length=1, max_length=64, description="Only this array or sweep")
     ] = None,
 ) -> Response:
-    """Savings report as JSON, CSV, plain text or an HTML page (non-admins: own tenant only)."""
+    """Savings report as JSON, CSV, plain text or an HTML page: the method is described below."""
     report = service.savings_report(
         principal,
         tenant=tenant,
