@@ -15,11 +15,17 @@ _WIDTH = 720
 _HEIGHT = 300
 _LEFT = 72
 _RIGHT = 16
-_TOP = 40
-_BOTTOM = 84
-_LABEL_CHARS = 18
-_ROTATED_LABEL_CHARS = 14
+_TOP = 52
+_BOTTOM = 84  # room for slanted labels
+_FLAT_BOTTOM = 36  # level labels need one line
+_LABEL_CHARS = 16
+_ROTATED_LABEL_CHARS = 12
 _MAX_BAR_W = 56.0
+# A chart is as wide as its categories need (a group of bars per 150 units), between these:
+# one bar does not sit alone in a 720-wide frame.
+_MIN_WIDTH = 400
+_GROUP_W = 150
+_ROTATE_OVER = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +69,17 @@ def _short(label: str, chars: int) -> str:
     return label[: chars - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
-def _axis(ticks: Sequence[float], y_of: _Scale) -> list[str]:
+def chart_width(categories: int) -> int:
+    """The viewBox width for ``categories`` groups of bars."""
+    return min(_WIDTH, max(_MIN_WIDTH, _LEFT + _RIGHT + categories * _GROUP_W))
+
+
+def _axis(ticks: Sequence[float], y_of: _Scale, width: int) -> list[str]:
     parts = []
     for tick in ticks:
         y = y_of(tick)
         parts.append(
-            f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_WIDTH - _RIGHT}" y2="{y:.1f}" '
+            f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{width - _RIGHT}" y2="{y:.1f}" '
             f'class="{"zero" if tick == 0 else "grid"}"/>'
             f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{escape(compact(tick))}</text>"
@@ -81,29 +92,29 @@ def _legend(series: Sequence[BarSeries]) -> list[str]:
     x = _LEFT
     for s in series:
         parts.append(
-            f'<rect x="{x}" y="{_TOP - 16}" width="10" height="10" fill="{escape(s.fill)}"/>'
-            f'<text x="{x + 14}" y="{_TOP - 7}">{escape(s.label)}</text>'
+            f'<rect x="{x}" y="{_TOP - 22}" width="12" height="12" fill="{escape(s.fill)}"/>'
+            f'<text x="{x + 16}" y="{_TOP - 12}">{escape(s.label)}</text>'
         )
-        x += 24 + 7 * len(s.label)
+        x += 30 + 8 * len(s.label)
     return parts
 
 
 class _Scale:
     """Maps a value onto the plot's y pixel coordinate."""
 
-    def __init__(self, lo: float, hi: float) -> None:
+    def __init__(self, lo: float, hi: float, bottom: int) -> None:
         self.lo, self.hi = lo, hi
-        self.plot_h = _HEIGHT - _TOP - _BOTTOM
+        self.plot_h = _HEIGHT - _TOP - bottom
 
     def __call__(self, value: float) -> float:
         return _TOP + (self.hi - value) / (self.hi - self.lo) * self.plot_h
 
 
-def _category_labels(categories: Sequence[str], group_w: float) -> list[str]:
+def _category_labels(categories: Sequence[str], group_w: float, bottom: int) -> list[str]:
     # Many categories: labels slant so they need not overlap, and are cut shorter to fit.
-    rotate = len(categories) > 8
+    rotate = len(categories) > _ROTATE_OVER
     chars = _ROTATED_LABEL_CHARS if rotate else _LABEL_CHARS
-    base_y = _HEIGHT - _BOTTOM + (12 if rotate else 16)
+    base_y = _HEIGHT - bottom + (14 if rotate else 20)
     parts = []
     for i, category in enumerate(categories):
         x = _LEFT + (i + 0.5) * group_w
@@ -120,9 +131,9 @@ def _category_labels(categories: Sequence[str], group_w: float) -> list[str]:
 
 
 def _bars(
-    categories: Sequence[str], series: Sequence[BarSeries], y_of: _Scale, unit: str
+    categories: Sequence[str], series: Sequence[BarSeries], y_of: _Scale, unit: str, width: int
 ) -> list[str]:
-    group_w = (_WIDTH - _LEFT - _RIGHT) / len(categories)
+    group_w = (width - _LEFT - _RIGHT) / len(categories)
     bar_w = min(group_w * 0.8 / len(series), _MAX_BAR_W)
     pad_w = (group_w - bar_w * len(series)) / 2
     zero_y = y_of(0.0)
@@ -152,28 +163,31 @@ def bar_chart_svg(
     """
     if any(len(s.values) != len(categories) for s in series):
         raise ValueError("every series needs one value per category")
+    width = chart_width(len(categories))
     head = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_WIDTH} {_HEIGHT}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {_HEIGHT}" '
+        f'width="{width}" height="{_HEIGHT}" '
         f'role="img" aria-label="{escape(title)}" class="chart">'
-        f'<text x="{_WIDTH / 2:.0f}" y="14" text-anchor="middle" class="title">'
+        f'<text x="{width / 2:.0f}" y="18" text-anchor="middle" class="title">'
         f"{escape(title)}</text>"
     )
     values = [v for s in series for v in s.values]
     if not categories or not series:
         return head + (
-            f'<text x="{_WIDTH / 2:.0f}" y="{_HEIGHT / 2:.0f}" text-anchor="middle">'
+            f'<text x="{width / 2:.0f}" y="{_HEIGHT / 2:.0f}" text-anchor="middle">'
             "no data</text></svg>"
         )
     lo, hi = min(0.0, *values), max(0.0, *values)
     ticks = nice_ticks(lo, hi) if hi > lo else [0.0, 1.0]
-    y_of = _Scale(ticks[0], ticks[-1])
-    group_w = (_WIDTH - _LEFT - _RIGHT) / len(categories)
+    bottom = _BOTTOM if len(categories) > _ROTATE_OVER else _FLAT_BOTTOM
+    y_of = _Scale(ticks[0], ticks[-1], bottom)
+    group_w = (width - _LEFT - _RIGHT) / len(categories)
     body = [
-        *_axis(ticks, y_of),
-        *_bars(categories, series, y_of, unit),
-        *_category_labels(categories, group_w),
+        *_axis(ticks, y_of, width),
+        *_bars(categories, series, y_of, unit, width),
+        *_category_labels(categories, group_w, bottom),
         *_legend(series),
-        f'<text x="14" y="{_TOP + y_of.plot_h / 2:.0f}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {_TOP + y_of.plot_h / 2:.0f})">{escape(unit)}</text>',
+        f'<text x="16" y="{_TOP + y_of.plot_h / 2:.0f}" text-anchor="middle" '
+        f'transform="rotate(-90 16 {_TOP + y_of.plot_h / 2:.0f})">{escape(unit)}</text>',
     ]
     return head + "".join(body) + "</svg>"

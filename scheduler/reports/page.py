@@ -7,6 +7,7 @@ mailed or archived as one file. Every user-supplied string is escaped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from html import escape
 
 from scheduler.reports.charts import BarSeries, bar_chart_svg
@@ -28,9 +29,16 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-
 .card .label { color: #5f6b7c; font-size: .8rem; text-transform: uppercase; }
 .card .value { font-size: 1.3rem; font-variant-numeric: tabular-nums; }
 .saved .value { color: #2e8b57; } .worse .value { color: #c23030; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 1rem; }
-svg.chart { width: 100%; height: auto; border: 1px solid #e5e8eb; border-radius: 6px; }
-svg.chart text { font-size: 11px; fill: #404854; } svg.chart .title { font-size: 13px; }
+.charts { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
+svg.chart { max-width: 100%; height: auto; border: 1px solid #e5e8eb; border-radius: 6px; }
+svg.chart text { font-size: 14px; fill: #404854; }
+svg.chart .title { font-size: 16px; font-weight: 600; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.scroll table { width: auto; min-width: 100%; }
+td.when, td.id { white-space: nowrap; }
+table.jobs { font-size: 13px; }
+table.jobs th, table.jobs td { padding: .3rem .3rem; white-space: nowrap; }
+table.jobs td.txt { max-width: 6.5rem; overflow: hidden; text-overflow: ellipsis; }
 svg.chart .grid { stroke: #e5e8eb; } svg.chart .zero { stroke: #404854; }
 table { border-collapse: collapse; width: 100%; margin: .5rem 0 1rem; }
 th, td { padding: .3rem .5rem; border-bottom: 1px solid #e5e8eb; text-align: left; }
@@ -44,8 +52,19 @@ footer { color: #5f6b7c; font-size: .85rem; margin-top: 2rem; }
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def _cell(text: str, *, num: bool = False, title: str | None = None) -> str:
-    attrs = ' class="num"' if num else ""
+def _short_time(when: datetime) -> str:
+    """``05-01 12:00`` (UTC): the year and seconds are in the cell's tooltip."""
+    return when.astimezone(UTC).strftime("%m-%d %H:%M")
+
+
+def _short_id(job_id: str) -> str:
+    """The first 8 characters of a long id (the whole id is in the tooltip)."""
+    return job_id if len(job_id) <= 12 else job_id[:8] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def _cell(text: str, *, num: bool = False, title: str | None = None, css: str | None = None) -> str:
+    classes = " ".join(c for c in ("num" if num else None, css) if c)
+    attrs = f' class="{classes}"' if classes else ""
     if title is not None:
         attrs += f' title="{escape(title)}"'
     return f"<td{attrs}>{escape(text)}</td>"
@@ -138,7 +157,10 @@ def _group_table(title: str, groups: Sequence[GroupSavings], total: GroupSavings
         numeric=range(1, 7),
     )
     rows = "".join(_group_row(g) for g in groups) + _group_row(total, "total")
-    return f"<h2>By {escape(title.lower())}</h2><table>{head}<tbody>{rows}</tbody></table>"
+    return (
+        f'<h2>By {escape(title.lower())}</h2><div class="scroll"><table>{head}'
+        f"<tbody>{rows}</tbody></table></div>"
+    )
 
 
 def _job_row(job: JobSavings) -> str:
@@ -148,14 +170,14 @@ def _job_row(job: JobSavings) -> str:
         "<tr>"
         + "".join(
             [
-                _cell(job.job_id),
-                _cell(job.tenant),
-                _cell(job.name),
+                _cell(_short_id(job.job_id), css="id", title=job.job_id),
+                _cell(job.tenant, css="txt", title=job.tenant),
+                _cell(job.name, css="txt", title=job.name),
                 _cell(job.state.value),
                 _cell(job.region),
                 _cell(job.home_region),
-                _cell(fmt_time(job.submitted_at)),
-                _cell(fmt_time(job.started_at)),
+                _cell(_short_time(job.submitted_at), css="when", title=fmt_time(job.submitted_at)),
+                _cell(_short_time(job.started_at), css="when", title=fmt_time(job.started_at)),
                 _cell(fmt_s(job.delay_s), num=True),
                 _cell(energy, num=True, title="estimated energy" if job.energy_estimated else None),
                 _cell(fmt_g(job.emissions_g), num=True),
@@ -178,22 +200,26 @@ def _job_table(jobs: Sequence[JobSavings]) -> str:
             "State",
             "Region",
             "Home",
-            "Submitted (UTC)",
-            "Started (UTC)",
+            "Submitted",
+            "Started",
             "Delay (s)",
-            "Energy (kWh)",
-            "Emissions (g)",
+            "kWh",
+            "Emitted (g)",
             "Baseline (g)",
             "Saved (g)",
-            "Saved (%)",
-            "Intensity",
+            "Saved",
+            "Source",
         ],
         numeric=range(8, 14),
     )
     rows = "".join(_job_row(j) for j in jobs)
     if not jobs:
         rows = '<tr><td colspan="15">No job with energy reports in this range.</td></tr>'
-    return f"<h2>Jobs</h2><table>{head}<tbody>{rows}</tbody></table>"
+    # Wide: it scrolls inside its own box rather than push the page past the window.
+    return (
+        f'<h2>Jobs</h2><div class="scroll"><table class="jobs">{head}'
+        f"<tbody>{rows}</tbody></table></div>"
+    )
 
 
 def _skipped(report: SavingsReport) -> str:
@@ -209,6 +235,7 @@ _FOOTER = (
     "<footer><p>Emissions: measured energy &times; the region's PUE &times; the grid's actual "
     "carbon intensity over the real run interval. Baseline: the same energy profile started "
     "at submit time in the job's home region. Saved = baseline &minus; emissions. "
+    "Times are UTC (the full time is in each cell's tooltip). "
     "Energy marked * is estimated from configured power, not measured. Intensity "
     "<em>forecast</em> or <em>extrapolated</em> marks figures priced where actuals were "
     "missing.</p></footer>"

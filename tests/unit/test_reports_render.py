@@ -199,3 +199,27 @@ def test_text_and_html_state_the_range_covered() -> None:
     assert expected in report_to_text(report)
     assert expected in report_to_html(report)
     assert "all jobs" in report_to_text(build([], []))
+
+
+def test_wide_tables_scroll_in_their_own_box_and_cells_do_not_wrap(report: SavingsReport) -> None:
+    page = report_to_html(report)
+    assert '<div class="scroll"><table class="jobs">' in page
+    assert ".scroll { overflow-x: auto;" in page
+    assert "table.jobs th, table.jobs td { padding: .3rem .3rem; white-space: nowrap; }" in page
+    assert "05-01 00:00" in page  # short dates; the full time is the cell's tooltip
+    assert 'title="2024-05-01 00:00:00"' in page
+
+
+def test_a_chart_is_as_wide_as_its_bars_need() -> None:
+    def width(categories: int) -> float:
+        svg = bar_chart_svg(
+            title="t",
+            categories=[f"c{i}" for i in range(categories)],
+            series=[BarSeries("s", tuple(1.0 for _ in range(categories)), "#000")],
+            unit="g",
+        )
+        return float(ET.fromstring(svg).get("width") or 0)
+
+    assert width(1) == 400  # one bar: a small chart, not one bar in a wide empty frame
+    assert width(3) == 538
+    assert width(20) == 720
