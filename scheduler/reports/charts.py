@@ -23,7 +23,7 @@ _ROTATED_LABEL_CHARS = 12
 _MAX_BAR_W = 56.0
 # A chart is as wide as its categories need (a group of bars per 150 units), between these:
 # one bar does not sit alone in a 720-wide frame.
-_MIN_WIDTH = 400
+_MIN_WIDTH = 380
 _GROUP_W = 150
 _ROTATE_OVER = 8
 
