@@ -6,12 +6,17 @@ The service and the simulator both call it. Steps: lay the grid from the cycle's
 first, repaired for deadlines (``placement``); improve the jointly placed jobs within the
 snapshot's budget (``improve``); split interruptible jobs into their cheapest slots (``split``);
 keep ``greenlight`` jobs never worse than run-now at home on the forecast; write the plans.
+Jobs whose current plan still holds (``stability``) keep it and are not placed again.
 Capacity is shared by every job whatever its policy. Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
 
-from scheduler.domain import Policy
+from collections.abc import Mapping
+
+import numpy as np
+
+from scheduler.domain import Plan, Policy
 from scheduler.planning.capacity import CapacityLedger
 from scheduler.planning.deadlines import place_within_deadlines
 from scheduler.planning.finite import check_decision, check_jobs
@@ -21,6 +26,7 @@ from scheduler.planning.policies import Books, current_plans
 from scheduler.planning.prices import build_price_book
 from scheduler.planning.snapshot import Decision, Snapshot
 from scheduler.planning.split import split_interruptible
+from scheduler.planning.stability import kept_jobs, subset, take_kept
 from scheduler.planning.table import JobTable, build_table
 
 
@@ -52,19 +58,48 @@ def planning_inputs(snapshot: Snapshot) -> tuple[JobTable, Books, CapacityLedger
 def plan_cycle(snapshot: Snapshot) -> Decision:
     """Plans for every job in ``snapshot`` (see the module docstring).
 
-    Deterministic for the same snapshot. Jobs that cannot meet their deadline any more are
-    planned as early as free GPUs allow and listed in ``Decision.late``. Raises UnplannableJob
-    naming a job whose numbers are non-finite or out of range, or whose plan came out so.
+    Jobs whose current plan still holds on this snapshot keep it (``stability``); the others
+    are placed around them. Deterministic for the same snapshot. Jobs that cannot meet their
+    deadline any more are planned as early as free GPUs allow and listed in ``Decision.late``.
+    Raises UnplannableJob naming a job whose numbers are non-finite or out of range, or whose
+    plan came out so.
     """
     if not snapshot.jobs:
         return Decision(plans={})
     check_jobs(snapshot.jobs)
     table, books, base = planning_inputs(snapshot)
+    keep, row, start_x = kept_jobs(table, books)
+    decision: Decision | None = None
+    if keep.any():
+        ledger = base.copy()
+        keep = take_kept(table, ledger, keep, row, start_x)
+        rest = np.flatnonzero(~keep)
+        decided = _place(subset(table, rest), books, ledger, snapshot) if rest.size else None
+        kept = {table.jobs[j].id: table.jobs[j].current_plan for j in np.flatnonzero(keep)}
+        decision = Decision(
+            plans={**{i: p for i, p in kept.items() if p is not None}, **_plans(decided)},
+            late=dict(decided.late) if decided else {},
+            notes=dict(decided.notes) if decided else {},
+        )
+        if decision.late:  # kept jobs may be in the way: place everything, take the better
+            full = _place(table, books, base, snapshot)
+            if len(full.late) < len(decision.late):
+                decision = full
+    if decision is None:
+        decision = _place(table, books, base, snapshot)
+    check_decision(decision)
+    return decision
+
+
+def _plans(decision: Decision | None) -> Mapping[str, Plan]:
+    return decision.plans if decision is not None else {}
+
+
+def _place(table: JobTable, books: Books, base: CapacityLedger, snapshot: Snapshot) -> Decision:
+    """The placement pipeline over ``table`` on the capacity ``base`` leaves (not mutated)."""
     current = current_plans(table, table.grid)
     assignment, ledger = place_within_deadlines(table, books, current, base)
     assignment = improve(table, books, current, ledger, assignment, snapshot.budget_s)
     split_interruptible(table, books, ledger, assignment)
     guard_run_now(table, books, ledger, assignment)
-    decision = build_decision(table, books, assignment, snapshot.now)
-    check_decision(decision)
-    return decision
+    return build_decision(table, books, assignment, snapshot.now)

@@ -62,8 +62,8 @@ def plan_cycle(ctx: ServiceContext) -> Decision:
         decision = plan_in_levels(snapshot, resolved.parents, lambda s: _decide(ctx, s))
         admission.rebuild(ctx, snapshot, decision)  # submits check against what this leaves
         _save(ctx, {j.id: j for j in jobs}, decision, signals, now)
-        for job_id, reason in decision.late.items():
-            ctx.counters["jobs_late_total"] += 1
+        for job_id, reason in ctx.job_table.late_changes(decision.late).items():
+            ctx.counters["jobs_late_total"] += 1  # once per job and reason, not per cycle
             with isolated(ctx, job_id, "plan"):
                 ctx.store.add_event(
                     JobEvent(job_id=job_id, at=now, kind="warning", actor=ACTOR, reason=reason)

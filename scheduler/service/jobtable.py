@@ -7,12 +7,16 @@ those that left the plannable states or went into quarantine, and read again onl
 stamp differs from the table's (the cycle's own writes are recorded with their stamp). A count
 of the plannable rows guards the result: any disagreement (a row written with an old
 ``updated_at``) makes the next read a full one.
+
+It also remembers why each job was late in the last cycle (``late_changes``), so a job's
+'late' warning is written once per change of its reason, not every cycle.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from scheduler.domain import Job
@@ -31,6 +35,7 @@ class JobTable:
         self._jobs: dict[str, Job] = {}
         self._read_at: datetime | None = None
         self._full_at_s = 0.0
+        self._late: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def refresh(self, store: PlanStore, now: datetime) -> list[Job]:
@@ -66,6 +71,16 @@ class JobTable:
         """Record what the cycle itself wrote (new plans), so its next read starts from it."""
         with self._lock:
             self._jobs.update((j.id, j) for j in jobs if j.id in self._jobs)
+
+    def late_changes(self, late: Mapping[str, str]) -> dict[str, str]:
+        """The jobs of ``late`` (id -> reason) that were not late in the last cycle or were
+        late for another reason; ``late`` becomes the last cycle's. A job no longer late is
+        forgotten, so it is reported again should it become late again. A new process
+        reports each late job once more (the memory is per process)."""
+        with self._lock:
+            changed = {i: r for i, r in late.items() if self._late.get(i) != r}
+            self._late = dict(late)
+            return changed
 
     def _full(self, store: PlanStore, now: datetime) -> None:
         self._jobs = {j.id: j for j in store.planning_jobs()}

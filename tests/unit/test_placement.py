@@ -13,7 +13,7 @@ from scheduler.domain import JobKind, Plan, Policy, Window
 from scheduler.planning.cycle import plan_cycle
 from scheduler.planning.placement import FORCED_NOTE, UNPRICED_NOTE
 from scheduler.planning.snapshot import Occupancy, PlanningJob, Snapshot
-from tests.fakes.planning import T0, job, snapshot, total_g, usage_by_slot
+from tests.fakes.planning import T0, job, series, snapshot, total_g, usage_by_slot
 
 REGIONS = ("a", "b", "c")
 
@@ -227,8 +227,13 @@ def test_current_plan_kept_unless_clearly_better() -> None:
     kept = job("j", duration_h=1, deadline_h=6)
     kept = dataclasses.replace(kept, current_plan=current)
     assert plan_cycle(snapshot([kept], prices)).plans["j"].start == T0 + timedelta(hours=2)
-    prices["a"][3] = 50  # now 50% better: move
-    assert plan_cycle(snapshot([kept], prices)).plans["j"].start == T0 + timedelta(hours=3)
+    prices["a"][3] = 50  # a revised forecast, issued after the plan: now 50% better, move
+    revised = snapshot([kept], prices)
+    revised = dataclasses.replace(
+        revised,
+        forecasts={"a": series(prices["a"], zone="a", issued_at=T0 + timedelta(minutes=5))},
+    )
+    assert plan_cycle(revised).plans["j"].start == T0 + timedelta(hours=3)
 
 
 def test_deployment_goes_to_the_lowest_mean_region_now() -> None:
