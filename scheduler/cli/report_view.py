@@ -8,7 +8,13 @@ from typing import Any
 from rich.table import Table
 
 from scheduler.cli.render import console, fmt_duration, fmt_num, fmt_time, text
-from scheduler.reports.formats import fmt_filters, fmt_mass, parse_iso
+from scheduler.reports.formats import (
+    DETAIL_HEADERS,
+    detail_cells,
+    fmt_filters,
+    fmt_mass,
+    parse_iso,
+)
 
 
 def _pct(value: float | None) -> str:
@@ -30,6 +36,18 @@ def _group_table(title: str, groups: Sequence[Mapping[str, Any]]) -> Table:
             fmt_mass(g["saved_g"]),
             _pct(g["saved_pct"]),
         )
+    return table
+
+
+def _detail_table(report: Mapping[str, Any]) -> Table:
+    by = report.get("group_by")
+    title = f"Accounting by {by}" if by else "Accounting"
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("GROUP")
+    for column in DETAIL_HEADERS:
+        table.add_column(column.upper(), justify="right")
+    for g in [*report.get("groups", []), report["total"]]:
+        table.add_row(text(g["key"]), *detail_cells(g))
     return table
 
 
@@ -88,15 +106,20 @@ def print_report(report: Mapping[str, Any]) -> None:
         f"[bold green]saved {fmt_mass(total['saved_g'])} ({_pct(total['saved_pct'])})[/]",
         highlight=False,
     )
-    if report.get("group_by"):
-        out.print(_group_table(str(report["group_by"]).capitalize(), report["groups"]))
-    if not report["jobs"]:
+    if not total["jobs"]:
         out.print("No finished or running job with energy reports in this range.")
         return
+    if report.get("group_by"):
+        out.print(_group_table(str(report["group_by"]).capitalize(), report["groups"]))
+    if "measured_kwh" in total:  # an API older than the accounting figures has none
+        out.print(_detail_table(report))
     out.print(_group_table("Tenant", report["by_tenant"]))
     out.print(_group_table("Region", report["by_region"]))
     out.print(_group_table(str(report["period"]).capitalize(), report["by_period"]))
-    out.print(_jobs_table(report["jobs"]))
+    if report["jobs"]:
+        out.print(_jobs_table(report["jobs"]))
+    else:  # over EXACT_MAX_JOBS the API sums in SQL and lists no job
+        out.print("(many jobs: totals only, no per-job rows)")
     out.print(
         "* energy estimated from configured power, not measured. SOURCE: the intensity "
         "behind the figures (actual; forecast or extrapolated where actuals were missing)."

@@ -5,7 +5,9 @@ Machine formats (JSON, CSV) keep full float precision and ISO-8601 UTC; see ``re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 MISSING = "-"
 
@@ -99,3 +101,44 @@ def fmt_span(start: datetime | None, end: datetime | None) -> str:
     if start is None:
         return f"jobs started before {fmt_time(end)} UTC"
     return f"jobs started from {fmt_time(start)} UTC to before {fmt_time(end)} UTC"
+
+
+# The per-group accounting beyond emissions and savings, for people (see ``detail_cells``).
+DETAIL_HEADERS = (
+    "jobs",
+    "measured_kwh",
+    "estimated_kwh",
+    "operational",
+    "embodied",
+    "mean_delay",
+    "p95_delay",
+    "deadline_misses",
+    "moved_time",
+    "moved_space",
+)
+
+
+def _share(value: float | None) -> str:
+    return f"{100 * value:.0f}%" if value is not None else MISSING
+
+
+def _delay(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return f"{value / 3600:.1f} h" if abs(value) >= 3600 else f"{value:,.0f} s"
+
+
+def detail_cells(group: Mapping[str, Any]) -> list[str]:
+    """``DETAIL_HEADERS``' cells of one group in ``report_to_dict``'s shape."""
+    return [
+        str(group["jobs"]),
+        fmt_kwh(group["measured_kwh"]),
+        fmt_kwh(group["estimated_kwh"]),
+        fmt_mass(group["emissions_g"]),
+        fmt_mass(group["embodied_g"]),
+        _delay(group["mean_delay_s"]),
+        _delay(group["p95_delay_s"]),
+        str(group["deadline_misses"]),
+        _share(group["moved_in_time_share"]),
+        _share(group["moved_in_space_share"]),
+    ]

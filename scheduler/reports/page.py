@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 from html import escape
 
 from scheduler.reports.charts import BarSeries, bar_chart_svg
-from scheduler.reports.formats import fmt_filters, fmt_g, fmt_kwh, fmt_pct, fmt_s, fmt_time
+from scheduler.reports.formats import (
+    detail_cells,
+    fmt_filters,
+    fmt_g,
+    fmt_kwh,
+    fmt_pct,
+    fmt_s,
+    fmt_time,
+)
+from scheduler.reports.groups import group_to_dict
 from scheduler.reports.savings import GroupSavings, JobSavings, SavingsReport
 
 _EMISSIONS_FILL = "#d9822b"
@@ -130,6 +139,37 @@ def _charts(report: SavingsReport) -> str:
         + _versus_chart("Emissions vs baseline by tenant", report.by_tenant)
         + saved
         + "</section>"
+    )
+
+
+_DETAIL_TITLES = (
+    "Jobs",
+    "Measured (kWh)",
+    "Estimated (kWh)",
+    "Operational",
+    "Embodied",
+    "Mean delay",
+    "p95 delay",
+    "Deadline misses",
+    "Moved in time",
+    "Moved in space",
+)
+
+
+def _detail_table(report: SavingsReport) -> str:
+    """Accounting per ``group_by`` group (or the total alone), then the total row."""
+    rows = "".join(
+        f'<tr class="{css}">'
+        + _cell(g.key)
+        + "".join(_cell(c, num=True) for c in detail_cells(group_to_dict(g)))
+        + "</tr>"
+        for g, css in [*((g, "") for g in report.groups), (report.total, "total")]
+    )
+    head = _head(["Group", *_DETAIL_TITLES], numeric=range(1, 11))
+    title = f"Accounting by {report.group_by}" if report.group_by else "Accounting"
+    return (
+        f'<h2>{escape(title)}</h2><div class="scroll"><table>{head}'
+        f"<tbody>{rows}</tbody></table></div>"
     )
 
 
@@ -260,6 +300,7 @@ def report_to_html(report: SavingsReport) -> str:
             f"{escape(span)}; grouped by {escape(report.period)}.</p>",
             _cards(report.total),
             _charts(report),
+            _detail_table(report),
             _group_table("Region", report.by_region, report.total),
             _group_table("Tenant", report.by_tenant, report.total),
             _group_table(report.period.capitalize(), report.by_period, report.total),

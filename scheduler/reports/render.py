@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from scheduler.reports.formats import (
+    DETAIL_HEADERS,
+    detail_cells,
     fmt_filters,
     fmt_g,
     fmt_kwh,
@@ -26,6 +28,7 @@ from scheduler.reports.formats import (
     iso_utc,
     printable,
 )
+from scheduler.reports.groups import group_to_dict
 from scheduler.reports.page import report_to_html
 from scheduler.reports.savings import GroupSavings, JobSavings, SavingsReport
 
@@ -59,27 +62,6 @@ CSV_COLUMNS = (
 )
 
 _TOTAL_ROW_ID = "TOTAL"
-
-
-def group_to_dict(group: GroupSavings) -> dict[str, Any]:
-    return {
-        "key": group.key,
-        "jobs": group.jobs,
-        "energy_kwh": group.energy_kwh,
-        "emissions_g": group.emissions_g,
-        "baseline_g": group.baseline_g,
-        "saved_g": group.saved_g,
-        "saved_pct": group.saved_pct,
-        "measured_kwh": group.measured_kwh,
-        "estimated_kwh": group.estimated_kwh,
-        "operational_g": group.emissions_g,
-        "embodied_g": group.embodied_g,
-        "mean_delay_s": group.mean_delay_s,
-        "p95_delay_s": group.p95_delay_s,
-        "deadline_misses": group.deadline_misses,
-        "moved_in_time_share": group.moved_in_time_share,
-        "moved_in_space_share": group.moved_in_space_share,
-    }
 
 
 def job_to_dict(job: JobSavings) -> dict[str, Any]:
@@ -251,6 +233,18 @@ def _job_cells(job: JobSavings) -> list[str]:
     ]
 
 
+def _detail_table(report: SavingsReport) -> list[str]:
+    """Accounting per group of ``group_by`` (or for the total), after its savings table."""
+    lines = []
+    if report.group_by is not None:
+        lines += _group_table(f"By {report.group_by}", report.groups)
+    groups = [*report.groups, report.total]
+    rows = [[printable(g.key), *detail_cells(group_to_dict(g))] for g in groups]
+    title = f"Accounting by {report.group_by}" if report.group_by else "Accounting"
+    headers = ("group", *DETAIL_HEADERS)
+    return [title, *_table(headers, rows, set(range(1, len(headers)))), ""]
+
+
 def report_to_text(report: SavingsReport) -> str:
     """An aligned plain-text report for a terminal; control characters in names are replaced."""
     total = report.total
@@ -262,11 +256,7 @@ def report_to_text(report: SavingsReport) -> str:
         f"emissions {fmt_mass(total.emissions_g)}, baseline {fmt_mass(total.baseline_g)}, "
         f"saved {fmt_mass(total.saved_g)} ({fmt_pct(total.saved_pct)})",
         "" if report.jobs else "No job with energy reports in this range.\n",
-        *(
-            _group_table(f"By {report.group_by}", report.groups)
-            if report.group_by is not None
-            else []
-        ),
+        *_detail_table(report),
         *_group_table("Tenant", report.by_tenant),
         *_group_table("Region", report.by_region),
         *_group_table(report.period.capitalize(), report.by_period),

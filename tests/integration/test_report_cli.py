@@ -17,15 +17,17 @@ from scheduler.config import load_settings
 from scheduler.domain import Role
 from tests.fakes.clock import FakeClock
 from tests.integration.test_cli import in_process, ok, one_line_error
-
-T0 = datetime(2023, 3, 1, 6, tzinfo=UTC)
+from tests.integration.test_savings_aggregate import T0, ran
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """The API on loopback and an admin token."""
     database_url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'greenlight.db'}"
-    service = build_service(load_settings(database_url=database_url), clock=FakeClock(T0))
+    service = build_service(
+        load_settings(database_url=database_url), clock=FakeClock(T0 + timedelta(days=4))
+    )
+    ran(service, 20, seed=4)  # finished jobs in March 2023, acme's and globex's
     admin, _ = service.create_token(tenant="ops", role=Role.ADMIN)
     running = start_api_thread(service, "127.0.0.1", 0)
     try:
@@ -47,6 +49,27 @@ def test_json_flag_and_relative_from(server: tuple[str, str]) -> None:
     assert before - timedelta(seconds=1) <= end <= after
     assert report["start"] == report["filters"]["from"]
     assert report["total"]["jobs"] == 0
+
+
+def test_by_region_prints_the_accounting_table(server: tuple[str, str]) -> None:
+    url, token = server
+    table = ok(in_process("report", "--by", "region", url=url, token=token))
+    assert "Accounting by region" in table
+    assert "DEADLINE_MISSES" in table
+    data = json.loads(ok(in_process("report", "--by", "region", "--json", url=url, token=token)))
+    assert data["group_by"] == "region"
+    assert sum(g["jobs"] for g in data["groups"]) == data["total"]["jobs"] == 20
+    accounting = table.split("Accounting by region", 1)[1].splitlines()
+    rows: dict[str, list[str]] = {}
+    for line in accounting:  # the first row of each key is the accounting table's
+        cells = line.replace("│", " ").split()
+        if cells:
+            rows.setdefault(cells[0], cells)
+    for group in data["groups"]:
+        cells = rows[group["key"]]  # group, jobs, measured, estimated, ..., misses, moves
+        assert cells[1] == str(group["jobs"])
+        assert cells[-3] == str(group["deadline_misses"])
+        assert cells[-1] == f"{100 * group['moved_in_space_share']:.0f}%"
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from scheduler.domain import Job, JobKind, JobSpec, JobState, MeterMethod, Resources, SeriesKind
+from scheduler.reports import report_to_html, report_to_text
 from scheduler.reports.savings import SavingsReport, p95
 from scheduler.reports.sci import CPU_CORE_EMBODIED_G_PER_HOUR, GPU_EMBODIED_G_PER_HOUR
 from tests.unit.test_reports import HOUR, T0, build, energy, region, series
@@ -151,3 +152,21 @@ def test_p95_is_nearest_rank() -> None:
     assert p95([5.0]) == 5.0
     assert p95([float(v) for v in range(20, 0, -1)]) == 19.0  # rank ceil(0.95 x 20) = 19
     assert p95([float(v) for v in range(1, 101)]) == 95.0
+
+
+def test_text_and_html_show_the_accounting_per_group() -> None:
+    report = two_jobs(group_by="kind")
+    text = report_to_text(report)
+    assert "Accounting by kind" in text
+    deployment = next(line for line in text.splitlines() if line.startswith("deployment "))
+    # 1 job, 0 kWh measured, 0.1 kWh estimated, 40 g, 60 s delay, no miss, not moved.
+    assert deployment.split()[1:4] == ["1", "0.000000", "0.100000"]
+    assert "40.0 g" in deployment
+    assert "60 s" in deployment
+    assert deployment.split()[-3:] == ["0", "0%", "0%"]
+    total = next(line for line in text.splitlines()[::-1] if line.startswith("total "))
+    assert total.split()[-3:] == ["1", "50%", "50%"]
+    assert "1.0 h" in total  # mean delay 3,630 s
+    page = report_to_html(report)
+    assert "<h2>Accounting by kind</h2>" in page
+    assert '<td class="num">50%</td>' in page
