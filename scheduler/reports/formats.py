@@ -5,6 +5,7 @@ Machine formats (JSON, CSV) keep full float precision and ISO-8601 UTC; see ``re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +38,11 @@ def fmt_kwh(energy_kwh: float) -> str:
 
 
 def fmt_g(mass_g: float) -> str:
-    return f"{mass_g:,.3f}"
+    """Grams with 3 decimals, or 3 significant digits below 0.1 g (never a false ``0.000``)."""
+    size = abs(mass_g)
+    if size < 1e-9 or size >= 0.1:
+        return f"{0.0 if size < 1e-9 else mass_g:,.3f}"
+    return f"{mass_g:.{2 - math.floor(math.log10(size))}f}"
 
 
 def fmt_mass(mass_g: float) -> str:

@@ -12,7 +12,7 @@ import pytest
 from scheduler.cli.admin import report_time
 from scheduler.cli.errors import CliError
 from scheduler.reports import report_to_csv, report_to_dict, report_to_html, report_to_text
-from scheduler.reports.formats import fmt_filters, fmt_mass
+from scheduler.reports.formats import fmt_filters, fmt_g, fmt_mass
 from scheduler.reports.savings import ReportFilters, SavingsReport
 from tests.unit.test_reports import HOUR, T0, build, energy, make_job, series
 
@@ -31,6 +31,21 @@ from tests.unit.test_reports import HOUR, T0, build, energy, make_job, series
 )
 def test_masses_never_round_to_zero(grams: float, shown: str) -> None:
     assert fmt_mass(grams) == shown
+
+
+@pytest.mark.parametrize(
+    ("grams", "shown"),
+    [
+        (0.0, "0.000"),
+        (0.0871, "0.0871"),
+        (-0.0123, "-0.0123"),
+        (0.0000456, "0.0000456"),
+        (3.4219, "3.422"),
+        (12_345.678, "12,345.678"),
+    ],
+)
+def test_gram_columns_keep_small_masses(grams: float, shown: str) -> None:
+    assert fmt_g(grams) == shown
 
 
 def test_filters_in_words() -> None:
