@@ -66,7 +66,9 @@ class LocalRayHead:
     An unknown ``auth_mode`` raises ConfigError; ``start`` raises DispatchError when the head
     does not come up within ``start_timeout_s`` (seconds). ``node_ip`` is the address
     every service binds (loopback by default, which admits no second node; give this machine's
-    own address for a multi-node test cluster). The temp dir lives under
+    own address for a multi-node test cluster). ``gcs_port``, ``dashboard_port`` and
+    ``agent_port`` pin the head's ports (None: a free one each), so a second head can take over
+    a killed one's addresses. The temp dir lives under
     ``base_temp_dir`` (default: the system's), which must stay short: Ray's socket paths
     under it are limited to ~107 bytes.
     """
@@ -85,6 +87,9 @@ class LocalRayHead:
         stop_timeout_s: float = 15.0,
         base_temp_dir: str | Path | None = None,
         node_ip: str = LOOPBACK,
+        gcs_port: int | None = None,
+        dashboard_port: int | None = None,
+        agent_port: int | None = None,
     ) -> None:
         mode = (auth_mode or os.environ.get("RAY_AUTH_MODE") or "disabled").lower()
         if mode not in AUTH_MODES:
@@ -108,6 +113,7 @@ class LocalRayHead:
         self._watcher: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
         self._temp_dir: Path | None = None
+        self._ports = (gcs_port, dashboard_port, agent_port)
         self._gcs_port = 0
         self._dashboard_port = 0
         self._agent_port = 0
@@ -159,8 +165,9 @@ class LocalRayHead:
         if self._proc is not None:
             raise DispatchError("this LocalRayHead was already started")
         self._temp_dir = Path(tempfile.mkdtemp(prefix="gl-ray-", dir=self._base_temp_dir))
-        self._gcs_port, self._dashboard_port = free_port(), free_port()
-        self._agent_port = free_port()
+        self._gcs_port, self._dashboard_port, self._agent_port = (
+            port or free_port() for port in self._ports
+        )
         self._log_file = (self._temp_dir / "ray-start.log").open("wb")
         started_s = time.monotonic()
         self._proc = subprocess.Popen(
@@ -202,6 +209,22 @@ class LocalRayHead:
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
+
+    def kill(self) -> None:
+        """Crash the head: SIGKILL the ``ray start`` leader's process group (GCS, raylet,
+        dashboard, Ray's workers) with no orderly shutdown. Job entrypoints, which Ray starts
+        in sessions of their own, are left to fare as they would; ``stop`` still cleans up
+        whatever is left and removes the temp dir."""
+        if self._watcher is not None:
+            _terminate(self._watcher)
+            self._watcher = None
+        proc = self._proc
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
 
     def __enter__(self) -> Self:
         return self.start()
