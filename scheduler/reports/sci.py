@@ -18,7 +18,8 @@ Default embodied factors, and where they come from: Luccioni, Viguier and Ligoza
 the Carbon Footprint of BLOOM, a 176B Parameter Language Model" (JMLR 24, 2023; arXiv:2211.02001),
 section 4.1: 150 kgCO2e per NVIDIA A100 GPU and 2,500 kgCO2e per server node without its GPUs,
 a 6-year lifetime at 85 % use. Spread over a node's 64 cores, that is the per-core figure.
-Both are configurable per region (``[[regions]] embodied``) for other hardware.
+:class:`EmbodiedFactors` takes other figures for other hardware; the service uses these
+defaults for every region (a per-region setting is not wired yet).
 
 Pure: no I/O, no clock.
 """
