@@ -12,7 +12,9 @@ Capacity is shared by every job whatever its policy. Pure: no clock, no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from datetime import datetime
 
 import numpy as np
 
@@ -26,7 +28,7 @@ from scheduler.planning.policies import Books, current_plans
 from scheduler.planning.prices import build_price_book
 from scheduler.planning.snapshot import Decision, Snapshot
 from scheduler.planning.split import split_interruptible
-from scheduler.planning.stability import kept_jobs, subset, take_kept
+from scheduler.planning.stability import kept_jobs, run_now_frees, subset, take_kept
 from scheduler.planning.table import JobTable, build_table
 
 
@@ -68,16 +70,21 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
         return Decision(plans={})
     check_jobs(snapshot.jobs)
     table, books, base = planning_inputs(snapshot)
-    keep, row, start_x = kept_jobs(table, books)
+    keep, row, start_x, worse = kept_jobs(table, books)
     decision: Decision | None = None
     if keep.any():
         ledger = base.copy()
         keep = take_kept(table, ledger, keep, row, start_x)
+        keep = run_now_frees(table, ledger, keep, worse, row, start_x)
         rest = np.flatnonzero(~keep)
         decided = _place(subset(table, rest), books, ledger, snapshot) if rest.size else None
-        kept = {table.jobs[j].id: table.jobs[j].current_plan for j in np.flatnonzero(keep)}
+        kept = {
+            job.id: _from_now(job.current_plan, max(snapshot.now, job.earliest_start))
+            for job in (table.jobs[j] for j in np.flatnonzero(keep).tolist())
+            if job.current_plan is not None
+        }
         decision = Decision(
-            plans={**{i: p for i, p in kept.items() if p is not None}, **_plans(decided)},
+            plans={**kept, **_plans(decided)},
             late=dict(decided.late) if decided else {},
             notes=dict(decided.notes) if decided else {},
         )
@@ -89,6 +96,17 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
         decision = _place(table, books, base, snapshot)
     check_decision(decision)
     return decision
+
+
+def _from_now(plan: Plan, start: datetime) -> Plan:
+    """A kept plan as it is, or, when its start has passed (it is due), starting at ``start``
+    (no plan starts before ``now``)."""
+    if plan.start >= start:
+        return plan
+    w = plan.windows[0]
+    return dataclasses.replace(
+        plan, windows=(dataclasses.replace(w, start=start, end=start + (w.end - w.start)),)
+    )
 
 
 def _plans(decision: Decision | None) -> Mapping[str, Plan]:

@@ -4,16 +4,17 @@ A job keeps its plan when nothing it was planned on has changed in a way that ma
 
 * its policy scores by emissions (``lowest-window``, ``wait-awhile``, ``greenlight``), it runs
   as one window (not interruptible, not a deployment) and the plan carries no core note;
-* the plan's region is still allowed, up and priced, and the plan still starts no earlier than
-  the job may start, no later than its latest start (the deadline), inside the forecast's
-  window and on the grid;
+* the plan's region is still allowed, up and priced, and the plan still starts no later than its
+  latest start (the deadline), inside the forecast's window and on the grid (a plan whose
+  start has passed is due: it counts from now);
 * no series of a region it may use was issued after the plan was made (a new forecast may open
   a cheaper window: the job is placed again, where ``policies.STABILITY_MARGIN`` still favours
   its plan), and the plan's emissions on this cycle's forecast moved by at most
   ``max(DRIFT_G, DRIFT_SHARE x emissions)``;
-* it emits no more on the forecast than running now at home would (the run-now guarantee);
 * its GPUs are still free: kept jobs take their capacity first, least slack first, and one that
-  no longer fits is placed again.
+  no longer fits is placed again;
+* it emits no more on the forecast than running now at home would, or running now at home has
+  no free GPUs (the run-now guarantee, as the placement holds it: ``run_now_frees``).
 
 Everything else (new jobs, changed jobs, jobs whose plan became infeasible) is placed around the
 kept jobs by the usual pipeline, so a cycle over a large queue with a few arrivals places only
@@ -48,9 +49,10 @@ CORE_NOTES = (FORCED_NOTE, UNPRICED_NOTE, BASELINE_UNPRICED_NOTE, "forecast erro
 DURATION_TOL_S = 1.0
 
 
-def kept_jobs(table: JobTable, books: Books) -> tuple[BoolArray, IntArray, FloatArray]:
-    """``(keep, row, start_x)``: which jobs may keep their current plan on this snapshot's
-    data (capacity aside: see ``take_kept``), and that plan's row and start in slots."""
+def kept_jobs(table: JobTable, books: Books) -> tuple[BoolArray, IntArray, FloatArray, BoolArray]:
+    """``(keep, row, start_x, worse)``: which jobs may keep their current plan on this
+    snapshot's data (capacity aside: see ``take_kept``), that plan's row and start in slots,
+    and which of them emit more than running now at home (see ``run_now_frees``)."""
     n = len(table)
     keep = np.zeros(n, dtype=np.bool_)
     row = np.full(n, -1, dtype=np.int64)
@@ -77,17 +79,22 @@ def kept_jobs(table: JobTable, books: Books) -> tuple[BoolArray, IntArray, Float
         ):
             continue
         keep[j], row[j] = True, r
-        start_x[j] = (window.start.timestamp() - origin_s) / grid.step_s
+        # A plan whose start has passed is due: it holds its GPUs from now on (the dispatcher
+        # takes it; placing it again would only say "now" once more).
+        start_x[j] = max((window.start.timestamp() - origin_s) / grid.step_s, table.x_e[j])
         old_g[j] = plan.forecast_emissions_g
         planned_s[j] = plan.planned_at.timestamp()
+    worse = np.zeros(n, dtype=np.bool_)
     if not keep.any():
-        return keep, row, start_x
+        return keep, row, start_x, worse
     jobs = np.flatnonzero(keep)
     for policy in KEEPABLE:
         of = jobs[np.array([table.policy[j] is policy for j in jobs.tolist()], dtype=np.bool_)]
         if of.size:
-            keep[of] = _still_good(table, books, policy, of, row, start_x, old_g, planned_s)
-    return keep, row, start_x
+            keep[of], worse[of] = _still_good(
+                table, books, policy, of, row, start_x, old_g, planned_s
+            )
+    return keep, row, start_x, worse & keep
 
 
 def _still_good(
@@ -99,8 +106,9 @@ def _still_good(
     start_x: FloatArray,
     old_g: FloatArray,
     planned_s: FloatArray,
-) -> BoolArray:
-    """The module docstring's conditions, but capacity, for ``jobs`` (all of ``policy``)."""
+) -> tuple[BoolArray, BoolArray]:
+    """The module docstring's conditions, but capacity and run-now, for ``jobs`` (all of
+    ``policy``); and whether each emits more than running now at home."""
     book, report = books.planning(policy), books.reporting(policy)
     r, x, d = row[jobs], start_x[jobs], table.d[jobs]
     home = table.home[jobs]
@@ -133,9 +141,9 @@ def _still_good(
         * report.pue[safe_h]
         * report.pointwise_cost(safe_h, table.x_e[jobs], np.where(home_ok, d, 0))
     )
-    ok &= ~home_ok | (new_g <= now_g * (1 + 1e-9) + 1e-9)
+    worse: BoolArray = home_ok & (new_g > now_g * (1 + 1e-9) + 1e-9)
     out: BoolArray = ok
-    return out
+    return out, worse
 
 
 def _latest_issue_s(table: JobTable, book: PriceBook, jobs: IntArray) -> FloatArray:
@@ -182,6 +190,28 @@ def take_kept(
             ledger.take(int(row[j]), x, d, gpus)
         else:
             out[j] = False
+    return out
+
+
+def run_now_frees(
+    table: JobTable,
+    ledger: CapacityLedger,
+    keep: BoolArray,
+    worse: BoolArray,
+    row: IntArray,
+    start_x: FloatArray,
+) -> BoolArray:
+    """``keep`` less the kept jobs that emit more than running now at home where running now
+    at home has free GPUs once they let go of theirs (released in ``ledger``): the placement
+    would move them there (``improve.guard_run_now``), so they are placed again."""
+    out = keep.copy()
+    for j in np.flatnonzero(keep & worse).tolist():
+        x, d, gpus = float(start_x[j]), float(table.d[j]), int(table.gpus[j])
+        ledger.release(int(row[j]), x, d, gpus)
+        if ledger.fits(int(table.home[j]), float(table.x_e[j]), d, gpus):
+            out[j] = False
+        else:
+            ledger.take(int(row[j]), x, d, gpus)
     return out
 
 

@@ -78,7 +78,7 @@ def _planning_jobs(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) -> l
     if ctx.regions_down:
         jobs = [j for j in jobs if not _all_regions_down(ctx, j)]
     try:  # the common case, without a guard per job (100,000 of them)
-        fast = [planning_job(ctx, job, now) for job in jobs]
+        fast = ctx.job_table.converted(jobs, lambda job: planning_job(ctx, job, now))
     except Exception:  # some job breaks the conversion: find it below, one job at a time
         pass
     else:
@@ -161,8 +161,16 @@ def _save(
     """Write the plans that changed in one bulk transaction; per job should the bulk fail."""
     changes: list[tuple[str, Plan, Sequence[JobEvent]]] = []
     for job_id, decided in decision.plans.items():
-        plan = _with_signal_note(decided, signals.get(decided.region))
         job = jobs.get(job_id)
+        signal = signals.get(decided.region)
+        if (
+            job is not None
+            and decided is job.plan  # kept by the core as it is: nothing to write
+            and job.state is JobState.PLANNED
+            and (decided.note or signal is None or signal.note is None)
+        ):
+            continue
+        plan = _with_signal_note(decided, signal)
         if (
             job is not None
             and job.state is JobState.PLANNED

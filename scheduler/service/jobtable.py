@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from scheduler.domain import Job
+from scheduler.planning.snapshot import PlanningJob
 from scheduler.ports import PlanStore
 
 # Rows stamped up to this long before the last read are read again (clock skew between
@@ -36,6 +37,7 @@ class JobTable:
         self._read_at: datetime | None = None
         self._full_at_s = 0.0
         self._late: dict[str, str] = {}
+        self._converted: dict[str, tuple[Job, PlanningJob]] = {}
         self._lock = threading.Lock()
 
     def refresh(self, store: PlanStore, now: datetime) -> list[Job]:
@@ -71,6 +73,21 @@ class JobTable:
         """Record what the cycle itself wrote (new plans), so its next read starts from it."""
         with self._lock:
             self._jobs.update((j.id, j) for j in jobs if j.id in self._jobs)
+
+    def converted(
+        self, jobs: Sequence[Job], convert: Callable[[Job], PlanningJob]
+    ) -> list[PlanningJob]:
+        """``convert`` of each of ``jobs``, reused from the last cycle for a job that did not
+        change (the same ``Job`` object: the table replaces a job's object when it changes).
+        Raises what ``convert`` raises; then nothing is remembered."""
+        with self._lock:
+            known = self._converted
+            fresh: dict[str, tuple[Job, PlanningJob]] = {}
+            for job in jobs:
+                hit = known.get(job.id)
+                fresh[job.id] = hit if hit is not None and hit[0] is job else (job, convert(job))
+            self._converted = fresh
+            return [fresh[job.id][1] for job in jobs]
 
     def late_changes(self, late: Mapping[str, str]) -> dict[str, str]:
         """The jobs of ``late`` (id -> reason) that were not late in the last cycle or were

@@ -108,7 +108,9 @@ def planning_job(ctx: ServiceContext, job: Job, now: datetime) -> PlanningJob:
         power_w=spec.expected_power_w or 0.0,
         duration_s=duration_s,
         submitted_at=job.created_at,
-        earliest_start=now,
+        # The core starts no job before ``now`` (it takes the later of the two), so the
+        # conversion does not depend on the cycle's time and is kept while the job is unchanged.
+        earliest_start=job.created_at,
         deadline=effective_deadline(spec, job.created_at),
         home_region=spec.home_region,
         allowed_regions=spec.allowed_regions,
