@@ -20,9 +20,11 @@ import numpy as np
 
 from scheduler.domain import Plan, Policy
 from scheduler.planning.capacity import CapacityLedger
-from scheduler.planning.deadlines import place_within_deadlines
+from scheduler.planning.deadlines import place_within_deadlines, repair_by_ejecting
 from scheduler.planning.finite import check_decision, check_jobs
+from scheduler.planning.grid import BoolArray, FloatArray, IntArray
 from scheduler.planning.improve import guard_run_now, improve
+from scheduler.planning.placement import Assignment
 from scheduler.planning.plans import build_decision
 from scheduler.planning.policies import Books, current_plans
 from scheduler.planning.prices import build_price_book
@@ -77,7 +79,8 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
         keep = take_kept(table, ledger, keep, row, start_x)
         keep = run_now_frees(table, ledger, keep, worse, row, start_x)
         rest = np.flatnonzero(~keep)
-        decided = _place(subset(table, rest), books, ledger, snapshot) if rest.size else None
+        placed = _place(subset(table, rest), books, ledger, snapshot) if rest.size else None
+        decided = placed[0] if placed else None
         kept = {
             job.id: _from_now(job.current_plan, max(snapshot.now, job.earliest_start))
             for job in (table.jobs[j] for j in np.flatnonzero(keep).tolist())
@@ -88,12 +91,27 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
             late=dict(decided.late) if decided else {},
             notes=dict(decided.notes) if decided else {},
         )
-        if decision.late:  # kept jobs may be in the way: place everything, take the better
-            full = _place(table, books, base, snapshot)
+        if decision.late and placed is not None:  # kept jobs may be in the way: lift a few
+            repaired = _eject_kept(table, books, keep, row, start_x, rest, placed, snapshot)
+            if repaired is not None and len(repaired.late) < len(decision.late):
+                decision = Decision(
+                    plans={
+                        i: kept.get(i, p) if _same(kept.get(i), p) else p
+                        for i, p in repaired.plans.items()
+                    },
+                    late=repaired.late,
+                    notes=repaired.notes,
+                )
+        if decision.late and placed is not None:  # free the late jobs' home rows: place again
+            wider = _place_around(table, books, base, keep, row, start_x, rest, placed, snapshot)
+            if wider is not None and len(wider.late) < len(decision.late):
+                decision = wider
+        if decision.late:  # still late: place everything, take the better
+            full = _place(table, books, base, snapshot)[0]
             if len(full.late) < len(decision.late):
                 decision = full
     if decision is None:
-        decision = _place(table, books, base, snapshot)
+        decision = _place(table, books, base, snapshot)[0]
     check_decision(decision)
     return decision
 
@@ -113,11 +131,80 @@ def _plans(decision: Decision | None) -> Mapping[str, Plan]:
     return decision.plans if decision is not None else {}
 
 
-def _place(table: JobTable, books: Books, base: CapacityLedger, snapshot: Snapshot) -> Decision:
-    """The placement pipeline over ``table`` on the capacity ``base`` leaves (not mutated)."""
+def _same(kept: Plan | None, new: Plan) -> bool:
+    return kept is not None and (kept.region, kept.windows) == (new.region, new.windows)
+
+
+def _eject_kept(
+    table: JobTable,
+    books: Books,
+    keep: BoolArray,
+    row: IntArray,
+    start_x: FloatArray,
+    rest: IntArray,
+    placed: tuple[Decision, Assignment, CapacityLedger],
+    snapshot: Snapshot,
+) -> Decision | None:
+    """The jobs placed around the kept ones left some late: the whole assignment (kept jobs
+    where they are, the rest as placed) repaired by lifting the fewest jobs in the late jobs'
+    way (``deadlines.repair_by_ejecting``), kept ones included. None when nothing is late."""
+    _, sub, ledger = placed
+    a = Assignment.empty(len(table))
+    held = np.flatnonzero(keep)
+    a.row[held], a.start_x[held], a.score[held] = row[held], start_x[held], 0.0
+    a.row[rest], a.start_x[rest], a.score[rest] = sub.row, sub.start_x, sub.score
+    a.late = {int(rest[k]): r for k, r in sub.late.items()}
+    a.notes = {int(rest[k]): r for k, r in sub.notes.items()}
+    a.splits = {int(rest[k]): w for k, w in sub.splits.items()}
+    if not a.late:
+        return None
+    current = current_plans(table, table.grid)
+    repaired, _ = repair_by_ejecting(table, books, current, a, ledger.copy())
+    return build_decision(table, books, repaired, snapshot.now)
+
+
+def _place_around(
+    table: JobTable,
+    books: Books,
+    base: CapacityLedger,
+    keep: BoolArray,
+    row: IntArray,
+    start_x: FloatArray,
+    rest: IntArray,
+    placed: tuple[Decision, Assignment, CapacityLedger],
+    snapshot: Snapshot,
+) -> Decision | None:
+    """Place again, with the late ones, the kept jobs of each late job's home region whose runs
+    overlap the late job's window (long wide jobs need room that kept plans fragment); the
+    other kept plans stay. None when no kept job is in the way."""
+    keep = keep.copy()
+    for k in placed[1].late:
+        j = int(rest[k])
+        home = int(table.home[j]) if table.home[j] >= 0 else int(table.allowed[j][0])
+        lo, hi = float(table.x_e[j]), float(table.x_l[j] + table.d[j])
+        keep &= ~((row == home) & (start_x < hi) & (start_x + table.d > lo))
+    if keep.sum() == len(table) - len(rest):
+        return None
+    ledger = base.copy()
+    keep = take_kept(table, ledger, keep, row, start_x)
+    again = np.flatnonzero(~keep)
+    decided = _place(subset(table, again), books, ledger, snapshot)[0]
+    kept = {
+        job.id: _from_now(job.current_plan, max(snapshot.now, job.earliest_start))
+        for job in (table.jobs[j] for j in np.flatnonzero(keep).tolist())
+        if job.current_plan is not None
+    }
+    return Decision(plans={**kept, **decided.plans}, late=decided.late, notes=decided.notes)
+
+
+def _place(
+    table: JobTable, books: Books, base: CapacityLedger, snapshot: Snapshot
+) -> tuple[Decision, Assignment, CapacityLedger]:
+    """The placement pipeline over ``table`` on the capacity ``base`` leaves (not mutated):
+    the decision, the assignment and the ledger it leaves."""
     current = current_plans(table, table.grid)
     assignment, ledger = place_within_deadlines(table, books, current, base)
     assignment = improve(table, books, current, ledger, assignment, snapshot.budget_s)
     split_interruptible(table, books, ledger, assignment)
     guard_run_now(table, books, ledger, assignment)
-    return build_decision(table, books, assignment, snapshot.now)
+    return build_decision(table, books, assignment, snapshot.now), assignment, ledger
