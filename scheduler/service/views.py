@@ -55,8 +55,11 @@ class ForecastView:
 
 
 def _stale(ctx: ServiceContext, forecast: Forecast | None, now: datetime) -> bool:
-    return forecast is None or forecast.age_s(now) > ctx.config.forecast_max_age_s or (
-        forecast.end is not None and forecast.end <= now)
+    return (
+        forecast is None
+        or forecast.age_s(now) > ctx.config.forecast_max_age_s
+        or (forecast.end is not None and forecast.end <= now)
+    )
 
 
 def regions(ctx: ServiceContext) -> list[RegionStatus]:
@@ -64,10 +67,15 @@ def regions(ctx: ServiceContext) -> list[RegionStatus]:
     out = []
     for region in ctx.regions.values():
         latest = ctx.store.latest_forecast(region.grid_zone, now, provider=region.provider)
-        out.append(RegionStatus(
-            region=region, last_refresh=latest.issued_at if latest else None,
-            horizon_end=latest.end if latest else None, stale=_stale(ctx, latest, now),
-            last_error=ctx.last_errors.get(region.name)))
+        out.append(
+            RegionStatus(
+                region=region,
+                last_refresh=latest.issued_at if latest else None,
+                horizon_end=latest.end if latest else None,
+                stale=_stale(ctx, latest, now),
+                last_error=ctx.last_errors.get(region.name),
+            )
+        )
     return out
 
 
@@ -80,29 +88,42 @@ def forecast(ctx: ServiceContext, region_name: str, window_s: float = 3600.0) ->
     if latest is not None and latest.end is not None and latest.end > now:
         best = best_window(latest, now, window_s, ctx.config.step_s)
     return ForecastView(
-        region=region, forecast=latest, stale=_stale(ctx, latest, now),
+        region=region,
+        forecast=latest,
+        stale=_stale(ctx, latest, now),
         age_s=latest.age_s(now) if latest else None,
-        best_start=best[0] if best else None, best_end=best[1] if best else None,
-        window_s=window_s)
+        best_start=best[0] if best else None,
+        best_end=best[1] if best else None,
+        window_s=window_s,
+    )
 
 
 def forecast_accuracy(ctx: ServiceContext, region_name: str) -> list[LeadError]:
     """Mean absolute error by lead time of the last week's forecasts against actuals."""
     region = ctx.region(region_name)
     now = ctx.clock.now()
-    issued = ctx.store.forecasts_between(region.grid_zone, now - ACCURACY_LOOKBACK, now,
-                                         provider=region.provider)
-    actuals = ctx.store.actuals(region.grid_zone, now - ACCURACY_LOOKBACK, now,
-                                provider=region.provider)
+    issued = ctx.store.forecasts_between(
+        region.grid_zone, now - ACCURACY_LOOKBACK, now, provider=region.provider
+    )
+    actuals = ctx.store.actuals(
+        region.grid_zone, now - ACCURACY_LOOKBACK, now, provider=region.provider
+    )
     if not issued or actuals is None:
         return []
     return forecast_error_by_lead(issued, actuals)
 
 
 def savings_report(
-    ctx: ServiceContext, principal: Principal, *, tenant: str | None = None,
-    region: str | None = None, start: datetime | None = None, end: datetime | None = None,
-    period: str = "day", group_id: str | None = None, group_by: str | None = None,
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    tenant: str | None = None,
+    region: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    period: str = "day",
+    group_id: str | None = None,
+    group_by: str | None = None,
 ) -> SavingsReport:
     """Emissions vs the run-now baseline; users see their own tenant, admins any.
 
@@ -124,34 +145,79 @@ def savings_report(
     step_s = float(ctx.config.step_s)
     filters = ReportFilters(tenant=tenant, region=region, group_id=group_id)
     now = ctx.clock.now()
-    counts = ctx.store.savings_job_counts(tenant=tenant, region=region, group_id=group_id,
-                                          start=start, end=end, split=split, now=now,
-                                          step_s=step_s)
+    counts = ctx.store.savings_job_counts(
+        tenant=tenant,
+        region=region,
+        group_id=group_id,
+        start=start,
+        end=end,
+        split=split,
+        now=now,
+        step_s=step_s,
+    )
     if sum(c.jobs for c in counts) > EXACT_MAX_JOBS:
-        buckets = ctx.store.savings_energy_buckets(tenant=tenant, region=region,
-                                                   group_id=group_id, start=start, end=end,
-                                                   split=split)
+        buckets = ctx.store.savings_energy_buckets(
+            tenant=tenant, region=region, group_id=group_id, start=start, end=end, split=split
+        )
         covered = span(buckets)
-        actuals, forecasts = ({}, {}) if covered is None else _intensity_between(
-            ctx, covered[0], covered[1], now)
-        return replace(build_aggregate_report(
-            buckets=buckets, counts=counts, regions=ctx.regions, actuals=actuals,
-            forecasts=forecasts, now=now, start=start, end=end, period=period,
-            group_by=group_by), filters=filters)
-    jobs, _ = ctx.store.list_jobs(tenant=tenant, group_id=group_id, limit=1_000_000, states=[
-        JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
-        JobState.SUSPENDED, JobState.RETRYING, JobState.RELOCATING])
+        actuals, forecasts = (
+            ({}, {}) if covered is None else _intensity_between(ctx, covered[0], covered[1], now)
+        )
+        return replace(
+            build_aggregate_report(
+                buckets=buckets,
+                counts=counts,
+                regions=ctx.regions,
+                actuals=actuals,
+                forecasts=forecasts,
+                now=now,
+                start=start,
+                end=end,
+                period=period,
+                group_by=group_by,
+            ),
+            filters=filters,
+        )
+    jobs, _ = ctx.store.list_jobs(
+        tenant=tenant,
+        group_id=group_id,
+        limit=1_000_000,
+        states=[
+            JobState.RUNNING,
+            JobState.SUCCEEDED,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.SUSPENDED,
+            JobState.RETRYING,
+            JobState.RELOCATING,
+        ],
+    )
     jobs = [j for j in jobs if j.started_at is not None and (region is None or j.region == region)]
     reports = ctx.store.energy_reports([j.id for j in jobs])
     actuals, forecasts = _intensity_for(ctx, jobs, now)
-    return replace(build_savings_report(
-        jobs=jobs, energy_reports=reports, regions=ctx.regions, actuals=actuals,
-        forecasts=forecasts, now=now, start=start, end=end, period=period, group_by=group_by,
-        step_s=step_s), filters=filters)
+    return replace(
+        build_savings_report(
+            jobs=jobs,
+            energy_reports=reports,
+            regions=ctx.regions,
+            actuals=actuals,
+            forecasts=forecasts,
+            now=now,
+            start=start,
+            end=end,
+            period=period,
+            group_by=group_by,
+            step_s=step_s,
+        ),
+        filters=filters,
+    )
 
 
-def _intensity_for(ctx: ServiceContext, jobs: list[Job], now: datetime,
-                   ) -> tuple[dict[str, Forecast], dict[str, Forecast]]:
+def _intensity_for(
+    ctx: ServiceContext,
+    jobs: list[Job],
+    now: datetime,
+) -> tuple[dict[str, Forecast], dict[str, Forecast]]:
     """Actuals per zone over the span the jobs and their baselines cover, backfilled from the
     provider when the store lacks them (the refresher keeps only a recent window)."""
     if not jobs:
@@ -161,8 +227,12 @@ def _intensity_for(ctx: ServiceContext, jobs: list[Job], now: datetime,
     return _intensity_between(ctx, first, last, now)
 
 
-def _intensity_between(ctx: ServiceContext, first: datetime, last: datetime, now: datetime,
-                       ) -> tuple[dict[str, Forecast], dict[str, Forecast]]:
+def _intensity_between(
+    ctx: ServiceContext,
+    first: datetime,
+    last: datetime,
+    now: datetime,
+) -> tuple[dict[str, Forecast], dict[str, Forecast]]:
     actuals: dict[str, Forecast] = {}
     forecasts: dict[str, Forecast] = {}
     for name, region in ctx.regions.items():
@@ -177,13 +247,16 @@ def _intensity_between(ctx: ServiceContext, first: datetime, last: datetime, now
                 ctx.last_errors[name] = str(e)
         if series is not None:
             actuals[zone] = series
-        latest = ctx.store.latest_forecast(zone, now, SeriesKind.FORECAST,
-                                           provider=region.provider)
+        latest = ctx.store.latest_forecast(zone, now, SeriesKind.FORECAST, provider=region.provider)
         if latest is not None:
             forecasts[zone] = latest
     return actuals, forecasts
 
 
 def _uncovered(series: Forecast | None, start: datetime, end: datetime) -> bool:
-    return series is None or series.start is None or series.start > start or (
-        series.end is not None and series.end < end)
+    return (
+        series is None
+        or series.start is None
+        or series.start > start
+        or (series.end is not None and series.end < end)
+    )
