@@ -23,10 +23,11 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from scheduler.domain import Job, JobKind, effective_deadline
+from scheduler.domain import Job, JobKind
 from scheduler.planning.ledger import AdmissionLedger, Reservation, Verdict
 from scheduler.planning.snapshot import Decision, PlanningJob, Snapshot
 from scheduler.service.context import ServiceContext
+from scheduler.service.snapshots import as_planning_job
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +42,7 @@ def planning_job(ctx: ServiceContext, job: Job) -> PlanningJob:
         if spec.kind is JobKind.DEPLOYMENT
         else spec.expected_duration_s or float(ctx.config.step_s)
     )
-    return PlanningJob(
-        id=job.id,
-        kind=spec.kind,
-        gpus=spec.resources.gpus,
-        power_w=spec.expected_power_w or 0.0,
-        duration_s=duration_s,
-        submitted_at=job.created_at,
-        earliest_start=job.created_at,
-        deadline=effective_deadline(spec, job.created_at),
-        home_region=spec.home_region,
-        allowed_regions=spec.allowed_regions,
-        policy=spec.policy,
-        interruptible=spec.interruptible,
-        priority=spec.priority,
-    )
+    return as_planning_job(job, duration_s=duration_s, current_plan=None)
 
 
 def admit(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) -> list[Verdict]:

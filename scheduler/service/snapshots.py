@@ -17,6 +17,7 @@ from scheduler.domain import (
     Job,
     JobKind,
     JobState,
+    Plan,
     SeriesKind,
     effective_deadline,
 )
@@ -101,6 +102,12 @@ def planning_job(ctx: ServiceContext, job: Job, now: datetime) -> PlanningJob:
         duration_s = ctx.config.deployment_horizon_s
     else:
         duration_s = max((spec.expected_duration_s or 0.0) - ran_s(ctx, job), ctx.config.step_s)
+    return as_planning_job(job, duration_s=duration_s, current_plan=job.plan)
+
+
+def as_planning_job(job: Job, *, duration_s: float, current_plan: Plan | None) -> PlanningJob:
+    """The planner's view of ``job`` for a run of ``duration_s`` still to place (pure)."""
+    spec = job.spec
     return PlanningJob(
         id=job.id,
         kind=spec.kind,
@@ -117,7 +124,7 @@ def planning_job(ctx: ServiceContext, job: Job, now: datetime) -> PlanningJob:
         policy=spec.policy,
         interruptible=spec.interruptible,
         priority=spec.priority,
-        current_plan=job.plan,
+        current_plan=current_plan,
     )
 
 
