@@ -84,6 +84,11 @@ jobs = sa.Table(
     sa.Column("group_id", sa.String(64), nullable=True),
     # [{"job_id": ..., "kind": "afterok" | "afterany"}]: the jobs this one runs after.
     sa.Column("after", sa.JSON, nullable=True),
+    # SCI's R (migration 0006): the worker's running total of steps or requests, its unit, and
+    # the attempt it belongs to (it only grows within an attempt).
+    sa.Column("functional_units", sa.Float, nullable=True),
+    sa.Column("functional_unit", sa.String(32), nullable=True),
+    sa.Column("functional_units_attempt", sa.Integer, nullable=True),
     sa.Index("ix_jobs_state_plan_start", "state", "plan_start"),
     sa.Index("ix_jobs_tenant_created_at", "tenant", "created_at"),
     sa.Index("ix_jobs_created_at", "created_at"),
