@@ -22,6 +22,7 @@ from scheduler.domain import (
     Region,
     SeriesKind,
 )
+from scheduler.domain.progress import JobProgress
 from scheduler.domain.runs import DispatchMark, RunInfo
 from scheduler.domain.savings import EnergyBucket, JobCount
 
@@ -334,8 +335,29 @@ class SavingsStore(Protocol):
         ...
 
 
+class ProgressStore(Protocol):
+    """Each job's functional-unit total (``scheduler.store.progress``)."""
+
+    def record_progress(self, progress: JobProgress) -> bool:
+        """Store it if it supersedes the stored total (True), False for a repeat. Raises
+        JobNotFound, ProgressConflict (a lower total of the attempt, an older attempt)."""
+        ...
+
+    def job_progress(self, job_ids: Collection[str]) -> dict[str, JobProgress]:
+        """The stored totals of those jobs that have one, by job id."""
+        ...
+
+
 class Store(
-    JobStore, PlanStore, EnergyStore, ForecastStore, TokenStore, RegionStore, SavingsStore, Protocol
+    JobStore,
+    PlanStore,
+    EnergyStore,
+    ForecastStore,
+    TokenStore,
+    RegionStore,
+    SavingsStore,
+    ProgressStore,
+    Protocol,
 ):
     """Everything the service keeps durably; one SQL database implements all of it."""
 

@@ -38,6 +38,7 @@ from scheduler.domain import (
     Unauthorized,
 )
 from scheduler.domain.energy import EnergyConflict
+from scheduler.domain.progress import ProgressConflict
 from scheduler.domain.tokens import TokenNotFound
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[GreenlightError], int, str], ...] = (
     (TokenNotFound, 404, "not_found"),
     (InvalidTransition, 409, "conflict"),
     (EnergyConflict, 409, "conflict"),
+    (ProgressConflict, 409, "conflict"),
     (Unauthorized, 401, "unauthorized"),
     (Forbidden, 403, "forbidden"),
     (ProviderError, 503, "unavailable"),

@@ -9,7 +9,7 @@ types and shapes, so one rule has one home.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import (
@@ -38,6 +38,7 @@ from scheduler.domain import (
 )
 from scheduler.domain.energy import MAX_REPORTS_PER_POST
 from scheduler.domain.jobs import Dependency, DependencyKind
+from scheduler.domain.progress import MAX_UNITS
 from scheduler.domain.tokens import ApiToken
 from scheduler.planning import validation as limits
 from scheduler.planning.snapshot import LeadError
@@ -428,6 +429,28 @@ class EnergyAccepted(BaseModel):
 
     accepted: int
     duplicates: int
+
+
+class ProgressIn(_In):
+    """A worker's running total of its attempt's functional units (SCI's R)."""
+
+    attempt: int = Field(ge=1, le=MAX_ATTEMPT)
+    units: float = Field(
+        ge=0, le=MAX_UNITS, allow_inf_nan=False, description="Training steps or requests served"
+    )
+    unit: Literal["steps", "requests"] | None = Field(
+        default=None, description="The job kind's unit (steps: training, requests: deployment)"
+    )
+
+
+class ProgressPublic(BaseModel):
+    """The job's stored total; ``changed`` is false when the report repeated it."""
+
+    job_id: str
+    attempt: int
+    units: float
+    unit: str
+    changed: bool
 
 
 class RegionPublic(BaseModel):

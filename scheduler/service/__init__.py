@@ -22,9 +22,10 @@ from scheduler.domain import (
     Principal,
     Role,
 )
+from scheduler.domain.progress import JobProgress
 from scheduler.planning.snapshot import Decision, LeadError
 from scheduler.reports.savings import SavingsReport
-from scheduler.service import cycles, dashboard, energy, jobs, tokens, views
+from scheduler.service import cycles, dashboard, energy, jobs, progress, tokens, views
 from scheduler.service.context import ServiceConfig, ServiceContext
 from scheduler.service.timings import CycleTimings
 from scheduler.service.views import ForecastView, RegionStatus
@@ -95,6 +96,13 @@ class GreenlightService:
         self, job_id: str, principal: Principal, reports: Sequence[EnergyReport]
     ) -> tuple[int, int]:
         return energy.record_energy(self.ctx, job_id, principal, reports)
+
+    def record_progress(
+        self, job_id: str, principal: Principal, *, attempt: int, units: float, unit: str | None
+    ) -> tuple[JobProgress, bool]:
+        return progress.record_progress(
+            self.ctx, job_id, principal, attempt=attempt, units=units, unit=unit
+        )
 
     # regions, forecasts, reports
     def regions(self) -> list[RegionStatus]:

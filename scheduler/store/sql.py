@@ -10,6 +10,7 @@ from scheduler.store.engine import create_store_engine
 from scheduler.store.forecasts import SqlForecastStore
 from scheduler.store.jobs import SqlJobStore
 from scheduler.store.plans import SqlPlanStore
+from scheduler.store.progress import SqlProgressStore
 from scheduler.store.regions import SqlRegionStore
 from scheduler.store.savings import SqlSavingsStore
 from scheduler.store.tokens import SqlTokenStore
@@ -25,6 +26,7 @@ class SqlStore(
     SqlTokenStore,
     SqlRegionStore,
     SqlSavingsStore,
+    SqlProgressStore,
 ):
     """JobStore, EnergyStore, ForecastStore, TokenStore and RegionStore on SQLite or PostgreSQL.
 

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from scheduler.api.routes import dashboard, forecasts, health, jobs, regions, reports, tokens
+from scheduler.api.routes import (
+    dashboard,
+    forecasts,
+    health,
+    jobs,
+    progress,
+    regions,
+    reports,
+    tokens,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     jobs.router,
+    progress.router,
     regions.router,
     forecasts.router,
     reports.router,
