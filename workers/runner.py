@@ -26,6 +26,10 @@ Environment (all optional):
 * ``GREENLIGHT_GPUS``, ``GREENLIGHT_CPUS``: what the job holds (GPUs: 0 skips NVML; CPUs scale
   RAPL to the job's share of cores); ``GREENLIGHT_GPU_POWER_W`` (300),
   ``GREENLIGHT_CPU_CORE_POWER_W`` (12), ``GREENLIGHT_BASE_POWER_W`` (20): power for estimates.
+* ``GREENLIGHT_UNITS_FILE``: where the command's ``workers.units`` writes its count of steps
+  or requests (SCI's functional unit); default a private temporary file. The runner sets it
+  for the command, reads it with every energy report and at exit, and posts the total to
+  ``POST $GREENLIGHT_API_URL/v1/jobs/$GREENLIGHT_JOB_ID/progress``.
 * ``GREENLIGHT_METER`` (``auto``|``estimate``, overridden by ``--meter``),
   ``GREENLIGHT_LOG_LEVEL`` (INFO), ``CUDA_VISIBLE_DEVICES`` (which GPUs NVML meters).
 """
@@ -33,14 +37,17 @@ Environment (all optional):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import socket
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import TypeVar
 
@@ -57,7 +64,9 @@ from workers.energy import Meter, MeterMode, PowerSpec, build_meter
 from workers.energy.estimate import EstimateMeter
 from workers.intervals import IntervalCutter
 from workers.jsonlog import configure_json_logging
+from workers.progress import ProgressReporter
 from workers.reporter import ApiTarget, EnergyReporter, ReporterStats, RetryPolicy
+from workers.units import UNITS_FILE_ENV
 
 logger = logging.getLogger("workers.runner")
 
@@ -221,10 +230,12 @@ class Runner:
         reporter: EnergyReporter | None,
         *,
         monotonic_s: Callable[[], float] = time.monotonic,
+        progress: ProgressReporter | None = None,
     ) -> None:
         self._config = config
         self._meter = meter
         self._reporter = reporter
+        self._progress = progress
         self._monotonic_s = monotonic_s
         self._child: ChildProcess | None = None
         self._child_running = False
@@ -246,7 +257,11 @@ class Runner:
         try:
             exit_code = self._start_and_wait(argv, env, cutter)
             self._send(cutter)
+            closing_s = self._monotonic_s()
             stats = self._reporter.close(self._config.flush_timeout_s) if self._reporter else None
+            if self._progress is not None:  # its sender ran alongside: the rest of the budget
+                spent_s = self._monotonic_s() - closing_s
+                self._progress.close(max(1.0, self._config.flush_timeout_s - spent_s))
             self._meter.close()
             self._summarise(cutter, exit_code, stats)
         finally:
@@ -261,6 +276,8 @@ class Runner:
             logger.warning("stopped by signal %d before the command started", self._signals[0])
             return 128 + self._signals[0]
         child_env = {k: v for k, v in env.items() if k not in _PRIVATE_ENV}
+        if self._progress is not None:  # where workers.units writes the job's count
+            child_env[UNITS_FILE_ENV] = str(self._progress.path)
         try:
             self._child = ChildProcess(argv, child_env)
         except FileNotFoundError as e:
@@ -322,6 +339,8 @@ class Runner:
         reports = cutter.cut(readings_j)
         if reports and self._reporter is not None:
             self._reporter.submit(reports)
+        if self._progress is not None:
+            self._progress.poll()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals.append(signum)
@@ -352,6 +371,7 @@ class Runner:
                     },
                     "signals": self._signals,
                     "reports": stats.as_dict() if stats else None,
+                    "units": self._progress.state.units if self._progress else None,
                 }
             },
         )
@@ -442,7 +462,21 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     reporter = (
         EnergyReporter(target, policy=config.retry, job_id=job_id) if target or job_id else None
     )
-    return Runner(config, meter, reporter).run(command, env)
+    with units_file(env) as path:
+        progress = ProgressReporter(target, path, attempt=config.attempt, policy=config.retry)
+        return Runner(config, meter, reporter, progress=progress).run(command, env)
+
+
+@contextlib.contextmanager
+def units_file(env: Mapping[str, str]) -> Iterator[Path]:
+    """The job's units file: ``$GREENLIGHT_UNITS_FILE`` when set, else one in a private
+    temporary folder removed afterwards."""
+    given = env.get(UNITS_FILE_ENV)
+    if given:
+        yield Path(given)
+        return
+    with tempfile.TemporaryDirectory(prefix="greenlight-units-") as folder:
+        yield Path(folder) / "units.json"
 
 
 if __name__ == "__main__":

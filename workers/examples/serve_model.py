@@ -6,7 +6,8 @@
 ``{"inputs": [[1000 floats], ...]}`` and answers ``{"outputs": [float, ...]}`` (one per row),
 or 400 with ``{"error": ...}`` for a malformed body. SIGTERM or SIGINT stops accepting, lets
 requests in flight finish, and exits 0. The first stdout line is ``serving on http://HOST:PORT``
-(with the real port when ``--port 0``).
+(with the real port when ``--port 0``). Each prediction answered counts one request through
+``workers.units`` (SCI's functional unit: SCI per 1,000 requests).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 from workers.examples.model import INPUT_DIM, build_mlp, resolve_device
+from workers.units import UnitCounter
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_ROWS = 4096
@@ -89,6 +91,7 @@ class PredictionServer(ThreadingHTTPServer):
         super().__init__(address, PredictionHandler)
         self.model = model
         self.device = device
+        self.requests_served = UnitCounter("requests")
 
     def predict(self, rows: list[list[float]]) -> list[float]:
         with torch.inference_mode():
@@ -124,6 +127,7 @@ class PredictionHandler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.BAD_REQUEST, {"error": str(e)})
             return
         self._reply(HTTPStatus.OK, {"outputs": self.server.predict(rows)})
+        self.server.requests_served.add()
 
     def _reply(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()
@@ -165,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"serving on http://{host!s}:{port} device={device}", flush=True)
     with server:
         server.serve_forever(poll_interval=0.2)
+    server.requests_served.flush()
     print("stopped", flush=True)
     return 0
 

@@ -6,7 +6,8 @@ With ``--checkpoint`` the trainer saves every ``--checkpoint-every`` steps, at t
 when SIGTERM or SIGINT arrives (then exits ``128 + signal``): that is how an interruptible job
 is suspended. Started again with the same checkpoint, it resumes after the saved step, seeing
 exactly the batches an uninterrupted run would. ``--checkpoint`` defaults to
-``$GREENLIGHT_CHECKPOINT``. Prints ``step=N loss=X`` lines to stdout.
+``$GREENLIGHT_CHECKPOINT``. Prints ``step=N loss=X`` lines to stdout. Reports its step count
+(the global step, resumed from the checkpoint) through ``workers.units``: SCI's functional unit.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from workers.examples.model import SyntheticTask, build_mlp, resolve_device
+from workers.units import UnitCounter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +100,8 @@ def train(config: TrainConfig, stop: _StopFlag | None = None) -> tuple[int, floa
         flush=True,
     )
     loss_fn = nn.MSELoss()
+    steps_done = UnitCounter("steps")
+    steps_done.set_total(step)
     while step < config.steps:
         if stop is not None and stop.signum is not None:
             break
@@ -107,11 +111,13 @@ def train(config: TrainConfig, stop: _StopFlag | None = None) -> tuple[int, floa
         loss.backward()
         optimizer.step()
         step += 1
+        steps_done.set_total(step)
         if step % config.log_every == 0 or step == config.steps:
             loss_value = loss.item()
             print(f"step={step} loss={loss_value:.6f}", flush=True)
         if config.checkpoint is not None and step % config.checkpoint_every == 0:
             save_checkpoint(config.checkpoint, step, model, optimizer, config)
+    steps_done.flush()
     if config.checkpoint is not None:
         save_checkpoint(config.checkpoint, step, model, optimizer, config)
         reason = "signal" if step < config.steps else "done"
