@@ -276,7 +276,7 @@ class Dispatcher(Protocol):
         entrypoint: str,
         *,
         env: Mapping[str, str],
-        gpus: int,
+        gpus: float,
         cpus: float,
         memory_mb: int,
         working_dir: str | None = None,
@@ -284,7 +284,8 @@ class Dispatcher(Protocol):
     ) -> None:
         """Start ``entrypoint``; a submission id the cluster already knows is not run again.
         ``runtime_env`` is the job's Ray runtime env (pip, conda, py_modules, ...); ``env`` is
-        merged into its env_vars. Raises DispatchError."""
+        merged into its env_vars; ``gpus`` may be a deployment's share of one GPU (0.25).
+        Raises DispatchError."""
         ...
 
     def status(self, region: Region, submission_id: str) -> RunInfo:

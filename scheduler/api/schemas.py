@@ -79,7 +79,13 @@ class _In(BaseModel):
 
 
 class ResourcesIn(_In):
-    gpus: int = Field(default=0, ge=0, le=limits.MAX_GPUS, description="GPUs per run")
+    gpus: int | float = Field(
+        default=0,
+        ge=0,
+        le=limits.MAX_GPUS,
+        description="GPUs per run: whole GPUs, or for a deployment a share of one GPU "
+        "(0.25) in multiples of 1/10,000; a count above 1 must be whole",
+    )
     cpus: float = Field(default=1.0, gt=0, le=limits.MAX_CPUS, description="CPU cores per run")
     memory_mb: int = Field(
         default=0, ge=0, le=limits.MAX_MEMORY_MB, description="Memory per run, MiB"
@@ -221,7 +227,7 @@ class GroupCancelled(BaseModel):
 
 
 class ResourcesPublic(BaseModel):
-    gpus: int
+    gpus: int | float
     cpus: float
     memory_mb: int
 

@@ -9,6 +9,8 @@ max_delay_s = 21600
 [resources]
 gpus = 1
 ```
+A deployment may take a share of one GPU (``gpus = 0.25``, in multiples of 1/10,000); the
+planner packs shares onto as few GPUs as it can.
 Keys are checked by the API (an unknown key is a 422 naming it), not here.
 """
 

@@ -90,7 +90,10 @@ def submit(
         str | None,
         typer.Option("--max-delay", "--max-delay-s", help="Or: may start this late (6h)."),
     ] = None,
-    gpus: Annotated[int | None, typer.Option(help="GPUs.")] = None,
+    gpus: Annotated[
+        float | None,
+        typer.Option(help="GPUs; a deployment may take a share of one (0.25)."),
+    ] = None,
     cpus: Annotated[float | None, typer.Option(help="CPU cores.")] = None,
     memory_mb: Annotated[int | None, typer.Option(help="Memory, MiB.")] = None,
     priority: Annotated[int | None, typer.Option(help="Higher goes first on ties.")] = None,
@@ -154,7 +157,7 @@ def submit(
         "after": parse_after(after) if after else None,
         "resources": {
             k: v
-            for k, v in (("gpus", gpus), ("cpus", cpus), ("memory_mb", memory_mb))
+            for k, v in (("gpus", _count(gpus)), ("cpus", cpus), ("memory_mb", memory_mb))
             if v is not None
         },
     }
@@ -307,3 +310,8 @@ def register(app: typer.Typer) -> None:
     app.command("status", help="Show one job (alias of show).")(show)
     app.command("logs")(logs)
     app.command("events")(events)
+
+
+def _count(gpus: float | None) -> float | None:
+    """A whole GPU count as an int (``1``, not ``1.0``, in the request), a share as it is."""
+    return int(gpus) if gpus is not None and gpus.is_integer() else gpus

@@ -117,7 +117,7 @@ class RayDispatcher:
         entrypoint: str,
         *,
         env: Mapping[str, str],
-        gpus: int,
+        gpus: float,
         cpus: float,
         memory_mb: int,
         working_dir: str | None = None,
@@ -147,7 +147,7 @@ class RayDispatcher:
             entrypoint=entrypoint,
             runtime_env=renv,
             entrypoint_num_cpus=cpus,
-            entrypoint_num_gpus=gpus or None,
+            entrypoint_num_gpus=gpus or None,  # a share (0.25) too: Ray packs it by 1/10,000
             entrypoint_memory=memory_mb * _BYTES_PER_MB if memory_mb > 0 else None,
             entrypoint_resources=label,
         )

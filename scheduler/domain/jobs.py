@@ -139,7 +139,10 @@ class Dependency:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resources:
-    gpus: int = 0
+    """``gpus`` is whole GPUs, or for a deployment a share of one GPU (0.25: a quarter), in
+    multiples of 1/10,000 (Ray's granularity); a count above one must be whole."""
+
+    gpus: float = 0
     cpus: float = 1.0
     memory_mb: int = 0
 

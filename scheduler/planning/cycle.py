@@ -7,6 +7,7 @@ first, repaired for deadlines (``placement``); improve the jointly placed jobs w
 snapshot's budget (``improve``); split interruptible jobs into their cheapest slots (``split``);
 keep ``greenlight`` jobs never worse than run-now at home on the forecast; write the plans.
 Jobs whose current plan still holds (``stability``) keep it and are not placed again.
+Deployments asking for a share of one GPU are first packed per region (``consolidation``).
 Capacity is shared by every job whatever its policy. Pure: no clock, no I/O.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from scheduler.domain import Plan, Policy
 from scheduler.planning.capacity import CapacityLedger
+from scheduler.planning.consolidation import consolidate
 from scheduler.planning.deadlines import place_within_deadlines, repair_by_ejecting
 from scheduler.planning.finite import check_decision, check_jobs
 from scheduler.planning.grid import BoolArray, FloatArray, IntArray
@@ -70,6 +72,10 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
     """
     if not snapshot.jobs:
         return Decision(plans={})
+    snapshot, crowded = consolidate(snapshot)  # shares of a GPU: packed per region first
+    if crowded:
+        others = plan_cycle(snapshot)
+        return dataclasses.replace(others, notes={**others.notes, **crowded})
     check_jobs(snapshot.jobs)
     table, books, base = planning_inputs(snapshot)
     keep, row, start_x, worse = kept_jobs(table, books)

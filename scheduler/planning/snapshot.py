@@ -37,16 +37,22 @@ class PlanningJob:
     priority: int = 0
     # The current plan, if any: re-planning keeps it unless a better one exists (no flapping).
     current_plan: Plan | None = None
+    # A deployment's share of one GPU (0 < share < 1; ``gpus`` is then 0): packed with others
+    # per region before the cycle places jobs (``scheduler.planning.consolidation``).
+    gpu_share: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Occupancy:
-    """GPUs held in a region by a started job (or a plan fixed outside this cycle)."""
+    """GPUs held in a region by a started job (or a plan fixed outside this cycle).
+
+    With ``gpu_shares``: the deployments' shares of one GPU packed onto these ``gpus``."""
 
     region: str
     gpus: int
     start: datetime
     end: datetime
+    gpu_shares: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

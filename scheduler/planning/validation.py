@@ -24,6 +24,8 @@ MAX_DELAY_S = 366 * 24 * 3600.0
 # A deadline further ahead than this is a typo, and would make planning horizons absurd.
 MAX_DEADLINE_AHEAD_S = 366 * 24 * 3600.0
 MAX_GPUS = 1024
+# Ray counts fractional resources in units of 1/10,000 (scheduler.planning.packing).
+GPU_SHARE_UNITS = 10_000
 MAX_CPUS = 4096.0
 MAX_MEMORY_MB = 64 * 1024 * 1024  # 64 TiB
 MIN_PRIORITY, MAX_PRIORITY = -1_000_000, 1_000_000
@@ -182,10 +184,36 @@ def _check_regions(spec: JobSpec, regions: Mapping[str, Region]) -> tuple[str, .
     return allowed
 
 
+def _check_gpu_share(spec: JobSpec) -> None:
+    """Whole GPUs for every job; a share of one GPU for deployments only, in Ray's units of
+    1/10,000. Training jobs take whole GPUs: the planner's exact solver counts whole GPUs, and a
+    batch job sharing a GPU would slow its neighbours and blur whose energy the meter reads."""
+    gpus = spec.resources.gpus
+    if float(gpus).is_integer():
+        return
+    if gpus > 1:
+        raise InvalidJobSpec(
+            "resources.gpus", f"a count above 1 must be a whole number of GPUs, got {gpus:g}"
+        )
+    units = gpus * GPU_SHARE_UNITS
+    if abs(units - round(units)) > 1e-6:
+        raise InvalidJobSpec(
+            "resources.gpus",
+            f"a share of a GPU must be a multiple of 1/{GPU_SHARE_UNITS:,} (Ray's granularity), "
+            f"got {gpus!r}",
+        )
+    if spec.kind is not JobKind.DEPLOYMENT:
+        raise InvalidJobSpec(
+            "resources.gpus",
+            f"a share of a GPU ({gpus:g}) is for deployments only; training jobs take whole GPUs",
+        )
+
+
 def _check_resources(spec: JobSpec, allowed: Mapping[str, Region]) -> None:
     res = spec.resources
-    if not 0 <= res.gpus <= MAX_GPUS:
+    if not (math.isfinite(res.gpus) and 0 <= res.gpus <= MAX_GPUS):
         raise InvalidJobSpec("resources.gpus", f"must be between 0 and {MAX_GPUS}")
+    _check_gpu_share(spec)
     if not (math.isfinite(res.cpus) and 0 < res.cpus <= MAX_CPUS):
         raise InvalidJobSpec("resources.cpus", f"must be > 0 and at most {MAX_CPUS:g}")
     if not 0 <= res.memory_mb <= MAX_MEMORY_MB:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from scheduler.domain import Job, JobKind
+from scheduler.planning.consolidation import consolidate
 from scheduler.planning.ledger import AdmissionLedger, Reservation, Verdict
 from scheduler.planning.snapshot import Decision, PlanningJob, Snapshot
 from scheduler.service.context import ServiceContext
@@ -75,6 +76,8 @@ def rebuild(ctx: ServiceContext, snapshot: Snapshot, decision: Decision) -> None
     """Replace the ledger with the capacity ``decision`` leaves: ``snapshot``'s running jobs
     (hard) and the plans (soft), priced on its forecasts. Jobs admitted after the snapshot was
     read keep their reservations."""
+    seen = {j.id for j in snapshot.jobs}
+    snapshot, _ = consolidate(snapshot)  # as the cycle did: shares of a GPU held as packed pools
     gpus = {j.id: j.gpus for j in snapshot.jobs}
     planned = [
         Reservation(
@@ -93,5 +96,5 @@ def rebuild(ctx: ServiceContext, snapshot: Snapshot, decision: Decision) -> None
     )
     with ctx.admission_lock:
         if ctx.admission is not None:
-            fresh.carry_over(ctx.admission, gpus.keys())
+            fresh.carry_over(ctx.admission, seen)
         ctx.admission = fresh

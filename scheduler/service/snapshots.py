@@ -7,6 +7,7 @@ is not priced; a job with no priced region runs now at home).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +22,8 @@ from scheduler.domain import (
     SeriesKind,
     effective_deadline,
 )
+from scheduler.planning.consolidation import is_share
+from scheduler.planning.packing import gpus_needed
 from scheduler.planning.snapshot import Occupancy, PlanningJob, RegionState, Snapshot
 from scheduler.service.context import ServiceContext
 
@@ -111,7 +114,8 @@ def as_planning_job(job: Job, *, duration_s: float, current_plan: Plan | None) -
     return PlanningJob(
         id=job.id,
         kind=spec.kind,
-        gpus=spec.resources.gpus,
+        gpus=0 if is_share(spec.resources.gpus) else math.ceil(spec.resources.gpus),
+        gpu_share=spec.resources.gpus if is_share(spec.resources.gpus) else 0.0,
         power_w=spec.expected_power_w or 0.0,
         duration_s=duration_s,
         submitted_at=job.created_at,
@@ -145,8 +149,10 @@ def ran_s(ctx: ServiceContext, job: Job) -> float:
 
 
 def occupancy(ctx: ServiceContext, now: datetime) -> tuple[Occupancy, ...]:
-    """GPUs held by started jobs until their expected end (at least one more slot if overdue)."""
+    """GPUs held by started jobs until their expected end (at least one more slot if overdue);
+    started deployments holding shares of a GPU as one packed pool per region."""
     held = []
+    shares: dict[str, list[float]] = {}
     for job in all_jobs(ctx, STARTED_STATES):
         if not job.region or job.spec.resources.gpus == 0:
             continue
@@ -156,11 +162,22 @@ def occupancy(ctx: ServiceContext, now: datetime) -> tuple[Occupancy, ...]:
         else:
             end = start + timedelta(seconds=job.spec.expected_duration_s)
         end = max(end, now + timedelta(seconds=ctx.config.step_s))
+        if is_share(job.spec.resources.gpus):
+            shares.setdefault(job.region, []).append(job.spec.resources.gpus)
+            continue
         held.append(
             Occupancy(
-                region=job.region, gpus=job.spec.resources.gpus, start=min(start, now), end=end
+                region=job.region,
+                gpus=math.ceil(job.spec.resources.gpus),
+                start=min(start, now),
+                end=end,
             )
         )
+    pool_end = now + timedelta(seconds=ctx.config.deployment_horizon_s)
+    held += [
+        Occupancy(region=r, gpus=gpus_needed(s), start=now, end=pool_end, gpu_shares=tuple(s))
+        for r, s in sorted(shares.items())
+    ]
     return tuple(held)
 
 

@@ -125,6 +125,13 @@ def job_values(job: Job) -> dict[str, Any]:
     }
 
 
+def gpu_count(value: float) -> float:
+    """A stored GPU count as the spec had it: a whole count as ``int`` (the column is a float
+    since shares of a GPU exist), a share as ``float``."""
+    count = float(value)
+    return int(count) if count.is_integer() else count
+
+
 def job_from_row(row: RowMapping) -> Job:
     spec = JobSpec(
         tenant=row["tenant"],
@@ -133,7 +140,9 @@ def job_from_row(row: RowMapping) -> Job:
         entrypoint=row["entrypoint"],
         home_region=row["home_region"],
         runtime_env=dict(row["runtime_env"]),
-        resources=Resources(gpus=row["gpus"], cpus=float(row["cpus"]), memory_mb=row["memory_mb"]),
+        resources=Resources(
+            gpus=gpu_count(row["gpus"]), cpus=float(row["cpus"]), memory_mb=row["memory_mb"]
+        ),
         expected_duration_s=row["expected_duration_s"],
         deadline=row["deadline"],
         max_delay_s=row["max_delay_s"],

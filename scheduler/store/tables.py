@@ -44,7 +44,10 @@ jobs = sa.Table(
     sa.Column("entrypoint", sa.Text, nullable=False),
     sa.Column("home_region", sa.String(64), nullable=False),
     sa.Column("runtime_env", sa.JSON, nullable=False),
-    sa.Column("gpus", sa.Integer, nullable=False),
+    # A deployment's Ray Serve application ({"import_path", "config"}), NULL otherwise; 0008.
+    sa.Column("serve", sa.JSON, nullable=True),
+    # Whole GPUs, or a deployment's share of one (0.25); migration 0008.
+    sa.Column("gpus", sa.Float, nullable=False),
     sa.Column("cpus", sa.Float, nullable=False),
     sa.Column("memory_mb", sa.Integer, nullable=False),
     sa.Column("expected_duration_s", sa.Float, nullable=True),

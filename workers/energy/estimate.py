@@ -23,7 +23,7 @@ class EstimateMeter(Meter):
 
     def __init__(
         self,
-        gpus: int,
+        gpus: float,
         cpus: float,
         gpu_w: float,
         cpu_core_w: float,

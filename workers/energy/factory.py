@@ -36,7 +36,7 @@ class PowerSpec:
     (none estimated without NVML) and CPUs count as one core for the estimate.
     """
 
-    gpus: int | None = None
+    gpus: float | None = None  # a deployment may hold a share of one GPU
     cpus: float | None = None
     gpu_w: float = DEFAULT_GPU_W
     cpu_core_w: float = DEFAULT_CPU_CORE_W
