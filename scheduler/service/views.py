@@ -145,6 +145,7 @@ def savings_report(
     step_s = float(ctx.config.step_s)
     filters = ReportFilters(tenant=tenant, region=region, group_id=group_id)
     now = ctx.clock.now()
+    ctx.store.refresh_savings_rollup(now, step_s)
     counts = ctx.store.savings_job_counts(
         tenant=tenant,
         region=region,

@@ -12,6 +12,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from scheduler.domain import EnergyReport, JobNotFound
 from scheduler.domain.energy import new_reports
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
+from scheduler.store.rollup import mark_jobs_dirty
 from scheduler.store.rows import energy_from_row, energy_values
 from scheduler.store.tables import energy_reports, jobs
 
@@ -39,9 +40,12 @@ class SqlEnergyStore(SqlAdapter):
                 return 0
             insert = _insert_ignoring_duplicates(conn)
             # Count the ids RETURNING gives back: rowcount is not reliable across drivers.
-            return sum(
+            added = sum(
                 len(conn.execute(insert.values(energy_values(report))).all()) for report in fresh
             )
+            # Last, so the marker's row lock is held for the shortest time (rollup docstring).
+            mark_jobs_dirty(conn, sorted({r.job_id for r in fresh}))
+            return added
 
     def energy_reports(self, job_ids: Collection[str] | None = None) -> list[EnergyReport]:
         """Reports for ``job_ids`` (all jobs when None), ordered by ``interval_start``, then

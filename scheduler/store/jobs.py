@@ -32,6 +32,7 @@ from scheduler.domain import (
     can_transition,
 )
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
+from scheduler.store.rollup import mark_jobs_dirty, mark_started_dirty
 from scheduler.store.rows import (
     event_from_row,
     event_values,
@@ -63,6 +64,7 @@ class SqlJobStore(SqlAdapter):
                 # ``.values(...)`` would build and coerce a new statement per job.
                 conn.execute(_INSERT_JOB, job_values(job))
                 conn.execute(_INSERT_EVENT, event_values(event))
+                mark_started_dirty(conn, [job.started_at])
         except sa.exc.IntegrityError as e:
             raise GreenlightError(f"job {job.id!r} already exists") from e
 
@@ -84,6 +86,8 @@ class SqlJobStore(SqlAdapter):
                 else:
                     conn.execute(_INSERT_JOB, job_rows)
                     conn.execute(_INSERT_EVENT, event_rows)
+                # Jobs stored already started (imports, tests): their hours' rollup is stale.
+                mark_started_dirty(conn, [job.started_at for job, _ in new])
         except (sa.exc.IntegrityError, psycopg.errors.IntegrityError) as e:
             raise GreenlightError(f"one of {len(new)} job ids already exists") from e
 
@@ -196,6 +200,7 @@ class SqlJobStore(SqlAdapter):
                         for job_id in done
                     ],
                 )
+                mark_jobs_dirty(conn, done)
         return done
 
     def prune_events(self, finished_before: datetime) -> int:
@@ -252,6 +257,8 @@ class SqlJobStore(SqlAdapter):
                 row = _swap(conn, job_id, current, changes)
                 if row is not None:
                     _insert_event(conn, event, current, target)
+                    if target in TERMINAL_STATES:  # the job joins its started hour's rollup
+                        mark_started_dirty(conn, [row["started_at"]])
                     return job_from_row(row)
         raise InvalidTransition(job_id, current.value, target.value)
 

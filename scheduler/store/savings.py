@@ -8,15 +8,19 @@ Energy is attributed to the hour its report interval starts in (runners report e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 from scheduler.domain import TERMINAL_STATES, JobState, MeterMethod
 from scheduler.domain.savings import EnergyBucket, JobCount
-from scheduler.store.engine import SqlAdapter, read_transaction
-from scheduler.store.tables import energy_reports, jobs
+from scheduler.store.engine import read_transaction
+from scheduler.store.rollup import RollupView, SqlRollupStore, rollup_view
+from scheduler.store.tables import energy_reports, jobs, savings_rollup_energy, savings_rollup_jobs
 
 _COUNTED = [s.value for s in TERMINAL_STATES | {JobState.RUNNING, JobState.RELOCATING}]
 
@@ -57,8 +61,107 @@ def _from_epoch(value: Any, unit_s: int) -> datetime:
     return datetime.fromtimestamp(int(value) * unit_s, tz=UTC)
 
 
-class SqlSavingsStore(SqlAdapter):
-    """The savings report's sums, computed by the database over any number of jobs."""
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read transaction whose statements all see one snapshot: the rollup, its dirty hours
+    and the raw rows must agree (PostgreSQL's default gives each statement its own)."""
+    if engine.dialect.name != "postgresql":
+        with read_transaction(engine) as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+def _rolled_filters(
+    table: sa.Table,
+    view: RollupView,
+    tenant: str | None,
+    region: str | None,
+    group_id: str | None,
+) -> list[sa.ColumnElement[bool]]:
+    out = view.rollup_condition(table)
+    if tenant is not None:
+        out.append(table.c.tenant == tenant)
+    if region is not None:
+        out.append(table.c.region == region)
+    if group_id is not None:
+        out.append(table.c.group_key == group_id)
+    return out
+
+
+def _rolled_split(table: sa.Table, split: str | None) -> list[Any]:
+    if split is None:
+        return []
+    if split == "kind":
+        return [table.c.kind]
+    return [sa.case((table.c.group_key == "", "-"), else_=table.c.group_key)]
+
+
+def rolled_counts(
+    conn: Connection,
+    view: RollupView,
+    tenant: str | None,
+    region: str | None,
+    group_id: str | None,
+    split: str | None,
+) -> list[Any]:
+    """The rollup's job sums in the raw query's row shape: tenant, region, day, [split],
+    jobs, delay, GPU-s, core-s, misses, moved in time, moved in space."""
+    c = savings_rollup_jobs.c
+    keys = [c.tenant, c.region, c.started_hour // 24, *_rolled_split(savings_rollup_jobs, split)]
+    query = (
+        sa.select(
+            *keys,
+            *(
+                sa.func.sum(col)
+                for col in (
+                    c.jobs,
+                    c.delay_s,
+                    c.gpu_s,
+                    c.cpu_s,
+                    c.deadline_misses,
+                    c.moved_in_time,
+                    c.moved_in_space,
+                )
+            ),
+        )
+        .where(*_rolled_filters(savings_rollup_jobs, view, tenant, region, group_id))
+        .group_by(*keys)
+    )
+    return list(conn.execute(query).all())
+
+
+def rolled_energy(
+    conn: Connection,
+    view: RollupView,
+    tenant: str | None,
+    region: str | None,
+    group_id: str | None,
+    split: str | None,
+) -> list[Any]:
+    """The rollup's energy sums in the raw query's row shape: tenant, region, home, [split],
+    hour, energy, estimated, baseline."""
+    c = savings_rollup_energy.c
+    keys = [c.tenant, c.region, c.home_region, *_rolled_split(savings_rollup_energy, split)]
+    query = (
+        sa.select(*keys, c.hour, sa.func.sum(c.energy_j), sa.func.sum(c.estimated_j), c.baseline)
+        .where(*_rolled_filters(savings_rollup_energy, view, tenant, region, group_id))
+        .group_by(*keys, c.hour, c.baseline)
+    )
+    return list(conn.execute(query).all())
+
+
+class SqlSavingsStore(SqlRollupStore):
+    """The savings report's sums, computed by the database over any number of jobs.
+
+    Finished jobs come from the hourly rollup where it answers for them
+    (``scheduler.store.rollup``), the rest from the raw rows; ``use_rollup = False`` reads
+    raw rows only (the reference the rollup is tested and benchmarked against)."""
+
+    use_rollup = True
 
     def _counted(
         self,
@@ -136,29 +239,39 @@ class SqlSavingsStore(SqlAdapter):
             .where(*conditions)
             .group_by(*keys)
         )
-        with read_transaction(self._engine) as conn:
-            rows = conn.execute(query).all()
-        out = []
+        with _snapshot(self._engine) as conn:
+            view = rollup_view(conn, start, end, step_s) if self.use_rollup else None
+            if view is not None:
+                query = query.where(view.raw_condition())
+            rows = list(conn.execute(query).all())
+            if view is not None:
+                rows += rolled_counts(conn, view, tenant, region, group_id, split)
+        sums: dict[tuple[Any, ...], list[float]] = {}
         for row in rows:
-            t, r, d = row[0], row[1], row[2]
-            key = row[3] if split_col is not None else None
-            n, delay, gpu, cpu, misses, moved_t, moved_s = row[-7:]
-            out.append(
-                JobCount(
-                    tenant=t,
-                    region=r,
-                    day=_from_epoch(d, 86400),
-                    jobs=int(n),
-                    split_key=key,
-                    delay_s=float(delay or 0.0),
-                    gpu_s=float(gpu or 0.0),
-                    cpu_s=float(cpu or 0.0),
-                    deadline_misses=int(misses or 0),
-                    moved_in_time=int(moved_t or 0),
-                    moved_in_space=int(moved_s or 0),
-                )
+            key = (row[0], row[1], _from_epoch(row[2], 86400), row[3] if split else None)
+            figures = [float(v or 0) for v in row[-7:]]
+            known = sums.get(key)
+            if known is None:
+                sums[key] = figures
+            else:
+                for i, v in enumerate(figures):
+                    known[i] += v
+        return [
+            JobCount(
+                tenant=t,
+                region=r,
+                day=day,
+                jobs=int(n),
+                split_key=key,
+                delay_s=delay,
+                gpu_s=gpu,
+                cpu_s=cpu,
+                deadline_misses=int(misses),
+                moved_in_time=int(moved_t),
+                moved_in_space=int(moved_s),
             )
-        return out
+            for (t, r, day, key), (n, delay, gpu, cpu, misses, moved_t, moved_s) in sums.items()
+        ]
 
     def savings_energy_buckets(
         self,
@@ -191,7 +304,7 @@ class SqlSavingsStore(SqlAdapter):
             (energy_reports.c.method == MeterMethod.ESTIMATE.value, energy_reports.c.energy_j),
             else_=0.0,
         )
-        drawn = (
+        drawn_query = (
             sa.select(
                 jobs.c.tenant.label("tenant"),
                 ran_in.label("region"),
@@ -204,13 +317,18 @@ class SqlSavingsStore(SqlAdapter):
             )
             .select_from(energy_reports.join(jobs, energy_reports.c.job_id == jobs.c.id))
             .where(*conditions)
-            .subquery()
         )
-        keys: tuple[Any, ...] = (drawn.c.tenant, drawn.c.region, drawn.c.home)
-        if split is not None:
-            keys = (*keys, drawn.c.split)
-        sums = (sa.func.sum(drawn.c.energy_j), sa.func.sum(drawn.c.estimated_j))
-        with read_transaction(self._engine) as conn:
+        keys: tuple[Any, ...]
+        with _snapshot(self._engine) as conn:
+            view = rollup_view(conn, start, end, None) if self.use_rollup else None
+            if view is not None:
+                drawn = drawn_query.where(view.raw_condition()).subquery()
+            else:
+                drawn = drawn_query.subquery()
+            keys = (drawn.c.tenant, drawn.c.region, drawn.c.home)
+            if split is not None:
+                keys = (*keys, drawn.c.split)
+            sums = (sa.func.sum(drawn.c.energy_j), sa.func.sum(drawn.c.estimated_j))
             if dialect == "postgresql":
                 # Room to hash the join and both groupings in memory rather than sort on disk.
                 conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
@@ -234,16 +352,34 @@ class SqlSavingsStore(SqlAdapter):
                         sa.select(*keys, column, *sums).group_by(*keys, column)
                     ).all()
                 ]
+            if view is not None:
+                rows += rolled_energy(conn, view, tenant, region, group_id, split)
+        merged: dict[tuple[Any, ...], list[float]] = {}
+        for row in rows:
+            key = (
+                row[0],
+                row[1],
+                row[2],
+                row[3] if split is not None else None,
+                _from_epoch(row[-4], 3600),
+                bool(row[-1]),
+            )
+            known = merged.get(key)
+            if known is None:
+                merged[key] = [float(row[-3]), float(row[-2] or 0.0)]
+            else:
+                known[0] += float(row[-3])
+                known[1] += float(row[-2] or 0.0)
         return [
             EnergyBucket(
-                tenant=row[0],
-                region=row[1],
-                home_region=row[2],
-                split_key=row[3] if split is not None else None,
-                hour=_from_epoch(row[-4], 3600),
-                energy_j=float(row[-3]),
-                estimated_j=float(row[-2] or 0.0),
-                baseline=bool(row[-1]),
+                tenant=t,
+                region=r,
+                home_region=home,
+                split_key=key,
+                hour=hour,
+                energy_j=energy_j,
+                estimated_j=estimated_j,
+                baseline=baseline,
             )
-            for row in rows
+            for (t, r, home, key, hour, baseline), (energy_j, estimated_j) in merged.items()
         ]

@@ -193,3 +193,76 @@ api_tokens = sa.Table(
     sa.Column("expires_at", UtcDateTime, nullable=True),
     sa.Column("revoked", sa.Boolean, nullable=False),
 )
+
+# The savings report's hourly rollup (migration 0009, ``scheduler.store.rollup``): the sums of
+# finished jobs per hour they started in, so a report over a million jobs reads thousands of
+# rows. Hours are whole hours since the epoch (UTC), an integer on every backend.
+savings_rollup_jobs = sa.Table(
+    "savings_rollup_jobs",
+    metadata,
+    sa.Column("started_hour", sa.BigInteger, nullable=False),
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("region", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("group_key", sa.String(64), nullable=False),  # '' for no group
+    sa.Column("jobs", sa.Integer, nullable=False),
+    sa.Column("delay_s", sa.Float, nullable=False),
+    sa.Column("gpu_s", sa.Float, nullable=False),
+    sa.Column("cpu_s", sa.Float, nullable=False),
+    sa.Column("deadline_misses", sa.Integer, nullable=False),
+    sa.Column("moved_in_time", sa.Integer, nullable=False),
+    sa.Column("moved_in_space", sa.Integer, nullable=False),
+    sa.Index("ix_savings_rollup_jobs_started_hour", "started_hour"),
+)
+
+savings_rollup_energy = sa.Table(
+    "savings_rollup_energy",
+    metadata,
+    sa.Column("started_hour", sa.BigInteger, nullable=False),
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("region", sa.String(64), nullable=False),
+    sa.Column("home_region", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("group_key", sa.String(64), nullable=False),
+    # The hour the energy was drawn in, or (baseline) would have been drawn in at home.
+    sa.Column("hour", sa.BigInteger, nullable=False),
+    sa.Column("baseline", sa.Boolean, nullable=False),
+    sa.Column("energy_j", sa.Float, nullable=False),
+    sa.Column("estimated_j", sa.Float, nullable=False),
+    sa.Index("ix_savings_rollup_energy_started_hour", "started_hour"),
+)
+
+# Hours whose jobs or energy changed since they were rolled up: read raw until recomputed.
+savings_rollup_dirty = sa.Table(
+    "savings_rollup_dirty",
+    metadata,
+    sa.Column("started_hour", sa.BigInteger, primary_key=True),
+    sa.Column("marks", sa.Integer, nullable=False),
+)
+
+# One row (id 1): the hours rolled up, [rolled_from, rolled_to), and the planning step the
+# moved-in-time counts were made with.
+savings_rollup_state = sa.Table(
+    "savings_rollup_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("rolled_from", sa.BigInteger, nullable=False),
+    sa.Column("rolled_to", sa.BigInteger, nullable=False),
+    sa.Column("step_s", sa.Float, nullable=False),
+)
+
+# The savings report's raw edges (0009): jobs by start time, and those started but not
+# finished (running, or the rare one that ended without a finish time). Partial: a pending
+# job's insert touches neither.
+sa.Index(
+    "ix_jobs_started_at",
+    jobs.c.started_at,
+    postgresql_where=jobs.c.started_at.is_not(None),
+    sqlite_where=jobs.c.started_at.is_not(None),
+)
+sa.Index(
+    "ix_jobs_started_unfinished",
+    jobs.c.started_at,
+    postgresql_where=sa.and_(jobs.c.started_at.is_not(None), jobs.c.finished_at.is_(None)),
+    sqlite_where=sa.and_(jobs.c.started_at.is_not(None), jobs.c.finished_at.is_(None)),
+)
