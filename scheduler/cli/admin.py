@@ -19,6 +19,7 @@ from scheduler.cli.context import cli_context
 from scheduler.cli.errors import CliError
 from scheduler.cli.render import console, fmt_time, print_json
 from scheduler.cli.report_view import print_report
+from scheduler.cli.rollup import db_rollup
 from scheduler.domain import ApiToken, Role
 
 EXIT_USAGE = 2  # click's code for a usage error
@@ -155,6 +156,9 @@ def _token_row(token: ApiToken) -> dict[str, Any]:
         "expires_at": token.expires_at.isoformat() if token.expires_at else None,
         "revoked": token.revoked,
     }
+
+
+db_app.command("rollup")(db_rollup)
 
 
 @db_app.command("upgrade")

@@ -10,6 +10,7 @@ late), after the dirty hours are recomputed, and after retention deleted events.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from scheduler.service import GreenlightService, views
 from scheduler.store.rollup import floor_hour
 from scheduler.store.tables import savings_rollup_dirty, savings_rollup_jobs
 from tests.fakes.clock import FakeClock
+from tests.integration.test_cli import in_process, ok
 from tests.integration.test_savings_aggregate import ADMIN, T0, close, ran
 
 NOW = T0 + timedelta(days=4)
@@ -233,3 +235,17 @@ def test_report_from_the_rollup_equals_the_raw_report(
     for a, b in zip(rolled.groups, raw.groups, strict=True):
         close(a, b)
     assert rolled.generated_at.tzinfo is UTC
+
+
+def test_cli_db_rollup_builds_and_updates(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'greenlight.db'}"
+    service = build_service(load_settings(database_url=database_url), clock=FakeClock(NOW))
+    ran(service, 20, seed=4)
+    built = ok(
+        in_process("db", "rollup", "--rebuild", env={"GREENLIGHT_DATABASE_URL": database_url})
+    )
+    assert "savings rollup rebuilt" in built
+    assert _rolled_rows(service) > 0
+    again = ok(in_process("db", "rollup", env={"GREENLIGHT_DATABASE_URL": database_url}))
+    assert "savings rollup updated: 0 new hours, 0 changed hours" in again
+    assert_rollup_matches(service)
