@@ -213,13 +213,20 @@ def start_api_thread(service: GreenlightService, host: str, port: int) -> Runnin
     return RunningServer(server=server, thread=thread, url=f"http://{host}:{bound}")
 
 
-def serve(settings: Settings) -> None:
-    """``greenlight serve``: the API, the cycles and (embedded default) a local Ray head."""
+def serve(settings: Settings, *, cycles: str = "child") -> None:
+    """``greenlight serve``: the API, the cycles and (embedded default) a local Ray head.
+
+    ``cycles``: ``child`` (default) runs them in a scheduler process this one spawns, watches
+    and stops (``scheduler.process``), so a plan cycle never holds the API's interpreter;
+    ``none`` serves the API alone (``--no-cycles``: run ``greenlight scheduler`` beside it);
+    ``inline`` runs them in this process's threads, as before the split.
+    """
     import uvicorn
 
     from scheduler.api.app import create_app
     from scheduler.logs import configure_logging
     from scheduler.periodic import start_periodic
+    from scheduler.process import SchedulerChild, attach_api
 
     configure_logging(settings.log_format, settings.log_level)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
@@ -227,20 +234,59 @@ def serve(settings: Settings) -> None:
     # below is stopped. These handlers turn it into SystemExit, so every `finally` runs.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_on_signal)
-    with ray_cluster(settings) as ray:
+    with contextlib.ExitStack() as stack:
+        if cycles == "none" and not settings.ray_address:
+            # No head of our own: the scheduler process runs the jobs. Cancel records the stop
+            # for its reconcile when this process cannot reach the cluster.
+            ray = None
+        else:
+            ray = stack.enter_context(ray_cluster(settings))
         service = build_service(settings, ray=ray)
-        service.refresh_forecasts()
-        cycles = start_periodic(service, settings)
+        if cycles == "inline":
+            service.refresh_forecasts()
+            stack.callback(start_periodic(service, settings).shutdown, wait=False)
+        else:
+            stack.callback(attach_api(service))
+            if cycles == "child":
+                assert ray is not None
+                child = SchedulerChild(settings, ray.address, ray.auth_token)
+                child.start()
+                stack.callback(child.stop)
+        uvicorn.run(
+            create_app(service, max_body_bytes=settings.api_max_body_bytes),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            access_log=False,
+        )
+
+
+def run_scheduler(settings: Settings, *, parent_pid: int | None = None) -> None:
+    """``greenlight scheduler``: the plan, dispatch, reconcile and refresh cycles without the
+    API, until SIGTERM (or, for ``serve``'s child, until its parent is gone). Uses the
+    configured Ray, else starts a local head."""
+    import time
+
+    from scheduler.logs import configure_logging
+    from scheduler.periodic import start_periodic
+    from scheduler.process import attach_scheduler
+
+    configure_logging(settings.log_format, settings.log_level)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_on_signal)
+    with contextlib.ExitStack() as stack:
+        ray = stack.enter_context(ray_cluster(settings))
+        service = build_service(settings, ray=ray)
+        stack.callback(attach_scheduler(service))
         try:
-            uvicorn.run(
-                create_app(service, max_body_bytes=settings.api_max_body_bytes),
-                host=settings.api_host,
-                port=settings.api_port,
-                log_config=None,
-                access_log=False,
-            )
-        finally:
-            cycles.shutdown(wait=False)
+            service.refresh_forecasts()
+        except Exception:  # the refresh cycle retries; the other cycles need not wait for it
+            log.exception("first forecast refresh failed")
+        stack.callback(start_periodic(service, settings).shutdown, wait=True)
+        log.info("scheduler running (pid %d)", os.getpid())
+        while parent_pid is None or os.getppid() == parent_pid:
+            time.sleep(0.5)
+        log.warning("scheduler: parent process %d is gone; stopping", parent_pid)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

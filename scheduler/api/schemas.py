@@ -659,6 +659,8 @@ class HealthPublic(BaseModel):
     database: str
     stale_regions: list[str]
     time: str
+    # With the cycles in a scheduler process: its heartbeat (status ok, stale or absent).
+    scheduler: dict[str, Any] | None = None
 
 
 # Path parameters: ids and region names are short printable text.

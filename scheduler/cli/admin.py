@@ -39,12 +39,37 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Bind address (default: api_host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: api_port).")] = None,
+    no_cycles: Annotated[
+        bool,
+        typer.Option(
+            "--no-cycles", help="Serve the API only; run 'greenlight scheduler' beside it."
+        ),
+    ] = False,
+    in_process_cycles: Annotated[
+        bool,
+        typer.Option(
+            "--in-process-cycles",
+            help="Run the cycles in the API's own process (no scheduler process).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the API and the scheduling cycles (local Ray unless ray_address is set)."""
+    """Run the API and the scheduling cycles (local Ray unless ray_address is set).
+
+    The cycles run in a scheduler process this command starts and stops with itself."""
     from scheduler.bootstrap import serve as run_server
 
+    if no_cycles and in_process_cycles:
+        raise CliError("use --no-cycles or --in-process-cycles, not both", exit_code=EXIT_USAGE)
     overrides = {k: v for k, v in (("api_host", host), ("api_port", port)) if v is not None}
-    run_server(cli_context(ctx).settings(**overrides))
+    cycles = "none" if no_cycles else "inline" if in_process_cycles else "child"
+    run_server(cli_context(ctx).settings(**overrides), cycles=cycles)
+
+
+def scheduler(ctx: typer.Context) -> None:
+    """Run the plan, dispatch and reconcile cycles without the API (beside 'serve --no-cycles')."""
+    from scheduler.bootstrap import run_scheduler
+
+    run_scheduler(cli_context(ctx).settings())
 
 
 @token_app.command("create")
@@ -318,6 +343,7 @@ def report(
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("scheduler")(scheduler)
     app.add_typer(token_app, name="token")
     app.add_typer(db_app, name="db")
     app.command("demo")(demo)

@@ -202,15 +202,24 @@ class GreenlightService:
             database = "unreachable"
         stale = [s.region.name for s in self.regions() if s.stale] if database == "ok" else []
         status = "down" if database != "ok" else ("degraded" if stale else "ok")
-        return {
+        out: dict[str, object] = {
             "status": status,
             "database": database,
             "stale_regions": stale,
             "time": self.ctx.clock.now().isoformat(),
         }
+        if self.ctx.remote_cycles is not None:  # the cycles run in a scheduler process
+            scheduler = self.ctx.remote_cycles.health()
+            out["scheduler"] = scheduler
+            if status == "ok" and scheduler.get("status") != "ok":
+                out["status"] = "degraded"
+        return out
 
     def metrics_snapshot(self) -> dict[str, float]:
         out: dict[str, float] = {f"greenlight_{k}": float(v) for k, v in self.ctx.counters.items()}
+        if self.ctx.remote_cycles is not None:  # the scheduler process's counters, added in
+            for k, v in self.ctx.remote_cycles.counters().items():
+                out[f"greenlight_{k}"] = out.get(f"greenlight_{k}", 0.0) + v
         for name in self.ctx.regions:
             down = 1.0 if name in self.ctx.regions_down else 0.0
             out[f'greenlight_region_down{{region="{name}"}}'] = down

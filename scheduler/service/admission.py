@@ -13,15 +13,19 @@ time gets a ``warning`` event. Building the ledger from the store on the first r
 would make that request cost O(queue), the very thing this module removes; a few seconds of
 optimism after a restart is the cheaper trade.
 
-The ledger lives in this process. With several API processes each keeps its own, rebuilt by
-the cycles it runs; a process that runs none admits optimistically, as above.
+With the cycles in this process the ledger is rebuilt here by each plan cycle. With the
+cycles in a scheduler process of their own, that process stores each ledger
+(``ctx.publish_ledger``) and every API process follows the store (``remote_cycles``) and
+``adopt`` s each new one, keeping the reservations it made since the cycle's snapshot was read:
+several API processes then check against one ledger, each adding its own arrivals until the
+next cycle counts them all.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from scheduler.domain import Job, JobKind
 from scheduler.planning.consolidation import consolidate
@@ -33,6 +37,9 @@ from scheduler.service.snapshots import as_planning_job
 log = logging.getLogger(__name__)
 
 ADMIT_ALL = Verdict(reason=None)
+# A job admitted this long before a cycle's snapshot time was in that snapshot: its insert
+# committed (milliseconds after its admission) before the cycle read the queue.
+SEEN_MARGIN = timedelta(seconds=1)
 
 
 def planning_job(ctx: ServiceContext, job: Job) -> PlanningJob:
@@ -58,6 +65,9 @@ def admit(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) -> list[Verdi
         if any(not v.admitted for v in verdicts):
             for job in jobs:
                 ledger.release(job.id)
+        else:
+            for job in jobs:
+                ctx.admission_times[job.id] = now
         overbooked = sum(v.overbooked for v in verdicts)
     if overbooked:
         ctx.counters["admissions_overbooked_total"] += overbooked
@@ -67,8 +77,9 @@ def admit(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) -> list[Verdi
 def release(ctx: ServiceContext, job_ids: Sequence[str]) -> None:
     """Return what cancelled jobs reserved since the last cycle."""
     with ctx.admission_lock:
-        if ctx.admission is not None:
-            for job_id in job_ids:
+        for job_id in job_ids:
+            ctx.admission_times.pop(job_id, None)
+            if ctx.admission is not None:
                 ctx.admission.release(job_id)
 
 
@@ -98,3 +109,20 @@ def rebuild(ctx: ServiceContext, snapshot: Snapshot, decision: Decision) -> None
         if ctx.admission is not None:
             fresh.carry_over(ctx.admission, seen)
         ctx.admission = fresh
+        for job_id in seen & ctx.admission_times.keys():
+            del ctx.admission_times[job_id]
+    if ctx.publish_ledger is not None:
+        ctx.publish_ledger(fresh, snapshot.now)
+
+
+def adopt(ctx: ServiceContext, fresh: AdmissionLedger, snapshot_at: datetime) -> None:
+    """Check submits against ``fresh``, a ledger another process's plan cycle built from a
+    snapshot read at ``snapshot_at``; what this process admitted since then stays reserved."""
+    cutoff = snapshot_at - SEEN_MARGIN
+    with ctx.admission_lock:
+        seen = {job_id for job_id, at in ctx.admission_times.items() if at < cutoff}
+        if ctx.admission is not None:
+            fresh.carry_over(ctx.admission, seen)
+        ctx.admission = fresh
+        for job_id in seen:
+            del ctx.admission_times[job_id]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -15,6 +15,14 @@ from scheduler.planning.ledger import AdmissionLedger
 from scheduler.planning.snapshot import LeadError
 from scheduler.ports import Clock, Dispatcher, ForecastProvider, Store
 from scheduler.service.jobtable import JobTable
+
+
+class RemoteCycles(Protocol):
+    """Cycles running in another process, as the API reports them."""
+
+    def health(self) -> dict[str, object]: ...
+
+    def counters(self) -> Mapping[str, float]: ...
 
 
 class Refresher(Protocol):
@@ -95,6 +103,12 @@ class ServiceContext:
     # (``scheduler.service.admission``); None until a cycle has run in this process.
     admission: AdmissionLedger | None = None
     admission_lock: threading.Lock = field(default_factory=threading.Lock)
+    # With the cycles in another process (``scheduler.service.remote_cycles``): when this
+    # process admitted each job since the last ledger it adopted; the hook the scheduler
+    # process stores each new ledger with; and where /healthz and /metrics read the cycles.
+    admission_times: dict[str, datetime] = field(default_factory=dict)
+    publish_ledger: Callable[[AdmissionLedger, datetime], None] | None = None
+    remote_cycles: RemoteCycles | None = None
 
     def region(self, name: str) -> Region:
         try:

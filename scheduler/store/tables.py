@@ -266,3 +266,14 @@ sa.Index(
     postgresql_where=sa.and_(jobs.c.started_at.is_not(None), jobs.c.finished_at.is_(None)),
     sqlite_where=sa.and_(jobs.c.started_at.is_not(None), jobs.c.finished_at.is_(None)),
 )
+
+# What a scheduler process shares with the API processes (migration 0010): the admission
+# ledger, cycle health, and wake-up counters (``scheduler.store.shared_state``).
+scheduler_state = sa.Table(
+    "scheduler_state",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=True),
+)
