@@ -22,6 +22,7 @@ from scheduler.config import Settings
 from scheduler.domain import ApiToken, ConfigError, Region, Role
 from scheduler.ports import Clock, Dispatcher, ForecastProvider
 from scheduler.service import GreenlightService, ServiceConfig, ServiceContext
+from scheduler.service.embodied_config import embodied_factors
 
 if TYPE_CHECKING:
     from scheduler.store.sql import SqlStore
@@ -45,7 +46,10 @@ def regions_from(settings: Settings) -> dict[str, Region]:
 
 
 def service_config(settings: Settings, *, worker_command: str | None = None) -> ServiceConfig:
+    embodied, embodied_by_region = embodied_factors(settings)
     return ServiceConfig(
+        embodied=embodied,
+        embodied_by_region=embodied_by_region,
         api_url=settings.effective_api_url,
         worker_command=worker_command or f"{sys.executable} -m workers.runner",
         step_s=settings.step_s,

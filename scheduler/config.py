@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from scheduler.domain.errors import ConfigError
+from scheduler.reports.sci import CPU_CORE_EMBODIED_G_PER_HOUR, GPU_EMBODIED_G_PER_HOUR
 
 # Lets load_settings name a file for one call without touching the process environment.
 _CONFIG_PATH: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -74,6 +75,9 @@ class RegionSettings(BaseModel):
     refresh_interval_s: float = Field(default=900.0, gt=0)
     # Name of the env var holding this region's provider credential (never the value itself).
     credentials_env: str | None = None
+    # SCI's M for hardware in this region, gCO2e per device-hour; unset: ``[embodied]``'s.
+    embodied_gpu_g_per_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    embodied_cpu_core_g_per_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class ReplaySettings(BaseModel):
@@ -98,6 +102,16 @@ class PowerSettings(BaseModel):
     gpu_w: float = Field(default=300.0, gt=0)
     cpu_core_w: float = Field(default=12.0, gt=0)
     base_w: float = Field(default=20.0, ge=0)
+
+
+class EmbodiedSettings(BaseModel):
+    """SCI's embodied emissions (M) per device-hour of use, gCO2e, for every region without
+    its own (``[embodied]``). Defaults and their source: ``scheduler.reports.sci``."""
+
+    gpu_g_per_hour: float = Field(default=GPU_EMBODIED_G_PER_HOUR, ge=0, allow_inf_nan=False)
+    cpu_core_g_per_hour: float = Field(
+        default=CPU_CORE_EMBODIED_G_PER_HOUR, ge=0, allow_inf_nan=False
+    )
 
 
 class Settings(BaseSettings):
@@ -137,6 +151,7 @@ class Settings(BaseSettings):
 
     replay: ReplaySettings = ReplaySettings()
     power: PowerSettings = PowerSettings()
+    embodied: EmbodiedSettings = EmbodiedSettings()
     regions: list[RegionSettings] = Field(default_factory=list)
 
     @field_validator("regions")

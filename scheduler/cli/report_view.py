@@ -13,6 +13,7 @@ from scheduler.reports.formats import (
     detail_cells,
     fmt_filters,
     fmt_mass,
+    fmt_per_r,
     parse_iso,
 )
 
@@ -55,7 +56,7 @@ def _jobs_table(jobs: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(title="Jobs", title_justify="left", header_style="bold")
     for column in ("JOB", "NAME", "TENANT", "REGION", "HOME", "STARTED (UTC)"):
         table.add_column(column)
-    for column in ("DELAY", "ENERGY_kWh", "EMISSIONS", "BASELINE", "SAVED", "SAVED_%"):
+    for column in ("DELAY", "ENERGY_kWh", "EMISSIONS", "BASELINE", "SAVED", "SAVED_%", "SCI/R"):
         table.add_column(column, justify="right")
     table.add_column("SOURCE")
     for j in jobs:
@@ -73,6 +74,7 @@ def _jobs_table(jobs: Sequence[Mapping[str, Any]]) -> Table:
             fmt_mass(j["baseline_g"]),
             fmt_mass(j["saved_g"]),
             _pct(j["saved_pct"]),
+            fmt_per_r(j.get("sci_g_per_r"), j.get("functional_unit")),
             text(j["intensity_source"]),
         )
     return table

@@ -47,3 +47,8 @@ class JobCount:
     deadline_misses: int = 0
     moved_in_time: int = 0
     moved_in_space: int = 0
+    # SCI's R: the sum of those jobs' functional units, how many reported a count, and the
+    # units they counted in (``steps``, ``requests``).
+    units: float = 0.0
+    units_jobs: int = 0
+    unit_names: frozenset[str] = frozenset()

@@ -11,8 +11,9 @@ the point at this scale.
 
 Job-level figures come from the store's per-day sums (``JobCount``): mean delay, deadline
 misses, moved shares and embodied emissions (GPU- and core-seconds x the factors) equal the
-per-job report's. The p95 delay is None here: SQLite has no percentile aggregate, and one
-figure that differs by database would be worse than none.
+per-job report's, and so do the functional units and the figures per R (summed from the job
+rows). The p95 delay is None here: SQLite has no percentile aggregate, and one figure that
+differs by database would be worse than none.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from scheduler.reports.savings import (
     SkippedJob,
     period_label,
 )
-from scheduler.reports.sci import EmbodiedFactors
+from scheduler.reports.sci import EmbodiedFactors, factors_for, per_unit, shared_units
 
 HOUR_S = 3600.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -53,12 +54,17 @@ class _Sums:
         "misses",
         "moved_in_space",
         "moved_in_time",
+        "unit_names",
+        "units",
+        "units_jobs",
     )
 
     def __init__(self) -> None:
         self.jobs = self.misses = self.moved_in_time = self.moved_in_space = 0
         self.energy_kwh = self.estimated_kwh = self.emissions_g = self.baseline_g = 0.0
-        self.delay_s = self.embodied_g = 0.0
+        self.delay_s = self.embodied_g = self.units = 0.0
+        self.units_jobs = 0
+        self.unit_names: set[str] = set()
 
     def add_count(self, c: JobCount, factors: EmbodiedFactors) -> None:
         self.jobs += c.jobs
@@ -66,6 +72,9 @@ class _Sums:
         self.misses += c.deadline_misses
         self.moved_in_time += c.moved_in_time
         self.moved_in_space += c.moved_in_space
+        self.units += c.units
+        self.units_jobs += c.units_jobs
+        self.unit_names |= c.unit_names
         self.embodied_g += (
             c.gpu_s * factors.gpu_g_per_hour + c.cpu_s * factors.cpu_core_g_per_hour
         ) / HOUR_S
@@ -73,6 +82,14 @@ class _Sums:
     def group(self, key: str) -> GroupSavings:
         saved_g = self.baseline_g - self.emissions_g
         n = self.jobs
+        units, unit = shared_units(n, self.units_jobs, self.units, self.unit_names)
+        figures = per_unit(
+            operational_g=self.emissions_g,
+            embodied_g=self.embodied_g,
+            energy_kwh=self.energy_kwh,
+            units=units,
+            unit=unit,
+        )
         return GroupSavings(
             key=key,
             jobs=n,
@@ -89,6 +106,11 @@ class _Sums:
             deadline_misses=self.misses,
             moved_in_time_share=self.moved_in_time / n if n else None,
             moved_in_space_share=self.moved_in_space / n if n else None,
+            functional_units=units,
+            functional_unit=unit,
+            sci_g_per_r=figures.sci_g_per_r,
+            energy_kwh_per_1k_requests=figures.energy_kwh_per_1k_requests,
+            emissions_g_per_1k_requests=figures.emissions_g_per_1k_requests,
         )
 
 
@@ -123,6 +145,7 @@ def build_aggregate_report(
     period: str = "day",
     group_by: str | None = None,
     embodied: EmbodiedFactors | None = None,
+    embodied_by_region: Mapping[str, EmbodiedFactors] | None = None,
 ) -> SavingsReport:
     """Totals by tenant, region and period from the store's sums (see the module docstring).
 
@@ -131,7 +154,9 @@ def build_aggregate_report(
     the period they started in. Energy in a region that is not configured,
     or in a zone with no intensity data at all, is left out and listed in ``skipped`` (one
     entry per region). ``group_by`` ``kind`` and ``group`` need buckets and counts split by
-    that column (``split_key``). Raises ValueError for an unknown ``period`` or ``group_by``.
+    that column (``split_key``). ``embodied_by_region`` overrides ``embodied`` per region
+    name. SCI per R: see ``scheduler.reports.sci.shared_units``. Raises ValueError for an
+    unknown ``period`` or ``group_by``.
     """
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
@@ -174,8 +199,9 @@ def build_aggregate_report(
         key = _key_of(group_by, c.tenant, c.region, c.split_key, c.day)
         if key is not None:
             targets.append(by_key[key])
+        region_factors = factors_for(c.region, factors, embodied_by_region)
         for sums in targets:
-            sums.add_count(c, factors)
+            sums.add_count(c, region_factors)
     return SavingsReport(
         generated_at=now.astimezone(UTC),
         start=start.astimezone(UTC) if start is not None else None,

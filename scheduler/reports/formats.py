@@ -115,6 +115,8 @@ DETAIL_HEADERS = (
     "estimated_kwh",
     "operational",
     "embodied",
+    "units",
+    "sci_per_r",
     "mean_delay",
     "p95_delay",
     "deadline_misses",
@@ -141,9 +143,25 @@ def detail_cells(group: Mapping[str, Any]) -> list[str]:
         fmt_kwh(group["estimated_kwh"]),
         fmt_mass(group["emissions_g"]),
         fmt_mass(group["embodied_g"]),
+        fmt_units(group.get("functional_units"), group.get("functional_unit")),
+        fmt_per_r(group.get("sci_g_per_r"), group.get("functional_unit")),
         _delay(group["mean_delay_s"]),
         _delay(group["p95_delay_s"]),
         str(group["deadline_misses"]),
         _share(group["moved_in_time_share"]),
         _share(group["moved_in_space_share"]),
     ]
+
+
+def fmt_units(units: float | None, unit: str | None) -> str:
+    """``12,345 steps``, or ``-`` without a count (or, for a group, mixed units)."""
+    if units is None or unit is None:
+        return MISSING
+    return f"{units:,.0f} {unit}" if units == int(units) else f"{units:,.1f} {unit}"
+
+
+def fmt_per_r(sci_g_per_r: float | None, unit: str | None) -> str:
+    """SCI per R: ``3.42 g/1k steps``, or ``-``."""
+    if sci_g_per_r is None or unit is None:
+        return MISSING
+    return f"{fmt_mass(sci_g_per_r)}/1k {unit}"

@@ -31,4 +31,9 @@ def group_to_dict(group: GroupSavings) -> dict[str, Any]:
         "deadline_misses": group.deadline_misses,
         "moved_in_time_share": group.moved_in_time_share,
         "moved_in_space_share": group.moved_in_space_share,
+        "functional_units": group.functional_units,
+        "functional_unit": group.functional_unit,
+        "sci_g_per_r": group.sci_g_per_r,
+        "energy_kwh_per_1k_requests": group.energy_kwh_per_1k_requests,
+        "emissions_g_per_1k_requests": group.emissions_g_per_1k_requests,
     }

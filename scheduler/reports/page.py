@@ -17,6 +17,7 @@ from scheduler.reports.formats import (
     fmt_g,
     fmt_kwh,
     fmt_pct,
+    fmt_per_r,
     fmt_s,
     fmt_time,
 )
@@ -148,6 +149,8 @@ _DETAIL_TITLES = (
     "Estimated (kWh)",
     "Operational",
     "Embodied",
+    "Units (R)",
+    "SCI per R",
     "Mean delay",
     "p95 delay",
     "Deadline misses",
@@ -165,7 +168,7 @@ def _detail_table(report: SavingsReport) -> str:
         + "</tr>"
         for g, css in [*((g, "") for g in report.groups), (report.total, "total")]
     )
-    head = _head(["Group", *_DETAIL_TITLES], numeric=range(1, 11))
+    head = _head(["Group", *_DETAIL_TITLES], numeric=range(1, len(_DETAIL_TITLES) + 1))
     title = f"Accounting by {report.group_by}" if report.group_by else "Accounting"
     return (
         f'<h2>{escape(title)}</h2><div class="scroll"><table>{head}'
@@ -224,6 +227,7 @@ def _job_row(job: JobSavings) -> str:
                 _cell(fmt_g(job.baseline_g), num=True),
                 _cell(fmt_g(job.saved_g), num=True),
                 _cell(fmt_pct(job.saved_pct), num=True),
+                _cell(fmt_per_r(job.sci_g_per_r, job.functional_unit), num=True),
                 f"<td{source_css}>{escape(job.intensity_source)}</td>",
             ]
         )
@@ -248,13 +252,14 @@ def _job_table(jobs: Sequence[JobSavings]) -> str:
             "Baseline (g)",
             "Saved (g)",
             "Saved",
+            "SCI per R",
             "Source",
         ],
-        numeric=range(8, 14),
+        numeric=range(8, 15),
     )
     rows = "".join(_job_row(j) for j in jobs)
     if not jobs:
-        rows = '<tr><td colspan="15">No job with energy reports in this range.</td></tr>'
+        rows = '<tr><td colspan="16">No job with energy reports in this range.</td></tr>'
     # Wide: it scrolls inside its own box rather than push the page past the window.
     return (
         f'<h2>Jobs</h2><div class="scroll"><table class="jobs">{head}'

@@ -23,6 +23,7 @@ from scheduler.reports.formats import (
     fmt_kwh,
     fmt_mass,
     fmt_pct,
+    fmt_per_r,
     fmt_s,
     fmt_time,
     iso_utc,
@@ -58,6 +59,13 @@ CSV_COLUMNS = (
     "delay_s",
     "energy_estimated",
     "intensity_source",
+    "kind",
+    "embodied_g",
+    "functional_units",
+    "functional_unit",
+    "sci_g_per_r",
+    "energy_kwh_per_1k_requests",
+    "emissions_g_per_1k_requests",
     "filters",
 )
 
@@ -83,6 +91,13 @@ def job_to_dict(job: JobSavings) -> dict[str, Any]:
         "delay_s": job.delay_s,
         "energy_estimated": job.energy_estimated,
         "intensity_source": job.intensity_source,
+        "kind": job.kind,
+        "embodied_g": job.embodied_g,
+        "functional_units": job.functional_units,
+        "functional_unit": job.functional_unit,
+        "sci_g_per_r": job.sci_g_per_r,
+        "energy_kwh_per_1k_requests": job.energy_kwh_per_1k_requests,
+        "emissions_g_per_1k_requests": job.emissions_g_per_1k_requests,
     }
 
 
@@ -157,6 +172,12 @@ def report_to_csv(report: SavingsReport) -> str:
         "saved_g": total.saved_g,
         "saved_pct": total.saved_pct,
         "energy_estimated": any(j.energy_estimated for j in report.jobs),
+        "embodied_g": total.embodied_g,
+        "functional_units": total.functional_units,
+        "functional_unit": total.functional_unit,
+        "sci_g_per_r": total.sci_g_per_r,
+        "energy_kwh_per_1k_requests": total.energy_kwh_per_1k_requests,
+        "emissions_g_per_1k_requests": total.emissions_g_per_1k_requests,
         "filters": filters,
     }
     writer.writerow([_csv_cell(total_row.get(c)) for c in CSV_COLUMNS])
@@ -211,6 +232,7 @@ _JOB_HEADERS = (
     "baseline_g",
     "saved_g",
     "saved_pct",
+    "sci_per_r",
     "source",
 )
 
@@ -229,6 +251,7 @@ def _job_cells(job: JobSavings) -> list[str]:
         fmt_g(job.baseline_g),
         fmt_g(job.saved_g),
         fmt_pct(job.saved_pct),
+        fmt_per_r(job.sci_g_per_r, job.functional_unit),
         job.intensity_source,
     ]
 
@@ -261,10 +284,11 @@ def report_to_text(report: SavingsReport) -> str:
         *_group_table("Region", report.by_region),
         *_group_table(report.period.capitalize(), report.by_period),
         "Jobs",
-        *_table(_JOB_HEADERS, [_job_cells(j) for j in report.jobs], set(range(6, 12))),
+        *_table(_JOB_HEADERS, [_job_cells(j) for j in report.jobs], set(range(6, 13))),
         "",
         "* energy estimated from configured power, not measured. source: intensity behind the"
-        " figures (actual; forecast or extrapolated where actuals were missing).",
+        " figures (actual; forecast or extrapolated where actuals were missing)."
+        " sci_per_r: (operational + embodied) per 1,000 steps or requests.",
     ]
     if report.skipped:
         lines += ["", "Not priced:"]

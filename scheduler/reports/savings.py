@@ -38,6 +38,7 @@ from scheduler.domain import (
     RegionNotFound,
     effective_deadline,
 )
+from scheduler.domain.progress import JobProgress
 from scheduler.reports.emissions import (
     EnergySlice,
     IntensitySource,
@@ -45,7 +46,7 @@ from scheduler.reports.emissions import (
     profile_emissions_g,
     worst_source,
 )
-from scheduler.reports.sci import EmbodiedFactors, embodied_g
+from scheduler.reports.sci import EmbodiedFactors, embodied_g, factors_for, per_unit, shared_units
 
 PERIODS = ("day", "week", "month")
 GROUPINGS = ("tenant", "region", "kind", "day", "week", "month", "group")
@@ -89,6 +90,13 @@ class JobSavings:
     deadline_missed: bool = False
     moved_in_time: bool = False
     moved_in_space: bool = False
+    # SCI's R (``scheduler.reports.sci``): the count of ``functional_unit`` (steps, requests)
+    # and the figures per 1,000 of them; None without a count (a group: see shared_units).
+    functional_units: float | None = None
+    functional_unit: str | None = None
+    sci_g_per_r: float | None = None
+    energy_kwh_per_1k_requests: float | None = None
+    emissions_g_per_1k_requests: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +123,13 @@ class GroupSavings:
     deadline_misses: int = 0
     moved_in_time_share: float | None = None
     moved_in_space_share: float | None = None
+    # SCI's R (``scheduler.reports.sci``): the count of ``functional_unit`` (steps, requests)
+    # and the figures per 1,000 of them; None without a count (a group: see shared_units).
+    functional_units: float | None = None
+    functional_unit: str | None = None
+    sci_g_per_r: float | None = None
+    energy_kwh_per_1k_requests: float | None = None
+    emissions_g_per_1k_requests: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +187,8 @@ def build_savings_report(
     group_by: str | None = None,
     step_s: float = 300.0,
     embodied: EmbodiedFactors | None = None,
+    embodied_by_region: Mapping[str, EmbodiedFactors] | None = None,
+    progress: Mapping[str, JobProgress] | None = None,
 ) -> SavingsReport:
     """Price every counted job and group the results.
 
@@ -179,7 +196,9 @@ def build_savings_report(
     one energy report. ``regions`` is keyed by region name, ``actuals`` and ``forecasts`` by grid
     zone. Reports repeating ``(job_id, attempt, device, interval_start)`` count once.
     ``group_by`` adds one more grouping (``GROUPINGS``) as ``groups``; ``step_s`` is the
-    planning step that tells a job moved in time; ``embodied`` the M factors (SCI defaults).
+    planning step that tells a job moved in time; ``embodied`` the M factors (SCI defaults),
+    ``embodied_by_region`` those of the regions that have their own (by region name);
+    ``progress`` each job's functional-unit count (SCI's R) by job id.
     Raises ValueError for a naive datetime or an unknown ``period`` or ``group_by``.
     """
     for name, value in (("now", now), ("start", start), ("end", end)):
@@ -210,7 +229,9 @@ def build_savings_report(
             continue
         try:
             row = _job_savings(job, reports, run_start, regions, zone_of)
-            rows.append(_with_conduct(row, job, now=now, step_s=step_s, factors=factors))
+            row_factors = factors_for(row.region, factors, embodied_by_region)
+            row = _with_conduct(row, job, now=now, step_s=step_s, factors=row_factors)
+            rows.append(_with_units(row, (progress or {}).get(job.id)))
         except (RegionNotFound, ForecastUnavailable) as e:
             skipped.append(SkippedJob(job_id=job.id, reason=str(e)))
     rows.sort(key=lambda r: (r.started_at, r.job_id))
@@ -264,6 +285,27 @@ def _with_conduct(
     )
 
 
+def _with_units(row: JobSavings, progress: JobProgress | None) -> JobSavings:
+    """``row`` with the job's functional units and its figures per R."""
+    if progress is None:
+        return row
+    figures = per_unit(
+        operational_g=row.emissions_g,
+        embodied_g=row.embodied_g,
+        energy_kwh=row.energy_kwh,
+        units=progress.units,
+        unit=progress.unit,
+    )
+    return replace(
+        row,
+        functional_units=progress.units,
+        functional_unit=progress.unit,
+        sci_g_per_r=figures.sci_g_per_r,
+        energy_kwh_per_1k_requests=figures.energy_kwh_per_1k_requests,
+        emissions_g_per_1k_requests=figures.emissions_g_per_1k_requests,
+    )
+
+
 def group_savings(key: str, rows: Sequence[JobSavings]) -> GroupSavings:
     """Sum ``rows`` into one group; ``saved_pct`` is recomputed from the sums, not averaged."""
     baseline_g = math.fsum(r.baseline_g for r in rows)
@@ -272,6 +314,20 @@ def group_savings(key: str, rows: Sequence[JobSavings]) -> GroupSavings:
     energy_kwh = math.fsum(r.energy_kwh for r in rows)
     estimated_kwh = math.fsum(r.estimated_kwh for r in rows)
     n = len(rows)
+    embodied = math.fsum(r.embodied_g for r in rows)
+    units, unit = shared_units(
+        n,
+        sum(r.functional_units is not None for r in rows),
+        math.fsum(r.functional_units or 0.0 for r in rows),
+        {r.functional_unit for r in rows if r.functional_unit is not None},
+    )
+    figures = per_unit(
+        operational_g=emissions_g,
+        embodied_g=embodied,
+        energy_kwh=energy_kwh,
+        units=units,
+        unit=unit,
+    )
     return GroupSavings(
         key=key,
         jobs=n,
@@ -282,12 +338,17 @@ def group_savings(key: str, rows: Sequence[JobSavings]) -> GroupSavings:
         saved_pct=_pct(saved_g, baseline_g),
         measured_kwh=energy_kwh - estimated_kwh,
         estimated_kwh=estimated_kwh,
-        embodied_g=math.fsum(r.embodied_g for r in rows),
+        embodied_g=embodied,
         mean_delay_s=math.fsum(r.delay_s for r in rows) / n if n else None,
         p95_delay_s=p95([r.delay_s for r in rows]),
         deadline_misses=sum(r.deadline_missed for r in rows),
         moved_in_time_share=sum(r.moved_in_time for r in rows) / n if n else None,
         moved_in_space_share=sum(r.moved_in_space for r in rows) / n if n else None,
+        functional_units=units,
+        functional_unit=unit,
+        sci_g_per_r=figures.sci_g_per_r,
+        energy_kwh_per_1k_requests=figures.energy_kwh_per_1k_requests,
+        emissions_g_per_1k_requests=figures.emissions_g_per_1k_requests,
     )
 
 

@@ -11,15 +11,20 @@
   ``TE x (TiR / EL) x (RR / ToR)``, with TE / EL expressed per device-hour
   (:class:`EmbodiedFactors`) and RR / ToR the job's share of the devices (its GPUs and cores).
 - **R** is the functional unit: 1,000 training steps for training jobs, 1,000 requests for
-  deployments, as the workers report them. Without a count, SCI per unit is None (the totals
-  still stand).
+  deployments, as the workers report them (``workers.units``, ``POST /v1/jobs/{id}/progress``).
+  Without a count, SCI per unit is None (the totals still stand). A group of jobs has SCI per
+  R only where every job in it reported a count and all count the same unit
+  (:func:`shared_units`): steps and requests do not add up, and a group's emissions over the
+  units of only some of its jobs would flatter it.
 
 Default embodied factors, and where they come from: Luccioni, Viguier and Ligozat, "Estimating
 the Carbon Footprint of BLOOM, a 176B Parameter Language Model" (JMLR 24, 2023; arXiv:2211.02001),
 section 4.1: 150 kgCO2e per NVIDIA A100 GPU and 2,500 kgCO2e per server node without its GPUs,
 a 6-year lifetime at 85 % use. Spread over a node's 64 cores, that is the per-core figure.
-:class:`EmbodiedFactors` takes other figures for other hardware; the service uses these
-defaults for every region (a per-region setting is not wired yet).
+:class:`EmbodiedFactors` takes other figures for other hardware: the service config sets them
+for all regions (``[embodied]``) and per region (``embodied_gpu_g_per_hour``,
+``embodied_cpu_core_g_per_hour`` in a ``[[regions]]`` entry), and each job is charged its
+region's.
 
 Pure: no I/O, no clock.
 """
@@ -27,6 +32,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 HOURS_PER_YEAR = 8760.0
@@ -96,4 +102,59 @@ def sci(*, operational_g: float, embodied_g: float, kind: str, units: float | No
         functional_unit=FUNCTIONAL_UNITS.get(kind, "1,000 units"),
         units=units,
         sci_g_per_r=per_r,
+    )
+
+
+def factors_for(
+    region: str, default: EmbodiedFactors, by_region: Mapping[str, EmbodiedFactors] | None
+) -> EmbodiedFactors:
+    """The embodied factors of ``region``: its own where configured, else ``default``."""
+    if by_region is None:
+        return default
+    return by_region.get(region, default)
+
+
+def shared_units(
+    jobs: int, counted_jobs: int, units: float, unit_names: Iterable[str]
+) -> tuple[float, str] | tuple[None, None]:
+    """A group's functional units ``(total, unit)`` when all ``jobs`` reported a count
+    (``counted_jobs``) in one unit; ``(None, None)`` otherwise (no jobs, a job without a
+    count, mixed units)."""
+    names = set(unit_names)
+    if jobs == 0 or counted_jobs != jobs or len(names) != 1:
+        return None, None
+    return units, names.pop()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerUnit:
+    """Figures per functional unit R (1,000 units). ``sci_g_per_r`` = (O + M) per R;
+    ``energy_kwh_per_1k_requests`` (metered energy, before PUE) and
+    ``emissions_g_per_1k_requests`` (operational, O) only for requests. None where there is
+    no positive count."""
+
+    sci_g_per_r: float | None = None
+    energy_kwh_per_1k_requests: float | None = None
+    emissions_g_per_1k_requests: float | None = None
+
+
+def per_unit(
+    *,
+    operational_g: float,
+    embodied_g: float,
+    energy_kwh: float,
+    units: float | None,
+    unit: str | None,
+) -> PerUnit:
+    """The figures per R of a job or a group whose count is ``units`` of ``unit``."""
+    if units is None or unit is None or not (units > 0 and math.isfinite(units)):
+        return PerUnit()
+    r = units / UNITS_PER_R
+    sci_g_per_r = (operational_g + embodied_g) / r
+    if unit != "requests":
+        return PerUnit(sci_g_per_r=sci_g_per_r)
+    return PerUnit(
+        sci_g_per_r=sci_g_per_r,
+        energy_kwh_per_1k_requests=energy_kwh / r,
+        emissions_g_per_1k_requests=operational_g / r,
     )

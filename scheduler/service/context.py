@@ -14,6 +14,7 @@ from scheduler.forecasts.refresh import RefreshResult
 from scheduler.planning.ledger import AdmissionLedger
 from scheduler.planning.snapshot import LeadError
 from scheduler.ports import Clock, Dispatcher, ForecastProvider, Store
+from scheduler.reports.sci import EmbodiedFactors
 from scheduler.service.jobtable import JobTable
 
 
@@ -69,6 +70,10 @@ class ServiceConfig:
     region_probe_s: float = 15.0
     # An arrival wakes the planner after this pause, so a burst is planned once (seconds).
     plan_debounce_s: float = 0.2
+    # SCI's M factors for the savings report: every region's, and those of regions with their
+    # own (by name; scheduler.service.embodied_config).
+    embodied: EmbodiedFactors = field(default_factory=EmbodiedFactors)
+    embodied_by_region: Mapping[str, EmbodiedFactors] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)

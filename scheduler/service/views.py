@@ -176,6 +176,8 @@ def savings_report(
                 end=end,
                 period=period,
                 group_by=group_by,
+                embodied=ctx.config.embodied,
+                embodied_by_region=ctx.config.embodied_by_region,
             ),
             filters=filters,
         )
@@ -209,6 +211,9 @@ def savings_report(
             period=period,
             group_by=group_by,
             step_s=step_s,
+            embodied=ctx.config.embodied,
+            embodied_by_region=ctx.config.embodied_by_region,
+            progress=ctx.store.job_progress([j.id for j in jobs]),
         ),
         filters=filters,
     )

@@ -21,6 +21,7 @@ from scheduler.domain.savings import EnergyBucket, JobCount
 from scheduler.store.engine import read_transaction
 from scheduler.store.rollup import RollupView, SqlRollupStore, rollup_view
 from scheduler.store.tables import energy_reports, jobs, savings_rollup_energy, savings_rollup_jobs
+from scheduler.store.unit_sums import attach_units, unit_sums_query
 
 _COUNTED = [s.value for s in TERMINAL_STATES | {JobState.RUNNING, JobState.RELOCATING}]
 
@@ -246,9 +247,14 @@ class SqlSavingsStore(SqlRollupStore):
             rows = list(conn.execute(query).all())
             if view is not None:
                 rows += rolled_counts(conn, view, tenant, region, group_id, split)
+            unit_rows = list(conn.execute(unit_sums_query(keys, conditions)).all())
+
+        def key_of(row: Any) -> tuple[Any, ...]:
+            return (row[0], row[1], _from_epoch(row[2], 86400), row[3] if split else None)
+
         sums: dict[tuple[Any, ...], list[float]] = {}
         for row in rows:
-            key = (row[0], row[1], _from_epoch(row[2], 86400), row[3] if split else None)
+            key = key_of(row)
             figures = [float(v or 0) for v in row[-7:]]
             known = sums.get(key)
             if known is None:
@@ -256,7 +262,7 @@ class SqlSavingsStore(SqlRollupStore):
             else:
                 for i, v in enumerate(figures):
                     known[i] += v
-        return [
+        counts = [
             JobCount(
                 tenant=t,
                 region=r,
@@ -272,6 +278,7 @@ class SqlSavingsStore(SqlRollupStore):
             )
             for (t, r, day, key), (n, delay, gpu, cpu, misses, moved_t, moved_s) in sums.items()
         ]
+        return attach_units(counts, unit_rows, key_of)
 
     def savings_energy_buckets(
         self,
