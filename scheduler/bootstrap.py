@@ -58,6 +58,7 @@ def service_config(settings: Settings, *, worker_command: str | None = None) -> 
         gpu_w=settings.power.gpu_w,
         cpu_core_w=settings.power.cpu_core_w,
         base_w=settings.power.base_w,
+        idle_gpu_w=settings.power.idle_gpu_w,
         forecast_retention_s=settings.forecast_retention_days * 86400.0,
         event_retention_s=settings.event_retention_days * 86400.0,
         checkpoint_dir=settings.checkpoint_dir

@@ -102,6 +102,10 @@ class PowerSettings(BaseModel):
     gpu_w: float = Field(default=300.0, gt=0)
     cpu_core_w: float = Field(default=12.0, gt=0)
     base_w: float = Field(default=20.0, ge=0)
+    # Draw of one powered but idle GPU: what each GPU left unpowered by packing shared
+    # deployments saves (the savings report's packing credit). 60 W: data-centre GPUs of the
+    # A100/H100 class idle at roughly 50-70 W as nvidia-smi reads them; set yours.
+    idle_gpu_w: float = Field(default=60.0, ge=0)
 
 
 class EmbodiedSettings(BaseModel):

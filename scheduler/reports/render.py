@@ -30,6 +30,7 @@ from scheduler.reports.formats import (
     printable,
 )
 from scheduler.reports.groups import group_to_dict
+from scheduler.reports.packing_credit import PackingCredit
 from scheduler.reports.page import report_to_html
 from scheduler.reports.savings import GroupSavings, JobSavings, SavingsReport
 
@@ -140,7 +141,40 @@ def report_to_dict(report: SavingsReport) -> dict[str, Any]:
         "groups": [group_to_dict(g) for g in report.groups],
         "jobs": [job_to_dict(j) for j in report.jobs],
         "skipped": [{"job_id": s.job_id, "reason": s.reason} for s in report.skipped],
+        "packing": packing_to_dict(report.packing),
     }
+
+
+def packing_to_dict(credit: PackingCredit | None) -> dict[str, Any] | None:
+    """GPUs powered with and without packing, and the idle energy and grams it saved."""
+    if credit is None:
+        return None
+    return {
+        "deployments": credit.deployments,
+        "gpu_h_packed": credit.gpu_h_packed,
+        "gpu_h_unpacked": credit.gpu_h_unpacked,
+        "gpu_h_saved": credit.gpu_h_saved,
+        "peak_gpus_packed": credit.peak_gpus_packed,
+        "peak_gpus_unpacked": credit.peak_gpus_unpacked,
+        "idle_gpu_w": credit.idle_gpu_w,
+        "idle_power_source": credit.idle_power_source,
+        "energy_kwh": credit.energy_kwh,
+        "emissions_g": credit.emissions_g,
+    }
+
+
+def _packing_lines(credit: PackingCredit | None) -> list[str]:
+    if credit is None:
+        return []
+    grams = "unpriced" if credit.emissions_g is None else fmt_mass(credit.emissions_g)
+    return [
+        f"Packing: {credit.deployments} shared-GPU deployments powered "
+        f"{credit.gpu_h_packed:.1f} GPU-h (peak {credit.peak_gpus_packed} GPUs) instead of "
+        f"{credit.gpu_h_unpacked:.1f} GPU-h (peak {credit.peak_gpus_unpacked}); idle draw saved "
+        f"{fmt_kwh(credit.energy_kwh)} kWh at {credit.idle_gpu_w:g} W "
+        f"({credit.idle_power_source}), {grams}",
+        "",
+    ]
 
 
 def _csv_cell(value: Any) -> str:
@@ -279,6 +313,7 @@ def report_to_text(report: SavingsReport) -> str:
         f"emissions {fmt_mass(total.emissions_g)}, baseline {fmt_mass(total.baseline_g)}, "
         f"saved {fmt_mass(total.saved_g)} ({fmt_pct(total.saved_pct)})",
         "" if report.jobs else "No job with energy reports in this range.\n",
+        *_packing_lines(report.packing),
         *_detail_table(report),
         *_group_table("Tenant", report.by_tenant),
         *_group_table("Region", report.by_region),

@@ -46,6 +46,7 @@ from scheduler.reports.emissions import (
     profile_emissions_g,
     worst_source,
 )
+from scheduler.reports.packing_credit import PackingCredit, packing_credit, shared_runs
 from scheduler.reports.sci import EmbodiedFactors, embodied_g, factors_for, per_unit, shared_units
 
 PERIODS = ("day", "week", "month")
@@ -171,6 +172,9 @@ class SavingsReport:
     filters: ReportFilters = field(default_factory=lambda: ReportFilters())
     group_by: str | None = None
     groups: tuple[GroupSavings, ...] = ()
+    # GPUs powered with and without packing shared deployments, and the idle energy saved
+    # (``scheduler.reports.packing_credit``); None without such deployments or an idle power.
+    packing: PackingCredit | None = None
 
 
 def build_savings_report(
@@ -189,6 +193,7 @@ def build_savings_report(
     embodied: EmbodiedFactors | None = None,
     embodied_by_region: Mapping[str, EmbodiedFactors] | None = None,
     progress: Mapping[str, JobProgress] | None = None,
+    idle_gpu_w: float | None = None,
 ) -> SavingsReport:
     """Price every counted job and group the results.
 
@@ -198,7 +203,8 @@ def build_savings_report(
     ``group_by`` adds one more grouping (``GROUPINGS``) as ``groups``; ``step_s`` is the
     planning step that tells a job moved in time; ``embodied`` the M factors (SCI defaults),
     ``embodied_by_region`` those of the regions that have their own (by region name);
-    ``progress`` each job's functional-unit count (SCI's R) by job id.
+    ``progress`` each job's functional-unit count (SCI's R) by job id; ``idle_gpu_w`` the idle
+    draw of one GPU, which credits the GPUs packing left unpowered (``packing``).
     Raises ValueError for a naive datetime or an unknown ``period`` or ``group_by``.
     """
     for name, value in (("now", now), ("start", start), ("end", end)):
@@ -249,6 +255,11 @@ def build_savings_report(
         skipped=tuple(skipped),
         group_by=group_by,
         groups=_group_by(rows, _GROUP_KEYS[group_by]) if group_by is not None else (),
+        packing=None
+        if idle_gpu_w is None
+        else packing_credit(
+            shared_runs(jobs, rows, now), idle_gpu_w=idle_gpu_w, regions=regions, zone_of=zone_of
+        ),
     )
 
 

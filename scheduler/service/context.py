@@ -51,6 +51,7 @@ class ServiceConfig:
     gpu_w: float = 300.0
     cpu_core_w: float = 12.0
     base_w: float = 20.0
+    idle_gpu_w: float = 60.0  # one idle GPU's draw: the packing credit in the savings report
     # A run the cluster keeps PENDING longer than this (scheduler time) is stopped and retried.
     pending_timeout_s: float = 600.0
     deployment_horizon_s: float = 24 * 3600.0

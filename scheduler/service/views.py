@@ -214,6 +214,7 @@ def savings_report(
             embodied=ctx.config.embodied,
             embodied_by_region=ctx.config.embodied_by_region,
             progress=ctx.store.job_progress([j.id for j in jobs]),
+            idle_gpu_w=ctx.config.idle_gpu_w,
         ),
         filters=filters,
     )
