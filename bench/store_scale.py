@@ -98,7 +98,30 @@ def main(argv: list[str] | None = None) -> int:
         bench_list(service)
     if "report" in args.parts:
         bench_report(service)
+    if "http" in args.parts:
+        bench_http(service, url)
     return 0
+
+
+def bench_http(service: Any, url: str) -> None:
+    """``GET /v1/jobs?state=..&limit=50`` over HTTP, 8 clients, as ``bench/api_load.py`` does
+    (``greenlight serve`` with its cycles, Ray refused), first pages and keyset pages."""
+    from scheduler.domain import JobState, Role
+
+    token = service.create_token(tenant="bench", role=Role.USER)[0]
+    principal = service.authenticate(token)
+    page = service.list_jobs(principal, state=JobState.SUCCEEDED, limit=50)
+    with api_load.greenlight_server(url) as api:
+        time.sleep(20)
+        for what, paths in (
+            (
+                "first pages",
+                ["/v1/jobs?state=pending&limit=50", "/v1/jobs?state=succeeded&limit=50"],
+            ),
+            ("keyset page", [f"/v1/jobs?state=succeeded&limit=50&cursor={page.next_cursor}"]),
+        ):
+            r = api_load.drive(url=api, token=token, mode="get", clients=8, seconds=15, paths=paths)
+            print(f"HTTP GET /v1/jobs?state=..&limit=50 {what}, 8 clients: {api_load.fmt(r)}")
 
 
 def bench_list(service: Any) -> None:

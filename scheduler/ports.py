@@ -22,6 +22,7 @@ from scheduler.domain import (
     Region,
     SeriesKind,
 )
+from scheduler.domain.deployments import Move, Relocation
 from scheduler.domain.progress import JobProgress
 from scheduler.domain.runs import DispatchMark, RunInfo
 from scheduler.domain.savings import EnergyBucket, JobCount
@@ -354,6 +355,46 @@ class ProgressStore(Protocol):
         ...
 
 
+class DeploymentStore(Protocol):
+    """Deployments' endpoints and their moves between regions (``scheduler.store.deployments``).
+    Times are aware UTC. Every write checks what it expects and returns False when the job
+    changed meanwhile."""
+
+    def set_endpoint(self, job_id: str, attempt: int | None, endpoint: str, now: datetime) -> bool:
+        """Record the endpoint an attempt's copy reported (None: the serving copy's); True when
+        it changed. Raises JobNotFound, EndpointConflict."""
+        ...
+
+    def running_deployments(self) -> list[Job]:
+        """Deployments running with no move in flight, not in quarantine."""
+        ...
+
+    def moving_jobs(self) -> list[tuple[Job, str | None]]:
+        """Jobs with a move in flight, each with the endpoint its new copy reported."""
+        ...
+
+    def start_move(self, job_id: str, move: Move, event: JobEvent) -> bool:
+        """Running -> relocating with ``move`` in flight and the new copy's attempt."""
+        ...
+
+    def save_move(self, job_id: str, before: Move, after: Move, events: Sequence[JobEvent]) -> bool:
+        """Replace the move in flight (switching the endpoint, region and submission id when
+        ``after`` is the switch)."""
+        ...
+
+    def end_move(
+        self,
+        job_id: str,
+        move: Move,
+        events: Sequence[JobEvent],
+        *,
+        now: datetime,
+        relocation: Relocation | None,
+    ) -> bool:
+        """Clear the move in flight: completed (``relocation``) or rolled back (None)."""
+        ...
+
+
 class Store(
     JobStore,
     PlanStore,
@@ -363,6 +404,7 @@ class Store(
     RegionStore,
     SavingsStore,
     ProgressStore,
+    DeploymentStore,
     Protocol,
 ):
     """Everything the service keeps durably; one SQL database implements all of it."""

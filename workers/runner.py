@@ -30,6 +30,10 @@ Environment (all optional):
   or requests (SCI's functional unit); default a private temporary file. The runner sets it
   for the command, reads it with every energy report and at exit, and posts the total to
   ``POST $GREENLIGHT_API_URL/v1/jobs/$GREENLIGHT_JOB_ID/progress``.
+* ``GREENLIGHT_ENDPOINT_FILE``: where a deployment writes the URL it answers at
+  (``workers.endpoint``); default a private temporary file. The runner posts it to
+  ``POST $GREENLIGHT_API_URL/v1/jobs/$GREENLIGHT_JOB_ID/endpoint`` (a wildcard host becomes the
+  node's address toward the API, or ``GREENLIGHT_NODE_IP``).
 * ``GREENLIGHT_METER`` (``auto``|``estimate``, overridden by ``--meter``),
   ``GREENLIGHT_LOG_LEVEL`` (INFO), ``CUDA_VISIBLE_DEVICES`` (which GPUs NVML meters).
 """
@@ -60,6 +64,7 @@ from workers.child import (
     build_argv,
     exit_code_of,
 )
+from workers.endpoint import EndpointWatcher
 from workers.energy import Meter, MeterMode, PowerSpec, build_meter
 from workers.energy.estimate import EstimateMeter
 from workers.intervals import IntervalCutter
@@ -462,6 +467,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     reporter = (
         EnergyReporter(target, policy=config.retry, job_id=job_id) if target or job_id else None
     )
+    # A deployment writes where it answers to $GREENLIGHT_ENDPOINT_FILE; a thread posts it.
+    EndpointWatcher.start(target, env, retry=config.retry)
     with units_file(env) as path:
         progress = ProgressReporter(target, path, attempt=config.attempt, policy=config.retry)
         return Runner(config, meter, reporter, progress=progress).run(command, env)

@@ -37,6 +37,7 @@ from scheduler.domain import (
     RegionNotFound,
     Unauthorized,
 )
+from scheduler.domain.deployments import EndpointConflict
 from scheduler.domain.energy import EnergyConflict
 from scheduler.domain.progress import ProgressConflict
 from scheduler.domain.tokens import TokenNotFound
@@ -57,6 +58,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[GreenlightError], int, str], ...] = (
     (InvalidTransition, 409, "conflict"),
     (EnergyConflict, 409, "conflict"),
     (ProgressConflict, 409, "conflict"),
+    (EndpointConflict, 409, "conflict"),
     (Unauthorized, 401, "unauthorized"),
     (Forbidden, 403, "forbidden"),
     (ProviderError, 503, "unavailable"),

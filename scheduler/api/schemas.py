@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from scheduler.api.deployment_schemas import RelocationPublic
 from scheduler.domain import (
     EnergyReport,
     Forecast,
@@ -303,6 +304,11 @@ class JobPublic(BaseModel):
     plan: PlanPublic | None
     group_id: str | None = None
     after: list[DependencyIn] = Field(default_factory=list)
+    # Deployments: where the serving copy answers, the region of a move in flight, and the
+    # completed moves with their expected saving (measured: GET /v1/deployments/{id}/relocations).
+    endpoint: str | None = None
+    relocating_to: str | None = None
+    relocations: list[RelocationPublic] = Field(default_factory=list)
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
@@ -341,6 +347,9 @@ class JobPublic(BaseModel):
             group_id=spec.group_id,
             after=[DependencyIn(job_id=d.job_id, kind=d.kind) for d in spec.after],
             plan=PlanPublic.of(job.plan) if job.plan else None,
+            endpoint=job.endpoint,
+            relocating_to=job.move.to_region if job.move is not None else None,
+            relocations=[RelocationPublic.of(r) for r in job.relocations],
         )
 
 

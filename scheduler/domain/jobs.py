@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from scheduler.domain.deployments import Move, Relocation
+
 
 class JobKind(enum.StrEnum):
     TRAINING = "training"
@@ -232,6 +234,13 @@ class Job:
     finished_at: datetime | None = None
     exit_code: int | None = None
     message: str | None = None
+    # Deployments (scheduler.domain.deployments): where the serving copy answers and since when,
+    # the move in flight, when it last moved, and its completed moves, oldest first.
+    endpoint: str | None = None
+    endpoint_updated_at: datetime | None = None
+    move: Move | None = None
+    moved_at: datetime | None = None
+    relocations: tuple[Relocation, ...] = ()
 
     @property
     def tenant(self) -> str:

@@ -25,7 +25,7 @@ from scheduler.domain import (
 from scheduler.domain.progress import JobProgress
 from scheduler.planning.snapshot import Decision, LeadError
 from scheduler.reports.savings import SavingsReport
-from scheduler.service import cycles, dashboard, energy, jobs, progress, tokens, views
+from scheduler.service import cycles, dashboard, deployments, energy, jobs, progress, tokens, views
 from scheduler.service.context import ServiceConfig, ServiceContext
 from scheduler.service.timings import CycleTimings
 from scheduler.service.views import ForecastView, RegionStatus
@@ -96,6 +96,18 @@ class GreenlightService:
         self, job_id: str, principal: Principal, reports: Sequence[EnergyReport]
     ) -> tuple[int, int]:
         return energy.record_energy(self.ctx, job_id, principal, reports)
+
+    # deployments
+    def record_endpoint(self, job_id: str, principal: Principal, endpoint: str) -> bool:
+        return deployments.record_endpoint(self.ctx, job_id, principal, endpoint)
+
+    def deployment_endpoint(
+        self, job_id: str, principal: Principal
+    ) -> deployments.DeploymentEndpoint:
+        return deployments.deployment_endpoint(self.ctx, job_id, principal)
+
+    def relocations(self, job_id: str, principal: Principal) -> list[deployments.RelocationView]:
+        return deployments.relocations(self.ctx, job_id, principal)
 
     def record_progress(
         self, job_id: str, principal: Principal, *, attempt: int, units: float, unit: str | None

@@ -34,6 +34,7 @@ from scheduler.service.context import ServiceContext
 from scheduler.service.dispatching import dispatch_due
 from scheduler.service.isolation import isolated, quarantine
 from scheduler.service.reconciling import reconcile
+from scheduler.service.relocating import relocation_cycle
 from scheduler.service.snapshots import (
     Signal,
     build_snapshot,
@@ -68,6 +69,7 @@ def plan_cycle(ctx: ServiceContext) -> Decision:
                 ctx.store.add_event(
                     JobEvent(job_id=job_id, at=now, kind="warning", actor=ACTOR, reason=reason)
                 )
+        relocation_cycle(ctx)  # running deployments: stay, or start a move
         ctx.counters["plan_cycles_total"] += 1
         return decision
 

@@ -27,6 +27,7 @@ from scheduler.domain import (
     Principal,
     Role,
 )
+from scheduler.domain.deployments import serving_attempt, stopped_attempt
 from scheduler.domain.energy import (
     ATTEMPT_GRACE_S,
     RUN_TOLERANCE_S,
@@ -58,10 +59,13 @@ def attempt_run(job: Job, events: Sequence[JobEvent], attempt: int) -> AttemptRu
         if event.kind == "release":  # the claim before it never reached the cluster
             seen, started_at = max(seen - 1, 0), None  # (service.dispatching)
             continue
+        if started_at is not None and stopped_attempt(event.kind, event.reason) == attempt:
+            return AttemptRun(started_at=started_at, ended_at=event.at)  # one copy of a move
         if event.kind != "state" or event.to_state is None:
             continue
         if started_at is None:
-            if event.to_state is JobState.DISPATCHED:
+            # A move's new copy is the next attempt (scheduler.domain.deployments).
+            if event.to_state in (JobState.DISPATCHED, JobState.RELOCATING):
                 seen += 1
                 if seen == attempt:
                     started_at = event.at
@@ -72,7 +76,9 @@ def attempt_run(job: Job, events: Sequence[JobEvent], attempt: int) -> AttemptRu
         if attempt != job.attempt:
             return None
         started_at = job.created_at
-    if attempt == job.attempt and job.state in _RUN_STATES:
+    # Not ended by its events: the current attempt, or a copy of a move not yet stopped.
+    live = {job.attempt, serving_attempt(job.submission_id, job.attempt)}
+    if job.state in _RUN_STATES and (attempt in live or job.move is not None):
         return AttemptRun(started_at=started_at, ended_at=None)
     return AttemptRun(started_at=started_at, ended_at=job.finished_at or job.updated_at)
 

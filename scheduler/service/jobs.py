@@ -44,7 +44,7 @@ MAX_BATCH = 10_000
 MAX_PAGE = 1000
 # An offset page counts its filter's jobs up to this many: beyond, the count says "at least"
 # (``count_capped``), since counting a million rows costs more than the page itself.
-COUNT_LIMIT = 10_000
+COUNT_LIMIT = 1_000
 MAX_GROUP_ID = 64
 
 

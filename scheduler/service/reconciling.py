@@ -31,6 +31,7 @@ from scheduler.service.context import ServiceContext
 from scheduler.service.dispatching import dispatch_event, retry_or_fail, submit_attempt
 from scheduler.service.energy_log import parse_energy_lines
 from scheduler.service.isolation import isolated, region_down, region_up
+from scheduler.service.moving import advance_moves
 from scheduler.service.snapshots import STARTED_STATES, all_jobs, ran_s
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,13 @@ def reconcile(ctx: ServiceContext) -> int:
             continue
         if not job.region or not job.submission_id or job.region in down_now:
             continue
+        if job.state is JobState.RELOCATING:
+            continue  # both copies belong to the move (scheduler.service.moving) until it ends
         with isolated(ctx, job.id, "reconcile"):
             if not _reconcile_job(ctx, job, mark, now):
                 down_now.add(job.region)
     _probe_quiet_regions(ctx, down_now)
+    advance_moves(ctx)
     return len(jobs)
 
 

@@ -131,16 +131,25 @@ class SqlJobStore(SqlAdapter):
             conditions.append(jobs.c.kind == kind.value)
         count_query = sa.select(sa.func.count()).select_from(jobs).where(*conditions)
         if count_limit is not None:
-            capped = sa.select(sa.literal(1)).select_from(jobs).where(*conditions)
-            count_query = sa.select(sa.func.count()).select_from(
-                capped.limit(count_limit).subquery()
+            # In the page's order, so the capped count walks the page's index (index only,
+            # narrow entries) and stops at the cap, rather than a heap scan that filters.
+            capped = (
+                sa.select(jobs.c.id)
+                .where(*conditions)
+                .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+                .limit(count_limit)
             )
+            count_query = sa.select(sa.func.count()).select_from(capped.subquery())
         if after is not None:
             created_at, job_id = after
+            # A row comparison, not ``a < x OR (a = x AND b < y)``: both databases take it as
+            # the index range's bound, where the OR form filters every row before the position
+            # (a deep page read all the pages before it).
             conditions.append(
-                sa.or_(
-                    jobs.c.created_at < created_at,
-                    sa.and_(jobs.c.created_at == created_at, jobs.c.id < job_id),
+                sa.tuple_(jobs.c.created_at, jobs.c.id)
+                < sa.tuple_(
+                    sa.literal(created_at, jobs.c.created_at.type),
+                    sa.literal(job_id, jobs.c.id.type),
                 )
             )
         page_query = (

@@ -25,6 +25,7 @@ from scheduler.domain import (
     Window,
 )
 from scheduler.domain.jobs import Dependency, DependencyKind
+from scheduler.store.deployment_rows import move_from_document, relocations_from_documents
 
 
 def _iso(value: datetime) -> str:
@@ -172,6 +173,11 @@ def job_from_row(row: RowMapping) -> Job:
         finished_at=row["finished_at"],
         exit_code=row["exit_code"],
         message=row["message"],
+        endpoint=row.get("endpoint"),
+        endpoint_updated_at=row.get("endpoint_updated_at"),
+        move=move_from_document(row.get("relocation")),
+        moved_at=row.get("moved_at"),
+        relocations=relocations_from_documents(row.get("relocations")),
     )
 
 

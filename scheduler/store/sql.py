@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from scheduler.domain import GreenlightError
+from scheduler.store.deployments import SqlDeploymentStore
 from scheduler.store.energy import SqlEnergyStore
 from scheduler.store.engine import create_store_engine
 from scheduler.store.forecasts import SqlForecastStore
@@ -27,6 +28,7 @@ class SqlStore(
     SqlRegionStore,
     SqlSavingsStore,
     SqlProgressStore,
+    SqlDeploymentStore,
 ):
     """JobStore, EnergyStore, ForecastStore, TokenStore and RegionStore on SQLite or PostgreSQL.
 

@@ -87,6 +87,15 @@ jobs = sa.Table(
     sa.Column("group_id", sa.String(64), nullable=True),
     # [{"job_id": ..., "kind": "afterok" | "afterany"}]: the jobs this one runs after.
     sa.Column("after", sa.JSON, nullable=True),
+    # Deployments (migration 0007): the serving copy's endpoint and since when; the endpoint the
+    # new copy of a move in flight reported; the move in flight (JSON, see
+    # scheduler.domain.deployments); when it last moved; every completed move (JSON list).
+    sa.Column("endpoint", sa.String(512), nullable=True),
+    sa.Column("endpoint_updated_at", UtcDateTime, nullable=True),
+    sa.Column("next_endpoint", sa.String(512), nullable=True),
+    sa.Column("relocation", sa.JSON, nullable=True),
+    sa.Column("moved_at", UtcDateTime, nullable=True),
+    sa.Column("relocations", sa.JSON, nullable=True),
     # SCI's R (migration 0006): the worker's running total of steps or requests, its unit, and
     # the attempt it belongs to (it only grows within an attempt).
     sa.Column("functional_units", sa.Float, nullable=True),

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from workers.endpoint import write_endpoint
 from workers.examples.model import INPUT_DIM, build_mlp, resolve_device
 from workers.units import UnitCounter
 
@@ -167,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     host, port = server.server_address[:2]
     print(f"serving on http://{host!s}:{port} device={device}", flush=True)
+    write_endpoint(f"http://{host!s}:{port}")  # for the runner to report (workers.endpoint)
     with server:
         server.serve_forever(poll_interval=0.2)
     server.requests_served.flush()

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from scheduler.api.routes import (
     dashboard,
+    deployments,
     forecasts,
     health,
     jobs,
@@ -18,6 +19,7 @@ from scheduler.api.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     jobs.router,
+    deployments.router,
     progress.router,
     regions.router,
     forecasts.router,
