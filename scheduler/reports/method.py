@@ -12,6 +12,7 @@ from scheduler.reports.sci import (
     GPU_EMBODIED_G_PER_HOUR,
     LIFETIME_YEARS,
     NODE_CORES,
+    UNITS_PER_R,
     UTILISATION,
 )
 
@@ -38,10 +39,20 @@ SCI = (E x I + M) per R.
   {CPU_CORE_EMBODIED_G_PER_HOUR:.3f} g/core-h). Defaults from Luccioni, Viguier and Ligozat,
   "Estimating the Carbon Footprint of BLOOM" (JMLR 24, 2023; arXiv:2211.02001) sec. 4.1:
   150 kgCO2e per A100 GPU, 2,500 kgCO2e per server node without GPUs spread over
-  {NODE_CORES} cores, a {LIFETIME_YEARS:g}-year life at {UTILISATION:.0%} use. The factors
-  are not configurable yet (one set for every region and device).
-- *R* (functional unit: per 1,000 training steps or requests) is not reported yet: workers do
-  not send unit counts, so SCI per R is not in the report.
+  {NODE_CORES} cores, a {LIFETIME_YEARS:g}-year life at {UTILISATION:.0%} use. The service
+  config sets other factors for every region (`[embodied]`: `gpu_g_per_hour`,
+  `cpu_core_g_per_hour`) and per region (`embodied_gpu_g_per_hour`,
+  `embodied_cpu_core_g_per_hour`); each job is charged those of the region it ran in.
+- *R*, the functional unit: {UNITS_PER_R:,.0f} training steps (training jobs) or
+  {UNITS_PER_R:,.0f} requests served (deployments), as the job's worker counts them
+  (`workers.units`) and its runner posts them (`POST /v1/jobs/{{id}}/progress`; a later
+  attempt's total replaces an earlier one's). `functional_units` and `functional_unit`
+  (`steps`, `requests`) are the count; `sci_g_per_r` = (`emissions_g` + `embodied_g`) /
+  (`functional_units` / {UNITS_PER_R:,.0f}). For requests also `energy_kwh_per_1k_requests`
+  (metered kWh, before PUE) and `emissions_g_per_1k_requests` (operational g). All null
+  without a positive count; for a group, null unless every job in it reported a count and all
+  in one unit (steps and requests do not add up; some jobs' units under all jobs' emissions
+  would flatter the group).
 - *Delay* = start - submit: `mean_delay_s`, `p95_delay_s` (nearest rank). *Deadline misses*:
   jobs that finished after their effective deadline (`deadline`, else submit +
   `max_delay_s` + expected duration). *Moved in time*: share of jobs that started more than
