@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING
 from scheduler.clock import ScaledClock, SystemClock
 from scheduler.config import Settings
 from scheduler.domain import ApiToken, ConfigError, Region, Role
+from scheduler.planning.relocation import RelocationPolicy
 from scheduler.ports import Clock, Dispatcher, ForecastProvider
 from scheduler.service import GreenlightService, ServiceConfig, ServiceContext
 from scheduler.service.embodied_config import embodied_factors
+from scheduler.service.relocation_config import RelocationConfig
 
 if TYPE_CHECKING:
     from scheduler.store.sql import SqlStore
@@ -63,6 +65,26 @@ def service_config(settings: Settings, *, worker_command: str | None = None) -> 
         event_retention_s=settings.event_retention_days * 86400.0,
         checkpoint_dir=settings.checkpoint_dir
         or os.path.join(tempfile.gettempdir(), "greenlight-checkpoints"),
+        relocation=relocation_config(settings),
+    )
+
+
+def relocation_config(settings: Settings) -> RelocationConfig:
+    r = settings.relocation
+    return RelocationConfig(
+        enabled=r.enabled,
+        policy=RelocationPolicy(
+            horizon_s=r.horizon_s,
+            threshold_g=r.threshold_g,
+            threshold_pct=r.threshold_pct,
+            hysteresis=r.hysteresis,
+            min_stay_s=r.min_stay_s,
+            overlap_s=r.overlap_s,
+        ),
+        health_timeout_s=r.health_timeout_s,
+        drain_s=r.drain_s,
+        health_path=r.health_path,
+        health_check_timeout_s=r.health_check_timeout_s,
     )
 
 

@@ -118,6 +118,23 @@ class EmbodiedSettings(BaseModel):
     )
 
 
+class RelocationSettings(BaseModel):
+    """When running deployments move to a greener region (``[relocation]``; README,
+    "Deployments that follow the sun"). Times are scheduler seconds."""
+
+    enabled: bool = True
+    horizon_s: float = Field(default=8 * 3600.0, gt=0)
+    threshold_g: float = Field(default=50.0, ge=0)
+    threshold_pct: float = Field(default=5.0, ge=0)
+    hysteresis: float = Field(default=0.25, ge=0)
+    min_stay_s: float = Field(default=3 * 3600.0, ge=0)
+    overlap_s: float = Field(default=600.0, ge=0)
+    health_timeout_s: float = Field(default=600.0, gt=0)
+    drain_s: float = Field(default=30.0, ge=0)
+    health_path: str = Field(default="/healthz", pattern=r"^/[^\s?#]*$")
+    health_check_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GREENLIGHT_",
@@ -155,6 +172,7 @@ class Settings(BaseSettings):
 
     replay: ReplaySettings = ReplaySettings()
     power: PowerSettings = PowerSettings()
+    relocation: RelocationSettings = RelocationSettings()
     embodied: EmbodiedSettings = EmbodiedSettings()
     regions: list[RegionSettings] = Field(default_factory=list)
 

@@ -16,6 +16,7 @@ from scheduler.planning.snapshot import LeadError
 from scheduler.ports import Clock, Dispatcher, ForecastProvider, Store
 from scheduler.reports.sci import EmbodiedFactors
 from scheduler.service.jobtable import JobTable
+from scheduler.service.relocation_config import RelocationConfig
 
 
 class RemoteCycles(Protocol):
@@ -71,6 +72,8 @@ class ServiceConfig:
     region_probe_s: float = 15.0
     # An arrival wakes the planner after this pause, so a burst is planned once (seconds).
     plan_debounce_s: float = 0.2
+    # When running deployments move to a greener region (scheduler.service.relocating).
+    relocation: RelocationConfig = field(default_factory=RelocationConfig)
     # SCI's M factors for the savings report: every region's, and those of regions with their
     # own (by name; scheduler.service.embodied_config).
     embodied: EmbodiedFactors = field(default_factory=EmbodiedFactors)
