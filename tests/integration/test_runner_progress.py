@@ -5,6 +5,8 @@ units file and ``POST /v1/jobs/{id}/progress``, with the attempt's token."""
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +23,8 @@ from scheduler.dispatch.local_ray import free_port
 from scheduler.domain import Role
 from scheduler.domain.progress import JobProgress
 from scheduler.service import GreenlightService
+from workers.examples.model import INPUT_DIM
+from workers.units import read_units_file
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = (3.0, 30.0)
@@ -124,3 +128,34 @@ def test_the_runner_reports_the_trainers_step_count(live: Live, tmp_path: Path) 
     assert stored == {job_id: JobProgress(job_id=job_id, attempt=1, units=steps, unit="steps")}
     assert live.service.ctx.store.energy_reports([job_id]), "energy went the same way"
     assert '"units": 37.0' in done.stderr  # the runner's summary line
+
+
+def test_the_served_model_counts_the_predictions_it_answered(tmp_path: Path) -> None:
+    """Without an API (a local run) the count still lands in the units file the runner named:
+    three answered predictions are three requests; a refused body is none."""
+    units_file = tmp_path / "units.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENLIGHT_")}
+    env.update({"GREENLIGHT_METER": "estimate", "GREENLIGHT_UNITS_FILE": str(units_file)})
+    argv = [sys.executable, "-m", "workers.runner", "--", sys.executable, "-m"]
+    argv += ["workers.examples.serve_model", "--port", "0", "--device", "cpu"]
+    process = subprocess.Popen(
+        argv, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        match = re.match(r"serving on (http://127\.0\.0\.1:\d+) ", first)
+        assert match, first
+        url = match.group(1)
+        rows = [[0.5] * INPUT_DIM]
+        for _ in range(3):
+            answer = requests.post(f"{url}/predict", json={"inputs": rows}, timeout=TIMEOUT_S)
+            assert answer.status_code == 200
+        refused = requests.post(f"{url}/predict", json={"inputs": [[1.0]]}, timeout=TIMEOUT_S)
+        assert refused.status_code == 400
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert read_units_file(units_file) == (3.0, "requests")
+    assert '"units": 3.0' in err  # the runner read it at exit
