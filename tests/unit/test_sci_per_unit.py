@@ -12,7 +12,9 @@ def test_steps_give_sci_per_thousand_steps_only() -> None:
     figures = per_unit(
         operational_g=300.0, embodied_g=20.0, energy_kwh=1.0, units=2500.0, unit="steps"
     )
-    assert figures == PerUnit(sci_g_per_r=pytest.approx(128.0))
+    assert figures.sci_g_per_r == pytest.approx(128.0)
+    assert figures.energy_kwh_per_1k_requests is None
+    assert figures.emissions_g_per_1k_requests is None
 
 
 def test_requests_also_give_energy_and_emissions_per_thousand() -> None:
