@@ -12,6 +12,7 @@ import typer
 
 from scheduler.cli.arrays import expand, parse_array, submit_array
 from scheduler.cli.context import cli_context
+from scheduler.cli.deployment_view import print_deployment
 from scheduler.cli.errors import CliError
 from scheduler.cli.follow import exit_code_of, follow
 from scheduler.cli.jobfile import load_job_file, merge_flags
@@ -241,6 +242,7 @@ def show(ctx: typer.Context, job_id: JobId, json_output: JsonFlag = False) -> No
         print_json(job)
     else:
         print_job(job)
+        print_deployment(job)  # its endpoint and moves
 
 
 def cancel(

@@ -114,6 +114,24 @@ class Live:
                 )
             )
 
+    def actuals(self, a_g_per_kwh: float, b_g_per_kwh: float) -> None:
+        """Measured intensity, flat, from twelve hours ago to twelve hours ahead."""
+        start = self.clock.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=12)
+        for region, value in ((A, a_g_per_kwh), (B, b_g_per_kwh)):
+            self.service.ctx.store.append_forecast(
+                Forecast(
+                    zone=ZONES[region],
+                    provider="replay",
+                    kind=SeriesKind.ACTUAL,
+                    issued_at=start + timedelta(hours=24),
+                    resolution_s=3600,
+                    points=tuple(
+                        IntensityPoint(valid_at=start + timedelta(hours=h), g_per_kwh=value)
+                        for h in range(25)
+                    ),
+                )
+            )
+
     def submit(self, entrypoint: str) -> str:
         body = {
             "name": "mlp-serve",
@@ -348,6 +366,27 @@ def test_deployment_follows_the_greener_region_once_without_a_failed_request(liv
     final = live.job(job_id)
     assert (final.region, len(final.relocations)) == (B, 1)
     assert live.kinds(job_id).count("relocated") == 1
+
+    # Judged on actuals: the new copy's energy since the switch, priced where it was and where
+    # it went (plus the old copy's overlap), as the savings view reports it.
+    live.actuals(a_g_per_kwh=300, b_g_per_kwh=120)
+    judged = requests.get(
+        f"{live.url}/v1/deployments/{job_id}/relocations", headers=live.headers, timeout=TIMEOUT_S
+    ).json()["data"]
+    assert len(judged) == 1
+    assert judged[0]["expected_saving_g"] == pytest.approx(history.expected_saving_g)
+    assert judged[0]["measured_saving_g"] is not None
+    reports = live.service.ctx.store.energy_reports([job_id])
+    new_j = sum(
+        r.energy_j for r in reports if r.attempt == 2 and r.interval_start >= history.switched_at
+    )
+    old_j = sum(
+        r.energy_j for r in reports if r.attempt == 1 and r.interval_end > history.started_at
+    )
+    assert new_j > 0
+    # Flat actuals, PUE 1: (stayed - moved) = E_new x (300 - 120) - E_overlap x 300, in g.
+    expected_g = (new_j * (300 - 120) - old_j * 300) / 3.6e6
+    assert judged[0]["measured_saving_g"] == pytest.approx(expected_g, rel=1e-6, abs=1e-9)
 
 
 def test_a_new_copy_that_never_gets_healthy_is_stopped_and_the_move_rolled_back(
