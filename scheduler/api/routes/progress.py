@@ -9,7 +9,7 @@ from scheduler.api.errors import error_responses
 from scheduler.api.schemas import JobIdPath, ProgressIn, ProgressPublic
 
 router = APIRouter(
-    prefix="/v1/jobs", tags=["jobs"], responses=error_responses(401, 403, 404, 409, 422, 503)
+    prefix="/v1/jobs", tags=["jobs"], responses=error_responses(401, 403, 404, 409, 413, 422, 503)
 )
 
 
