@@ -141,3 +141,17 @@ class EndpointConflict(GreenlightError):
     def __init__(self, job_id: str, why: str) -> None:
         super().__init__(f"job {job_id}: {why}")
         self.job_id = job_id
+
+
+def attempt_region(relocations: tuple[Relocation, ...], attempt: int, current: str) -> str:
+    """The region ``attempt``'s copy ran in, from the job's completed moves: the target of the
+    last move whose new copy it is or follows, the first move's origin before any, and the
+    job's ``current`` region from the last move's new copy on (a later retry runs where the job
+    is). A rolled-back copy, not in the history, counts where its job was."""
+    if not relocations or attempt >= relocations[-1].new_attempt:
+        return current
+    region = relocations[0].from_region
+    for moved in relocations:
+        if moved.new_attempt <= attempt:
+            region = moved.to_region
+    return region

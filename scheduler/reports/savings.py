@@ -38,6 +38,7 @@ from scheduler.domain import (
     RegionNotFound,
     effective_deadline,
 )
+from scheduler.domain.deployments import attempt_region
 from scheduler.domain.progress import JobProgress
 from scheduler.reports.emissions import (
     EnergySlice,
@@ -453,7 +454,10 @@ def _job_savings(
         EnergySlice(r.interval_start.timestamp(), r.interval_end.timestamp(), r.energy_j)
         for r in reports
     ]
-    emissions_g, used = profile_emissions_g(profile, zone_of(region), pue=region.pue)
+    if job.relocations:  # a deployment that moved: each copy's energy where that copy ran
+        emissions_g, used = _moved_emissions_g(job, reports, ran_in, regions, zone_of)
+    else:
+        emissions_g, used = profile_emissions_g(profile, zone_of(region), pue=region.pue)
     delay_s = (run_start - job.created_at).total_seconds()
     baseline_g, used_home = profile_emissions_g(
         profile, zone_of(home), pue=home.pue, shift_s=-delay_s
@@ -481,6 +485,28 @@ def _job_savings(
         / J_PER_KWH,
         intensity_source=source.value,
     )
+
+
+def _moved_emissions_g(
+    job: Job,
+    reports: Sequence[EnergyReport],
+    ran_in: str,
+    regions: Mapping[str, Region],
+    zone_of: Callable[[Region], ZoneIntensity],
+) -> tuple[float, IntensitySource]:
+    """A relocated deployment's grams, each report priced in its attempt's region."""
+    by_region: dict[str, list[EnergySlice]] = {}
+    for r in reports:
+        name = attempt_region(job.relocations, r.attempt, ran_in)
+        by_region.setdefault(name, []).append(
+            EnergySlice(r.interval_start.timestamp(), r.interval_end.timestamp(), r.energy_j)
+        )
+    total_g, worst = 0.0, IntensitySource.ACTUAL
+    for name, slices in by_region.items():
+        region = _region(regions, name)
+        grams, used = profile_emissions_g(slices, zone_of(region), pue=region.pue)
+        total_g, worst = total_g + grams, worst_source(worst, used)
+    return total_g, worst
 
 
 def _utc_or_none(when: datetime | None) -> datetime | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import shlex
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -51,10 +50,16 @@ def relocation_cycle(ctx: ServiceContext) -> list[str]:
     if not cfg.enabled:
         return []
     now = ctx.clock.now()
+    # Within its minimum stay a deployment stays whatever the forecast: its power (a read of
+    # its energy reports) is not worth fetching.
+    stay = timedelta(seconds=cfg.policy.min_stay_s)
     deployments = [
         j
         for j in ctx.store.running_deployments()
-        if j.endpoint and j.region in ctx.regions and j.region not in ctx.regions_down
+        if j.endpoint
+        and j.region in ctx.regions
+        and j.region not in ctx.regions_down
+        and now - (j.moved_at or j.started_at or j.created_at) >= stay
     ]
     if not deployments:
         return []
@@ -217,7 +222,3 @@ def submit_copy(ctx: ServiceContext, job: Job, move: Move) -> bool:
     region_up(ctx, region)
     done = replace(move, submitted=True)
     return ctx.store.save_move(job.id, move, done, ())
-
-
-def moves_of(jobs: Sequence[Job]) -> list[tuple[Job, Move]]:
-    return [(j, j.move) for j in jobs if j.move is not None]
