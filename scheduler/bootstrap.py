@@ -149,7 +149,11 @@ def build_service(
         read_capacity = ray is not None
         ray = ray or RayEndpoint(settings.ray_address or "http://127.0.0.1:8265")
         ray_dispatcher = RayDispatcher(
-            ray.address, auth_token=ray.auth_token, auth_tokens=region_tokens(settings)
+            ray.address,
+            auth_token=ray.auth_token,
+            auth_tokens=region_tokens(settings),
+            serve_http_host=settings.serve_http_host,
+            serve_http_port=settings.serve_http_port,
         )
         dispatcher = ray_dispatcher
         live = LiveRegions(regions, ray_dispatcher)

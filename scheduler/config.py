@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
     ray_address: str | None = None  # None: start a local head on loopback
     ray_auth_mode: str = "disabled"
+    # Where Ray Serve's proxies listen when Greenlight starts Serve on a cluster (a running
+    # Serve keeps its own): Serve applications answer at http://<cluster host>:<port>/<run id>.
+    serve_http_host: str = "0.0.0.0"
+    serve_http_port: int = Field(default=8000, ge=1, le=65535)
     # Where workers keep checkpoints across attempts (interruptible jobs resume from them); on a
     # multi-node cluster this must be shared storage. Empty: a folder in the temp directory.
     checkpoint_dir: str = ""

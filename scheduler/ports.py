@@ -26,6 +26,7 @@ from scheduler.domain.deployments import Move, Relocation
 from scheduler.domain.progress import JobProgress
 from scheduler.domain.runs import DispatchMark, RunInfo
 from scheduler.domain.savings import EnergyBucket, JobCount
+from scheduler.domain.serve import ServeApp
 
 
 class Clock(Protocol):
@@ -282,8 +283,10 @@ class Dispatcher(Protocol):
         memory_mb: int,
         working_dir: str | None = None,
         runtime_env: Mapping[str, Any] | None = None,
+        serve: ServeApp | None = None,
     ) -> None:
-        """Start ``entrypoint``; a submission id the cluster already knows is not run again.
+        """Start ``entrypoint`` (with ``serve``: deploy that Ray Serve application instead);
+        a submission id the cluster already knows is not run again.
         ``runtime_env`` is the job's Ray runtime env (pip, conda, py_modules, ...); ``env`` is
         merged into its env_vars; ``gpus`` may be a deployment's share of one GPU (0.25).
         Raises DispatchError."""

@@ -40,6 +40,7 @@ from scheduler.domain import (
 from scheduler.domain.energy import MAX_REPORTS_PER_POST
 from scheduler.domain.jobs import Dependency, DependencyKind
 from scheduler.domain.progress import MAX_UNITS
+from scheduler.domain.serve import ServeApp
 from scheduler.domain.tokens import ApiToken
 from scheduler.planning import validation as limits
 from scheduler.planning.snapshot import LeadError
@@ -99,6 +100,16 @@ class DependencyIn(_In):
 
     job_id: Text = Field(min_length=1, max_length=64)
     kind: DependencyKind = DependencyKind.AFTEROK
+
+
+class ServeIn(_In):
+    """A deployment run as a Ray Serve application: ``import_path`` (``module:attribute``) and
+    ``config``, the rest of one entry of Serve's ``applications`` list (``deployments`` with
+    ``num_replicas`` and ``ray_actor_options`` such as ``{"num_gpus": 0.25}``, ``args``,
+    ``runtime_env``, ``logging_config``). Its name and route prefix are Greenlight's."""
+
+    import_path: Text = Field(min_length=1, max_length=256)
+    config: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobCreate(_In):
@@ -165,6 +176,11 @@ class JobCreate(_In):
         max_length=64,
         description="Jobs it runs after (Slurm's afterok / afterany); planned as precedence",
     )
+    serve: ServeIn | None = Field(
+        default=None,
+        description="A deployment as a Ray Serve application, deployed through Serve's REST "
+        "API on the region's cluster; its entrypoint is then a label, not run",
+    )
 
     @field_validator("runtime_env")
     @classmethod
@@ -200,6 +216,9 @@ class JobCreate(_In):
             expected_power_w=self.expected_power_w,
             group_id=self.group_id,
             after=tuple(Dependency(job_id=d.job_id, kind=d.kind) for d in self.after),
+            serve=ServeApp(import_path=self.serve.import_path, config=dict(self.serve.config))
+            if self.serve
+            else None,
         )
 
 
@@ -304,6 +323,7 @@ class JobPublic(BaseModel):
     plan: PlanPublic | None
     group_id: str | None = None
     after: list[DependencyIn] = Field(default_factory=list)
+    serve: ServeIn | None = None
     # Deployments: where the serving copy answers, the region of a move in flight, and the
     # completed moves with their expected saving (measured: GET /v1/deployments/{id}/relocations).
     endpoint: str | None = None
@@ -346,6 +366,9 @@ class JobPublic(BaseModel):
             message=job.message,
             group_id=spec.group_id,
             after=[DependencyIn(job_id=d.job_id, kind=d.kind) for d in spec.after],
+            serve=ServeIn(import_path=spec.serve.import_path, config=dict(spec.serve.config))
+            if spec.serve
+            else None,
             plan=PlanPublic.of(job.plan) if job.plan else None,
             endpoint=job.endpoint,
             relocating_to=job.move.to_region if job.move is not None else None,

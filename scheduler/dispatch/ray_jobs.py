@@ -43,10 +43,12 @@ from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from ray.util.state import StateApiClient
 from ray.util.state.exception import RayStateApiException
 
+from scheduler.dispatch.ray_serve import DEFAULT_HTTP_PORT, RayServeApps
 from scheduler.domain import DispatchError, Region
 from scheduler.domain.capacity import ClusterCapacity
 from scheduler.domain.errors import ClusterUnreachable
 from scheduler.domain.runs import RunInfo, RunStatus
+from scheduler.domain.serve import ServeApp
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +101,23 @@ class RayDispatcher:
         auth_tokens: Mapping[str, str] | None = None,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 30.0,
+        serve_http_host: str = "0.0.0.0",
+        serve_http_port: int = DEFAULT_HTTP_PORT,
     ) -> None:
         self._default_address = default_address
         self._token = auth_token
         self._tokens = {a.rstrip("/"): t for a, t in (auth_tokens or {}).items()}
         self._timeout_s = (connect_timeout_s, read_timeout_s)
         self._http = requests.Session()
+        # Deployments with a ``serve`` spec: Ray Serve applications on the same clusters.
+        self.serve = RayServeApps(
+            address_of=self._address,
+            headers_of=self._headers,
+            timeout_s=self._timeout_s,
+            http_host=serve_http_host,
+            http_port=serve_http_port,
+            session=self._http,
+        )
         self._sdk: dict[str, JobSubmissionClient] = {}
         self._lock = threading.Lock()
 
@@ -122,8 +135,11 @@ class RayDispatcher:
         memory_mb: int,
         working_dir: str | None = None,
         runtime_env: Mapping[str, Any] | None = None,
+        serve: ServeApp | None = None,
     ) -> None:
-        """Start ``entrypoint`` as Ray job ``submission_id`` with ``env`` in its environment.
+        """Start ``entrypoint`` as Ray job ``submission_id`` with ``env`` in its environment
+        (with ``serve``: deploy that Ray Serve application, named ``submission_id``, instead;
+        ``scheduler.dispatch.ray_serve``; status, stop and logs then follow the application).
 
         ``runtime_env`` is passed to Ray as the job's runtime environment (``pip``, ``conda``,
         ``py_modules``, ``excludes``, ...; a local ``working_dir`` is uploaded, at most Ray's
@@ -132,6 +148,9 @@ class RayDispatcher:
         a lost response, a racing replica), nothing new runs and this returns normally.
         Raises DispatchError when the cluster cannot be reached or refuses the job.
         """
+        if serve is not None:
+            self.serve.deploy(region, submission_id, serve, env=env, runtime_env=runtime_env)
+            return
         renv: dict[str, Any] = dict(runtime_env or {})
         env_vars = {str(k): str(v) for k, v in dict(renv.get("env_vars") or {}).items()}
         env_vars.update({str(k): str(v) for k, v in env.items()})
@@ -160,6 +179,9 @@ class RayDispatcher:
         ``stop``). Raises DispatchError."""
         details = self._details(region, submission_id)
         if details is None:
+            served = self.serve.status(region, submission_id)  # a Serve application, maybe
+            if served.status is not RunStatus.UNKNOWN:
+                return served
             return RunInfo(
                 status=RunStatus.UNKNOWN,
                 message=f"no submission {submission_id!r} on {self._address(region)}",
@@ -195,7 +217,9 @@ class RayDispatcher:
         ``ray.kill``: the run never starts, and ``status`` then reads STOPPED.
         """
         details = self._details(region, submission_id)
-        if details is None or details.status.is_terminal():
+        if details is None:
+            return self.serve.stop(region, submission_id)  # a Serve application, maybe
+        if details.status.is_terminal():
             return False
         body = self._rest(region, "POST", f"/api/jobs/{submission_id}/stop")
         if body is None:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scheduler.domain.deployments import Move, Relocation
+from scheduler.domain.serve import ServeApp
 
 
 class JobKind(enum.StrEnum):
@@ -174,6 +175,8 @@ class JobSpec:
     group_id: str | None = None
     # Jobs this one runs after (planned as precedence: it starts after their planned ends).
     after: tuple[Dependency, ...] = ()
+    # A deployment run as a Ray Serve application (scheduler.dispatch.ray_serve), not a process.
+    serve: ServeApp | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scheduler.domain import InvalidJobSpec, JobKind, JobSpec, Policy, Region
+from scheduler.planning.serve_validation import check_serve
 
 MAX_RETRIES = 20
 # A training job's duration is bounded so a typo (ms for s) cannot block a region for years.
@@ -137,6 +138,7 @@ def validate_spec(
     _check_text(spec)
     allowed = _check_regions(spec, regions)
     _check_resources(spec, {name: regions[name] for name in allowed})
+    check_serve(spec)
     _check_timing(spec, now)
     if spec.policy is Policy.ORACLE and not simulation:
         raise InvalidJobSpec("policy", "'oracle' plans on actuals and exists only in simulation")

@@ -19,6 +19,7 @@ refuses the job counts against its retries.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shlex
 from datetime import datetime
@@ -64,8 +65,11 @@ def submit_attempt(ctx: ServiceContext, job: Job, now: datetime) -> bool:
     res = job.spec.resources
     working_dir = job.spec.runtime_env.get("working_dir")
     entrypoint = f"{ctx.config.worker_command} -- {shlex.quote(job.spec.entrypoint)}"
+    submit = ctx.dispatcher.submit
+    if job.spec.serve is not None:  # a Ray Serve application: deployed, not run as a command
+        submit = functools.partial(ctx.dispatcher.submit, serve=job.spec.serve)
     try:
-        ctx.dispatcher.submit(
+        submit(
             region,
             job.submission_id,
             entrypoint,

@@ -25,6 +25,7 @@ from scheduler.domain import (
     Window,
 )
 from scheduler.domain.jobs import Dependency, DependencyKind
+from scheduler.domain.serve import ServeApp
 from scheduler.store.deployment_rows import move_from_document, relocations_from_documents
 
 
@@ -123,7 +124,17 @@ def job_values(job: Job) -> dict[str, Any]:
         "message": job.message,
         "group_id": spec.group_id,
         "after": [{"job_id": d.job_id, "kind": d.kind.value} for d in spec.after] or None,
+        "serve": {"import_path": spec.serve.import_path, "config": dict(spec.serve.config)}
+        if spec.serve
+        else None,
     }
+
+
+def serve_from_document(document: Any) -> ServeApp | None:
+    """A stored Serve application (``{"import_path", "config"}``), None for a plain entrypoint."""
+    if not document:
+        return None
+    return ServeApp(import_path=document["import_path"], config=dict(document.get("config") or {}))
 
 
 def gpu_count(value: float) -> float:
@@ -158,6 +169,7 @@ def job_from_row(row: RowMapping) -> Job:
             Dependency(job_id=d["job_id"], kind=DependencyKind(d["kind"]))
             for d in row.get("after") or ()
         ),
+        serve=serve_from_document(row.get("serve")),
     )
     return Job(
         id=row["id"],

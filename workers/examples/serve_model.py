@@ -7,7 +7,9 @@
 or 400 with ``{"error": ...}`` for a malformed body. SIGTERM or SIGINT stops accepting, lets
 requests in flight finish, and exits 0. The first stdout line is ``serving on http://HOST:PORT``
 (with the real port when ``--port 0``). Each prediction answered counts one request through
-``workers.units`` (SCI's functional unit: SCI per 1,000 requests).
+``workers.units`` (SCI's functional unit: SCI per 1,000 requests). A repeated body is answered
+from a bounded cache (``X-Cache: hit``) and answers are gzipped when ``Accept-Encoding`` asks
+(``workers.examples.response_cache``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 
 from workers.endpoint import write_endpoint
 from workers.examples.model import INPUT_DIM, build_mlp, resolve_device
+from workers.examples.response_cache import ResponseCache, gzip_body
 from workers.units import UnitCounter
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -93,6 +96,7 @@ class PredictionServer(ThreadingHTTPServer):
         self.model = model
         self.device = device
         self.requests_served = UnitCounter("requests")
+        self.cache = ResponseCache()
 
     def predict(self, rows: list[list[float]]) -> list[float]:
         with torch.inference_mode():
@@ -122,19 +126,31 @@ class PredictionHandler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.BAD_REQUEST, {"error": "a JSON body up to 64 MiB is needed"})
             self.close_connection = True
             return
-        try:
-            rows = parse_inputs(self.rfile.read(length))
-        except BadRequest as e:
-            self._reply(HTTPStatus.BAD_REQUEST, {"error": str(e)})
-            return
-        self._reply(HTTPStatus.OK, {"outputs": self.server.predict(rows)})
+        request = self.rfile.read(length)
+        answer = self.server.cache.get(request)
+        cache = "hit"
+        if answer is None:
+            try:
+                rows = parse_inputs(request)
+            except BadRequest as e:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": str(e)})
+                return
+            answer = json.dumps({"outputs": self.server.predict(rows)}).encode()
+            self.server.cache.put(request, answer)
+            cache = "miss"
+        self._send(HTTPStatus.OK, answer, {"X-Cache": cache})
         self.server.requests_served.add()
 
     def _reply(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
+        self._send(status, json.dumps(payload).encode())
+
+    def _send(self, status: HTTPStatus, body: bytes, headers: dict[str, str] | None = None) -> None:
+        body, encoding = gzip_body(body, self.headers.get("Accept-Encoding"))
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in {**encoding, **(headers or {})}.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
