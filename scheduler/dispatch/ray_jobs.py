@@ -243,6 +243,10 @@ class RayDispatcher:
 
     # -- extras beyond the port -------------------------------------------------------------
 
+    def serve_endpoint(self, region: Region, submission_id: str) -> str:
+        """Where the Serve application ``submission_id`` answers (``ray_serve.RayServeApps``)."""
+        return self.serve.endpoint(region, submission_id)
+
     def capacity(self, region: Region) -> ClusterCapacity:
         """What the region's live nodes offer in total (its node group's, for a region with a
         ``node_label``): CPUs, GPUs and custom resources, from Ray's state API. Raises

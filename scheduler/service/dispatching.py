@@ -28,6 +28,7 @@ from scheduler.domain import DispatchError, InvalidTransition, Job, JobEvent, Jo
 from scheduler.domain.errors import ClusterUnreachable
 from scheduler.service.context import ServiceContext
 from scheduler.service.isolation import isolated, region_down, region_up
+from scheduler.service.serve_endpoints import record_serve_endpoint
 from scheduler.service.tokens import issue_bootstrap
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def submit_attempt(ctx: ServiceContext, job: Job, now: datetime) -> bool:
     region_up(ctx, region)
     if ctx.store.record_dispatch(job.id, job.attempt, dispatch_event(job, region.name, now)):
         ctx.counters["jobs_dispatched_total"] += 1
+    record_serve_endpoint(ctx, job, region, now)  # no-op unless a Ray Serve application
     return True
 
 

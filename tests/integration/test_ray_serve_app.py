@@ -103,6 +103,8 @@ def test_serve_application_deploys_answers_with_gzip_and_cache_and_stops(
             return service.ctx.store.get_job(job_id).state is JobState.RUNNING
 
         _until("the job to run", running)
+        shown = http.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        assert shown["endpoint"] == url  # recorded at dispatch: Serve's route for this run
         _until("the proxy to answer", lambda: _get(f"{url}/healthz") == 200)
 
         rows = [[0.01 * ((i + r) % 7) for i in range(INPUT_DIM)] for r in range(32)]
