@@ -372,8 +372,9 @@ class DeploymentStore(Protocol):
         """Deployments running with no move in flight, not in quarantine."""
         ...
 
-    def moving_jobs(self) -> list[tuple[Job, str | None]]:
-        """Jobs with a move in flight, each with the endpoint its new copy reported."""
+    def moving_jobs(self, finished_since: datetime) -> list[tuple[Job, str | None]]:
+        """Jobs with a move in flight, each with the endpoint its new copy reported: those
+        relocating, and those finished since ``finished_since`` with a move left."""
         ...
 
     def start_move(self, job_id: str, move: Move, event: JobEvent) -> bool:

@@ -43,7 +43,8 @@ def advance_moves(ctx: ServiceContext) -> int:
     from scheduler.service.relocating import submit_copy
 
     now = ctx.clock.now()
-    moving = ctx.store.moving_jobs()
+    # A job cancelled mid-move is found by its finish (an index) for a day; one pass suffices.
+    moving = ctx.store.moving_jobs(now - timedelta(days=1))
     for job, next_endpoint in moving:
         move = job.move
         if move is None:

@@ -79,7 +79,9 @@ def relocation_cycle(ctx: ServiceContext) -> list[str]:
     with_gpus = [running[j.id] for j in deployments if j.spec.resources.gpus > 0]
     if with_gpus:
         capacity = _free_gpus(ctx, up, {d.job_id for d in with_gpus})
-        decisions |= plan_relocations(with_gpus, outlooks, now, cfg.policy, capacity, packed=False)
+        # Shares of a GPU share devices on Ray (packed); whole GPUs each take their own.
+        packed = any(0 < d.gpu_share < 1 for d in with_gpus)
+        decisions |= plan_relocations(with_gpus, outlooks, now, cfg.policy, capacity, packed=packed)
     moved = []
     for job in deployments:
         decision = decisions[job.id]

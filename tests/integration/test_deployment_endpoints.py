@@ -130,7 +130,8 @@ def test_a_moves_new_copy_reports_its_own_endpoint_without_taking_over(api: Api)
         "relocating",
         "eu-south",
     )
-    assert store.moving_jobs() == [(store.get_job(job["id"]), "http://10.9.9.9:8001")]
+    since = api.clock.now() - timedelta(days=1)
+    assert store.moving_jobs(since) == [(store.get_job(job["id"]), "http://10.9.9.9:8001")]
     # The old copy still serves: its token still works, and still moves the endpoint.
     assert _post(api, job, old_token, "http://10.1.2.3:8002").status_code == 200
     assert _where(api, job, api.acme).json()["endpoint"] == "http://10.1.2.3:8002"

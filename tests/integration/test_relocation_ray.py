@@ -425,3 +425,26 @@ def test_a_new_copy_that_never_gets_healthy_is_stopped_and_the_move_rolled_back(
     # The minimum stay counts from the rollback: no second try at once.
     live.cycle()
     assert live.job(job_id).state is JobState.RUNNING
+
+
+def test_a_deployment_cancelled_mid_move_has_both_copies_stopped(live: Live) -> None:
+    live.trace(a_g_per_kwh=100, b_g_per_kwh=400)
+    job_id = live.submit(SERVE)
+    _running_with_endpoint(live, job_id)
+    live.clock.shift += timedelta(hours=2)
+    live.trace(a_g_per_kwh=400, b_g_per_kwh=100)
+    live.service.plan_cycle()
+    moving = live.job(job_id)
+    assert moving.state is JobState.RELOCATING
+    assert moving.move is not None
+    assert moving.move.submitted
+
+    live.service.cancel(job_id, ADMIN)
+    live.service.reconcile()  # the move's other copy is stopped and the move cleared
+
+    ended = live.job(job_id)
+    assert (ended.state, ended.move) == (JobState.CANCELLED, None)
+    live.wait_status(A, f"{job_id}-1", RunStatus.STOPPED)
+    live.wait_status(B, f"{job_id}-2", RunStatus.STOPPED)
+    stopped = [e.reason for e in live.service.events(job_id, ADMIN) if e.kind == COPY_STOPPED]
+    assert stopped == ["attempt 2 stopped: the job is cancelled"]

@@ -18,7 +18,7 @@ from scheduler.api.schemas import JobIdPath
 router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 422, 503))
 
 
-@router.post("/jobs/{job_id}/endpoint", tags=["jobs"], responses=error_responses(409))
+@router.post("/jobs/{job_id}/endpoint", tags=["jobs"], responses=error_responses(409, 413))
 def post_endpoint(
     job_id: JobIdPath, body: EndpointIn, service: ServiceDep, principal: CurrentPrincipal
 ) -> EndpointRecorded:
