@@ -1,6 +1,7 @@
 """Dependency aliases for routes: the service, and who is calling.
 
-Auth is ``Authorization: Bearer <token>``; the service checks the secret against stored hashes.
+Auth is ``Authorization: Bearer <token>``; the service checks the secret against stored hashes
+(a verified user or admin token is remembered for a few seconds: ``scheduler.api.token_cache``).
 Missing or unknown tokens raise Unauthorized (401); a non-admin on an admin route, Forbidden
 (403). The service is the app's (``app.state.service``), set by ``create_app``: no globals.
 """
@@ -12,6 +13,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from scheduler.api.token_cache import TokenCache
 from scheduler.domain import Forbidden, Principal, Unauthorized
 from scheduler.service import GreenlightService
 
@@ -28,13 +30,18 @@ ServiceDep = Annotated[GreenlightService, Depends(get_service)]
 
 
 def get_principal(
+    request: Request,
     service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller. Raises Unauthorized without a bearer token or with an unknown one."""
+    """The caller. Raises Unauthorized without a bearer token or with an unknown one. User and
+    admin tokens are verified against the store at most every few seconds (``TokenCache``)."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-    return service.authenticate(credentials.credentials)
+    cache = getattr(request.app.state, "token_cache", None)
+    if cache is None:
+        cache = request.app.state.token_cache = TokenCache()
+    return cache.principal(credentials.credentials, service.ctx.counters, service.authenticate)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -176,7 +176,9 @@ class GreenlightService:
         return tokens.list_tokens(self.ctx.store, tenant=tenant, include_workers=include_workers)
 
     def revoke_token(self, token_id: str) -> ApiToken:
-        return tokens.revoke_token(self.ctx.store, token_id)
+        revoked = tokens.revoke_token(self.ctx.store, token_id)
+        self.ctx.counters["tokens_revoked_total"] += 1  # empties the API's token cache
+        return revoked
 
     # cycles, fired by scheduler.periodic
     def refresh_forecasts(
