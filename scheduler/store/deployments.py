@@ -174,7 +174,8 @@ class SqlDeploymentStore(SqlAdapter):
             return current is not None and current.new_submission_id == move.new_submission_id
 
         def values(row: RowMapping) -> tuple[dict[str, Any], list[JobEvent]]:
-            out: dict[str, Any] = {"relocation": None, "next_endpoint": None, "moved_at": now}
+            # sa.null(): a JSON column stores None as the JSON text 'null', not SQL NULL.
+            out: dict[str, Any] = {"relocation": sa.null(), "next_endpoint": None, "moved_at": now}
             extra = list(events)
             if relocation is not None:
                 out["relocations"] = [*(row["relocations"] or []), relocation_document(relocation)]

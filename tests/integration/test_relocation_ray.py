@@ -363,6 +363,8 @@ def test_deployment_follows_the_greener_region_once_without_a_failed_request(liv
         live.trace(a_g_per_kwh=a, b_g_per_kwh=b)
         live.cycle()
         assert live.job(job_id).state is JobState.RUNNING
+        # It stays because the decision says so, not because the step skips it.
+        assert job_id in [j.id for j in live.service.ctx.store.running_deployments()]
     final = live.job(job_id)
     assert (final.region, len(final.relocations)) == (B, 1)
     assert live.kinds(job_id).count("relocated") == 1
