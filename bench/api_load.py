@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,6 +59,7 @@ from scheduler.domain import (  # noqa: E402
 )
 from scheduler.store.jobs import copy_rows  # noqa: E402
 from scheduler.store.rows import event_values, job_values  # noqa: E402
+from scheduler.store.sql import SqlStore  # noqa: E402
 from scheduler.store.tables import energy_reports, job_events, jobs  # noqa: E402
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -205,8 +206,13 @@ def refusing_ray() -> Iterator[str]:
         server.shutdown()
 
 
+WIRING_ARGS = {"split": [], "inline": ["--in-process-cycles"]}
+
+
 @contextlib.contextmanager
-def greenlight_server(database_url: str) -> Iterator[str]:
+def greenlight_server(database_url: str, wiring: str = "split") -> Iterator[str]:
+    """``greenlight serve`` (``split``: its cycles in the scheduler process it spawns;
+    ``inline``: in the API's process, as before issue 8)."""
     port = free_port()
     log = Path(tempfile.gettempdir()) / "gl-bench-serve.log"
     with refusing_ray() as ray, log.open("a") as stderr:
@@ -219,7 +225,7 @@ def greenlight_server(database_url: str) -> Iterator[str]:
             "GREENLIGHT_LOG_LEVEL": "WARNING",
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli.main", "serve"],
+            [sys.executable, "-m", "scheduler.cli.main", "serve", *WIRING_ARGS[wiring]],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -402,13 +408,13 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Run:
     with database(backend) as url:
         settings = load_settings(CONFIG, database_url=url)
         service = build_service(settings)  # migrates; bulk loads and in-process cycles use it
-        store = service.ctx.store
+        store = cast(SqlStore, service.ctx.store)
         token = service.create_token(tenant="bench", role=Role.USER)[0]
         admin = service.create_token(tenant="ops", role=Role.ADMIN)[0]
         with bare_server(url) as bare:
             bare_32 = drive(url=bare, mode="submit", path="/jobs", clients=32, seconds=seconds)
         run.add("bare FastAPI+SQLAlchemy insert, 32 clients", fmt(bare_32))
-        with greenlight_server(url) as api:
+        with greenlight_server(url, args.wiring) as api:
             for clients in (1, 8, 32):
                 r = drive(
                     url=api,
@@ -425,19 +431,23 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Run:
                         f"{100 * r['rate'] / bare_32['rate']:.0f} %",
                     )
                     empty_32 = r
-            batch = drive(
-                url=api,
-                token=token,
-                mode="batch",
-                path="/v1/jobs/batch",
-                clients=1,
-                seconds=seconds,
-                batch=10_000,
-            )
-            run.add(
-                "batch of 10,000",
-                f"{batch['rate'] * 10_000:,.0f} jobs/s (p50 {batch['p50_ms']:.0f} ms per batch)",
-            )
+            if "batch" in args.parts:
+                batch = drive(
+                    url=api,
+                    token=token,
+                    mode="batch",
+                    path="/v1/jobs/batch",
+                    clients=1,
+                    seconds=seconds,
+                    batch=10_000,
+                )
+                run.add(
+                    "batch of 10,000",
+                    f"{batch['rate'] * 10_000:,.0f} jobs/s "
+                    f"(p50 {batch['p50_ms']:.0f} ms per batch)",
+                )
+        if "queued" not in args.parts:
+            return run
         with store.engine.begin() as conn:  # the benchmark's own jobs out: queue sizes exact
             conn.execute(sa.delete(job_events))
             conn.execute(sa.delete(jobs))
@@ -452,7 +462,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Run:
                 f"plan cycle, {n:,} queued (first in a process / next)",
                 f"{first:.2f} s / {second:.2f} s",
             )
-        with greenlight_server(url) as api:
+        with greenlight_server(url, args.wiring) as api:
             time.sleep(args.settle)
             for clients in (1, 8, 32):
                 r = drive(
@@ -479,6 +489,8 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Run:
                 "GET /v1/jobs/{id} p99, idle / while a cycle runs",
                 f"{idle['p99_ms']:.1f} ms / {busy['p99_ms']:.1f} ms",
             )
+        if "stored" not in args.parts:
+            return run
         have = sum(store.count_by_state().values())
         load_finished(store.engine, max(0, args.stored - have), now)
         total = sum(store.count_by_state().values())
@@ -487,7 +499,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Run:
                 conn.execution_options(isolation_level="AUTOCOMMIT").execute(
                     sa.text("VACUUM ANALYZE")
                 )
-        with greenlight_server(url) as api:
+        with greenlight_server(url, args.wiring) as api:
             time.sleep(args.settle)
             listing = drive(
                 url=api,
@@ -534,17 +546,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--wiring",
+        choices=sorted(WIRING_ARGS),
+        default="split",
+        help="split: serve's cycles in its scheduler process (default); inline: in the API's",
+    )
+    parser.add_argument(
+        "--parts",
+        default="batch,queued,stored",
+        help="what to run besides the empty-queue submits: batch, queued (plan cycles, "
+        "submits with a queue, GET p99 during a cycle), stored (list and report over --stored)",
+    )
+    parser.add_argument("--queued", type=int, default=None, help="default 100,000 (--quick 10,000)")
     args = parser.parse_args(argv)
     global CONFIG
     CONFIG = bench_config(Path(tempfile.mkdtemp(prefix="gl-bench-")))
-    args.queued = 10_000 if args.quick else 100_000
+    args.parts = set(args.parts.split(","))
+    args.queued = args.queued or (10_000 if args.quick else 100_000)
     args.stored = 100_000 if args.quick else 1_000_000
     args.seconds = 4.0 if args.quick else 15.0
     args.settle = 5.0 if args.quick else 20.0
     runs = [bench_backend(b, args) for b in args.backends.split(",")]
     lines = [
         f"# bench/api_load.py{' --quick' if args.quick else ''}, "
-        f"{os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"{os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, wiring {args.wiring}, "
+        f"parts {','.join(sorted(args.parts))}, load average at the end "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}",
         "",
     ]
     lines += [

@@ -5,10 +5,11 @@ One private local Ray head; on it, side by side in one run:
 1. **Ray direct** — N trivial jobs (``python -c pass``, 1 CPU each) submitted straight to the
    head with ``JobSubmissionClient``; the clock stops when the last one is terminal (polled
    every ``--poll-s``).
-2. **Greenlight** — the same N jobs through ``greenlight serve``'s parts in this process: the
-   REST API (uvicorn), the periodic cycles (woken by submits, plans and dispatches), SQLite,
-   the ``now`` policy, and the worker wrapper (``python -m workers.runner``, which reports
-   energy to the API). The clock stops when the store shows the last job succeeded.
+2. **Greenlight** — the same N jobs through a real ``greenlight serve`` process pointed at
+   the head (``--wiring split``, the default: its cycles in the scheduler process it spawns;
+   ``--wiring inline``: ``serve --in-process-cycles``, the cycles in the API's process), on
+   SQLite, with the ``now`` policy and the worker wrapper (``python -m workers.runner``, which
+   reports energy to the API). The clock stops when the store shows the last job succeeded.
 
 Both start from the first submit. The ratio Greenlight / direct is the overhead; the target is
 within 10 % (1.10). The two runs alternate ``--rounds`` times to even out warm-up.
@@ -20,24 +21,27 @@ to stdout (saved in ``bench/results/dispatch_overhead.txt``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from scheduler.bootstrap import RayEndpoint, build_service, start_api_thread
+from scheduler.bootstrap import build_store, create_token
 from scheduler.config import load_settings
 from scheduler.dispatch.local_ray import LocalRayHead, free_port
 from scheduler.domain import JobState, Role
-from scheduler.periodic import start_periodic
-from scheduler.service import GreenlightService
+from scheduler.store.sql import SqlStore
 
 ENTRYPOINT = f"{sys.executable} -c pass"
 # The same job inside the worker wrapper, reporting off (no API in its environment): Ray direct
@@ -88,16 +92,16 @@ def ray_durations(client: JobSubmissionClient, ids: list[str]) -> list[float]:
 
 
 def greenlight_lags(
-    service: GreenlightService, client: JobSubmissionClient, ids: list[str]
+    store: SqlStore, client: JobSubmissionClient, ids: list[str]
 ) -> tuple[float, float]:
     """Mean seconds from submit to the dispatch event, and from Ray's end to succeeded."""
     to_dispatch, to_done = [], []
     for job_id in ids:
-        events = service.ctx.store.events(job_id)
+        events = store.events(job_id)
         submitted = events[0].at
         dispatched = next(e.at for e in events if e.kind == "dispatch")
         done = next(e.at for e in events if e.to_state is JobState.SUCCEEDED)
-        info = client.get_job_info(service.ctx.store.get_job(job_id).submission_id or "")
+        info = client.get_job_info(store.get_job(job_id).submission_id or "")
         to_dispatch.append((dispatched - submitted).total_seconds())
         if info.end_time:
             ended = datetime.fromtimestamp(info.end_time / 1000.0, tz=UTC)
@@ -108,7 +112,7 @@ def greenlight_lags(
 def run_greenlight(
     url: str,
     secret: str,
-    service: GreenlightService,
+    store: SqlStore,
     jobs: int,
     poll_s: float,
     out_ids: list[str] | None = None,
@@ -127,7 +131,6 @@ def run_greenlight(
         "resources": {"gpus": 0, "cpus": 1},
         "max_delay_s": 3600,
     }
-    store = service.ctx.store
     done_before = store.count_by_state()[JobState.SUCCEEDED]
     start = time.monotonic()
     ids = []
@@ -146,12 +149,49 @@ def run_greenlight(
         time.sleep(poll_s)
 
 
+@contextlib.contextmanager
+def greenlight_serve(
+    database_url: str, port: int, ray_address: str, wiring: str, log: Path
+) -> Iterator[str]:
+    """A ``greenlight serve`` process on ``database_url`` and ``ray_address``; yields its URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENLIGHT_")}
+    env.update(
+        GREENLIGHT_DATABASE_URL=database_url,
+        GREENLIGHT_API_PORT=str(port),
+        GREENLIGHT_RAY_ADDRESS=ray_address,
+        GREENLIGHT_LOG_LEVEL="WARNING",
+    )
+    args = ["serve"] + (["--in-process-cycles"] if wiring == "inline" else [])
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler.cli.main", *args], env=env, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"serve exited: {log.read_text()[-2000:]}")
+            with contextlib.suppress(requests.RequestException):
+                health = requests.get(f"{url}/healthz", timeout=2).json()
+                if wiring == "inline" or health.get("scheduler", {}).get("status") == "ok":
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"serve did not come up: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the Ray head")
     parser.add_argument("--poll-s", type=float, default=0.2)
+    parser.add_argument("--wiring", choices=("split", "inline"), default="split")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="gl-bench-"))
@@ -162,51 +202,39 @@ def main() -> None:
         object_store_memory_mb=256,
         auth_mode="disabled",
     ).start()
-    server = cycles = None
     try:
-        port = free_port()
-        settings = load_settings(
-            database_url=f"sqlite:///{workdir / 'greenlight.db'}", api_port=port
-        )
-        service = build_service(settings, ray=RayEndpoint(head.dashboard_url))
-        service.refresh_forecasts()
-        server = start_api_thread(service, "127.0.0.1", port)
-        cycles = start_periodic(service, settings)
-        secret, _ = service.create_token(tenant="bench", role=Role.USER)
-        client = JobSubmissionClient(head.dashboard_url)
-        run_direct(client, 2, args.poll_s)  # warm the head (worker processes, imports)
-        direct: list[float] = []
-        wrapped: list[float] = []
-        through: list[float] = []
-        direct_ids: list[str] = []
-        through_ids: list[str] = []
-        for _ in range(args.rounds):
-            direct.append(run_direct(client, args.jobs, args.poll_s, direct_ids))
-            wrapped.append(run_direct(client, args.jobs, args.poll_s, entrypoint=WRAPPED))
-            through.append(
-                run_greenlight(server.url, secret, service, args.jobs, args.poll_s, through_ids)
-            )
+        database_url = f"sqlite:///{workdir / 'greenlight.db'}"
+        settings = load_settings(database_url=database_url)
+        secret, _ = create_token(settings, tenant="bench", role=Role.USER)  # migrates
+        store = build_store(settings, migrate=False)  # this process only counts and reads
+        with greenlight_serve(
+            database_url, free_port(), head.dashboard_url, args.wiring, workdir / "serve.log"
+        ) as url:
+            client = JobSubmissionClient(head.dashboard_url)
+            run_direct(client, 2, args.poll_s)  # warm the head (worker processes, imports)
+            direct: list[float] = []
+            wrapped: list[float] = []
+            through: list[float] = []
+            direct_ids: list[str] = []
+            through_ids: list[str] = []
+            for _ in range(args.rounds):
+                direct.append(run_direct(client, args.jobs, args.poll_s, direct_ids))
+                wrapped.append(run_direct(client, args.jobs, args.poll_s, entrypoint=WRAPPED))
+                through.append(
+                    run_greenlight(url, secret, store, args.jobs, args.poll_s, through_ids)
+                )
         _print_table(args, direct, wrapped, through)
-        lag_in, lag_out = greenlight_lags(service, client, through_ids)
+        lag_in, lag_out = greenlight_lags(store, client, through_ids)
         ray_direct = statistics.mean(ray_durations(client, direct_ids))
         ray_through = statistics.mean(
-            ray_durations(
-                client, [service.ctx.store.get_job(i).submission_id or "" for i in through_ids]
-            )
+            ray_durations(client, [store.get_job(i).submission_id or "" for i in through_ids])
         )
-        sample = service.ctx.store.get_job(through_ids[-1]).submission_id or ""
-        tail = client.get_job_logs(sample).strip().splitlines()[-6:]
-        print("\n".join(f"  log {sample}: {line[:160]}" for line in tail), file=sys.stderr)
         print(
             f"where the time goes (means per job): submit -> dispatched {lag_in:.2f} s; "
             f"Ray end -> succeeded {lag_out:.2f} s; run on Ray {ray_direct:.2f} s direct vs "
             f"{ray_through:.2f} s with the worker wrapper (python -m workers.runner)"
         )
     finally:
-        if cycles is not None:
-            cycles.shutdown(wait=False)
-        if server is not None:
-            server.stop()
         head.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -217,7 +245,8 @@ def _print_table(
     print(
         f"# dispatch_overhead  {datetime.now(UTC).isoformat(timespec='seconds')}  "
         f"{args.jobs} trivial jobs (python -c pass, 1 CPU), Ray head with {args.cpus} CPUs, "
-        f"poll {args.poll_s} s"
+        f"poll {args.poll_s} s, wiring {args.wiring}, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
     print(
         f"{'round':>6}  {'Ray direct s':>12}  {'Ray+wrapper s':>13}  {'Greenlight s':>12}  "

@@ -29,7 +29,7 @@ from scheduler.service.capacity import LiveRegions
 log = logging.getLogger(__name__)
 
 # While started jobs exist, reconcile runs at least this often (seconds).
-ACTIVE_RECONCILE_S = 1.0
+ACTIVE_RECONCILE_S = 0.5
 MIN_INTERVAL_S = 0.5
 
 

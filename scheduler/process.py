@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 SETTINGS_ENV = "GREENLIGHT_SCHEDULER_SETTINGS"
 PARENT_ENV = "GREENLIGHT_SCHEDULER_PARENT"
 STOP_GRACE_S = 30.0
+# The child runs at this niceness: on a busy machine the API's requests win the CPU from a long
+# plan cycle (the cycles are background work; their intervals absorb a slower cycle).
+CHILD_NICE = 5
 RESTART_DELAY_S = 2.0
 # An API process without cycles re-reads each region's capacity from Ray this often.
 CAPACITY_EVERY_S = 30.0
@@ -174,5 +177,7 @@ def child_main() -> None:
     # A parent that died before we got here: do not start cycles nobody will stop.
     if os.getppid() != parent:
         return
+    with contextlib.suppress(OSError):  # a platform without nice: same priority as the API
+        os.nice(CHILD_NICE)
     with contextlib.suppress(SystemExit):  # SIGTERM: the cycles stopped cleanly
         run_scheduler(settings, parent_pid=parent)
