@@ -6,7 +6,9 @@ interval as a safety net: an arrival wakes the planner (after a short debounce, 
 planned once), a plan that makes a job due wakes the dispatcher, a dispatch wakes reconcile.
 While jobs are on the cluster reconcile polls every ``ACTIVE_RECONCILE_S`` so a finished run is
 noticed promptly. Each cycle runs one at a time (its own thread), and the API never waits on
-one. Forecast refresh, pruning and (where regions read Ray) capacity stay on APScheduler.
+one. A plan cycle also sets an alarm (:class:`DueAlarm`) for the earliest planned start ahead,
+which wakes the dispatcher then. Forecast refresh, pruning and (where regions read Ray)
+capacity stay on APScheduler.
 
 A failing cycle never stops the service. A database outage is logged once when it starts and
 once when it ends, not as a traceback per tick; any other failure logs its traceback once and
@@ -19,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -132,14 +135,67 @@ class CycleLoop:
                 wait_s = min(wait_s, self._busy_every_s)
 
 
+class DueAlarm:
+    """Sets ``wake`` when the earliest planned start arrives, so a job planned for later is
+    handed to Ray at its start rather than up to a dispatch interval after it. ``set_after``
+    replaces the alarm (each plan cycle knows the next start); the interval stays the net."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        self._wake = wake
+        self._cond = threading.Condition()
+        self._at: float | None = None  # time.monotonic() of the alarm
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="due-alarm", daemon=True)
+
+    def start(self) -> DueAlarm:
+        self._thread.start()
+        return self
+
+    def set_after(self, delay_s: float | None) -> None:
+        with self._cond:
+            self._at = None if delay_s is None else time.monotonic() + max(delay_s, 0.0)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                if self._at is None:
+                    self._cond.wait()
+                    continue
+                left_s = self._at - time.monotonic()
+                if left_s > 0:
+                    self._cond.wait(left_s)
+                    continue
+                self._at = None
+                self._wake.set()
+
+
+def next_start_s(decision: object, now: datetime) -> float | None:
+    """Seconds from ``now`` to the earliest planned start after it in ``decision`` (a plan
+    cycle's result), or None when every plan starts now or none does."""
+    plans = getattr(decision, "plans", None) or {}
+    starts = [p.start for p in plans.values() if p.start > now]
+    return (min(starts) - now).total_seconds() if starts else None
+
+
 class PeriodicCycles:
     """The running cycles; ``shutdown`` stops them all."""
 
-    def __init__(self, scheduler: BackgroundScheduler, loops: list[CycleLoop]) -> None:
+    def __init__(
+        self, scheduler: BackgroundScheduler, loops: list[CycleLoop], alarm: DueAlarm | None = None
+    ) -> None:
         self.scheduler = scheduler
         self.loops = loops
+        self.alarm = alarm
 
     def shutdown(self, wait: bool = True) -> None:
+        if self.alarm is not None:
+            self.alarm.stop()
         for loop in self.loops:
             loop.stop(wait=False)
         self.scheduler.shutdown(wait=wait)
@@ -165,9 +221,17 @@ def start_periodic(
     def guard(name: str, call: Callable[[], object]) -> CycleGuard:
         return CycleGuard(name, call, database_up)
 
+    alarm = DueAlarm(ctx.wake_dispatcher)
+
+    def plan() -> object:
+        decision = service.plan_cycle()
+        delay_s = next_start_s(decision, ctx.clock.now())
+        alarm.set_after(None if delay_s is None else delay_s / scale)
+        return decision
+
     loops = [
         CycleLoop(
-            guard("plan", service.plan_cycle),
+            guard("plan", plan),
             settings.plan_interval_s / scale,
             ctx.wake_planner,
             debounce_s=ctx.config.plan_debounce_s,
@@ -205,9 +269,10 @@ def start_periodic(
             max_instances=1,
         )
     scheduler.start()
+    alarm.start()
     for loop in loops:
         loop.start()
-    return PeriodicCycles(scheduler, loops)
+    return PeriodicCycles(scheduler, loops, alarm)
 
 
 def _first_line(err: BaseException) -> str:
