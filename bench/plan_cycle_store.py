@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -170,6 +171,8 @@ def insert(store: SqlStore, new: list[Job]) -> None:
 def service_over(url: str, regions: dict[str, Region]) -> GreenlightService:
     """A fresh process's service: new context, new job table, its own engine."""
     store = SqlStore(create_store_engine(url))
+    if PROFILE:
+        time_store_calls(store)
     ctx = ServiceContext(
         store=store,
         regions=regions,
@@ -182,11 +185,44 @@ def service_over(url: str, regions: dict[str, Region]) -> GreenlightService:
     return GreenlightService(ctx)
 
 
+STORE_TIMES: dict[str, float] = {}
+PROFILE = False
+
+
+def time_store_calls(store: SqlStore) -> None:
+    """``--profile``: wrap the store's public methods to sum their seconds per cycle."""
+
+    def wrap(name: str, method: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                STORE_TIMES[name] = STORE_TIMES.get(name, 0.0) + time.perf_counter() - t0
+
+        return timed
+
+    for name in dir(store):
+        if not name.startswith("_") and name not in {"engine", "use_rollup"}:
+            method = getattr(store, name)
+            if callable(method):
+                setattr(store, name, wrap(name, method))
+
+
 def timed_cycle(service: GreenlightService) -> tuple[float, int]:
     before = service.ctx.counters["plans_changed_total"]
+    STORE_TIMES.clear()
     start = time.perf_counter()
     service.plan_cycle()
-    return time.perf_counter() - start, service.ctx.counters["plans_changed_total"] - before
+    took = time.perf_counter() - start
+    if PROFILE:
+        parts = sorted(STORE_TIMES.items(), key=lambda kv: -kv[1])
+        print(
+            f"    store {sum(STORE_TIMES.values()):.2f} s of {took:.2f} s: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in parts if v >= 0.01),
+            flush=True,
+        )
+    return took, service.ctx.counters["plans_changed_total"] - before
 
 
 @contextmanager
@@ -242,7 +278,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile", action="store_true", help="print each cycle's seconds in store calls"
+    )
     args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile
     print(
         f"# plan_cycle_store  {datetime.now(UTC).isoformat(timespec='seconds')}  "
         f"{REGIONS} regions, 48 h at {STEP_S // 60}-min slots, planning budget 0.3 s"
