@@ -16,7 +16,9 @@ reported an endpoint, so existing rows need no backfill:
   restart mid-move carries on;
 * ``moved_at``: when the deployment last moved (or a move was rolled back): its minimum stay
   counts from there;
-* ``relocations``: every completed move, as a JSON list (for the job view and the report).
+* ``relocations``: every completed move, as a JSON list (for the job view and the report);
+* ``move_attempts``: how many attempts moves have used (completed or rolled back), so they do
+  not count against the job's retries.
 
 Plain ``sa.DateTime(timezone=True)`` for UtcDateTime: a revision imports no application code.
 """
@@ -44,10 +46,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("relocation", sa.JSON, nullable=True))
         batch.add_column(sa.Column("moved_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("relocations", sa.JSON, nullable=True))
+        batch.add_column(sa.Column("move_attempts", sa.Integer, nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("move_attempts")
         batch.drop_column("relocations")
         batch.drop_column("moved_at")
         batch.drop_column("relocation")

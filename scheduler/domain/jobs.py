@@ -244,6 +244,7 @@ class Job:
     move: Move | None = None
     moved_at: datetime | None = None
     relocations: tuple[Relocation, ...] = ()
+    move_attempts: int = 0  # attempts its moves used: they are not retries
 
     @property
     def tenant(self) -> str:

@@ -159,7 +159,7 @@ def retry_or_fail(
     A run the cluster lost (``lost``: not the job's fault) retries even without retries left,
     up to LOST_RUN_ALLOWANCE more attempts, so a cluster restart does not fail a job. A failed
     job keeps the run's ``exit_code`` (``greenlight submit --wait`` exits with it)."""
-    retries_used = job.attempt - 1
+    retries_used = job.attempt - 1 - job.move_attempts  # a move's new copy is no retry
     allowed = job.spec.max_retries + (LOST_RUN_ALLOWANCE if lost else 0)
     target = JobState.RETRYING if retries_used < allowed else JobState.FAILED
     try:

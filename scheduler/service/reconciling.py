@@ -25,6 +25,7 @@ import time
 from datetime import datetime
 
 from scheduler.domain import DispatchError, Job, JobEvent, JobState, Region
+from scheduler.domain.deployments import serving_attempt
 from scheduler.domain.errors import ClusterUnreachable
 from scheduler.domain.runs import DispatchMark, RunInfo, RunStatus
 from scheduler.service.context import ServiceContext
@@ -144,7 +145,9 @@ def _last_sign_of_life(ctx: ServiceContext, job: Job, mark: DispatchMark) -> dat
     """The latest of the attempt's dispatch and the end of its latest energy report."""
     times = [t for t in (mark.dispatched_at, job.started_at, job.updated_at) if t is not None]
     times += [
-        r.interval_end for r in ctx.store.energy_reports([job.id]) if r.attempt == job.attempt
+        r.interval_end
+        for r in ctx.store.energy_reports([job.id])
+        if r.attempt == serving_attempt(job.submission_id, job.attempt)
     ]
     return max(times)
 
@@ -193,7 +196,9 @@ def recover_energy(ctx: ServiceContext, job: Job, region: Region) -> None:
     except DispatchError as e:
         log.warning("cannot read the log of %s for energy: %s", job.submission_id, e)
         return
-    reports, refused = parse_energy_lines(text, job.id, job.attempt)
+    # The log is the submission's: after a rolled-back move its attempt trails the count.
+    attempt = serving_attempt(job.submission_id, job.attempt)
+    reports, refused = parse_energy_lines(text, job.id, attempt)
     if refused:
         ctx.counters["energy_log_lines_refused_total"] += refused
     if not reports:

@@ -119,6 +119,7 @@ class SqlDeploymentStore(SqlAdapter):
             "submit_taken_at": event.at,
             "relocation": move_document(move),
             "next_endpoint": None,
+            "move_attempts": sa.func.coalesce(jobs.c.move_attempts, 0) + 1,
             "updated_at": event.at,
         }
         stored = dataclasses.replace(

@@ -190,6 +190,7 @@ def job_from_row(row: RowMapping) -> Job:
         move=move_from_document(row.get("relocation")),
         moved_at=row.get("moved_at"),
         relocations=relocations_from_documents(row.get("relocations")),
+        move_attempts=row.get("move_attempts") or 0,
     )
 
 

@@ -96,6 +96,7 @@ jobs = sa.Table(
     sa.Column("relocation", sa.JSON, nullable=True),
     sa.Column("moved_at", UtcDateTime, nullable=True),
     sa.Column("relocations", sa.JSON, nullable=True),
+    sa.Column("move_attempts", sa.Integer, nullable=True),  # attempts moves used (not retries)
     # SCI's R (migration 0006): the worker's running total of steps or requests, its unit, and
     # the attempt it belongs to (it only grows within an attempt).
     sa.Column("functional_units", sa.Float, nullable=True),

@@ -134,6 +134,8 @@ def test_a_rolled_back_move_leaves_the_old_copy_serving(store: SqlStore) -> None
         store.set_endpoint("d-1", 2, "http://10.0.0.2:81", LATER)
     again = dataclasses.replace(move, new_attempt=3, new_submission_id="d-1-3")
     assert store.start_move("d-1", again, make_event("d-1"))
+    # Two attempts went to moves: neither counts against the job's retries.
+    assert store.get_job("d-1").move_attempts == 2
 
 
 def test_a_job_cancelled_mid_move_is_still_found_to_stop_its_other_copy(store: SqlStore) -> None:

@@ -416,6 +416,7 @@ def test_a_new_copy_that_never_gets_healthy_is_stopped_and_the_move_rolled_back(
 
     assert (back.region, back.submission_id, back.endpoint) == (A, f"{job_id}-1", job.endpoint)
     assert back.relocations == ()
+    assert (back.attempt, back.move_attempts) == (2, 1)  # the try used an attempt, no retry
     assert live.status(A, f"{job_id}-1") is RunStatus.RUNNING
     live.wait_status(B, f"{job_id}-2", RunStatus.STOPPED)
     events = live.service.events(job_id, ADMIN)
