@@ -129,6 +129,13 @@ class JobStore(Protocol):
         """Oldest first. Raises JobNotFound."""
         ...
 
+    def events_of(
+        self, job_ids: Collection[str], kinds: Collection[str], *, limit: int
+    ) -> list[JobEvent]:
+        """The newest ``limit`` events of ``kinds`` among ``job_ids``, newest first, in one
+        read (``scheduler.store.event_reads``)."""
+        ...
+
 
 class PlanStore(Protocol):
     """The cycles' bulk reads and writes, quarantine and the once-only dispatch record

@@ -3,7 +3,11 @@
 The headline figures and the groupings are the savings report's own (``report_to_dict``), so
 the dashboard and ``/v1/reports/savings`` can never disagree. Around them: per region, the
 forecast against the actual intensity over a window around now with the windows where jobs ran
-or will run; the live queue; and the recent faults and warnings. Admin only.
+or will run; the live queue; recent relocations of deployments; and the recent faults and
+warnings. The report is grouped by job kind, so SCI per R (per 1,000 steps, per 1,000
+requests) can be shown per kind: a fleet's total mixes units and has none. Admin only.
+
+Its cost does not grow with the queue: a fixed number of reads besides the report's own.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from scheduler.domain import Forbidden, Forecast, Job, JobState, Principal, Seri
 from scheduler.reports.render import report_to_dict
 from scheduler.service import views
 from scheduler.service.context import ServiceContext
+from scheduler.service.dashboard_relocations import recent_relocations
 
 PAST = timedelta(hours=24)
 FUTURE = timedelta(hours=24)
@@ -23,6 +28,8 @@ QUEUE_LIMIT = 200
 # Kinds of job event that tell an admin something went off the plain path.
 NOTABLE_EVENTS = frozenset({"warning", "fallback", "quarantine", "relocation", "late"})
 EVENT_LIMIT = 30
+# The live jobs whose notable events are shown (the newest ones).
+EVENT_JOBS = 50
 LIVE_STATES = (
     JobState.PENDING,
     JobState.PLANNED,
@@ -41,7 +48,7 @@ def dashboard(ctx: ServiceContext, principal: Principal, period: str = "day") ->
     if not principal.is_admin:
         raise Forbidden("the dashboard is for admins")
     now = ctx.clock.now()
-    report = report_to_dict(views.savings_report(ctx, principal, period=period))
+    report = report_to_dict(views.savings_report(ctx, principal, period=period, group_by="kind"))
     # Per-job rows belong to the report's own endpoint; the page draws totals and groups.
     report.pop("jobs", None)
     live, _ = ctx.store.list_jobs(states=LIVE_STATES, limit=QUEUE_LIMIT)
@@ -57,6 +64,7 @@ def dashboard(ctx: ServiceContext, principal: Principal, period: str = "day") ->
             for source, message in sorted(ctx.last_errors.items())
         ],
         "events": _events(ctx, live),
+        "relocations": recent_relocations(ctx),
     }
 
 
@@ -150,17 +158,14 @@ def _queue(ctx: ServiceContext, live: list[Job], now: datetime) -> dict[str, Any
 
 
 def _events(ctx: ServiceContext, live: list[Job]) -> list[dict[str, Any]]:
-    out = []
-    for job in live[:50]:
-        for event in ctx.store.events(job.id):
-            if event.kind in NOTABLE_EVENTS:
-                out.append(
-                    {
-                        "at": event.at.isoformat(),
-                        "job_id": job.id,
-                        "kind": event.kind,
-                        "reason": event.reason,
-                    }
-                )
-    out.sort(key=lambda e: e["at"], reverse=True)
-    return out[:EVENT_LIMIT]
+    """The newest notable events of the newest live jobs, in one read."""
+    ids = [job.id for job in live[:EVENT_JOBS]]
+    return [
+        {
+            "at": event.at.isoformat(),
+            "job_id": event.job_id,
+            "kind": event.kind,
+            "reason": event.reason,
+        }
+        for event in ctx.store.events_of(ids, NOTABLE_EVENTS, limit=EVENT_LIMIT)
+    ]

@@ -8,6 +8,7 @@ from scheduler.domain import GreenlightError
 from scheduler.store.deployments import SqlDeploymentStore
 from scheduler.store.energy import SqlEnergyStore
 from scheduler.store.engine import create_store_engine
+from scheduler.store.event_reads import SqlEventReads
 from scheduler.store.forecasts import SqlForecastStore
 from scheduler.store.jobs import SqlJobStore
 from scheduler.store.plans import SqlPlanStore
@@ -29,6 +30,7 @@ class SqlStore(
     SqlSavingsStore,
     SqlProgressStore,
     SqlDeploymentStore,
+    SqlEventReads,
 ):
     """JobStore, EnergyStore, ForecastStore, TokenStore and RegionStore on SQLite or PostgreSQL.
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from scheduler.domain import Region
 from scheduler.domain.runs import RunInfo, RunStatus
+from scheduler.domain.serve import ServeApp
 
 
 class FakeCluster:
@@ -34,11 +35,12 @@ class FakeCluster:
         entrypoint: str,
         *,
         env: Mapping[str, str],
-        gpus: int,
+        gpus: float,
         cpus: float,
         memory_mb: int,
         working_dir: str | None = None,
         runtime_env: Mapping[str, Any] | None = None,
+        serve: ServeApp | None = None,
     ) -> None:
         with self._lock:
             self.submit_calls[submission_id] += 1

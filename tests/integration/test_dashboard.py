@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 from fastapi.testclient import TestClient
+from sqlalchemy import event as sa_event
 
 from scheduler.api.app import create_app
 from scheduler.bootstrap import build_service, start_api_thread
@@ -35,11 +37,18 @@ from scheduler.domain import (
     MeterMethod,
     Plan,
     Policy,
+    Resources,
     Role,
     Window,
 )
+from scheduler.domain.deployments import MovePhase
+from scheduler.domain.progress import JobProgress
+from scheduler.planning.relocation import RelocationOption, RunningDeployment, _move
 from scheduler.service import GreenlightService
+from scheduler.service.moving import advance_moves, roll_back
+from scheduler.service.relocating import start_move
 from tests.fakes.clock import FakeClock
+from tests.fakes.cluster import FakeCluster
 
 T0 = datetime(2023, 3, 1, 6, tzinfo=UTC)
 ARTIFACTS = Path(os.environ.get("GREENLIGHT_TEST_ARTIFACTS", "test-artifacts")) / "dashboard"
@@ -119,7 +128,10 @@ def ran_job(
 
 @pytest.fixture
 def service(sqlite_url: str) -> GreenlightService:
-    return build_service(load_settings(database_url=sqlite_url), clock=FakeClock(T0))
+    # An in-memory cluster: the moves below submit and stop copies through the real service.
+    return build_service(
+        load_settings(database_url=sqlite_url), clock=FakeClock(T0), dispatcher=FakeCluster()
+    )
 
 
 @pytest.fixture
@@ -151,6 +163,122 @@ def populated(service: GreenlightService) -> dict[str, str]:
     return {"admin": admin, "user": user}
 
 
+def running_deployment(
+    service: GreenlightService, clock: FakeClock, name: str, region: str, gpus: float
+) -> str:
+    """A deployment dispatched to ``region`` (its copy submitted), running and answering."""
+    store, ctx = service.ctx.store, service.ctx
+    now = clock.now()
+    job_id = f"d-{name}"
+    spec = JobSpec(
+        tenant="acme",
+        name=name,
+        kind=JobKind.DEPLOYMENT,
+        entrypoint="python -m workers.examples.serve_model",
+        home_region="eu-central",
+        allowed_regions=("eu-central", "eu-south"),
+        resources=Resources(gpus=gpus),
+    )
+    store.add_job(
+        Job(id=job_id, spec=spec, state=JobState.PENDING, created_at=now, updated_at=now),
+        _event(job_id, now, JobState.PENDING),
+    )
+    plan = Plan(
+        region=region,
+        windows=(Window(region=region, start=now, end=now + timedelta(days=7)),),
+        policy=Policy.GREENLIGHT,
+        planned_at=now,
+        forecast_emissions_g=1.0,
+        baseline_emissions_g=1.0,
+    )
+    assert store.save_plan(job_id, plan, None)
+    assert job_id in [j.id for j in store.claim_due(now, limit=100)]
+    ctx.dispatcher.submit(
+        ctx.region(region), f"{job_id}-1", "serve", env={}, gpus=1, cpus=1, memory_mb=1
+    )
+    store.transition(
+        job_id, JobState.RUNNING, _event(job_id, now, JobState.RUNNING), started_at=now
+    )
+    assert store.set_endpoint(job_id, 1, f"http://127.0.0.1:9{len(name)}01", now)
+    return job_id
+
+
+def _power(job_id: str, attempt: int, start: datetime, end: datetime, watts: float) -> Any:
+    return EnergyReport(
+        job_id=job_id,
+        attempt=attempt,
+        node="n1",
+        device="gpu:0",
+        interval_start=start,
+        interval_end=end,
+        energy_j=watts * (end - start).total_seconds(),
+        method=MeterMethod.NVML_COUNTER,
+    )
+
+
+def _start(service: GreenlightService, job_id: str, to: str, stay_g: float, move_g: float) -> Any:
+    """Start a move through the service (its start event and the new copy's submission)."""
+    ctx = service.ctx
+    job = ctx.store.get_job(job_id)
+    assert job.region is not None
+    deployment = RunningDeployment(
+        job_id=job_id, region=job.region, since=job.started_at or job.created_at, power_w=200
+    )
+    option = RelocationOption(region=to, stay_g=stay_g, move_g=move_g)
+    decision = _move(deployment, option, ctx.config.relocation.policy)
+    assert start_move(ctx, job, decision, ctx.clock.now())
+    move = ctx.store.get_job(job_id).move
+    assert move is not None
+    assert move.submitted
+    return move
+
+
+@pytest.fixture
+def moved(service: GreenlightService, populated: dict[str, str]) -> dict[str, str]:
+    """``populated``, then two half-GPU deployments: ``web`` moved blue/green from eu-central
+    to eu-south (its energy reported on both sides, its requests counted) and then tried to
+    move back, rolled back; ``api`` runs in eu-south beside it. Actuals are pulled after."""
+    clock = service.ctx.clock
+    assert isinstance(clock, FakeClock)
+    store = service.ctx.store
+    web = running_deployment(service, clock, "web", "eu-central", 0.5)
+    api = running_deployment(service, clock, "api", "eu-south", 0.5)
+    t_start = clock.now()
+    clock.advance(600)
+    move = _start(service, web, "eu-south", stay_g=100.0, move_g=60.0)
+    assert store.set_endpoint(web, move.new_attempt, "http://127.0.0.1:9902", clock.now())
+    clock.advance(300)
+    switched = replace(
+        move,
+        phase=MovePhase.DRAINING,
+        switched_at=clock.now(),
+        drain_until=clock.now() + timedelta(seconds=300),
+    )
+    assert store.save_move(web, move, switched, [])
+    clock.advance(301)
+    advance_moves(service.ctx)  # drained: the old copy stops, the move completes
+    done = store.get_job(web)
+    assert done.move is None
+    assert len(done.relocations) == 1
+    after = done.relocations[0]
+    store.add_energy_reports(
+        [
+            _power(web, 1, t_start, after.finished_at, 150.0),
+            _power(web, 2, after.switched_at, after.switched_at + timedelta(hours=1), 150.0),
+            _power(api, 1, t_start, t_start + timedelta(hours=2), 100.0),
+        ]
+    )
+    store.record_progress(JobProgress(job_id=web, attempt=2, units=12_000, unit="requests"))
+    store.record_progress(JobProgress(job_id=api, attempt=1, units=3_000, unit="requests"))
+    clock.advance(3600)
+    back = _start(service, web, "eu-central", stay_g=80.0, move_g=50.0)
+    clock.advance(60)
+    roll_back(service.ctx, web, back, "the new copy was not healthy within 300 s")
+    clock.advance(3600)
+    assert set(service.pull_forecasts().values()) == {"ok"}
+    return {**populated, "web": web}
+
+
 def test_dashboard_document_agrees_with_the_savings_report(
     service: GreenlightService,
     populated: dict[str, str],
@@ -178,6 +306,99 @@ def test_dashboard_document_agrees_with_the_savings_report(
     queue = body["queue"]
     assert [j["name"] for j in queue["jobs"]] == ["queued"]
     assert queue["counts"][queue["jobs"][0]["state"]] == 1
+
+
+def test_dashboard_shows_recent_relocations_as_the_api_judges_them(
+    service: GreenlightService,
+    moved: dict[str, str],
+) -> None:
+    http = TestClient(create_app(service))
+    admin = {"Authorization": f"Bearer {moved['admin']}"}
+    body = http.get("/v1/dashboard", headers=admin).json()
+    relocations = body["relocations"]
+    assert relocations["counts"] == {"relocated": 1, "rolled back": 1, "in progress": 0}
+    back, done = relocations["moves"]  # newest first
+    assert (done["job_id"], done["name"], done["outcome"]) == (moved["web"], "web", "relocated")
+    assert (done["from_region"], done["to_region"]) == ("eu-central", "eu-south")
+    assert done["expected_saving_g"] == pytest.approx(40.0)
+    assert done["expected_saving_pct"] == pytest.approx(40.0)
+    judged = http.get(f"/v1/deployments/{moved['web']}/relocations", headers=admin).json()
+    [api_move] = judged["data"]
+    assert api_move["measured_saving_g"] is not None, "actuals cover the new copy's hour"
+    assert done["measured_saving_g"] == pytest.approx(api_move["measured_saving_g"], rel=1e-12)
+    assert done["measured_saving_pct"] == pytest.approx(api_move["measured_saving_pct"])
+    assert done["at"] == datetime.fromisoformat(api_move["switched_at"]).isoformat()
+    # The rolled-back try: its regions and expected saving from its events, and why.
+    assert (back["outcome"], back["from_region"], back["to_region"]) == (
+        "rolled back",
+        "eu-south",
+        "eu-central",
+    )
+    assert back["expected_saving_g"] == pytest.approx(30.0)
+    assert back["expected_saving_pct"] == pytest.approx(37.5)
+    assert back["measured_saving_g"] is None
+    assert "not healthy within 300 s" in back["reason"]
+
+
+def test_dashboard_sci_and_packing_are_the_reports(
+    service: GreenlightService,
+    moved: dict[str, str],
+) -> None:
+    http = TestClient(create_app(service))
+    admin = {"Authorization": f"Bearer {moved['admin']}"}
+    body = http.get("/v1/dashboard", headers=admin).json()["report"]
+    report = http.get("/v1/reports/savings?group_by=kind", headers=admin).json()
+    assert body["groups"] == report["groups"]
+    kinds = {g["key"]: g for g in body["groups"]}
+    assert kinds["deployment"]["functional_unit"] == "requests"
+    assert kinds["training"]["sci_g_per_r"] is None  # the training jobs counted no steps
+    assert body["packing"] == report["packing"]
+    assert body["packing"]["peak_gpus_packed"] < body["packing"]["peak_gpus_unpacked"]
+
+
+def test_dashboard_reads_do_not_grow_with_the_queue(
+    service: GreenlightService,
+    populated: dict[str, str],
+) -> None:
+    """Events of the live jobs come in one read, not one per job."""
+    statements: list[str] = []
+    engine = service.ctx.store.engine  # type: ignore[attr-defined]
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    admin = service.authenticate(populated["admin"])
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        service.dashboard(admin)  # the first also rolls the report's hours up and backfills
+        statements.clear()
+        service.dashboard(admin)
+        few = len(statements)
+        store, now = service.ctx.store, service.ctx.clock.now()
+        for i in range(30):
+            spec = JobSpec(
+                tenant="acme",
+                name=f"q{i}",
+                kind=JobKind.TRAINING,
+                entrypoint="python train.py",
+                home_region="us-west",
+                expected_duration_s=600.0,
+                max_delay_s=3600.0,
+            )
+            job_id = f"q-{i}"
+            store.add_job(
+                Job(id=job_id, spec=spec, state=JobState.PENDING, created_at=now, updated_at=now),
+                _event(job_id, now, JobState.PENDING),
+            )
+            store.add_event(
+                JobEvent(job_id=job_id, at=now, kind="warning", actor="test", reason=f"w{i}")
+            )
+        statements.clear()
+        doc = service.dashboard(admin)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == few
+    assert sum(e["kind"] == "warning" for e in doc["events"]) == 30
 
 
 def test_dashboard_data_is_for_admins_only(
@@ -275,10 +496,11 @@ def _card_values(dom: str) -> dict[str, str]:
 @pytest.mark.parametrize(("width", "height"), [(1280, 900), (390, 844)], ids=["desktop", "phone"])
 def test_dashboard_in_a_real_browser(
     live_url: str,
-    populated: dict[str, str],
+    moved: dict[str, str],
     width: int,
     height: int,
 ) -> None:
+    populated = moved
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     out = ARTIFACTS.resolve()
     url = f"{live_url}/dashboard#token={populated['admin']}"
@@ -302,7 +524,7 @@ def test_dashboard_in_a_real_browser(
         headers={"Authorization": f"Bearer {populated['admin']}"},
     ).json()["total"]
     shown = _card_values(dom)
-    assert int(shown["jobs"]) == api_total["jobs"] == 2
+    assert int(shown["jobs"]) == api_total["jobs"] == 4
     for metric, key in (
         ("energy", "energy_kwh"),
         ("emissions", "emissions_g"),
@@ -310,6 +532,34 @@ def test_dashboard_in_a_real_browser(
         ("saved", "saved_g"),
     ):
         assert float(shown[metric]) == pytest.approx(api_total[key], rel=1e-12), metric
+    # SCI per 1,000 requests and the packing credit are the report's (grouped by kind).
+    admin = {"Authorization": f"Bearer {populated['admin']}"}
+    by_kind = requests.get(
+        f"{live_url}/v1/reports/savings?group_by=kind", timeout=30, headers=admin
+    ).json()
+    deployments = next(g for g in by_kind["groups"] if g["key"] == "deployment")
+    assert deployments["sci_g_per_r"] is not None
+    assert float(shown["SCI per 1,000 requests"]) == pytest.approx(
+        deployments["sci_g_per_r"], rel=1e-12
+    )
+    assert shown["SCI per 1,000 steps"] == ""  # the training jobs counted no steps: none
+    packing = by_kind["packing"]
+    assert float(shown["GPU-hours packed"]) == pytest.approx(packing["gpu_h_packed"], rel=1e-12)
+    assert float(shown["GPU-hours unpacked"]) == pytest.approx(packing["gpu_h_unpacked"], rel=1e-12)
+    # The relocation is shown, with the measured saving the deployment's own API reports.
+    judged = requests.get(
+        f"{live_url}/v1/deployments/{populated['web']}/relocations", timeout=30, headers=admin
+    ).json()["data"][0]
+    row = re.search(
+        rf'<tr data-job="{populated["web"]}" data-outcome="relocated">(.*?)</tr>', dom, re.S
+    )
+    assert row is not None, "the relocation is not shown"
+    assert "eu-central → eu-south" in row.group(1)
+    measured = re.search(r'data-label="Measured" data-value="([^"]*)"', row.group(1))
+    assert measured is not None
+    assert float(measured.group(1)) == pytest.approx(judged["measured_saving_g"], rel=1e-12)
+    assert 'data-outcome="rolled back"' in dom
+    assert "not healthy within 300 s" in dom
     # No request the page made left the machine (the browser's own background calls carry no
     # initiator and cannot resolve a name anyway: see the resolver rules above).
     page_requests = _page_requests(net_log, live_url)
@@ -320,8 +570,9 @@ def test_dashboard_in_a_real_browser(
     }
     outside = [u for u in page_requests if not u.startswith(live_url + "/")]
     assert not outside, outside
-    # A tall window, so the screenshot shows the whole page.
-    _chromium(url, width, height * 3, out, f"--screenshot={out / f'dashboard-{width}.png'}")
+    # A tall window, so the screenshot shows the whole page (a phone's is the longer).
+    tall = height * (3 if width > 600 else 6)
+    _chromium(url, width, tall, out, f"--screenshot={out / f'dashboard-{width}.png'}")
     assert (out / f"dashboard-{width}.png").stat().st_size > 10_000
 
 
@@ -331,6 +582,27 @@ def test_dashboard_without_a_token_asks_for_one(live_url: str) -> None:
     dom = _chromium(f"{live_url}/dashboard", 1280, 900, ARTIFACTS.resolve(), "--dump-dom")
     assert 'data-state="login"' in dom
     assert re.search(r'<section id="login"(?! hidden)', dom)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+@pytest.mark.parametrize("width", [1280, 390], ids=["desktop", "phone"])
+def test_an_empty_dashboard_says_what_will_fill_it(service: GreenlightService, width: int) -> None:
+    admin, _ = service.create_token(tenant="ops", role=Role.ADMIN)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    server = start_api_thread(service, "127.0.0.1", 0)
+    try:
+        url = f"{server.url}/dashboard#token={admin}"
+        dom = _chromium(url, width, 900, ARTIFACTS.resolve(), "--dump-dom")
+    finally:
+        server.stop()
+    (ARTIFACTS / f"dom-empty-{width}.html").write_text(dom)
+    assert 'data-state="ready"' in dom, dom[:2000]
+    assert 'data-overflow="false"' in dom, f"horizontal overflow at {width} px"
+    assert re.search(r'<div id="empty" class="empty"(?! hidden)', dom), "no empty state"
+    assert _card_values(dom)["jobs"] == "0"
+    for says in ("No relocations yet", "No deployment shared a GPU", "the queue is empty"):
+        assert says in dom, says
+    assert "no deployment jobs in this period" in dom
 
 
 def test_dashboard_document_is_json_ready(

@@ -228,10 +228,11 @@ function queueChart(container, jobs, span, now) {
   container.replaceChildren(root);
 }
 
-function card(label, value, raw, cls) {
+function card(label, value, raw, cls, hint) {
   const node = el("div", { class: "card " + (cls || ""), "data-metric": label });
   node.dataset.value = raw === null || raw === undefined ? "" : String(raw);
   node.append(el("div", { class: "label" }, [label]), el("div", { class: "value" }, [value]));
+  if (hint) node.append(el("div", { class: "hint" }, [hint]));
   return node;
 }
 
@@ -245,6 +246,101 @@ function renderCards(total) {
     card("saved", fmtMass(saved), saved, saved >= 0 ? "good" : "bad"),
     card("saved %", fmtPct(total.saved_pct), total.saved_pct, saved >= 0 ? "good" : "bad"),
   );
+}
+
+function fmtCount(n) {
+  if (n === null || n === undefined || !isFinite(n)) return "–";
+  return Math.round(n).toLocaleString("en-US");
+}
+
+function fmtSaving(g, pct) {
+  if (g === null || g === undefined) return "–";
+  return pct === null || pct === undefined ? fmtMass(g) : `${fmtMass(g)} (${fmtPct(pct)})`;
+}
+
+// SCI per R for each job kind (the report grouped by kind): a fleet's total mixes steps and
+// requests, so it has no R of its own.
+const KIND_UNITS = { training: "steps", deployment: "requests" };
+
+function renderSci(report) {
+  const byKind = Object.fromEntries((report.groups || []).map((g) => [g.key, g]));
+  const cards = [];
+  for (const [kind, unit] of Object.entries(KIND_UNITS)) {
+    const g = byKind[kind];
+    const sci = g ? g.sci_g_per_r : null;
+    const counted = g && g.functional_units !== null && g.functional_units !== undefined;
+    cards.push(card(`SCI per 1,000 ${unit}`, sci === null || sci === undefined ? "–" :
+      fmtMass(sci), sci, "", !g ? `no ${kind} jobs in this period` :
+      counted ? `${fmtCount(g.functional_units)} ${unit} counted by ${g.jobs} jobs` :
+      `not every ${kind} job reported its ${unit}`));
+    if (kind === "deployment" && g) {
+      cards.push(card("energy per 1,000 requests", fmtEnergy(g.energy_kwh_per_1k_requests),
+        g.energy_kwh_per_1k_requests, "", "operational energy at the meters"));
+      cards.push(card("emissions per 1,000 requests", fmtMass(g.emissions_g_per_1k_requests),
+        g.emissions_g_per_1k_requests, "", "operational, location-based"));
+    }
+  }
+  $("sci").replaceChildren(...cards);
+}
+
+function renderPacking(packing) {
+  const holder = $("packing");
+  if (!packing) {
+    holder.dataset.empty = "true";
+    holder.replaceChildren(el("p", { class: "note" }, ["No deployment shared a GPU in this " +
+      "period, so packing powered no fewer GPUs. Deployments asking for a fraction of a GPU " +
+      "(resources.gpus: 0.25) are packed onto as few devices as fit."]));
+    return;
+  }
+  holder.dataset.empty = "false";
+  const row = (label, value, raw) => {
+    const node = el("div", { class: "kv", "data-metric": label }, [
+      el("span", { class: "label" }, [label]), el("span", { class: "value" }, [value])]);
+    node.dataset.value = raw === null || raw === undefined ? "" : String(raw);
+    return node;
+  };
+  holder.replaceChildren(
+    el("div", { class: "caption" }, [`GPUs powered with vs without packing ` +
+      `(${packing.deployments} shared-GPU deployments)`]),
+    row("GPU-hours packed", `${packing.gpu_h_packed.toFixed(1)} GPU-h`, packing.gpu_h_packed),
+    row("GPU-hours unpacked", `${packing.gpu_h_unpacked.toFixed(1)} GPU-h`,
+      packing.gpu_h_unpacked),
+    row("peak GPUs packed / unpacked", `${packing.peak_gpus_packed} / ` +
+      `${packing.peak_gpus_unpacked}`, packing.peak_gpus_packed),
+    row("idle energy saved", `${fmtEnergy(packing.energy_kwh)} at ${packing.idle_gpu_w} W ` +
+      `(${packing.idle_power_source})`, packing.energy_kwh),
+    row("idle emissions saved", packing.emissions_g === null ? "unpriced" :
+      fmtMass(packing.emissions_g), packing.emissions_g),
+  );
+}
+
+function renderRelocations(rel) {
+  $("relocation-counts").replaceChildren(...Object.entries(rel.counts).map(([outcome, n]) =>
+    el("span", { class: "chip", "data-outcome": outcome }, [`${outcome}: ${n}`])));
+  const body = $("relocations").querySelector("tbody");
+  body.replaceChildren(...rel.moves.map((m) => {
+    const outcome = m.outcome === "in progress" ? `in progress (${m.phase})` :
+      m.outcome === "rolled back" ? `rolled back: ${m.reason || "no reason given"}` : "relocated";
+    const measured = m.measured_saving_g !== null ? fmtSaving(m.measured_saving_g,
+      m.measured_saving_pct) : m.outcome === "relocated" ? "awaiting actuals" : "–";
+    const row = el("tr", { "data-job": m.job_id, "data-outcome": m.outcome }, [
+      el("td", { title: m.job_id, "data-label": "Deployment" }, [m.name || m.job_id]),
+      el("td", { "data-label": "Move" }, [`${m.from_region || "?"} → ${m.to_region || "?"}`]),
+      el("td", { "data-label": "When" }, [fmtTime(m.at)]),
+      el("td", { "data-label": "Expected", "data-value": String(m.expected_saving_g ?? "") },
+        [fmtSaving(m.expected_saving_g, m.expected_saving_pct)]),
+      el("td", { "data-label": "Measured", "data-value": String(m.measured_saving_g ?? "") },
+        [measured]),
+      el("td", { "data-label": "Outcome", class: "wrap" + (m.outcome === "rolled back" ?
+        " bad" : "") }, [outcome]),
+    ]);
+    return row;
+  }));
+  if (!rel.moves.length) {
+    body.append(el("tr", { class: "empty-row" }, [el("td", { colspan: "6" }, [
+      "No relocations yet. A running deployment moves when another of its allowed regions is " +
+      "expected to save more than the [relocation] thresholds over the horizon."])]));
+  }
 }
 
 function renderRegions(doc) {
@@ -302,6 +398,9 @@ function render(doc) {
   }
   renderRegions(doc);
   renderQueue(doc.queue, doc.generated_at);
+  renderSci(report);
+  renderPacking(report.packing);
+  renderRelocations(doc.relocations);
   renderFaults(doc);
   $("updated").textContent = "updated " + fmtTime(doc.generated_at);
   const root = document.documentElement;
