@@ -39,7 +39,7 @@ from scheduler.domain import (
 )
 from scheduler.domain.energy import MAX_REPORTS_PER_POST
 from scheduler.domain.jobs import Dependency, DependencyKind
-from scheduler.domain.progress import MAX_UNITS
+from scheduler.domain.progress import MAX_UNITS, JobProgress
 from scheduler.domain.serve import ServeApp
 from scheduler.domain.tokens import ApiToken
 from scheduler.planning import validation as limits
@@ -291,6 +291,19 @@ class PlanPublic(BaseModel):
         )
 
 
+class FunctionalUnitsPublic(BaseModel):
+    """A job's count of its functional unit (SCI's R): training steps or requests served, as
+    of ``attempt`` (a later attempt's total replaces an earlier one's)."""
+
+    units: float
+    unit: str
+    attempt: int
+
+    @classmethod
+    def of(cls, progress: JobProgress) -> FunctionalUnitsPublic:
+        return cls(units=progress.units, unit=progress.unit, attempt=progress.attempt)
+
+
 class JobPublic(BaseModel):
     """A job as stored: its spec, where it stands, and its plan when it has one."""
 
@@ -329,9 +342,12 @@ class JobPublic(BaseModel):
     endpoint: str | None = None
     relocating_to: str | None = None
     relocations: list[RelocationPublic] = Field(default_factory=list)
+    # SCI's R as the worker counted it; only GET /v1/jobs/{id} reads it (null elsewhere, and
+    # until the worker sent a count).
+    functional_units: FunctionalUnitsPublic | None = None
 
     @classmethod
-    def of(cls, job: Job) -> JobPublic:
+    def of(cls, job: Job, *, progress: JobProgress | None = None) -> JobPublic:
         spec = job.spec
         return cls(
             id=job.id,
@@ -373,6 +389,7 @@ class JobPublic(BaseModel):
             endpoint=job.endpoint,
             relocating_to=job.move.to_region if job.move is not None else None,
             relocations=[RelocationPublic.of(r) for r in job.relocations],
+            functional_units=FunctionalUnitsPublic.of(progress) if progress else None,
         )
 
 

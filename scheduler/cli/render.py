@@ -51,6 +51,15 @@ def fmt_num(value: float | None, digits: int = 1) -> str:
     return NONE if value is None else f"{value:,.{digits}f}"
 
 
+def fmt_units(counted: Mapping[str, Any] | None) -> str:
+    """``12,000 requests (attempt 2)``; ``-`` before the worker sent a count."""
+    if not counted:
+        return NONE
+    units = counted["units"]
+    shown = f"{units:,.0f}" if float(units).is_integer() else f"{units:,.2f}"
+    return f"{shown} {text(counted['unit'])} (attempt {counted['attempt']})"
+
+
 def fmt_duration(seconds: float | None) -> str:
     """``1h05m``, ``42s``: short and exact enough for a table."""
     if seconds is None:
@@ -142,6 +151,7 @@ def print_job(job: Mapping[str, Any]) -> None:
         ("finished", fmt_time(job.get("finished_at"))),
         ("exit_code", text(job.get("exit_code"))),
         ("message", text(job.get("message"))),
+        ("functional_units", fmt_units(job.get("functional_units"))),
     ]
     plan = job.get("plan")
     if plan:

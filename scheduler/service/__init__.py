@@ -109,6 +109,11 @@ class GreenlightService:
     def relocations(self, job_id: str, principal: Principal) -> list[deployments.RelocationView]:
         return deployments.relocations(self.ctx, job_id, principal)
 
+    def job_progress(self, job_id: str) -> JobProgress | None:
+        """The job's stored count of functional units (None before its worker sent one); the
+        caller has read the job already (``get_job`` checks access)."""
+        return self.ctx.store.job_progress([job_id]).get(job_id)
+
     def record_progress(
         self, job_id: str, principal: Principal, *, attempt: int, units: float, unit: str | None
     ) -> tuple[JobProgress, bool]:

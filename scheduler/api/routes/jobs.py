@@ -106,8 +106,10 @@ def list_jobs(
 
 @router.get("/{job_id}")
 def get_job(job_id: JobIdPath, service: ServiceDep, principal: CurrentPrincipal) -> JobPublic:
-    """One job, with its current plan (region, start, forecast and baseline emissions)."""
-    return JobPublic.of(service.get_job(job_id, principal))
+    """One job, with its current plan (region, start, forecast and baseline emissions), its
+    count of functional units (steps, requests) and, for a deployment, where it answers."""
+    job = service.get_job(job_id, principal)
+    return JobPublic.of(job, progress=service.job_progress(job.id))
 
 
 @router.post("/{job_id}/cancel", responses=error_responses(409))
