@@ -41,6 +41,9 @@ from scheduler.domain.serve import ServeApp
 log = logging.getLogger(__name__)
 
 APPLICATIONS = "/api/serve/applications/"
+# The runner's one-time credential: no runner runs beside a Serve application to spend it, and
+# Serve shows every application's config to anyone who can read the dashboard.
+WITHHELD_ENV = frozenset({"GREENLIGHT_TOKEN"})
 DEFAULT_HTTP_PORT = 8000
 _STATUS: Mapping[str, RunStatus] = {
     "NOT_STARTED": RunStatus.PENDING,
@@ -87,9 +90,9 @@ class RayServeApps:
         env: Mapping[str, str],
         runtime_env: Mapping[str, Any] | None = None,
     ) -> None:
-        """Deploy ``app`` as application ``name`` (also its route prefix), with ``env`` merged
-        into its runtime_env's env_vars. Idempotent: an application of that name already on the
-        cluster is left as it is. Raises DispatchError."""
+        """Deploy ``app`` as application ``name`` (also its route prefix), with ``env`` (less
+        ``WITHHELD_ENV``) merged into its runtime_env's env_vars. Idempotent: an application of
+        that name already on the cluster is left as it is. Raises DispatchError."""
         address = self._address_of(region)
         with self._lock(address):
             details = self._get(address)
@@ -236,10 +239,13 @@ def _app_config(
 ) -> dict[str, Any]:
     """One entry of Serve's ``applications`` list for ``app``."""
     config = dict(app.config)
-    renv = {**dict(runtime_env or {}), **dict(config.get("runtime_env") or {})}
-    renv["env_vars"] = {
-        **{str(k): str(v) for k, v in dict(renv.get("env_vars") or {}).items()},
-        **{str(k): str(v) for k, v in env.items()},
+    job_renv, app_renv = dict(runtime_env or {}), dict(config.get("runtime_env") or {})
+    renv = {**job_renv, **app_renv}
+    renv["env_vars"] = {  # the job's, then the application's, then Greenlight's
+        str(k): str(v)
+        for layer in (job_renv.get("env_vars"), app_renv.get("env_vars"), env)
+        for k, v in dict(layer or {}).items()
+        if k not in WITHHELD_ENV
     }
     return {
         **config,

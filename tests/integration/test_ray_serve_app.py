@@ -106,6 +106,10 @@ def test_serve_application_deploys_answers_with_gzip_and_cache_and_stops(
         shown = http.get(f"/v1/jobs/{job_id}", headers=headers).json()
         assert shown["endpoint"] == url  # recorded at dispatch: Serve's route for this run
         _until("the proxy to answer", lambda: _get(f"{url}/healthz") == 200)
+        listed = requests.get(f"{gpu_head.dashboard_url}/api/serve/applications/", timeout=30)
+        app = listed.json()["applications"][sid]
+        assert app["status"] == "RUNNING"
+        deployed_env = app["deployed_app_config"]["runtime_env"]["env_vars"]
 
         rows = [[0.01 * ((i + r) % 7) for i in range(INPUT_DIM)] for r in range(32)]
         payload = json.dumps({"inputs": rows})  # 32 outputs: worth gzipping
@@ -135,6 +139,8 @@ def test_serve_application_deploys_answers_with_gzip_and_cache_and_stops(
 
     apps = requests.get(f"{gpu_head.dashboard_url}/api/serve/applications/", timeout=30).json()
     assert sid not in (apps.get("applications") or {})
+    assert deployed_env["GREENLIGHT_JOB_ID"] == job_id
+    assert "GREENLIGHT_TOKEN" not in deployed_env  # Serve shows configs to dashboard readers
     _until("the route to go", lambda: _get(f"{url}/healthz") in (404, None))
 
 
