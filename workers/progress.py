@@ -8,15 +8,24 @@ sends whatever is newest then. 401/403/404 stop reporting (this attempt may not 
 409 means the server already holds a total this one cannot replace, also final. Other failures
 are retried with capped exponential backoff; :meth:`close` keeps trying until its deadline.
 Never raises into the runner: the job's result does not depend on this.
+
+Every new total read is also written, at once, as one line ``GREENLIGHT_UNITS {json}`` on the
+job's stdout (``UNITS_LINE_PREFIX``; ``job_id``, ``attempt``, ``units``, ``unit``): the cluster
+keeps the log, and the scheduler's reconcile reads the highest total back when the attempt ends
+(``scheduler.service.energy_log``), so a count the API never received (an outage at exit, no
+token at all) still reaches the store. The last line is the final count.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import quote
 
 import requests
@@ -27,6 +36,7 @@ from workers.units import read_units_file
 logger = logging.getLogger(__name__)
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+UNITS_LINE_PREFIX = "GREENLIGHT_UNITS "  # scheduler.service.energy_log.UNITS_PREFIX
 
 
 def progress_url(target: ApiTarget) -> str:
@@ -45,7 +55,8 @@ class ProgressState:
 
 class ProgressReporter:
     """Reads ``path`` on :meth:`poll`; posts new totals for ``attempt`` to ``target`` (None:
-    read only, for the runner's summary)."""
+    read only, for the runner's summary) and writes them to ``lines`` (default stdout) as
+    ``GREENLIGHT_UNITS`` lines for ``job_id`` (default the target's; None: no lines)."""
 
     def __init__(
         self,
@@ -55,10 +66,14 @@ class ProgressReporter:
         attempt: int,
         policy: RetryPolicy | None = None,
         session: requests.Session | None = None,
+        job_id: str | None = None,
+        lines: TextIO | None = None,
     ) -> None:
         self.path = path
         self._target = target
         self._attempt = attempt
+        self._job_id = job_id if job_id is not None else (target.job_id if target else None)
+        self._lines = lines
         self._policy = policy or RetryPolicy()
         self._session = session or requests.Session()
         self._cond = threading.Condition()
@@ -84,9 +99,23 @@ class ProgressReporter:
             return
         units, unit = read
         with self._cond:
-            if self._units is None or units > self._units:
-                self._units, self._unit = units, unit
-                self._cond.notify_all()
+            if self._units is not None and units <= self._units:
+                return
+            self._units, self._unit = units, unit
+            self._cond.notify_all()
+        self._write_line(units, unit)
+
+    def _write_line(self, units: float, unit: str) -> None:
+        """One ``GREENLIGHT_UNITS`` line, in one write (atomic on a pipe), flushed at once."""
+        if self._job_id is None:
+            return
+        body = {"job_id": self._job_id, "attempt": self._attempt, "units": units, "unit": unit}
+        stream = self._lines or sys.stdout
+        try:
+            stream.write(f"{UNITS_LINE_PREFIX}{json.dumps(body, separators=(',', ':'))}\n")
+            stream.flush()
+        except (OSError, ValueError) as e:  # a closed stdout must not fail the job
+            logger.warning("could not write the unit count to the log: %s", e)
 
     def close(self, deadline_s: float) -> ProgressState:
         """Read the file a last time and try for at most ``deadline_s`` seconds to deliver it."""

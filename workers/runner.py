@@ -470,7 +470,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     # A deployment writes where it answers to $GREENLIGHT_ENDPOINT_FILE; a thread posts it.
     EndpointWatcher.start(target, env, retry=config.retry)
     with units_file(env) as path:
-        progress = ProgressReporter(target, path, attempt=config.attempt, policy=config.retry)
+        progress = ProgressReporter(
+            target, path, attempt=config.attempt, policy=config.retry, job_id=job_id
+        )
         return Runner(config, meter, reporter, progress=progress).run(command, env)
 
 

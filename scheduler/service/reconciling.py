@@ -34,6 +34,7 @@ from scheduler.service.energy_log import parse_energy_lines
 from scheduler.service.isolation import isolated, region_down, region_up
 from scheduler.service.moving import advance_moves
 from scheduler.service.snapshots import STARTED_STATES, all_jobs, ran_s
+from scheduler.service.units_log import recover_units
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
@@ -190,7 +191,8 @@ def _apply_status(
 
 
 def recover_energy(ctx: ServiceContext, job: Job, region: Region) -> None:
-    """Store the energy lines of the finished attempt's log (duplicates are ignored)."""
+    """Store the energy lines and the unit count of the finished attempt's log (duplicates
+    are ignored; a count only grows)."""
     try:
         text = ctx.dispatcher.logs(region, job.submission_id or "")
     except DispatchError as e:
@@ -198,6 +200,7 @@ def recover_energy(ctx: ServiceContext, job: Job, region: Region) -> None:
         return
     # The log is the submission's: after a rolled-back move its attempt trails the count.
     attempt = serving_attempt(job.submission_id, job.attempt)
+    recover_units(ctx, job, attempt, text)
     reports, refused = parse_energy_lines(text, job.id, attempt)
     if refused:
         ctx.counters["energy_log_lines_refused_total"] += refused
