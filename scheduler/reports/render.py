@@ -67,6 +67,8 @@ CSV_COLUMNS = (
     "sci_g_per_r",
     "energy_kwh_per_1k_requests",
     "emissions_g_per_1k_requests",
+    "relocations",
+    "relocation_expected_saving_g",
     "filters",
 )
 
@@ -99,6 +101,8 @@ def job_to_dict(job: JobSavings) -> dict[str, Any]:
         "sci_g_per_r": job.sci_g_per_r,
         "energy_kwh_per_1k_requests": job.energy_kwh_per_1k_requests,
         "emissions_g_per_1k_requests": job.emissions_g_per_1k_requests,
+        "relocations": job.relocations,
+        "relocation_expected_saving_g": job.relocation_expected_saving_g,
     }
 
 

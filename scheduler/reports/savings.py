@@ -99,6 +99,11 @@ class JobSavings:
     sci_g_per_r: float | None = None
     energy_kwh_per_1k_requests: float | None = None
     emissions_g_per_1k_requests: float | None = None
+    # A deployment's completed moves and the saving they were expected to make (the forecast
+    # behind each decision, over its horizon; None without a move). Measured: the job's
+    # /v1/deployments/{id}/relocations. ``emissions_g`` prices each copy where it ran.
+    relocations: int = 0
+    relocation_expected_saving_g: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -484,6 +489,10 @@ def _job_savings(
         estimated_kwh=math.fsum(r.energy_j for r in reports if r.method is MeterMethod.ESTIMATE)
         / J_PER_KWH,
         intensity_source=source.value,
+        relocations=len(job.relocations),
+        relocation_expected_saving_g=math.fsum(r.expected_saving_g for r in job.relocations)
+        if job.relocations
+        else None,
     )
 
 

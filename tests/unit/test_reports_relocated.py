@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from scheduler.domain.deployments import Relocation, attempt_region
+from scheduler.reports.render import report_to_csv
 from tests.unit.test_reports import HOUR, T0, build, energy, make_job, region, series
 
 REGIONS = {
@@ -53,6 +54,10 @@ def test_each_copys_energy_is_priced_where_that_copy_ran() -> None:
     assert row.region == "b"
     assert row.emissions_g == pytest.approx(2.0 * 1.2 * 400 + 3.0 * 1.1 * 100)
     assert row.baseline_g == pytest.approx(5.0 * 500)
+    assert (row.relocations, row.relocation_expected_saving_g) == (1, 1.0)
+    csv_text = report_to_csv(build([job], reports, regions=REGIONS, actuals=ACTUALS))
+    header, first = (line.split(",") for line in csv_text.splitlines()[:2])
+    assert dict(zip(header, first, strict=False))["relocation_expected_saving_g"] == "1.0"
 
 
 def test_attempts_map_to_regions_across_moves_rollbacks_and_retries() -> None:
