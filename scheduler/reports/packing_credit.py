@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from scheduler.domain import J_PER_KWH, ForecastUnavailable, Job, Region
 from scheduler.planning.packing import gpus_needed, idle_credit
 from scheduler.reports.emissions import EnergySlice, ZoneIntensity, profile_emissions_g
+from scheduler.reports.formats import fmt_kwh, fmt_mass
 
 if TYPE_CHECKING:
     from scheduler.reports.savings import JobSavings
@@ -143,3 +144,15 @@ def _price(
     except ForecastUnavailable:  # an unpriced zone leaves the grams unknown, not the hours
         return None
     return grams + g if math.isfinite(g) else None
+
+
+def describe(credit: PackingCredit) -> str:
+    """One sentence for the text and HTML reports."""
+    grams = "unpriced" if credit.emissions_g is None else fmt_mass(credit.emissions_g)
+    return (
+        f"Packing: {credit.deployments} shared-GPU deployments powered "
+        f"{credit.gpu_h_packed:.1f} GPU-h (peak {credit.peak_gpus_packed} GPUs) instead of "
+        f"{credit.gpu_h_unpacked:.1f} GPU-h (peak {credit.peak_gpus_unpacked}); idle draw saved "
+        f"{fmt_kwh(credit.energy_kwh)} kWh at {credit.idle_gpu_w:g} W "
+        f"({credit.idle_power_source}), {grams}"
+    )

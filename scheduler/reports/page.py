@@ -22,6 +22,7 @@ from scheduler.reports.formats import (
     fmt_time,
 )
 from scheduler.reports.groups import group_to_dict
+from scheduler.reports.packing_credit import describe
 from scheduler.reports.savings import GroupSavings, JobSavings, SavingsReport
 
 _EMISSIONS_FILL = "#d9822b"
@@ -304,6 +305,7 @@ def report_to_html(report: SavingsReport) -> str:
             f'<p class="meta">Generated {escape(fmt_time(report.generated_at))} UTC; '
             f"{escape(span)}; grouped by {escape(report.period)}.</p>",
             _cards(report.total),
+            f'<p class="meta">{escape(describe(report.packing))}.</p>' if report.packing else "",
             _charts(report),
             _detail_table(report),
             _group_table("Region", report.by_region, report.total),

@@ -30,7 +30,7 @@ from scheduler.reports.formats import (
     printable,
 )
 from scheduler.reports.groups import group_to_dict
-from scheduler.reports.packing_credit import PackingCredit
+from scheduler.reports.packing_credit import PackingCredit, describe
 from scheduler.reports.page import report_to_html
 from scheduler.reports.savings import GroupSavings, JobSavings, SavingsReport
 
@@ -168,17 +168,7 @@ def packing_to_dict(credit: PackingCredit | None) -> dict[str, Any] | None:
 
 
 def _packing_lines(credit: PackingCredit | None) -> list[str]:
-    if credit is None:
-        return []
-    grams = "unpriced" if credit.emissions_g is None else fmt_mass(credit.emissions_g)
-    return [
-        f"Packing: {credit.deployments} shared-GPU deployments powered "
-        f"{credit.gpu_h_packed:.1f} GPU-h (peak {credit.peak_gpus_packed} GPUs) instead of "
-        f"{credit.gpu_h_unpacked:.1f} GPU-h (peak {credit.peak_gpus_unpacked}); idle draw saved "
-        f"{fmt_kwh(credit.energy_kwh)} kWh at {credit.idle_gpu_w:g} W "
-        f"({credit.idle_power_source}), {grams}",
-        "",
-    ]
+    return [] if credit is None else [describe(credit), ""]
 
 
 def _csv_cell(value: Any) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from scheduler.domain import Job, JobKind, JobSpec, JobState, Resources
-from scheduler.reports.render import report_to_dict, report_to_text
+from scheduler.reports.render import report_to_dict, report_to_html, report_to_text
 from tests.unit.test_reports import HOUR, T0, build, energy, region, series
 
 REGIONS = {"home": region("home", "H", pue=1.5)}
@@ -69,6 +69,7 @@ def test_two_halves_and_a_quarter_by_hand() -> None:
     assert as_json["gpu_h_saved"] == pytest.approx(2.0)
     assert as_json["idle_power_source"] == "configured"
     assert "instead of 51.0 GPU-h (peak 3)" in report_to_text(report)
+    assert "instead of 51.0 GPU-h (peak 3)" in report_to_html(report)
 
 
 def test_no_shared_deployment_no_credit() -> None:
