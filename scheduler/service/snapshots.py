@@ -44,7 +44,8 @@ class Signal:
 
 
 def all_jobs(ctx: ServiceContext, states: tuple[JobState, ...]) -> list[Job]:
-    jobs, _ = ctx.store.list_jobs(states=states, limit=1_000_000)
+    # No total: it would count the same rows a second time, every cycle.
+    jobs, _ = ctx.store.list_jobs(states=states, limit=1_000_000, count=False)
     return jobs
 
 
