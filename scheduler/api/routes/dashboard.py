@@ -47,6 +47,8 @@ def dashboard_style() -> Response:
 
 @router.get("/v1/dashboard")
 def dashboard_data(service: ServiceDep, admin: AdminPrincipal) -> dict[str, Any]:
-    """Everything the dashboard draws: the savings report's totals and groups, per-region
-    forecast vs actual intensity with job windows, the live queue, and recent faults (admin)."""
+    """Everything the dashboard draws: the savings report's totals and groups (by job kind,
+    with SCI per R, and the packing credit), per-region forecast vs actual intensity with job
+    windows, the live queue, recent relocations of deployments (expected and measured saving,
+    rollbacks), and recent faults (admin)."""
     return service.dashboard(admin)
