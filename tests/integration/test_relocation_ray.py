@@ -389,6 +389,16 @@ def test_deployment_follows_the_greener_region_once_without_a_failed_request(liv
     # Flat actuals, PUE 1: (stayed - moved) = E_new x (300 - 120) - E_overlap x 300, in g.
     expected_g = (new_j * (300 - 120) - old_j * 300) / 3.6e6
     assert judged[0]["measured_saving_g"] == pytest.approx(expected_g, rel=1e-6, abs=1e-9)
+    # The savings report credits the move: each copy priced where it ran, the expected saving.
+    report = requests.get(
+        f"{live.url}/v1/reports/savings",
+        params={"format": "json"},
+        headers=live.headers,
+        timeout=TIMEOUT_S,
+    ).json()
+    row = next(j for j in report["jobs"] if j["job_id"] == job_id)
+    assert (row["region"], row["relocations"]) == (B, 1)
+    assert row["relocation_expected_saving_g"] == pytest.approx(history.expected_saving_g)
 
 
 def test_a_new_copy_that_never_gets_healthy_is_stopped_and_the_move_rolled_back(
