@@ -401,15 +401,25 @@ def test_deployment_follows_the_greener_region_once_without_a_failed_request(liv
     assert row["relocation_expected_saving_g"] == pytest.approx(history.expected_saving_g)
 
 
+@pytest.mark.parametrize(
+    ("in_b", "why", "final_b"),
+    [
+        # The copy reports an endpoint nothing listens on, and never answers.
+        (
+            'echo http://127.0.0.1:9 > "$GREENLIGHT_ENDPOINT_FILE"; exec sleep 600',
+            ["not healthy within", "http://127.0.0.1:9"],
+            RunStatus.STOPPED,
+        ),
+        # The copy fails at once.
+        ("exit 3", ["the new copy", "failed"], RunStatus.FAILED),
+    ],
+    ids=["never-healthy", "fails"],
+)
 def test_a_new_copy_that_never_gets_healthy_is_stopped_and_the_move_rolled_back(
-    live: Live,
+    live: Live, in_b: str, why: list[str], final_b: RunStatus
 ) -> None:
-    # In region B the copy reports an endpoint nothing listens on, and never answers.
-    entrypoint = (
-        f'case "$GREENLIGHT_RAY_RESOURCES" in *{B_LABEL}*) '
-        'echo http://127.0.0.1:9 > "$GREENLIGHT_ENDPOINT_FILE"; exec sleep 600;; '
-        f"*) exec {SERVE};; esac"
-    )
+    # The same entrypoint serves in region A and misbehaves in region B.
+    entrypoint = f'case "$GREENLIGHT_RAY_RESOURCES" in *{B_LABEL}*) {in_b};; *) exec {SERVE};; esac'
     live.settings = live.settings.model_copy(
         update={"relocation": live.settings.relocation.model_copy(update={"health_timeout_s": 8})}
     )
@@ -428,12 +438,12 @@ def test_a_new_copy_that_never_gets_healthy_is_stopped_and_the_move_rolled_back(
     assert back.relocations == ()
     assert (back.attempt, back.move_attempts) == (2, 1)  # the try used an attempt, no retry
     assert live.status(A, f"{job_id}-1") is RunStatus.RUNNING
-    live.wait_status(B, f"{job_id}-2", RunStatus.STOPPED)
+    live.wait_status(B, f"{job_id}-2", final_b)
     events = live.service.events(job_id, ADMIN)
     failed = [e for e in events if e.kind == "relocation-failed"]
     assert len(failed) == 1
-    assert "not healthy within" in failed[0].reason
-    assert "http://127.0.0.1:9" in failed[0].reason
+    for words in why:
+        assert words in failed[0].reason
     assert requests.get(f"{job.endpoint}/healthz", timeout=TIMEOUT_S).status_code == 200
     # The minimum stay counts from the rollback: no second try at once.
     live.cycle()
