@@ -313,7 +313,9 @@ def run_scheduler(settings: Settings, *, parent_pid: int | None = None) -> None:
             service.refresh_forecasts()
         except Exception:  # the refresh cycle retries; the other cycles need not wait for it
             log.exception("first forecast refresh failed")
-        stack.callback(start_periodic(service, settings).shutdown, wait=True)
+        # wait=False: a cycle in flight (a reconcile over many Ray calls) is dropped, as a
+        # crash would drop it; every cycle is safe to cut anywhere, and SIGTERM must be prompt.
+        stack.callback(start_periodic(service, settings).shutdown, wait=False)
         log.info("scheduler running (pid %d)", os.getpid())
         while parent_pid is None or os.getppid() == parent_pid:
             time.sleep(0.5)

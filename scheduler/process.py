@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 SETTINGS_ENV = "GREENLIGHT_SCHEDULER_SETTINGS"
 PARENT_ENV = "GREENLIGHT_SCHEDULER_PARENT"
-STOP_GRACE_S = 30.0
+STOP_GRACE_S = 10.0
 # The child runs at this niceness: on a busy machine the API's requests win the CPU from a long
 # plan cycle (the cycles are background work; their intervals absorb a slower cycle).
 CHILD_NICE = 5
