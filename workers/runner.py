@@ -174,7 +174,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> RunnerConfi
         logger.error("GREENLIGHT_METER=%r is not auto|estimate; using auto", requested)
     defaults = PowerSpec()
     power = PowerSpec(
-        gpus=_env_int(env, "GREENLIGHT_GPUS"),
+        gpus=_env_float(env, "GREENLIGHT_GPUS"),
         cpus=_env_float(env, "GREENLIGHT_CPUS"),
         gpu_w=_or(_env_float(env, "GREENLIGHT_GPU_POWER_W"), defaults.gpu_w),
         cpu_core_w=_or(_env_float(env, "GREENLIGHT_CPU_CORE_POWER_W"), defaults.cpu_core_w),

@@ -92,7 +92,7 @@ def test_partial_api_env_turns_reporting_off_and_bad_numbers_use_defaults(
     env = {
         "GREENLIGHT_API_URL": "http://x",
         "GREENLIGHT_JOB_ID": "j",
-        "GREENLIGHT_GPUS": "1.5",
+        "GREENLIGHT_GPUS": "one",
         "GREENLIGHT_GPU_POWER_W": "lots",
         "GREENLIGHT_CPUS": "-2",
         "GREENLIGHT_ATTEMPT": "",
