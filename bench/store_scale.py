@@ -1,9 +1,10 @@
 """The store at a million jobs (issue 8, item 4), in process, on PostgreSQL.
 
 Loads ``--stored`` finished jobs (each with an event and an energy report, the last 30 days)
-and ``--queued`` pending ones into a schema of the test database (kept with ``--keep`` and
-reused by name, so a second run skips the load), then times, in one process, the old and the
-new path side by side:
+and ``--queued`` pending ones into a schema of the test database, kept under the name
+``--keep`` (default ``gl_scale``; ~2 GB: drop it when done) so a second run skips the load
+(a schema loaded before a later migration needs that migration's columns), then times, in
+one process, the old and the new path side by side:
 
 * ``list``: ``GET /v1/jobs?state=..&limit=50`` through the service (store query and the
   response model), p50/p99 of 200 calls per state;
@@ -13,6 +14,7 @@ new path side by side:
 Usage::
 
     .venv/bin/python bench/store_scale.py [--stored 1000000] [--queued 100000] [--keep NAME]
+        [--parts list report http]
 """
 
 from __future__ import annotations
