@@ -27,6 +27,7 @@ from scheduler.domain.progress import JobProgress
 from scheduler.domain.runs import DispatchMark, RunInfo
 from scheduler.domain.savings import EnergyBucket, JobCount
 from scheduler.domain.serve import ServeApp
+from scheduler.domain.submission import PendingJob
 
 
 class Clock(Protocol):
@@ -48,6 +49,13 @@ class JobStore(Protocol):
 
     def add_jobs(self, new: Sequence[tuple[Job, JobEvent]]) -> None:
         """Insert jobs with their first events in one transaction (bulk): all or none."""
+        ...
+
+    def add_pending(
+        self, new: Sequence[PendingJob], *, now: datetime, actor: str, reason: str
+    ) -> None:
+        """Insert just-submitted jobs (pending since ``now``) each with its first state event,
+        in one transaction (bulk): all or none."""
         ...
 
     def get_job(self, job_id: str) -> Job:

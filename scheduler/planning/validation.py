@@ -45,12 +45,16 @@ MAX_ENV_KEY_CHARS = 256
 MAX_RUNTIME_ENV_DEPTH = 8
 # Integers inside runtime_env must round-trip through every JSON parser (IEEE doubles).
 MAX_JSON_INT = 2**53
+# json.dumps(separators=...) builds an encoder per call; one shared encoder gives the same text.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be stored or shown (NUL byte, unpaired surrogate), or None."""
     if "\x00" in value:
         return "must not contain NUL bytes"
+    if value.isascii():  # no surrogate possible; skips encoding a copy (every text of a batch)
+        return None
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -93,16 +97,54 @@ def json_problem(value: Any, path: str, depth: int = 0) -> tuple[str, str] | Non
     return path, f"holds a {type(value).__name__}, which is not JSON"
 
 
+def _plain_json_bound(value: Any, depth: int) -> int:
+    """An upper bound of ``value``'s size as compact JSON, in bytes, when it is plain JSON that
+    ``json_problem`` passes (dicts and lists within the depth limit, ASCII text without NUL,
+    finite floats, ints within ±2**53), else -1. The exact checks (a walk that names paths,
+    an encoding) then run only for values this cannot vouch for: a runtime_env of a few
+    variables costs a walk, not an encode (once per job of a batch)."""
+    if depth > MAX_RUNTIME_ENV_DEPTH:
+        return -1
+    kind = type(value)
+    if kind is str:
+        # ensure_ascii: one character escapes to at most 6 bytes (\u00XX)
+        return 6 * len(value) + 2 if value.isascii() and "\x00" not in value else -1
+    if kind is dict:
+        total = 2
+        for key, item in value.items():
+            k, v = _plain_json_bound(key, depth), _plain_json_bound(item, depth + 1)
+            if k < 0 or v < 0 or type(key) is not str:
+                return -1
+            total += k + v + 2
+        return total
+    if kind is list:
+        total = 2
+        for item in value:
+            v = _plain_json_bound(item, depth + 1)
+            if v < 0:
+                return -1
+            total += v + 1
+        return total
+    if value is None or kind is bool:
+        return 5
+    if kind is int:
+        return 17 if abs(value) <= MAX_JSON_INT else -1
+    if kind is float:
+        return 25 if math.isfinite(value) else -1
+    return -1
+
+
 def runtime_env_problem(runtime_env: Mapping[str, Any]) -> tuple[str, str] | None:
     """The first ``(field, reason)`` wrong with a runtime_env, or None: JSON-safe values, at
     most MAX_RUNTIME_ENV_BYTES as compact JSON, ``env_vars`` a mapping of at most MAX_ENV_VARS
     non-empty names (no ``=``) of at most MAX_ENV_KEY_CHARS to strings."""
-    found = json_problem(runtime_env, "runtime_env")
-    if found:
-        return found
-    size_b = len(json.dumps(runtime_env, separators=(",", ":")).encode("utf-8"))
-    if size_b > MAX_RUNTIME_ENV_BYTES:
-        return "runtime_env", f"is {size_b} bytes as JSON; the limit is {MAX_RUNTIME_ENV_BYTES}"
+    if not 0 <= _plain_json_bound(runtime_env, 0) <= MAX_RUNTIME_ENV_BYTES:
+        found = json_problem(runtime_env, "runtime_env")
+        if found:
+            return found
+        size_b = len(_COMPACT_JSON.encode(runtime_env).encode("utf-8"))
+        if size_b > MAX_RUNTIME_ENV_BYTES:
+            return "runtime_env", f"is {size_b} bytes as JSON; the limit is {MAX_RUNTIME_ENV_BYTES}"
     env_vars = runtime_env.get("env_vars", {})
     if not isinstance(env_vars, Mapping):
         return "runtime_env.env_vars", "must be an object of NAME: value strings"
@@ -136,6 +178,14 @@ def validate_spec(
     than any allowed region has.
     """
     _check_text(spec)
+    allowed = _check_shape(spec, regions, now, simulation)
+    return dataclasses.replace(spec, allowed_regions=allowed)
+
+
+def _check_shape(
+    spec: JobSpec, regions: Mapping[str, Region], now: datetime, simulation: bool
+) -> tuple[str, ...]:
+    """Every rule but the per-job texts, in validate_spec's order; the allowed regions."""
     allowed = _check_regions(spec, regions)
     _check_resources(spec, {name: regions[name] for name in allowed})
     check_serve(spec)
@@ -146,7 +196,66 @@ def validate_spec(
         raise InvalidJobSpec("max_retries", f"must be between 0 and {MAX_RETRIES}")
     if not MIN_PRIORITY <= spec.priority <= MAX_PRIORITY:
         raise InvalidJobSpec("priority", f"must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
-    return dataclasses.replace(spec, allowed_regions=allowed)
+    return allowed
+
+
+class SpecChecker:
+    """``validate_spec`` for the many specs of one batch at one ``now``, without the copy:
+    ``allowed_regions(spec)`` raises what ``validate_spec`` would and returns the regions it
+    would fill in. The texts (name, entrypoint, runtime_env) are checked per spec; every other
+    rule reads only fields a sweep's jobs share, so it runs once per distinct set of them."""
+
+    def __init__(self, regions: Mapping[str, Region], now: datetime) -> None:
+        self._regions = regions
+        self._now = now
+        self._shapes: dict[tuple[Any, ...], tuple[str, ...] | InvalidJobSpec] = {}
+
+    def allowed_regions(self, spec: JobSpec) -> tuple[str, ...]:
+        _check_text(spec)
+        if spec.serve is not None:  # its config is per job: nothing to share
+            return _check_shape(spec, self._regions, self._now, False)
+        key = _shape_key(spec)
+        found = self._shapes.get(key)
+        if found is None:
+            try:
+                found = _check_shape(spec, self._regions, self._now, False)
+            except InvalidJobSpec as e:
+                found = e
+            self._shapes[key] = found
+        if isinstance(found, InvalidJobSpec):
+            raise InvalidJobSpec(found.field, found.message)
+        return found
+
+
+def _shape_key(spec: JobSpec) -> tuple[Any, ...]:
+    """Every field ``_check_shape`` reads, with its type: 2 and 2.0 are equal keys but read
+    differently in a message ("asks for 2.0 GPUs"); a deadline by its text, as equal instants
+    in other offsets print differently."""
+    res = spec.resources
+    deadline = spec.deadline
+    return (
+        spec.kind,
+        spec.home_region,
+        spec.allowed_regions,
+        res.gpus,
+        type(res.gpus),
+        res.cpus,
+        type(res.cpus),
+        res.memory_mb,
+        type(res.memory_mb),
+        spec.expected_power_w,
+        type(spec.expected_power_w),
+        spec.expected_duration_s,
+        type(spec.expected_duration_s),
+        spec.max_delay_s,
+        type(spec.max_delay_s),
+        None if deadline is None else deadline.isoformat(),
+        spec.policy,
+        spec.max_retries,
+        type(spec.max_retries),
+        spec.priority,
+        type(spec.priority),
+    )
 
 
 def _check_text(spec: JobSpec) -> None:

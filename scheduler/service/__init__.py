@@ -25,7 +25,18 @@ from scheduler.domain import (
 from scheduler.domain.progress import JobProgress
 from scheduler.planning.snapshot import Decision, LeadError
 from scheduler.reports.savings import SavingsReport
-from scheduler.service import cycles, dashboard, deployments, energy, jobs, progress, tokens, views
+from scheduler.service import (
+    batch,
+    cycles,
+    dashboard,
+    deployments,
+    energy,
+    jobs,
+    progress,
+    tokens,
+    views,
+)
+from scheduler.service.batch import BatchSubmitted
 from scheduler.service.context import ServiceConfig, ServiceContext
 from scheduler.service.timings import CycleTimings
 from scheduler.service.views import ForecastView, RegionStatus
@@ -50,8 +61,8 @@ class GreenlightService:
 
     def submit_batch(
         self, specs: Sequence[JobSpec], principal: Principal, group_id: str | None = None
-    ) -> list[Job]:
-        return jobs.submit_batch(self.ctx, specs, principal, group_id)
+    ) -> BatchSubmitted:
+        return batch.submit_batch(self.ctx, specs, principal, group_id)
 
     def cancel_group(self, group_id: str, principal: Principal) -> list[str]:
         return jobs.cancel_group(self.ctx, group_id, principal)

@@ -57,11 +57,18 @@ def admit(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) -> list[Verdi
     """One verdict per job, in order. All or none: when any job is refused, nothing stays
     reserved (a batch is atomic); otherwise every job's window is reserved. Cost: O(jobs x
     regions x horizon slots), independent of the queue."""
+    return admit_planning(ctx, [planning_job(ctx, job) for job in jobs], now)
+
+
+def admit_planning(
+    ctx: ServiceContext, jobs: Sequence[PlanningJob], now: datetime
+) -> list[Verdict]:
+    """``admit`` for jobs already in the planner's view (a batch builds them without ``Job``s)."""
     with ctx.admission_lock:
         ledger = ctx.admission
         if ledger is None:
             return [ADMIT_ALL] * len(jobs)
-        verdicts = ledger.admit_many([planning_job(ctx, job) for job in jobs], now)
+        verdicts = ledger.admit_many(jobs, now)
         if any(not v.admitted for v in verdicts):
             for job in jobs:
                 ledger.release(job.id)

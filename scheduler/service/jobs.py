@@ -13,7 +13,6 @@ import binascii
 import dataclasses
 import logging
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,7 +22,6 @@ from scheduler.domain import (
     Forbidden,
     GreenlightError,
     InvalidJobSpec,
-    InvalidJobSpecs,
     InvalidTransition,
     Job,
     JobEvent,
@@ -60,7 +58,7 @@ def submit(ctx: ServiceContext, spec: JobSpec, principal: Principal) -> Job:
     """Validate, check the deadline can be met with the capacity there is (the ledger), and
     enqueue. Raises Forbidden, or InvalidJobSpec naming the field (``deadline`` when capacity
     refuses)."""
-    _may_submit(principal)
+    may_submit(principal)
     now = ctx.clock.now()
     job = _new_job(ctx, spec, principal, now)
     verdict = admission.admit(ctx, [job], now)[0]
@@ -77,47 +75,7 @@ def submit(ctx: ServiceContext, spec: JobSpec, principal: Principal) -> Job:
     return job
 
 
-def submit_batch(
-    ctx: ServiceContext,
-    specs: Sequence[JobSpec],
-    principal: Principal,
-    group_id: str | None = None,
-) -> list[Job]:
-    """Submit up to ``MAX_BATCH`` specs atomically: every one is validated and admitted, then
-    all are inserted in one transaction, or none is. Jobs share ``group_id`` (a spec's own
-    wins; default: a new id). Raises Forbidden, InvalidJobSpec for the batch as a whole, or
-    InvalidJobSpecs listing ``(index, field, message)`` for every spec refused."""
-    _may_submit(principal)
-    if not specs:
-        raise InvalidJobSpec("jobs", "must hold at least one job")
-    if len(specs) > MAX_BATCH:
-        raise InvalidJobSpec("jobs", f"holds {len(specs)} jobs; at most {MAX_BATCH} per batch")
-    group_id = _group_id(group_id) or f"g-{uuid.uuid4().hex[:16]}"
-    now = ctx.clock.now()
-    made: list[Job] = []
-    errors: list[tuple[int, str, str]] = []
-    for index, spec in enumerate(specs):
-        try:
-            made.append(_new_job(ctx, spec, principal, now, group_id))
-        except InvalidJobSpec as e:
-            errors.append((index, e.field, e.message))
-    if errors:
-        raise InvalidJobSpecs(errors)
-    verdicts = admission.admit(ctx, made, now)
-    errors = [(i, "deadline", v.reason) for i, v in enumerate(verdicts) if v.reason is not None]
-    if errors:
-        raise InvalidJobSpecs(errors)
-    try:
-        ctx.store.add_jobs([(job, _submitted(job, principal, now)) for job in made])
-    except GreenlightError:
-        admission.release(ctx, [job.id for job in made])
-        raise
-    ctx.counters["jobs_submitted_total"] += len(made)
-    ctx.wake_planner.set()
-    return made
-
-
-def _may_submit(principal: Principal) -> None:
+def may_submit(principal: Principal) -> None:
     if principal.role is Role.JOB:
         raise Forbidden("a job token cannot submit jobs")
 
@@ -134,7 +92,7 @@ def _new_job(
     if spec.tenant != principal.tenant and not principal.is_admin:
         raise Forbidden(f"cannot submit for tenant {spec.tenant!r}")
     if spec.group_id is not None:
-        _group_id(spec.group_id)
+        valid_group_id(spec.group_id)
     spec = validate_spec(spec, ctx.regions, now)
     spec = dependencies.check_parents(ctx, spec, principal)
     spec = dataclasses.replace(
@@ -149,7 +107,7 @@ def _new_job(
     )
 
 
-def _group_id(group_id: str | None) -> str | None:
+def valid_group_id(group_id: str | None) -> str | None:
     if group_id is not None and not (0 < len(group_id) <= MAX_GROUP_ID):
         raise InvalidJobSpec("group_id", f"must be 1 to {MAX_GROUP_ID} characters")
     return group_id

@@ -11,6 +11,8 @@ replicas on one file take turns.
 from __future__ import annotations
 
 import dataclasses
+import json
+import operator
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -31,6 +33,7 @@ from scheduler.domain import (
     Plan,
     can_transition,
 )
+from scheduler.domain.submission import PendingJob
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
 from scheduler.store.rollup import mark_jobs_dirty, mark_started_dirty
 from scheduler.store.rows import (
@@ -38,6 +41,7 @@ from scheduler.store.rows import (
     event_values,
     job_from_row,
     job_values,
+    pending_job_values,
     plan_values,
 )
 from scheduler.store.tables import job_events, jobs
@@ -88,6 +92,40 @@ class SqlJobStore(SqlAdapter):
                     conn.execute(_INSERT_EVENT, event_rows)
                 # Jobs stored already started (imports, tests): their hours' rollup is stale.
                 mark_started_dirty(conn, [job.started_at for job, _ in new])
+        except (sa.exc.IntegrityError, psycopg.errors.IntegrityError) as e:
+            raise GreenlightError(f"one of {len(new)} job ids already exists") from e
+
+    def add_pending(
+        self, new: Sequence[PendingJob], *, now: datetime, actor: str, reason: str
+    ) -> None:
+        """Insert just-submitted jobs, pending since ``now``, each with its first state event
+        (``actor``, ``reason``): as ``add_jobs`` of the ``Job``s and events they stand for, in
+        one transaction (PostgreSQL ``COPY``), all or none. Raises GreenlightError if an id is
+        taken."""
+        if not new:
+            return
+        import psycopg
+
+        job_rows = [pending_job_values(p, now) for p in new]
+        event = event_values(
+            JobEvent(
+                job_id="",
+                at=now,
+                kind="state",
+                actor=actor,
+                reason=reason,
+                to_state=JobState.PENDING,
+            )
+        )
+        event_rows = [{**event, "job_id": p.id} for p in new]
+        try:
+            with write_transaction(self._engine) as conn:
+                if conn.dialect.name == "postgresql" and len(new) >= _COPY_FROM:
+                    copy_rows(conn, jobs, job_rows)
+                    copy_rows(conn, job_events, event_rows)
+                else:
+                    conn.execute(_INSERT_JOB, job_rows)
+                    conn.execute(_INSERT_EVENT, event_rows)
         except (sa.exc.IntegrityError, psycopg.errors.IntegrityError) as e:
             raise GreenlightError(f"one of {len(new)} job ids already exists") from e
 
@@ -417,18 +455,31 @@ def _claim_order(job: Job) -> tuple[datetime, int, datetime, str]:
 
 def copy_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """``COPY table (columns) FROM STDIN`` of ``rows`` inside ``conn``'s transaction
-    (PostgreSQL only). JSON columns are sent as JSON; every row has the first row's keys."""
-    from psycopg.types.json import Json
-
-    names = list(rows[0])
-    as_json = {name for name in names if isinstance(table.c[name].type, sa.JSON)}
+    (PostgreSQL only). JSON columns are sent as JSON; every row has the first row's keys.
+    A column that is None in every row is left out (its default, NULL for every column that
+    has no server default: a new job's dozen empty columns cost nothing to send)."""
+    first = rows[0]
+    unset = {
+        name
+        for name, value in first.items()
+        if value is None
+        and table.c[name].server_default is None
+        and list(map(operator.itemgetter(name), rows)).count(None) == len(rows)
+    }
+    names = [name for name in first if name not in unset]
+    as_json = [i for i, name in enumerate(names) if isinstance(table.c[name].type, sa.JSON)]
     columns = ", ".join(f'"{name}"' for name in names)
+    encode = _JSON_TEXT.encode
     raw: Any = conn.connection.dbapi_connection
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
         for row in rows:
-            copy.write_row(
-                [
-                    Json(row[name]) if name in as_json and row[name] is not None else row[name]
-                    for name in names
-                ]
-            )
+            values = [row[name] for name in names]
+            for i in as_json:
+                # Text COPY carries no types: JSON as its text, from one shared encoder (the
+                # text psycopg's Json would send, without its per-value dumper).
+                if values[i] is not None:
+                    values[i] = encode(values[i])
+            copy.write_row(values)
+
+
+_JSON_TEXT = json.JSONEncoder()

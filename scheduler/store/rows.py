@@ -26,6 +26,7 @@ from scheduler.domain import (
 )
 from scheduler.domain.jobs import Dependency, DependencyKind
 from scheduler.domain.serve import ServeApp
+from scheduler.domain.submission import PendingJob
 from scheduler.store.deployment_rows import move_from_document, relocations_from_documents
 
 
@@ -128,6 +129,53 @@ def job_values(job: Job) -> dict[str, Any]:
         if spec.serve
         else None,
     }
+
+
+def pending_job_values(new: PendingJob, now: datetime) -> dict[str, Any]:
+    """Every ``jobs`` column for a just-submitted job: ``job_values`` of the pending ``Job``
+    it stands for, built without that ``Job``."""
+    spec = new.spec
+    res = spec.resources
+    return {
+        "id": new.id,
+        "tenant": spec.tenant,
+        "name": spec.name,
+        "kind": spec.kind.value,
+        "entrypoint": spec.entrypoint,
+        "home_region": spec.home_region,
+        "runtime_env": dict(spec.runtime_env),
+        "gpus": res.gpus,
+        "cpus": res.cpus,
+        "memory_mb": res.memory_mb,
+        "expected_duration_s": spec.expected_duration_s,
+        "deadline": spec.deadline,
+        "max_delay_s": spec.max_delay_s,
+        "allowed_regions": list(new.allowed_regions),
+        "interruptible": spec.interruptible,
+        "priority": spec.priority,
+        "max_retries": spec.max_retries,
+        "policy": spec.policy.value,
+        "expected_power_w": new.expected_power_w,
+        "state": JobState.PENDING.value,
+        "created_at": now,
+        "updated_at": now,
+        "attempt": 0,
+        **_NO_PLAN,
+        "region": None,
+        "submission_id": None,
+        "started_at": None,
+        "finished_at": None,
+        "exit_code": None,
+        "message": None,
+        "group_id": new.group_id,
+        "after": [{"job_id": d.job_id, "kind": d.kind.value} for d in spec.after] or None,
+        "serve": {"import_path": spec.serve.import_path, "config": dict(spec.serve.config)}
+        if spec.serve
+        else None,
+    }
+
+
+_NO_PLAN = plan_values(None)
 
 
 def serve_from_document(document: Any) -> ServeApp | None:

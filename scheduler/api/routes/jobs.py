@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic_core import to_json
 
+from scheduler.api import batch_body
 from scheduler.api.deps import CurrentPrincipal, ServiceDep
 from scheduler.api.errors import HTTP_CREATED, error_responses
 from scheduler.api.schemas import (
@@ -19,7 +21,6 @@ from scheduler.api.schemas import (
     JobIdPath,
     JobLogsPublic,
     JobPublic,
-    JobsCreate,
     JobsCreated,
     JobsPublic,
     TenantQuery,
@@ -51,14 +52,26 @@ def submit_job(body: JobCreate, service: ServiceDep, principal: CurrentPrincipal
     )
 
 
-@router.post("/batch", status_code=HTTP_CREATED, responses=error_responses(413))
-def submit_jobs(body: JobsCreate, service: ServiceDep, principal: CurrentPrincipal) -> JobsCreated:
+@router.post(
+    "/batch",
+    status_code=HTTP_CREATED,
+    response_model=JobsCreated,
+    responses=error_responses(413),
+    openapi_extra=batch_body.OPENAPI_REQUEST_BODY,
+)
+def submit_jobs(
+    body: Annotated[tuple[bytes, str | None], Depends(batch_body.raw_body)],
+    service: ServiceDep,
+    principal: CurrentPrincipal,
+) -> Response:
     """Submit up to 10,000 jobs at once, all or none; they share a group id."""
-    specs = [job.to_spec(job.tenant or principal.tenant) for job in body.jobs]
-    jobs = service.submit_batch(specs, principal, body.group_id)
-    group_ids = {j.spec.group_id for j in jobs}
-    group_id = group_ids.pop() if len(group_ids) == 1 else None
-    return JobsCreated(group_id=group_id, count=len(jobs), ids=[j.id for j in jobs])
+    # The body is parsed here from its bytes in one pass, and the answer serialized once:
+    # FastAPI's parse and response validation were a third of a 10,000-job batch (issue 8).
+    batch = batch_body.parse_jobs_create(*body)
+    specs = [job.to_spec(job.tenant or principal.tenant) for job in batch.jobs]
+    done = service.submit_batch(specs, principal, batch.group_id)
+    created = {"group_id": done.group_id, "count": len(done.ids), "ids": done.ids}
+    return Response(to_json(created), status_code=HTTP_CREATED, media_type="application/json")
 
 
 @router.post("/cancel")
