@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic_core import to_json
 
-from scheduler.api import batch_body
+from scheduler.api import batch_body, job_pages
 from scheduler.api.deps import CurrentPrincipal, ServiceDep
 from scheduler.api.errors import HTTP_CREATED, error_responses
 from scheduler.api.schemas import (
@@ -84,7 +84,7 @@ def cancel_group(
     return GroupCancelled(group_id=group_id, cancelled=service.cancel_group(group_id, principal))
 
 
-@router.get("")
+@router.get("", response_model=JobsPublic)
 def list_jobs(
     service: ServiceDep,
     principal: CurrentPrincipal,
@@ -95,7 +95,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> JobsPublic:
+) -> Response:
     """List jobs visible to the caller, newest first, filtered, paged by offset or cursor."""
     page = service.list_jobs(
         principal,
@@ -107,14 +107,16 @@ def list_jobs(
         offset=offset,
         cursor=cursor,
     )
-    return JobsPublic(
-        data=[JobPublic.of(j) for j in page.jobs],
+    # Serialized once, unvalidated models of the store's jobs (scheduler.api.job_pages).
+    body = job_pages.page_json(
+        page.jobs,
         count=page.count,
         limit=limit,
         offset=offset,
         next_cursor=page.next_cursor,
         count_capped=page.count_capped,
     )
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{job_id}")
