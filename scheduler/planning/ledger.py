@@ -216,11 +216,14 @@ class AdmissionLedger:
         x_e = self.grid.to_x(max(now, job.earliest_start))
         cap_x = self.grid.to_x(now) + HORIZON_CAP_S / step
         x_l = math.inf if job.deadline is None else self.grid.to_x(job.deadline) - d
-        if x_l < x_e:
+        # A deadline exactly one duration away (max_delay_s=0) must pass: slot positions are
+        # floats, so allow a microsecond of rounding.
+        if x_l < x_e - 1e-6 / step:
             return Verdict(
                 reason=f"deadline {_iso(job.deadline)} is before the earliest "
                 f"possible end {_iso(self.grid.to_time(x_e + d))}"
             )
+        x_l = max(x_l, x_e)
         rows = self._rows(job)
         if not rows.size:
             return Verdict(reason="no allowed region is configured")
