@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from scheduler.domain import EnergyReport, Forecast, ForecastUnavailable, Job, JobKind, JobState
 from scheduler.domain.deployments import Relocation
 from scheduler.planning.relocation import measured_saving
 from scheduler.service.context import ServiceContext
+from scheduler.service.deployments import Profile, move_profiles
 
 DEPLOYMENT_LIMIT = 100
 MOVE_LIMIT = 20
 ROLLED_BACK = "relocation-failed"
 _EVENT_LIMIT = 500
-_Profile = list[tuple[datetime, datetime, float]]
 # The reasons ``scheduler.service.relocating`` and ``scheduler.service.moving`` write: a rolled
 # back move keeps no record but its events, so its regions and expected saving come from them.
 _SAVING_RE = re.compile(r"expected to save (-?[\d.]+) g \((-?[\d.]+) %\)")
@@ -137,13 +136,13 @@ def _measure(ctx: ServiceContext, rows: list[dict[str, Any]], by_id: dict[str, J
     per_job: dict[str, list[EnergyReport]] = {}
     for report in ctx.store.energy_reports(sorted({r["job_id"] for r in rows})):
         per_job.setdefault(report.job_id, []).append(report)
-    judged: list[tuple[dict[str, Any], Relocation, _Profile, _Profile]] = []
+    judged: list[tuple[dict[str, Any], Relocation, Profile, Profile]] = []
     for row in rows:
         job = by_id[row["job_id"]]
         i = row.pop("_index")
         until = job.relocations[i + 1].switched_at if i + 1 < len(job.relocations) else None
         moved = job.relocations[i]
-        judged.append((row, moved, *_profiles(moved, per_job.get(job.id, []), until)))
+        judged.append((row, moved, *move_profiles(moved, per_job.get(job.id, []), until)))
     intervals = [iv for _, _, profile, overlap in judged for iv in (*profile, *overlap)]
     if not intervals:
         return
@@ -175,23 +174,3 @@ def _measure(ctx: ServiceContext, rows: list[dict[str, Any]], by_id: dict[str, J
             continue
         row["measured_saving_g"] = measured.saving_g
         row["measured_saving_pct"] = measured.saving_pct
-
-
-def _profiles(
-    moved: Relocation, reports: Sequence[EnergyReport], until: datetime | None
-) -> tuple[_Profile, _Profile]:
-    """The new copy's energy since the switch (until the next move's), and the old copy's
-    from the move's start: what ``scheduler.service.deployments`` judges a move on."""
-    profile = [
-        (r.interval_start, r.interval_end, r.energy_j)
-        for r in reports
-        if r.attempt == moved.new_attempt
-        and r.interval_start >= moved.switched_at
-        and (until is None or r.interval_start < until)
-    ]
-    overlap = [
-        (r.interval_start, r.interval_end, r.energy_j)
-        for r in reports
-        if r.attempt == moved.old_attempt and r.interval_end > moved.started_at
-    ]
-    return profile, overlap

@@ -101,12 +101,14 @@ def relocations(ctx: ServiceContext, job_id: str, principal: Principal) -> list[
     return out
 
 
-def _judged(
-    ctx: ServiceContext,
-    moved: Relocation,
-    reports: Sequence[EnergyReport],
-    until: datetime | None,
-) -> RelocationView:
+Profile = list[tuple[datetime, datetime, float]]
+
+
+def move_profiles(
+    moved: Relocation, reports: Sequence[EnergyReport], until: datetime | None
+) -> tuple[Profile, Profile]:
+    """What a move is judged on: the new copy's energy since the switch (until the next
+    move's), and the old copy's from the move's start (the overlap), as (start, end, J)."""
     profile = [
         (r.interval_start, r.interval_end, r.energy_j)
         for r in reports
@@ -119,6 +121,16 @@ def _judged(
         for r in reports
         if r.attempt == moved.old_attempt and r.interval_end > moved.started_at
     ]
+    return profile, overlap
+
+
+def _judged(
+    ctx: ServiceContext,
+    moved: Relocation,
+    reports: Sequence[EnergyReport],
+    until: datetime | None,
+) -> RelocationView:
+    profile, overlap = move_profiles(moved, reports, until)
     none = RelocationView(relocation=moved, measured_saving_g=None, measured_saving_pct=None)
     spans = [s for s, _, _ in (*profile, *overlap)] + [e for _, e, _ in (*profile, *overlap)]
     if not profile or moved.from_region not in ctx.regions or moved.to_region not in ctx.regions:

@@ -57,6 +57,9 @@ def relocation_cycle(ctx: ServiceContext) -> list[str]:
         j
         for j in ctx.store.running_deployments()
         if j.endpoint
+        # A Ray Serve application's move (a second application, then a route switch) is not
+        # built: it stays where it was placed.
+        and j.spec.serve is None
         and j.region in ctx.regions
         and j.region not in ctx.regions_down
         and now - (j.moved_at or j.started_at or j.created_at) >= stay
