@@ -83,7 +83,8 @@ def bench_list(roots: dict[str, Path], keep: str, seconds: float) -> list[str]:
     service: Any = build_service(load_settings(api_load.CONFIG, database_url=url))
     token = service.create_token(tenant="bench", role=Role.USER)[0]
     page = service.list_jobs(service.authenticate(token), state=JobState.SUCCEEDED, limit=50)
-    firsts = ["/v1/jobs?state=pending&limit=50", "/v1/jobs?state=succeeded&limit=50"]
+    # planned, not pending: the scheduler process plans the queued jobs (pending pages empty).
+    firsts = ["/v1/jobs?state=planned&limit=50", "/v1/jobs?state=succeeded&limit=50"]
     keyset = [f"/v1/jobs?state=succeeded&limit=50&cursor={page.next_cursor}"]
     lines = []
     for name, root in roots.items():
