@@ -247,6 +247,11 @@ class RayDispatcher:
         """Where the Serve application ``submission_id`` answers (``ray_serve.RayServeApps``)."""
         return self.serve.endpoint(region, submission_id)
 
+    def serve_units(self, region: Region, submission_id: str) -> float | None:
+        """The Serve application's running total of requests answered
+        (``ray_serve.RayServeApps.units``)."""
+        return self.serve.units(region, submission_id)
+
     def capacity(self, region: Region) -> ClusterCapacity:
         """What the region's live nodes offer in total (its node group's, for a region with a
         ``node_label``): CPUs, GPUs and custom resources, from Ray's state API. Raises

@@ -45,6 +45,10 @@ APPLICATIONS = "/api/serve/applications/"
 # Serve shows every application's config to anyone who can read the dashboard.
 WITHHELD_ENV = frozenset({"GREENLIGHT_TOKEN"})
 DEFAULT_HTTP_PORT = 8000
+# Where an application that counts its requests answers its total, under its route prefix
+# (``workers.examples.serve_app``), and how long (connect, read) the scheduler waits for it.
+UNITS_ROUTE = "/-/units"
+UNITS_TIMEOUT_S = (2.0, 5.0)
 _STATUS: Mapping[str, RunStatus] = {
     "NOT_STARTED": RunStatus.PENDING,
     "DEPLOYING": RunStatus.PENDING,
@@ -152,6 +156,28 @@ class RayServeApps:
         for a cluster whose proxies listen elsewhere, front them and follow the job's events)."""
         host = urlsplit(self._address_of(region)).hostname or "127.0.0.1"
         return f"http://{host}:{self._http_options['port']}/{name}"
+
+    def units(self, region: Region, name: str) -> float | None:
+        """The requests application ``name`` says it answered (``GET <endpoint>/-/units``,
+        ``{"units": N, "unit": "requests"}``), or None when it keeps no such count (404, or
+        another unit). Raises DispatchError when it cannot be asked or answers nonsense."""
+        url = f"{self.endpoint(region, name)}{UNITS_ROUTE}"
+        try:
+            response = self._http.get(url, timeout=UNITS_TIMEOUT_S)
+            body = response.json() if response.ok else None
+        except (requests.RequestException, ValueError) as e:
+            raise DispatchError(f"cannot read the request count of {name} at {url}: {e}") from e
+        if response.status_code == 404 or (
+            isinstance(body, dict) and body.get("unit") != "requests"
+        ):
+            return None
+        units = body.get("units") if isinstance(body, dict) else None
+        if not response.ok or isinstance(units, bool) or not isinstance(units, int | float):
+            raise DispatchError(
+                f"{name} answered {response.status_code} without a count at {url}: "
+                f"{response.text.strip()[-200:]}"
+            )
+        return float(units)
 
     # -- HTTP ---------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from scheduler.service.dispatching import dispatch_event, retry_or_fail, submit_
 from scheduler.service.energy_log import parse_energy_lines
 from scheduler.service.isolation import isolated, region_down, region_up
 from scheduler.service.moving import advance_moves
+from scheduler.service.serve_accounting import account_serve_apps
 from scheduler.service.snapshots import STARTED_STATES, all_jobs, ran_s
 from scheduler.service.units_log import recover_units
 
@@ -61,6 +62,16 @@ def reconcile(ctx: ServiceContext) -> int:
                 down_now.add(job.region)
     _probe_quiet_regions(ctx, down_now)
     advance_moves(ctx)
+    # Serve applications have no runner to report requests and energy: see the module.
+    account_serve_apps(
+        ctx,
+        [
+            j
+            for j in jobs
+            if j.region not in down_now and ((m := marks.get(j.id)) is None or m.quarantine is None)
+        ],
+        now,
+    )
     return len(jobs)
 
 

@@ -79,6 +79,23 @@ class SqlDeploymentStore(SqlAdapter):
         with read_transaction(self._engine) as conn:
             return [job_from_row(r) for r in conn.execute(query).mappings().all()]
 
+    def ended_serve_jobs(self, finished_since: datetime) -> list[Job]:
+        """Deployments run as Ray Serve applications that finished at or after
+        ``finished_since`` (their last energy estimate is written then:
+        ``scheduler.service.serve_accounting``). One index range read on ``finished_at``."""
+        query = (
+            sa.select(jobs)
+            .where(
+                jobs.c.finished_at >= finished_since,
+                jobs.c.kind == JobKind.DEPLOYMENT.value,
+                jobs.c.started_at.is_not(None),
+            )
+            .order_by(jobs.c.finished_at, jobs.c.id)
+        )
+        with read_transaction(self._engine) as conn:
+            found = [job_from_row(r) for r in conn.execute(query).mappings()]
+        return [job for job in found if job.spec.serve is not None]
+
     def moving_jobs(self, finished_since: datetime) -> list[tuple[Job, str | None]]:
         """Jobs with a move in flight, each with the endpoint its new copy reported (None until
         it did): those relocating, and those that finished at or after ``finished_since`` with

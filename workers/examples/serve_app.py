@@ -12,26 +12,58 @@ answers like ``workers.examples.serve_model``:
   malformed body; a repeated body comes from a bounded LRU cache keyed by its SHA-256
   (``X-Cache: hit``); gzipped when ``Accept-Encoding`` asks;
 * ``GET .../stats``: this replica's ``requests`` served (SCI's functional unit), cache ``hits``
-  and ``misses``.
+  and ``misses``;
+* ``GET .../-/units``: ``{"units": N, "unit": "requests"}``, the requests answered by every
+  replica of the application: what Greenlight's scheduler polls as the job's progress
+  (``scheduler.service.serve_accounting``).
 
-Requests are counted per replica, in memory: a Serve application has no Greenlight runner
-beside it to report them.
+A Serve application has no Greenlight runner beside it, so it keeps its own total: each replica
+counts in memory and pushes its running total to one ``UnitCounter`` replica (part of the same
+application, removed with it) at most every ``PUSH_S`` seconds, and at once before answering
+``/-/units``. The counter keeps the highest total seen per replica (pushes may arrive out of
+order) and answers their sum, so a replica that dies keeps the requests it had pushed; requests
+of its last ``PUSH_S`` seconds are lost with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import Response
 
 from workers.examples.model import resolve_device
 from workers.examples.response_cache import DEFAULT_MAX_ENTRIES, ResponseCache, gzip_body
 from workers.examples.serve_model import MAX_BODY_BYTES, BadRequest, load_traced_model, parse_inputs
+
+log = logging.getLogger(__name__)
+UNITS_ROUTE = "/-/units"
+# A replica pushes its running total to the counter at most this often (seconds).
+PUSH_S = 1.0
+
+
+@serve.deployment(name="UnitCounter", num_replicas=1, ray_actor_options={"num_cpus": 0})
+class UnitCounter:
+    """The application's request total: the highest running total each replica pushed, summed."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+
+    def push(self, replica: str, total: int) -> None:
+        if total > self.totals.get(replica, -1):
+            self.totals[replica] = total
+
+    def total(self) -> int:
+        return sum(self.totals.values())
 
 
 @serve.deployment(name="MlpService", ray_actor_options={"num_cpus": 0.1})
@@ -44,11 +76,48 @@ class MlpService:
         seed: int = 0,
         cache_entries: int = DEFAULT_MAX_ENTRIES,
         device: str = "auto",
+        counter: DeploymentHandle[Any] | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.model = load_traced_model(Path(checkpoint) if checkpoint else None, self.device, seed)
         self.cache = ResponseCache(cache_entries)
         self.requests_served = 0
+        self.counter = counter
+        self.replica = uuid.uuid4().hex
+        self.pushed = 0
+        self.pushed_at_s = 0.0
+        self.pusher: asyncio.Task[None] | None = None
+
+    async def push_total(self) -> None:
+        """Send this replica's running total to the counter (a no-op without one)."""
+        if self.counter is None:
+            return
+        total = self.requests_served
+        await self.counter.push.remote(self.replica, total)
+        self.pushed, self.pushed_at_s = max(self.pushed, total), time.monotonic()
+
+    async def _push_later(self) -> None:
+        """One push ``PUSH_S`` after the last, so a burst costs one call, not one per request."""
+        try:
+            await asyncio.sleep(max(0.0, self.pushed_at_s + PUSH_S - time.monotonic()))
+            await self.push_total()
+        except Exception:  # the counter restarting: the next request pushes the total again
+            log.warning("pushing the request total failed", exc_info=True)
+        finally:
+            self.pusher = None
+
+    def _counted(self) -> None:
+        self.requests_served += 1
+        if self.counter is not None and self.pusher is None:
+            self.pusher = asyncio.get_running_loop().create_task(self._push_later())
+
+    async def units(self) -> dict[str, Any]:
+        """Every replica's requests answered, as Greenlight's progress report reads it."""
+        if self.counter is None:
+            return {"units": self.requests_served, "unit": "requests"}
+        await self.push_total()
+        total: int = await self.counter.total.remote()
+        return {"units": total, "unit": "requests"}
 
     def predict(self, rows: list[list[float]]) -> bytes:
         import torch
@@ -69,6 +138,8 @@ class MlpService:
                 "misses": self.cache.misses,
             }
             return self._json(request, 200, stats)
+        if request.method == "GET" and path.endswith(UNITS_ROUTE):
+            return self._json(request, 200, await self.units())
         if request.method != "POST" or not path.endswith("/predict"):
             return self._json(request, 404, {"error": f"no route {request.method} {path}"})
         body = await request.body()
@@ -84,7 +155,7 @@ class MlpService:
             answer = self.predict(rows)
             self.cache.put(body, answer)
             cache = "miss"
-        self.requests_served += 1
+        self._counted()
         return self._send(request, 200, answer, {"X-Cache": cache})
 
     def _json(self, request: Request, status: int, payload: dict[str, Any]) -> Response:
@@ -105,8 +176,9 @@ class MlpService:
 
 def build(args: dict[str, Any]) -> Application:
     """Serve's application builder: ``config.args`` become the replicas' arguments."""
-    application: Application = MlpService.bind(**args)  # type: ignore[attr-defined]
+    counter = UnitCounter.bind()  # type: ignore[attr-defined]
+    application: Application = MlpService.bind(counter=counter, **args)  # type: ignore[attr-defined]
     return application
 
 
-app: Application = MlpService.bind()  # type: ignore[attr-defined]
+app: Application = build({})
