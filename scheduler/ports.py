@@ -25,7 +25,7 @@ from scheduler.domain import (
 from scheduler.domain.deployments import Move, Relocation
 from scheduler.domain.progress import JobProgress
 from scheduler.domain.runs import DispatchMark, RunInfo
-from scheduler.domain.savings import EnergyBucket, JobCount
+from scheduler.domain.savings import EnergyBucket, JobCount, RunBounds
 from scheduler.domain.serve import ServeApp
 from scheduler.domain.submission import PendingJob
 
@@ -352,6 +352,13 @@ class SavingsStore(Protocol):
     ) -> list[EnergyBucket]:
         """Their energy per hour drawn and per hour it would have been drawn at home (and per
         ``split``: ``kind`` or ``group``)."""
+        ...
+
+    def savings_shared_runs(
+        self, *, tenant: str | None = None, region: str | None = None, group_id: str | None = None
+    ) -> list[RunBounds]:
+        """The counted jobs holding a share of one GPU that drew energy, with their run bounds
+        (the packing credit; not bounded by start time)."""
         ...
 
     def refresh_savings_rollup(self, now: datetime, step_s: float) -> object:

@@ -27,6 +27,10 @@ class EnergyBucket:
     baseline: bool = False
     # The job kind or group id when the store was asked to split by it (``split``), else None.
     split_key: str | None = None
+    # Where the energy was drawn when that is not ``region`` (an earlier copy of a relocated
+    # deployment): its zone and PUE price it, while the job's figures stay filed under
+    # ``region`` like the per-job report's. None: drawn in ``region``.
+    drawn_in: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,3 +56,25 @@ class JobCount:
     units: float = 0.0
     units_jobs: int = 0
     unit_names: frozenset[str] = frozenset()
+    # Relocated deployments: their completed moves and the saving those moves were expected to
+    # make (g, the forecast behind each decision; None when none of the jobs moved).
+    relocations: int = 0
+    relocation_expected_saving_g: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunBounds:
+    """A counted job holding ``gpu_share`` (below 1) of one GPU, for the packing credit: its
+    recorded start and finish (None while it runs) and its first and last energy interval
+    bounds (the per-job report's run: the earlier of the start and the first interval, to the
+    finish, else the last interval's end once terminal)."""
+
+    job_id: str
+    region: str
+    home_region: str
+    gpu_share: float
+    terminal: bool
+    started_at: datetime
+    finished_at: datetime | None
+    first_interval_start: datetime
+    last_interval_end: datetime

@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from scheduler.domain import J_PER_KWH, Forecast, ForecastUnavailable, Region
-from scheduler.domain.savings import EnergyBucket, JobCount
+from scheduler.domain.savings import EnergyBucket, JobCount, RunBounds
 from scheduler.reports.emissions import IntensitySource, ZoneIntensity
+from scheduler.reports.packing_credit import PackingCredit, packing_credit, runs_of_bounds
 from scheduler.reports.savings import (
     GROUPINGS,
     NO_GROUP,
@@ -54,6 +55,8 @@ class _Sums:
         "misses",
         "moved_in_space",
         "moved_in_time",
+        "relocation_saving_g",
+        "relocations",
         "unit_names",
         "units",
         "units_jobs",
@@ -65,6 +68,8 @@ class _Sums:
         self.delay_s = self.embodied_g = self.units = 0.0
         self.units_jobs = 0
         self.unit_names: set[str] = set()
+        self.relocations = 0
+        self.relocation_saving_g: float | None = None
 
     def add_count(self, c: JobCount, factors: EmbodiedFactors) -> None:
         self.jobs += c.jobs
@@ -75,6 +80,11 @@ class _Sums:
         self.units += c.units
         self.units_jobs += c.units_jobs
         self.unit_names |= c.unit_names
+        self.relocations += c.relocations
+        if c.relocation_expected_saving_g is not None:
+            self.relocation_saving_g = (
+                self.relocation_saving_g or 0.0
+            ) + c.relocation_expected_saving_g
         self.embodied_g += (
             c.gpu_s * factors.gpu_g_per_hour + c.cpu_s * factors.cpu_core_g_per_hour
         ) / HOUR_S
@@ -111,6 +121,8 @@ class _Sums:
             sci_g_per_r=figures.sci_g_per_r,
             energy_kwh_per_1k_requests=figures.energy_kwh_per_1k_requests,
             emissions_g_per_1k_requests=figures.emissions_g_per_1k_requests,
+            relocations=self.relocations,
+            relocation_expected_saving_g=self.relocation_saving_g,
         )
 
 
@@ -146,6 +158,8 @@ def build_aggregate_report(
     group_by: str | None = None,
     embodied: EmbodiedFactors | None = None,
     embodied_by_region: Mapping[str, EmbodiedFactors] | None = None,
+    shared: Sequence[RunBounds] = (),
+    idle_gpu_w: float | None = None,
 ) -> SavingsReport:
     """Totals by tenant, region and period from the store's sums (see the module docstring).
 
@@ -155,8 +169,11 @@ def build_aggregate_report(
     or in a zone with no intensity data at all, is left out and listed in ``skipped`` (one
     entry per region). ``group_by`` ``kind`` and ``group`` need buckets and counts split by
     that column (``split_key``). ``embodied_by_region`` overrides ``embodied`` per region
-    name. SCI per R: see ``scheduler.reports.sci.shared_units``. Raises ValueError for an
-    unknown ``period`` or ``group_by``.
+    name. SCI per R: see ``scheduler.reports.sci.shared_units``. ``shared``: the run bounds of
+    the jobs holding a share of one GPU, credited with ``idle_gpu_w`` as the per-job report
+    does (``packing``; runs bounded by ``start``/``end`` as that report's rows are). A moved
+    deployment's buckets are filed under its region and priced where they were drawn
+    (``drawn_in``). Raises ValueError for an unknown ``period`` or ``group_by``.
     """
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
@@ -171,13 +188,18 @@ def build_aggregate_report(
     by_period: defaultdict[str, _Sums] = defaultdict(_Sums)
     skipped: dict[str, str] = {}
     for b in buckets:
-        reason = prices.problem(regions, b.region) or prices.problem(regions, b.home_region)
+        drawn_in = b.drawn_in or b.region
+        reason = (
+            prices.problem(regions, b.region)
+            or prices.problem(regions, drawn_in)
+            or prices.problem(regions, b.home_region)
+        )
         if reason is not None:
             skipped.setdefault(b.region, reason)
             continue
         # Emissions and baseline are separable sums: the run's energy where and when it was
         # drawn, the baseline's at home and when it would have been drawn.
-        priced_in = regions[b.home_region] if b.baseline else regions[b.region]
+        priced_in = regions[b.home_region] if b.baseline else regions[drawn_in]
         grams = b.energy_j / J_PER_KWH * priced_in.pue * prices.at(priced_in.grid_zone, b.hour)
         label = period_label(b.hour, period)
         targets = [total, by_tenant[b.tenant], by_region[b.region], by_period[label]]
@@ -217,7 +239,30 @@ def build_aggregate_report(
         ),
         group_by=group_by,
         groups=_groups(by_key) if group_by is not None else (),
+        packing=None
+        if idle_gpu_w is None
+        else _packing(shared, prices, regions, idle_gpu_w, now, start, end),
     )
+
+
+def _packing(
+    shared: Sequence[RunBounds],
+    prices: _HourlyPrices,
+    regions: Mapping[str, Region],
+    idle_gpu_w: float,
+    now: datetime,
+    start: datetime | None,
+    end: datetime | None,
+) -> PackingCredit | None:
+    # The per-job report has no row, so no run, for a job it could not price.
+    priced = [
+        b
+        for b in shared
+        if prices.problem(regions, b.region) is None
+        and prices.problem(regions, b.home_region) is None
+    ]
+    runs = runs_of_bounds(priced, now, start=start, end=end)
+    return packing_credit(runs, idle_gpu_w=idle_gpu_w, regions=regions, zone_of=prices.zone)
 
 
 def _groups(sums: Mapping[str, _Sums]) -> tuple[GroupSavings, ...]:
@@ -246,6 +291,17 @@ class _HourlyPrices:
             return str(e)
         return None
 
+    def zone(self, region: Region) -> ZoneIntensity:
+        """The intensity of ``region``'s zone (built once per zone)."""
+        return self._zone(region.grid_zone)
+
+    def _zone(self, zone: str) -> ZoneIntensity:
+        intensity = self._zones.get(zone)
+        if intensity is None:
+            intensity = ZoneIntensity.of(zone, self._actuals.get(zone), self._forecasts.get(zone))
+            self._zones[zone] = intensity
+        return intensity
+
     def at(self, zone: str, hour: datetime) -> float:
         """g/kWh over the hour from ``hour``. Raises ForecastUnavailable for a zone with no
         data at all."""
@@ -253,10 +309,7 @@ class _HourlyPrices:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        intensity = self._zones.get(zone)
-        if intensity is None:
-            intensity = ZoneIntensity.of(zone, self._actuals.get(zone), self._forecasts.get(zone))
-            self._zones[zone] = intensity
+        intensity = self._zone(zone)
         a_s = hour.timestamp()
         integral_g, _source = intensity.integral(a_s, a_s + HOUR_S)
         value = self._cache[key] = integral_g / HOUR_S

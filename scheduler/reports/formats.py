@@ -117,6 +117,8 @@ DETAIL_HEADERS = (
     "embodied",
     "units",
     "sci_per_r",
+    "relocations",
+    "reloc_expected",
     "mean_delay",
     "p95_delay",
     "deadline_misses",
@@ -145,12 +147,27 @@ def detail_cells(group: Mapping[str, Any]) -> list[str]:
         fmt_mass(group["embodied_g"]),
         fmt_units(group.get("functional_units"), group.get("functional_unit")),
         fmt_per_r(group.get("sci_g_per_r"), group.get("functional_unit")),
+        # .get: the CLI renders a server's JSON, which may predate these keys.
+        str(group.get("relocations") or 0),
+        fmt_relocation_saving(group.get("relocation_expected_saving_g")),
         _delay(group["mean_delay_s"]),
         _delay(group["p95_delay_s"]),
         str(group["deadline_misses"]),
         _share(group["moved_in_time_share"]),
         _share(group["moved_in_space_share"]),
     ]
+
+
+def fmt_relocation_saving(expected_saving_g: float | None) -> str:
+    """The saving a deployment's moves were expected to make, or ``-`` without a move."""
+    return MISSING if expected_saving_g is None else fmt_mass(expected_saving_g)
+
+
+def fmt_moves(relocations: int, expected_saving_g: float | None) -> str:
+    """A job's moves for people: ``2 (exp. 41.3 g)``, ``-`` without one."""
+    if not relocations:
+        return MISSING
+    return f"{relocations} (exp. {fmt_relocation_saving(expected_saving_g)})"
 
 
 def fmt_units(units: float | None, unit: str | None) -> str:

@@ -36,4 +36,6 @@ def group_to_dict(group: GroupSavings) -> dict[str, Any]:
         "sci_g_per_r": group.sci_g_per_r,
         "energy_kwh_per_1k_requests": group.energy_kwh_per_1k_requests,
         "emissions_g_per_1k_requests": group.emissions_g_per_1k_requests,
+        "relocations": group.relocations,
+        "relocation_expected_saving_g": group.relocation_expected_saving_g,
     }

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from scheduler.domain import J_PER_KWH, ForecastUnavailable, Job, Region
+from scheduler.domain.savings import RunBounds
 from scheduler.planning.packing import gpus_needed, idle_credit
 from scheduler.reports.emissions import EnergySlice, ZoneIntensity, profile_emissions_g
 from scheduler.reports.formats import fmt_kwh, fmt_mass
@@ -80,6 +81,35 @@ def shared_runs(jobs: Sequence[Job], rows: Sequence[JobSavings], now: datetime) 
         for row in rows
         if row.job_id in share
     ]
+
+
+def runs_of_bounds(
+    bounds: Sequence[RunBounds],
+    now: datetime,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[SharedRun]:
+    """The store's run bounds (the report over many jobs) as the per-job report's runs: from
+    the earlier of the start and the first energy interval, to the finish (else the last
+    interval's end once terminal; ``now`` while running); only runs starting in
+    ``[start, end)``, as the per-job report keeps its rows."""
+    out = []
+    for b in bounds:
+        run_start = min(b.started_at, b.first_interval_start)
+        if (start is not None and run_start < start) or (end is not None and run_start >= end):
+            continue
+        finish = b.finished_at or (b.last_interval_end if b.terminal else None)
+        out.append(
+            SharedRun(
+                job_id=b.job_id,
+                region=b.region,
+                gpu_share=b.gpu_share,
+                start=run_start,
+                end=finish or now,
+            )
+        )
+    return out
 
 
 def packing_credit(

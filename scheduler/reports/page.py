@@ -16,6 +16,7 @@ from scheduler.reports.formats import (
     fmt_filters,
     fmt_g,
     fmt_kwh,
+    fmt_moves,
     fmt_pct,
     fmt_per_r,
     fmt_s,
@@ -109,6 +110,16 @@ def _cards(total: GroupSavings) -> str:
                 _card("Saved (g CO2e)", fmt_g(total.saved_g), saved_css),
                 _card("Saved (%)", fmt_pct(total.saved_pct), saved_css),
             ]
+            + (
+                [
+                    _card(
+                        "Relocations",
+                        fmt_moves(total.relocations, total.relocation_expected_saving_g),
+                    )
+                ]
+                if total.relocations
+                else []
+            )
         )
         + "</section>"
     )
@@ -152,6 +163,8 @@ _DETAIL_TITLES = (
     "Embodied",
     "Units (R)",
     "SCI per R",
+    "Relocations",
+    "Expected saving of moves",
     "Mean delay",
     "p95 delay",
     "Deadline misses",
@@ -229,6 +242,11 @@ def _job_row(job: JobSavings) -> str:
                 _cell(fmt_g(job.saved_g), num=True),
                 _cell(fmt_pct(job.saved_pct), num=True),
                 _cell(fmt_per_r(job.sci_g_per_r, job.functional_unit), num=True),
+                _cell(
+                    fmt_moves(job.relocations, job.relocation_expected_saving_g),
+                    num=True,
+                    title="completed moves (expected saving of them)" if job.relocations else None,
+                ),
                 f"<td{source_css}>{escape(job.intensity_source)}</td>",
             ]
         )
@@ -254,13 +272,14 @@ def _job_table(jobs: Sequence[JobSavings]) -> str:
             "Saved (g)",
             "Saved",
             "SCI per R",
+            "Moves",
             "Source",
         ],
-        numeric=range(8, 15),
+        numeric=range(8, 16),
     )
     rows = "".join(_job_row(j) for j in jobs)
     if not jobs:
-        rows = '<tr><td colspan="16">No job with energy reports in this range.</td></tr>'
+        rows = '<tr><td colspan="17">No job with energy reports in this range.</td></tr>'
     # Wide: it scrolls inside its own box rather than push the page past the window.
     return (
         f'<h2>Jobs</h2><div class="scroll"><table class="jobs">{head}'
@@ -284,7 +303,9 @@ _FOOTER = (
     "Times are UTC (the full time is in each cell's tooltip). "
     "Energy marked * is estimated from configured power, not measured. Intensity "
     "<em>forecast</em> or <em>extrapolated</em> marks figures priced where actuals were "
-    "missing.</p></footer>"
+    "missing. Moves: a relocated deployment's completed moves and the saving they were "
+    "expected to make when decided; its emissions price each copy in the region it ran in.</p>"
+    "</footer>"
 )
 
 

@@ -22,8 +22,10 @@ from scheduler.reports.formats import (
     fmt_g,
     fmt_kwh,
     fmt_mass,
+    fmt_moves,
     fmt_pct,
     fmt_per_r,
+    fmt_relocation_saving,
     fmt_s,
     fmt_time,
     iso_utc,
@@ -167,6 +169,15 @@ def packing_to_dict(credit: PackingCredit | None) -> dict[str, Any] | None:
     }
 
 
+def _relocation_lines(total: GroupSavings) -> list[str]:
+    if not total.relocations:
+        return []
+    return [
+        f"Relocations: {total.relocations} completed moves of deployments, expected to save "
+        f"{fmt_relocation_saving(total.relocation_expected_saving_g)} when decided"
+    ]
+
+
 def _packing_lines(credit: PackingCredit | None) -> list[str]:
     return [] if credit is None else [describe(credit), ""]
 
@@ -206,6 +217,8 @@ def report_to_csv(report: SavingsReport) -> str:
         "sci_g_per_r": total.sci_g_per_r,
         "energy_kwh_per_1k_requests": total.energy_kwh_per_1k_requests,
         "emissions_g_per_1k_requests": total.emissions_g_per_1k_requests,
+        "relocations": total.relocations,
+        "relocation_expected_saving_g": total.relocation_expected_saving_g,
         "filters": filters,
     }
     writer.writerow([_csv_cell(total_row.get(c)) for c in CSV_COLUMNS])
@@ -261,6 +274,7 @@ _JOB_HEADERS = (
     "saved_g",
     "saved_pct",
     "sci_per_r",
+    "moves",
     "source",
 )
 
@@ -280,6 +294,7 @@ def _job_cells(job: JobSavings) -> list[str]:
         fmt_g(job.saved_g),
         fmt_pct(job.saved_pct),
         fmt_per_r(job.sci_g_per_r, job.functional_unit),
+        fmt_moves(job.relocations, job.relocation_expected_saving_g),
         job.intensity_source,
     ]
 
@@ -306,6 +321,7 @@ def report_to_text(report: SavingsReport) -> str:
         f"Total: {total.jobs} jobs, {fmt_kwh(total.energy_kwh)} kWh, "
         f"emissions {fmt_mass(total.emissions_g)}, baseline {fmt_mass(total.baseline_g)}, "
         f"saved {fmt_mass(total.saved_g)} ({fmt_pct(total.saved_pct)})",
+        *_relocation_lines(total),
         "" if report.jobs else "No job with energy reports in this range.\n",
         *_packing_lines(report.packing),
         *_detail_table(report),
@@ -313,11 +329,13 @@ def report_to_text(report: SavingsReport) -> str:
         *_group_table("Region", report.by_region),
         *_group_table(report.period.capitalize(), report.by_period),
         "Jobs",
-        *_table(_JOB_HEADERS, [_job_cells(j) for j in report.jobs], set(range(6, 13))),
+        *_table(_JOB_HEADERS, [_job_cells(j) for j in report.jobs], set(range(6, 14))),
         "",
         "* energy estimated from configured power, not measured. source: intensity behind the"
         " figures (actual; forecast or extrapolated where actuals were missing)."
-        " sci_per_r: (operational + embodied) per 1,000 steps or requests.",
+        " sci_per_r: (operational + embodied) per 1,000 steps or requests."
+        " moves: a relocated deployment's completed moves (exp.: the saving they were expected"
+        " to make); its emissions price each copy where it ran.",
     ]
     if report.skipped:
         lines += ["", "Not priced:"]

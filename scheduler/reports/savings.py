@@ -137,6 +137,10 @@ class GroupSavings:
     sci_g_per_r: float | None = None
     energy_kwh_per_1k_requests: float | None = None
     emissions_g_per_1k_requests: float | None = None
+    # The group's deployments' completed moves and the saving they were expected to make
+    # (None when none of its jobs moved), as on the job rows.
+    relocations: int = 0
+    relocation_expected_saving_g: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -345,6 +349,9 @@ def group_savings(key: str, rows: Sequence[JobSavings]) -> GroupSavings:
         units=units,
         unit=unit,
     )
+    expected = [
+        r.relocation_expected_saving_g for r in rows if r.relocation_expected_saving_g is not None
+    ]
     return GroupSavings(
         key=key,
         jobs=n,
@@ -366,6 +373,8 @@ def group_savings(key: str, rows: Sequence[JobSavings]) -> GroupSavings:
         sci_g_per_r=figures.sci_g_per_r,
         energy_kwh_per_1k_requests=figures.energy_kwh_per_1k_requests,
         emissions_g_per_1k_requests=figures.emissions_g_per_1k_requests,
+        relocations=sum(r.relocations for r in rows),
+        relocation_expected_saving_g=math.fsum(expected) if expected else None,
     )
 
 

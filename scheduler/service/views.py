@@ -160,7 +160,13 @@ def savings_report(
         buckets = ctx.store.savings_energy_buckets(
             tenant=tenant, region=region, group_id=group_id, start=start, end=end, split=split
         )
+        shared = ctx.store.savings_shared_runs(tenant=tenant, region=region, group_id=group_id)
         covered = span(buckets)
+        if covered is not None and shared:  # the packing credit prices the shared runs' hours
+            covered = (
+                min(covered[0], *(min(b.started_at, b.first_interval_start) for b in shared)),
+                max(covered[1], now),
+            )
         actuals, forecasts = (
             ({}, {}) if covered is None else _intensity_between(ctx, covered[0], covered[1], now)
         )
@@ -178,6 +184,8 @@ def savings_report(
                 group_by=group_by,
                 embodied=ctx.config.embodied,
                 embodied_by_region=ctx.config.embodied_by_region,
+                shared=shared,
+                idle_gpu_w=ctx.config.idle_gpu_w,
             ),
             filters=filters,
         )

@@ -292,7 +292,8 @@ def _recompute(conn: Connection, a: int, b: int, step_s: float) -> None:
                 sa.func.sum(estimated),
             )
             .select_from(energy_reports.join(jobs, energy_reports.c.job_id == jobs.c.id))
-            .where(*where)
+            # A moved deployment's energy is summed per copy (scheduler.store.savings_deployments).
+            .where(*where, jobs.c.moved_at.is_(None))
             .group_by(*ekeys)
         )
         conn.execute(sa.insert(savings_rollup_energy).from_select(columns, energy))

@@ -17,9 +17,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from scheduler.domain import TERMINAL_STATES, JobState, MeterMethod
-from scheduler.domain.savings import EnergyBucket, JobCount
+from scheduler.domain.savings import EnergyBucket, JobCount, RunBounds
 from scheduler.store.engine import read_transaction
 from scheduler.store.rollup import RollupView, SqlRollupStore, rollup_view
+from scheduler.store.savings_deployments import (
+    moved_buckets,
+    moved_counts,
+    not_moved,
+    shared_run_bounds,
+)
 from scheduler.store.tables import energy_reports, jobs, savings_rollup_energy, savings_rollup_jobs
 from scheduler.store.unit_sums import attach_units, unit_sums_query
 
@@ -248,6 +254,7 @@ class SqlSavingsStore(SqlRollupStore):
             if view is not None:
                 rows += rolled_counts(conn, view, tenant, region, group_id, split)
             unit_rows = list(conn.execute(unit_sums_query(keys, conditions)).all())
+            moves = moved_counts(conn, conditions, split_col)
 
         def key_of(row: Any) -> tuple[Any, ...]:
             return (row[0], row[1], _from_epoch(row[2], 86400), row[3] if split else None)
@@ -278,7 +285,7 @@ class SqlSavingsStore(SqlRollupStore):
             )
             for (t, r, day, key), (n, delay, gpu, cpu, misses, moved_t, moved_s) in sums.items()
         ]
-        return attach_units(counts, unit_rows, key_of)
+        return attach_units(counts, unit_rows, key_of) + moves
 
     def savings_energy_buckets(
         self,
@@ -323,7 +330,7 @@ class SqlSavingsStore(SqlRollupStore):
                 estimated.label("estimated_j"),
             )
             .select_from(energy_reports.join(jobs, energy_reports.c.job_id == jobs.c.id))
-            .where(*conditions)
+            .where(*conditions, not_moved())
         )
         keys: tuple[Any, ...]
         with _snapshot(self._engine) as conn:
@@ -361,6 +368,7 @@ class SqlSavingsStore(SqlRollupStore):
                 ]
             if view is not None:
                 rows += rolled_energy(conn, view, tenant, region, group_id, split)
+            moved = moved_buckets(conn, conditions, _split_column(split))
         merged: dict[tuple[Any, ...], list[float]] = {}
         for row in rows:
             key = (
@@ -389,4 +397,18 @@ class SqlSavingsStore(SqlRollupStore):
                 baseline=baseline,
             )
             for (t, r, home, key, hour, baseline), (energy_j, estimated_j) in merged.items()
-        ]
+        ] + moved
+
+    def savings_shared_runs(
+        self,
+        *,
+        tenant: str | None = None,
+        region: str | None = None,
+        group_id: str | None = None,
+    ) -> list[RunBounds]:
+        """The counted jobs holding a share of one GPU that drew energy, with their run bounds
+        (the packing credit; the caller bounds them by the report's range, as the per-job
+        report bounds its rows by their run's start)."""
+        _, conditions = self._counted(tenant, region, group_id, None, None)
+        with _snapshot(self._engine) as conn:
+            return shared_run_bounds(conn, conditions)
