@@ -14,6 +14,12 @@ misses, moved shares and embodied emissions (GPU- and core-seconds x the factors
 per-job report's, and so do the functional units and the figures per R (summed from the job
 rows). The p95 delay is None here: SQLite has no percentile aggregate, and one figure that
 differs by database would be worse than none.
+
+Deployments, few at any scale, come per job: a relocated one's buckets are filed under the
+region it is in now but priced where each copy drew the energy (``EnergyBucket.drawn_in``), as
+the per-job report prices each attempt in ``attempt_region``; its moves come as counts of no
+jobs (``JobCount.relocations``). The packing credit runs the per-job report's own function
+(``scheduler.reports.packing_credit``) over the shared deployments' run bounds.
 """
 
 from __future__ import annotations

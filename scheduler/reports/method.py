@@ -58,6 +58,11 @@ SCI = (E x I + M) per R.
   `max_delay_s` + expected duration). *Moved in time*: share of jobs that started more than
   one planning step (`step_s`) after submit; *moved in space*: share that ran outside their
   home region.
+- *Relocated deployments*: each copy's (attempt's) energy is priced in the region that copy ran
+  in; `relocations` (completed moves) and `relocation_expected_saving_g` (the saving the moves
+  were expected to make when decided) per job, per group and in total. *Packing*
+  (`packing`): GPUs powered with and without packing shared-GPU deployments, the GPU-hours
+  saved credited at `[power] idle_gpu_w` and priced like a job's energy.
 
 **Scale.** Up to 2,000 counted jobs each job is priced on its own and listed in `jobs`. Above,
 the database sums energy per hour drawn and per hour it would have been drawn at home; each

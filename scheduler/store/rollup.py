@@ -20,6 +20,9 @@ rollup only decides how much of it is read from precomputed rows.
   rows, insert its sums) and extend the rolled range to the current hour; serialised by an
   advisory lock on PostgreSQL (SQLite's write transaction already is). ``greenlight db rollup
   --rebuild`` recomputes everything.
+* A deployment that ever moved (``moved_at`` set) drew energy in several regions: its energy
+  is never rolled up (nor in the raw hourly sums) but summed per copy
+  (``scheduler.store.savings_deployments``); its job counts are rolled up like any job's.
 * The moved-in-time count depends on the planning step; the rollup records the step it was
   made with, and a report asked with another step reads raw rows only.
 
