@@ -394,6 +394,11 @@ class DeploymentStore(Protocol):
         """Deployments running with no move in flight, not in quarantine."""
         ...
 
+    def ended_serve_jobs(self, finished_since: datetime) -> list[Job]:
+        """Deployments run as Ray Serve applications that started and finished at or after
+        ``finished_since`` (the scheduler writes their last energy estimate then)."""
+        ...
+
     def moving_jobs(self, finished_since: datetime) -> list[tuple[Job, str | None]]:
         """Jobs with a move in flight, each with the endpoint its new copy reported: those
         relocating, and those finished since ``finished_since`` with a move left."""

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from scheduler.domain import DispatchError, Job, JobState, MeterMethod
 from scheduler.domain.deployments import serving_attempt
@@ -64,13 +64,6 @@ _finished: set[str] = set()
 _guard = threading.Lock()
 
 
-@runtime_checkable
-class EndedServeJobs(Protocol):
-    def ended_serve_jobs(self, finished_since: datetime) -> list[Job]:
-        """Serve deployments that started and finished at or after ``finished_since``."""
-        ...
-
-
 class ServeUnits(Protocol):
     def __call__(self, region: object, submission_id: str) -> float | None: ...
 
@@ -89,8 +82,6 @@ def account_serve_apps(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) 
             with isolated(ctx, job.id, "serve accounting"):
                 _count_requests(ctx, job)
                 _estimate(ctx, job, now)
-    if not isinstance(ctx.store, EndedServeJobs):
-        return
     since = now - wall_duration(ctx.clock, ATTEMPT_GRACE_S)
     ended = ctx.store.ended_serve_jobs(since)
     with _guard:  # forget jobs past their grace, so neither grows with the service's age
