@@ -56,11 +56,14 @@ ESTIMATE_INTERVAL_S = 30.0
 MAX_STEPS_PER_PASS = 48
 UNIT = UNIT_BY_KIND["deployment"]
 
-# When this process last accounted each job (monotonic seconds), and which ended jobs have
-# their final interval: only a throttle, the store stays the truth (a restarted process
-# accounts each job at once and finds what is already written).
+# When this process last accounted each job (monotonic seconds), which ended jobs have their
+# final interval, and each running job's (attempt, run start, covered until) as last read or
+# written, so a pass with no interval due reads nothing. Only a throttle: the store stays the
+# truth (a restarted process accounts each job at once and finds what is already written; an
+# interval another replica wrote meanwhile is the same interval, on the same grid, stored once).
 _polled_s: dict[str, float] = {}
 _finished: set[str] = set()
+_covered: dict[str, tuple[int, datetime, datetime | None]] = {}
 _guard = threading.Lock()
 
 
@@ -89,6 +92,8 @@ def account_serve_apps(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) 
         _finished.intersection_update(keep)
         for job_id in _polled_s.keys() - keep:
             del _polled_s[job_id]
+        for job_id in _covered.keys() - running.keys():
+            del _covered[job_id]
     for job in ended:
         if job.id in running or job.id in _finished or not _due(job.id):
             continue
@@ -145,6 +150,9 @@ def _estimate(ctx: ServiceContext, job: Job, now: datetime) -> bool:
     """Write the estimate intervals due for ``job``'s serving attempt; True once its run has
     ended and is covered to its end."""
     attempt = serving_attempt(job.submission_id, job.attempt)
+    interval_s = wall_duration(ctx.clock, ESTIMATE_INTERVAL_S).total_seconds()
+    if job.state is JobState.RUNNING and _nothing_due(job.id, attempt, now, interval_s):
+        return False
     run = attempt_run(job, ctx.store.events(job.id), attempt)
     if run is None:
         return False
@@ -155,7 +163,6 @@ def _estimate(ctx: ServiceContext, job: Job, now: datetime) -> bool:
         if r.attempt == attempt and r.node == node and r.method is MeterMethod.ESTIMATE
     ]
     covered_until = max(covered, default=None)
-    interval_s = wall_duration(ctx.clock, ESTIMATE_INTERVAL_S).total_seconds()
     power_w = estimate_power_w(ctx, job)
     if not power_w:
         return True  # no power assumed: nothing to write
@@ -168,7 +175,7 @@ def _estimate(ctx: ServiceContext, job: Job, now: datetime) -> bool:
             interval_s=interval_s,
         )
         if step is None:
-            return run.ended_at is not None
+            break
         reports = estimate_reports(step, job_id=job.id, attempt=attempt, node=node, power_w=power_w)
         try:
             ctx.counters["serve_estimates_total"] += ctx.store.add_energy_reports(reports)
@@ -176,4 +183,19 @@ def _estimate(ctx: ServiceContext, job: Job, now: datetime) -> bool:
             log.info("estimate of %s not stored: %s", job.submission_id, e)
             return False
         covered_until = step.end
-    return False
+    if run.ended_at is None:
+        with _guard:
+            _covered[job.id] = (attempt, run.started_at, covered_until)
+        return False
+    return covered_until is not None and covered_until >= run.ended_at
+
+
+def _nothing_due(job_id: str, attempt: int, now: datetime, interval_s: float) -> bool:
+    """Whether the coverage this process last saw for a running job leaves nothing due now."""
+    known = _covered.get(job_id)
+    if known is None or known[0] != attempt:
+        return False
+    step = next_estimate_step(
+        run_start=known[1], covered_until=known[2], now=now, ended_at=None, interval_s=interval_s
+    )
+    return step is None
