@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from scheduler.domain import TERMINAL_STATES, MeterMethod
+from scheduler.domain import TERMINAL_STATES, JobKind, MeterMethod
 from scheduler.domain.deployments import attempt_region
 from scheduler.domain.savings import EnergyBucket, JobCount, RunBounds
 from scheduler.store.deployment_rows import relocations_from_documents
@@ -30,6 +30,9 @@ from scheduler.store.rollup import HOUR_S, epoch_s, hour_of, ran_in
 from scheduler.store.tables import energy_reports, jobs
 
 _TERMINAL = {s.value for s in TERMINAL_STATES}
+# Only deployments move or hold a share of a GPU; the kind also lets the database start from
+# its (kind, created_at) index rather than read every job.
+_DEPLOYMENT = jobs.c.kind == JobKind.DEPLOYMENT.value
 
 
 def not_moved() -> sa.ColumnElement[bool]:
@@ -52,7 +55,7 @@ def _moved_jobs(
         (split_col if split_col is not None else sa.null()).label("split"),
         jobs.c.started_at,
         jobs.c.relocations,
-    ).where(*conditions, jobs.c.moved_at.is_not(None))
+    ).where(*conditions, _DEPLOYMENT, jobs.c.moved_at.is_not(None))
     return {row.id: row for row in conn.execute(query).all()}
 
 
@@ -148,7 +151,7 @@ def shared_run_bounds(
             last,
         )
         .select_from(jobs.join(energy_reports, energy_reports.c.job_id == jobs.c.id))
-        .where(*conditions, jobs.c.gpus > 0, jobs.c.gpus < 1)
+        .where(*conditions, _DEPLOYMENT, jobs.c.gpus > 0, jobs.c.gpus < 1)
         .group_by(
             jobs.c.id,
             ran_in(),
