@@ -89,6 +89,8 @@ class SqlDeploymentStore(SqlAdapter):
                 jobs.c.finished_at >= finished_since,
                 jobs.c.kind == JobKind.DEPLOYMENT.value,
                 jobs.c.started_at.is_not(None),
+                # A plain job's ``serve`` is JSON's null (or SQL NULL where written in bulk).
+                sa.func.coalesce(sa.cast(jobs.c.serve, sa.Text), "null") != "null",
             )
             .order_by(jobs.c.finished_at, jobs.c.id)
         )
