@@ -13,6 +13,7 @@ from scheduler.reports.formats import (
     detail_cells,
     fmt_filters,
     fmt_mass,
+    fmt_moves,
     fmt_per_r,
     parse_iso,
 )
@@ -58,6 +59,7 @@ def _jobs_table(jobs: Sequence[Mapping[str, Any]]) -> Table:
         table.add_column(column)
     for column in ("DELAY", "ENERGY_kWh", "EMISSIONS", "BASELINE", "SAVED", "SAVED_%", "SCI/R"):
         table.add_column(column, justify="right")
+    table.add_column("MOVES", justify="right")
     table.add_column("SOURCE")
     for j in jobs:
         energy = fmt_num(j["energy_kwh"], 4) + ("*" if j["energy_estimated"] else "")
@@ -75,9 +77,33 @@ def _jobs_table(jobs: Sequence[Mapping[str, Any]]) -> Table:
             fmt_mass(j["saved_g"]),
             _pct(j["saved_pct"]),
             fmt_per_r(j.get("sci_g_per_r"), j.get("functional_unit")),
+            fmt_moves(j.get("relocations") or 0, j.get("relocation_expected_saving_g")),
             text(j["intensity_source"]),
         )
     return table
+
+
+def _deployment_lines(report: Mapping[str, Any]) -> list[str]:
+    """Relocations and the packing credit, where the report has them (``.get``: an older API
+    has neither)."""
+    lines = []
+    total = report["total"]
+    if total.get("relocations"):
+        lines.append(
+            f"Relocations: {total['relocations']} completed moves, expected to save "
+            f"{fmt_mass(total.get('relocation_expected_saving_g') or 0.0)} when decided"
+        )
+    packing = report.get("packing")
+    if packing:
+        grams = packing["emissions_g"]
+        lines.append(
+            f"Packing: {packing['deployments']} shared-GPU deployments powered "
+            f"{packing['gpu_h_packed']:.1f} GPU-h (peak {packing['peak_gpus_packed']}) instead "
+            f"of {packing['gpu_h_unpacked']:.1f} (peak {packing['peak_gpus_unpacked']}); idle "
+            f"draw saved {fmt_num(packing['energy_kwh'], 4)} kWh, "
+            f"{'unpriced' if grams is None else fmt_mass(grams)}"
+        )
+    return lines
 
 
 def describe(report: Mapping[str, Any]) -> str:
@@ -108,6 +134,8 @@ def print_report(report: Mapping[str, Any]) -> None:
         f"[bold green]saved {fmt_mass(total['saved_g'])} ({_pct(total['saved_pct'])})[/]",
         highlight=False,
     )
+    for line in _deployment_lines(report):
+        out.print(line, highlight=False)
     if not total["jobs"]:
         out.print("No finished or running job with energy reports in this range.")
         return

@@ -38,6 +38,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.bootstrap import build_service
+from scheduler.cli.report_view import print_report
 from scheduler.config import load_settings
 from scheduler.domain import (
     EnergyReport,
@@ -55,7 +56,7 @@ from scheduler.domain import (
     SeriesKind,
 )
 from scheduler.domain.deployments import Move, MovePhase, completed
-from scheduler.reports.render import report_to_html, report_to_text
+from scheduler.reports.render import report_to_dict, report_to_html, report_to_text
 from scheduler.reports.savings import GroupSavings, SavingsReport
 from scheduler.service import GreenlightService, views
 from tests.fakes.clock import FakeClock
@@ -270,6 +271,22 @@ def _same(a: GroupSavings, b: GroupSavings) -> None:
             assert mine == _approx(theirs), field
         else:
             assert mine == theirs, field
+
+
+def test_the_cli_shows_moves_and_packing(
+    sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "greenlight.toml"
+    config.write_text(CONFIG)
+    service = build_service(
+        load_settings(config, database_url=sqlite_url), clock=FakeClock(T0 + timedelta(days=1))
+    )
+    _store_rows(service, d1_finished=False)
+    print_report(report_to_dict(service.savings_report(ADMIN)))
+    out = capsys.readouterr().out
+    assert "Relocations: 1 completed moves, expected to save 12.5 g when decided" in out
+    assert "Packing: 2 shared-GPU deployments powered 2.0 GPU-h (peak 1) instead of 3.0" in out
+    assert "12.0 g" in out  # the credit's grams
 
 
 @pytest.mark.parametrize("d1_finished", [False, True], ids=["running", "finished"])
