@@ -15,6 +15,9 @@ long does the job retry, as a new attempt with its own submission id and energy.
 When an attempt ends, the energy lines its runner wrote into the job's log
 (``GREENLIGHT_ENERGY {...}``) are read back and stored: reports the API never received (an
 outage) are recovered, and those it did are duplicates the store ignores.
+
+Ray Serve applications have no runner to report: each pass also polls their request totals and
+writes their flagged energy estimates (``scheduler.service.serve_accounting``).
 """
 
 from __future__ import annotations

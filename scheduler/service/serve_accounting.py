@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from scheduler.domain import DispatchError, Job, JobState, MeterMethod
+from scheduler.domain import DispatchError, Job, JobState, MeterMethod, Region
 from scheduler.domain.deployments import serving_attempt
 from scheduler.domain.energy import ATTEMPT_GRACE_S, EnergyConflict
 from scheduler.domain.progress import UNIT_BY_KIND, JobProgress, ProgressConflict
@@ -68,7 +68,10 @@ _guard = threading.Lock()
 
 
 class ServeUnits(Protocol):
-    def __call__(self, region: object, submission_id: str) -> float | None: ...
+    """The dispatcher's ``serve_units`` (``RayJobsDispatcher``): an application's request
+    total, None when it keeps none. Raises DispatchError."""
+
+    def __call__(self, region: Region, submission_id: str) -> float | None: ...
 
 
 def account_serve_apps(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) -> None:
