@@ -45,6 +45,9 @@ APPLICATIONS = "/api/serve/applications/"
 # Serve shows every application's config to anyone who can read the dashboard.
 WITHHELD_ENV = frozenset({"GREENLIGHT_TOKEN"})
 DEFAULT_HTTP_PORT = 8000
+# A replica's share of its region's node-group resource (as ``ray_jobs.NODE_LABEL_AMOUNT``, which
+# imports this module).
+NODE_LABEL_AMOUNT = 0.001
 # Where an application that counts its requests answers its total, under its route prefix
 # (``workers.examples.serve_app``), and how long (connect, read) the scheduler waits for it.
 UNITS_ROUTE = "/-/units"
@@ -108,7 +111,9 @@ class RayServeApps:
                 for config in (_deployed_config(a) for a in apps.values())
                 if config is not None
             ]
-            config = _app_config(name, app, env=env, runtime_env=runtime_env)
+            config = _app_config(
+                name, app, env=env, runtime_env=runtime_env, node_label=region.node_label
+            )
             self._put(address, _cluster_options(details, self._http_options), [*kept, config])
         log.info("deployed Serve application %s (%s) on %s", name, app.import_path, address)
 
@@ -256,15 +261,32 @@ def _cluster_options(details: Mapping[str, Any], default_http: Mapping[str, Any]
     return options
 
 
+def _in_node_group(deployment: Mapping[str, Any], node_label: str) -> dict[str, Any]:
+    """``deployment`` with ``{node_label: NODE_LABEL_AMOUNT}`` added to its replicas'
+    resources. Serve has no application-wide default for ``ray_actor_options``: a deployment
+    the config leaves out keeps the options in its code and may run on any node."""
+    options = dict(deployment.get("ray_actor_options") or {})
+    options["resources"] = {**dict(options.get("resources") or {}), node_label: NODE_LABEL_AMOUNT}
+    return {**deployment, "ray_actor_options": options}
+
+
 def _app_config(
     name: str,
     app: ServeApp,
     *,
     env: Mapping[str, str],
     runtime_env: Mapping[str, Any] | None,
+    node_label: str | None = None,
 ) -> dict[str, Any]:
-    """One entry of Serve's ``applications`` list for ``app``."""
+    """One entry of Serve's ``applications`` list for ``app``; in a region that is a node
+    group (``node_label``), each deployment the config lists asks for a sliver of the group's
+    custom resource, so its replicas run on that group's nodes."""
     config = dict(app.config)
+    if node_label:
+        config["deployments"] = [
+            _in_node_group(d, node_label) if isinstance(d, dict) else d
+            for d in config.get("deployments") or []
+        ]
     job_renv, app_renv = dict(runtime_env or {}), dict(config.get("runtime_env") or {})
     renv = {**job_renv, **app_renv}
     renv["env_vars"] = {  # the job's, then the application's, then Greenlight's

@@ -12,11 +12,14 @@ reconciler may be about to call lost): the store records it first (``start_move`
 the next attempt, the move in flight, an event with the expected saving), then the new copy is
 submitted under that attempt's submission id with its own one-time credential. A crash between
 the two is safe: ``scheduler.service.moving`` submits a copy not marked submitted again, and
-the cluster runs one submission id once.
+the cluster runs one submission id once. A Ray Serve application's new copy is a second
+application (named and routed by its submission id) whose route becomes the move's next
+endpoint as soon as it is deployed: it has no runner to report one.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import shlex
@@ -37,6 +40,7 @@ from scheduler.planning.relocation import (
 from scheduler.service.context import ServiceContext
 from scheduler.service.dispatching import _worker_env
 from scheduler.service.isolation import isolated, region_down, region_up
+from scheduler.service.serve_endpoints import record_serve_endpoint
 from scheduler.service.snapshots import STARTED_STATES, all_jobs, region_signal
 from scheduler.service.tokens import issue_bootstrap
 
@@ -57,9 +61,6 @@ def relocation_cycle(ctx: ServiceContext) -> list[str]:
         j
         for j in ctx.store.running_deployments()
         if j.endpoint
-        # A Ray Serve application's move (a second application, then a route switch) is not
-        # built: it stays where it was placed.
-        and j.spec.serve is None
         and j.region in ctx.regions
         and j.region not in ctx.regions_down
         and now - (j.moved_at or j.started_at or j.created_at) >= stay
@@ -205,8 +206,11 @@ def submit_copy(ctx: ServiceContext, job: Job, move: Move) -> bool:
     secret = issue_bootstrap(ctx, copy)
     res = job.spec.resources
     working_dir = job.spec.runtime_env.get("working_dir")
+    submit = ctx.dispatcher.submit
+    if job.spec.serve is not None:  # a second Serve application, at its own route prefix
+        submit = functools.partial(ctx.dispatcher.submit, serve=job.spec.serve)
     try:
-        ctx.dispatcher.submit(
+        submit(
             region,
             move.new_submission_id,
             f"{ctx.config.worker_command} -- {shlex.quote(job.spec.entrypoint)}",
@@ -226,4 +230,8 @@ def submit_copy(ctx: ServiceContext, job: Job, move: Move) -> bool:
         return False
     region_up(ctx, region)
     done = replace(move, submitted=True)
-    return ctx.store.save_move(job.id, move, done, ())
+    saved = ctx.store.save_move(job.id, move, done, ())
+    # A Serve copy has no runner to report where it answers: its route is known now, and
+    # becomes the move's next endpoint (health-checked before the switch, like any copy's).
+    record_serve_endpoint(ctx, copy, region, ctx.clock.now())
+    return saved

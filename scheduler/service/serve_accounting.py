@@ -17,7 +17,9 @@ does both from the scheduler's side, for each running Serve application, at most
   ``cpu_core_w``, ``base_w``) x time, over consecutive intervals of ``ESTIMATE_INTERVAL_S``
   from the attempt's dispatch (``scheduler.planning.estimate_intervals``: no gap, no overlap,
   idempotent per interval), and a final interval up to the run's end once it stopped (for
-  ``ATTEMPT_GRACE_S`` after, however it stopped: a cancel through the API too).
+  ``ATTEMPT_GRACE_S`` after, however it stopped: a cancel through the API too). Each copy is
+  its own attempt, priced in the region it ran in: while a move is in flight both copies are
+  estimated, and after it the old one up to its stop, not beyond.
 
 Why not a real meter: measuring would need a reporter inside each replica holding a credential
 to post to the API, and Serve shows every application's config (its env vars included) to
@@ -57,13 +59,18 @@ MAX_STEPS_PER_PASS = 48
 UNIT = UNIT_BY_KIND["deployment"]
 
 # When this process last accounted each job (monotonic seconds), which ended jobs have their
-# final interval, and each running job's (attempt, run start, covered until) as last read or
-# written, so a pass with no interval due reads nothing. Only a throttle: the store stays the
-# truth (a restarted process accounts each job at once and finds what is already written; an
-# interval another replica wrote meanwhile is the same interval, on the same grid, stored once).
+# final interval, and each running copy's (run start, covered until) by (job id, attempt) as
+# last read or written, so a pass with no interval due reads nothing. Only a throttle: the
+# store stays the truth (a restarted process accounts each job at once and finds what is
+# already written; an interval another replica wrote meanwhile is the same interval, on the
+# same grid, stored once).
 _polled_s: dict[str, float] = {}
 _finished: set[str] = set()
-_covered: dict[str, tuple[int, datetime, datetime | None]] = {}
+_covered: dict[tuple[str, int], tuple[datetime, datetime | None]] = {}
+# Copies of running jobs (job id, attempt) whose run ended and is covered to its end: the old
+# copy of a completed move is estimated until then, and not read again after.
+_copies_done: set[tuple[str, int]] = set()
+_LIVE = frozenset({JobState.RUNNING, JobState.RELOCATING})
 _guard = threading.Lock()
 
 
@@ -81,13 +88,17 @@ def account_serve_apps(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) 
     running = {
         j.id: j
         for j in jobs
-        if j.spec.serve is not None and j.state is JobState.RUNNING and j.region and j.submission_id
+        if j.spec.serve is not None
+        and j.state in (JobState.RUNNING, JobState.RELOCATING)
+        and j.region
+        and j.submission_id
     }
     for job in running.values():
         if _due(job.id):
             with isolated(ctx, job.id, "serve accounting"):
                 _count_requests(ctx, job)
-                _estimate(ctx, job, now)
+                for attempt, region in _copies(job):
+                    _estimate(ctx, job, now, attempt, region)
     since = now - wall_duration(ctx.clock, ATTEMPT_GRACE_S)
     ended = ctx.store.ended_serve_jobs(since)
     with _guard:  # forget jobs past their grace, so neither grows with the service's age
@@ -95,8 +106,9 @@ def account_serve_apps(ctx: ServiceContext, jobs: Sequence[Job], now: datetime) 
         _finished.intersection_update(keep)
         for job_id in _polled_s.keys() - keep:
             del _polled_s[job_id]
-        for job_id in _covered.keys() - running.keys():
-            del _covered[job_id]
+        for key in [k for k in _covered if k[0] not in running]:
+            del _covered[key]
+        _copies_done.difference_update([k for k in _copies_done if k[0] not in running])
     for job in ended:
         if job.id in running or job.id in _finished or not _due(job.id):
             continue
@@ -114,9 +126,32 @@ def estimate_power_w(ctx: ServiceContext, job: Job) -> dict[str, float]:
     return EstimateMeter(res.gpus, res.cpus, cfg.gpu_w, cfg.cpu_core_w, cfg.base_w).power_w
 
 
-def node_of(job: Job) -> str:
-    """The ``node`` of the scheduler's estimates for ``job`` (no node of the cluster)."""
-    return f"ray-serve:{job.region}"
+def node_of(job: Job, region: str | None = None) -> str:
+    """The ``node`` of the scheduler's estimates for ``job``'s copy in ``region`` (default: the
+    job's region); no node of the cluster."""
+    return f"ray-serve:{region or job.region}"
+
+
+def _copies(job: Job) -> list[tuple[int, str]]:
+    """The (attempt, region) of each copy of ``job`` whose estimate may be due: the serving
+    one; while a move is in flight, the other; after a move, the old one until its last
+    interval (up to its stop) is written. Each is priced where it ran (``attempt_region``)."""
+    serving = serving_attempt(job.submission_id, job.attempt)
+    copies = {serving: job.region or ""}
+    move = job.move
+    if move is not None:
+        copies.setdefault(move.old_attempt, move.from_region)
+        if move.submitted:
+            copies.setdefault(move.new_attempt, move.to_region)
+    elif job.relocations:
+        last = job.relocations[-1]
+        with _guard:
+            done = (job.id, last.old_attempt) in _copies_done
+            # Its coverage was cached while it ran: read again, its stop is now known.
+            _covered.pop((job.id, last.old_attempt), None)
+        if not done:
+            copies.setdefault(last.old_attempt, last.from_region)
+    return sorted(copies.items())
 
 
 def _due(job_id: str) -> bool:
@@ -149,17 +184,25 @@ def _count_requests(ctx: ServiceContext, job: Job) -> None:
         log.info("request count %s of %s left out: %s", units, job.submission_id, e)
 
 
-def _estimate(ctx: ServiceContext, job: Job, now: datetime) -> bool:
-    """Write the estimate intervals due for ``job``'s serving attempt; True once its run has
-    ended and is covered to its end."""
-    attempt = serving_attempt(job.submission_id, job.attempt)
+def _estimate(
+    ctx: ServiceContext,
+    job: Job,
+    now: datetime,
+    attempt: int | None = None,
+    region: str | None = None,
+) -> bool:
+    """Write the estimate intervals due for ``job``'s copy ``attempt`` (default: the serving
+    one) in ``region`` (default: the job's); True once its run has ended and is covered to its
+    end."""
+    if attempt is None:
+        attempt = serving_attempt(job.submission_id, job.attempt)
     interval_s = wall_duration(ctx.clock, ESTIMATE_INTERVAL_S).total_seconds()
-    if job.state is JobState.RUNNING and _nothing_due(job.id, attempt, now, interval_s):
+    if job.state in _LIVE and _nothing_due(job.id, attempt, now, interval_s):
         return False
     run = attempt_run(job, ctx.store.events(job.id), attempt)
     if run is None:
         return False
-    node = node_of(job)
+    node = node_of(job, region)
     covered = [
         r.interval_end
         for r in ctx.store.energy_reports([job.id])
@@ -188,17 +231,22 @@ def _estimate(ctx: ServiceContext, job: Job, now: datetime) -> bool:
         covered_until = step.end
     if run.ended_at is None:
         with _guard:
-            _covered[job.id] = (attempt, run.started_at, covered_until)
+            _covered[(job.id, attempt)] = (run.started_at, covered_until)
         return False
-    return covered_until is not None and covered_until >= run.ended_at
+    done = covered_until is not None and covered_until >= run.ended_at
+    if done:
+        with _guard:
+            _covered.pop((job.id, attempt), None)
+            _copies_done.add((job.id, attempt))
+    return done
 
 
 def _nothing_due(job_id: str, attempt: int, now: datetime, interval_s: float) -> bool:
-    """Whether the coverage this process last saw for a running job leaves nothing due now."""
-    known = _covered.get(job_id)
-    if known is None or known[0] != attempt:
+    """Whether the coverage this process last saw for a running copy leaves nothing due now."""
+    known = _covered.get((job_id, attempt))
+    if known is None:
         return False
     step = next_estimate_step(
-        run_start=known[1], covered_until=known[2], now=now, ended_at=None, interval_s=interval_s
+        run_start=known[0], covered_until=known[1], now=now, ended_at=None, interval_s=interval_s
     )
     return step is None
