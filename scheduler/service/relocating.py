@@ -23,10 +23,11 @@ import functools
 import logging
 import math
 import shlex
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from scheduler.domain import DispatchError, Job, JobEvent, Region
+from scheduler.domain import DispatchError, EnergyReport, Job, JobEvent, Region
 from scheduler.domain.deployments import Move, MovePhase, serving_attempt
 from scheduler.domain.errors import ClusterUnreachable
 from scheduler.domain.runs import RunStatus
@@ -74,7 +75,11 @@ def relocation_cycle(ctx: ServiceContext) -> list[str]:
         if signal is not None:
             forecasts[name] = signal.series
     outlooks = region_outlooks(forecasts, {n: r.pue for n, r in up.items()}, now, cfg.policy)
-    running = {j.id: _as_running(ctx, j, now) for j in deployments}
+    # One read for every deployment's reports, not one per deployment.
+    reports: dict[str, list[EnergyReport]] = {}
+    for report in ctx.store.energy_reports([j.id for j in deployments]):
+        reports.setdefault(report.job_id, []).append(report)
+    running = {j.id: _as_running(ctx, j, now, reports.get(j.id, [])) for j in deployments}
     decisions = {
         j.id: decide(running[j.id], outlooks, now, cfg.policy)
         for j in deployments
@@ -99,29 +104,29 @@ def relocation_cycle(ctx: ServiceContext) -> list[str]:
     return moved
 
 
-def _as_running(ctx: ServiceContext, job: Job, now: datetime) -> RunningDeployment:
+def _as_running(
+    ctx: ServiceContext, job: Job, now: datetime, reports: Sequence[EnergyReport]
+) -> RunningDeployment:
     allowed = tuple(r for r in (job.spec.allowed_regions or tuple(ctx.regions)) if r in ctx.regions)
     return RunningDeployment(
         job_id=job.id,
         region=job.region or "",
         since=job.moved_at or job.started_at or job.created_at,
-        power_w=measured_power_w(ctx, job, now),
+        power_w=measured_power_w(ctx, job, now, reports),
         allowed_regions=allowed,
         gpu_share=float(job.spec.resources.gpus),
     )
 
 
-def measured_power_w(ctx: ServiceContext, job: Job, now: datetime) -> float:
+def measured_power_w(
+    ctx: ServiceContext, job: Job, now: datetime, job_reports: Sequence[EnergyReport]
+) -> float:
     """Mean power (W) of the serving copy over the last ``power_window_s``, from its energy
-    reports; the job's expected power when it has reported nothing in that window (or the
-    configured power of what it holds, when it gave none)."""
+    reports (``job_reports``, the job's); the job's expected power when it has reported
+    nothing in that window (or the configured power of what it holds, when it gave none)."""
     attempt = serving_attempt(job.submission_id, job.attempt)
     since = now - timedelta(seconds=ctx.config.relocation.power_window_s)
-    reports = [
-        r
-        for r in ctx.store.energy_reports([job.id])
-        if r.attempt == attempt and r.interval_end > since
-    ]
+    reports = [r for r in job_reports if r.attempt == attempt and r.interval_end > since]
     if reports:
         span_s = (
             max(r.interval_end for r in reports) - min(r.interval_start for r in reports)
