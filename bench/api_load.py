@@ -2,7 +2,8 @@
 
 Starts ``greenlight serve`` (its cycles included; Ray pointed at a closed port so nothing runs)
 on PostgreSQL (127.0.0.1:5432, database ``test``, a fresh schema) and on SQLite, drives it from
-a separate process (async httpx client, keep-alive connections) and prints one table:
+a separate process (asyncio, one keep-alive HTTP/1.1 connection per client, requests written
+as bytes: a client library's CPU would be taken from the server on 2 cores) and prints one table:
 
 * single submits/s with p50/p99 at 1, 8 and 32 clients, with the queue empty and with
   ``--queued`` (100,000) jobs already queued (bulk-loaded through the store);
@@ -95,40 +96,85 @@ def job_body(i: int) -> dict[str, Any]:
 # --- the load generator (a separate process) ---------------------------------------------------
 
 
-async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
-    import httpx2 as httpx
+class _Connection:
+    """One keep-alive HTTP/1.1 connection, requests written as bytes and responses read by
+    their Content-Length: a few microseconds of the generator's CPU per request where an HTTP
+    client library spends hundreds, CPU the server under test shares on a 2-core box."""
 
+    def __init__(self, host: str, port: int, headers: bytes) -> None:
+        self._host, self._port, self._headers = host, port, headers
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        if self._reader is None or self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        head = f"{method} {path} HTTP/1.1\r\n".encode() + self._headers
+        if body is not None:
+            head += b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+        self._writer.write(head + b"\r\n" + (body or b""))
+        lines = (await self._reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        fields = dict(line.split(b":", 1) for line in lines[1:] if b":" in line)
+        fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+        if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
+            data = b""
+            while size := int((await self._reader.readline()).strip(), 16):
+                data += await self._reader.readexactly(size)
+                await self._reader.readline()
+            await self._reader.readline()
+        else:
+            data = await self._reader.readexactly(int(fields.get(b"content-length", b"0")))
+        if fields.get(b"connection", b"").lower() == b"close":
+            await self.close()
+        return status, data
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+        self._reader = self._writer = None
+
+
+async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
     url, clients, seconds = spec["url"], spec["clients"], spec["seconds"]
-    headers = {"Authorization": f"Bearer {spec['token']}"} if spec.get("token") else {}
+    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    headers = b"host: %s\r\n" % host.encode()
+    if spec.get("token"):
+        headers += f"authorization: Bearer {spec['token']}\r\n".encode()
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async def worker(client: Any, k: int) -> None:
+    async def worker(k: int) -> None:
         nonlocal errors
+        connection = _Connection(host, int(port), headers)
         i = k * 1_000_000
-        while time.perf_counter() < stop_at:
-            i += 1
-            t0 = time.perf_counter()
-            if spec["mode"] == "get":
-                paths = spec["paths"]
-                response = await client.get(paths[i % len(paths)], headers=headers)
-            elif spec["mode"] == "batch":
-                body = {"jobs": [job_body(i * 10_000 + j) for j in range(spec["batch"])]}
-                response = await client.post(spec["path"], json=body, headers=headers)
-            else:
-                response = await client.post(spec["path"], json=job_body(i), headers=headers)
-            latencies.append(time.perf_counter() - t0)
-            if response.status_code >= 300:
-                errors += 1
-                if errors < 3:
-                    print(response.status_code, response.text[:300], file=sys.stderr)
+        try:
+            while time.perf_counter() < stop_at:
+                i += 1
+                if spec["mode"] == "get":
+                    paths = spec["paths"]
+                    method, path, body = "GET", paths[i % len(paths)], None
+                elif spec["mode"] == "batch":
+                    jobs = [job_body(i * 10_000 + j) for j in range(spec["batch"])]
+                    method, path, body = "POST", spec["path"], json.dumps({"jobs": jobs}).encode()
+                else:
+                    method, path, body = "POST", spec["path"], json.dumps(job_body(i)).encode()
+                t0 = time.perf_counter()
+                status, data = await connection.request(method, path, body)
+                latencies.append(time.perf_counter() - t0)
+                if status >= 300:
+                    errors += 1
+                    if errors < 3:
+                        print(status, data[:300].decode(errors="replace"), file=sys.stderr)
+        finally:
+            await connection.close()
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120.0) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client, k) for k in range(clients)))
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(clients)))
+    wall = time.perf_counter() - started
     latencies.sort()
     n = len(latencies)
     return {

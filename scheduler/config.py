@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     # Request bodies over this get 413 before any route parses them (a batch submit may be
     # larger: see scheduler.api.middleware).
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
+    # Threads that run the API's (synchronous) route handlers. Few: a request's own work is
+    # Python that holds the GIL, and on a 2-core machine 32 clients' submits came back at
+    # p99 ~200 ms with anyio's default 40 threads queueing for the GIL and ~105 ms with 4
+    # (bench/api_load.py, issue 8). Raise it on a larger machine, or for many slow reports.
+    api_threads: int = Field(default=4, ge=1, le=1000)
     ray_address: str | None = None  # None: start a local head on loopback
     ray_auth_mode: str = "disabled"
     # Where Ray Serve's proxies listen when Greenlight starts Serve on a cluster (a running

@@ -6,7 +6,8 @@ domain errors: ORM rows, vendor JSON and Ray objects never cross.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -145,6 +146,16 @@ class JobStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PlanningChanges:
+    """What changed in the plannable queue since a time, read from one snapshot
+    (``PlanStore.planning_changes``)."""
+
+    gone: list[str]  # changed and no longer plannable (or in quarantine)
+    jobs: list[Job]  # changed and plannable, not already current in the caller's table
+    count: int  # every plannable job not in quarantine, in that snapshot
+
+
 class PlanStore(Protocol):
     """The cycles' bulk reads and writes, quarantine and the once-only dispatch record
     (``scheduler.store.plans``). Times are aware UTC; ``lease_s`` is seconds."""
@@ -154,12 +165,13 @@ class PlanStore(Protocol):
         entrypoint, name and runtime_env."""
         ...
 
-    def changed_jobs(self, since: datetime) -> dict[str, tuple[datetime, JobState | None]]:
-        """Jobs updated at or after ``since``: id -> (updated_at, state), the state None when
-        the job is not plannable or is in quarantine."""
+    def planning_changes(
+        self, since: datetime, current: Callable[[str, datetime, JobState], bool]
+    ) -> PlanningChanges:
+        """Jobs updated at or after ``since`` that left the plannable states (or went into
+        quarantine), the changed plannable ones ``current(id, updated_at, state)`` rejects, and
+        how many plannable jobs there are: all from one snapshot."""
         ...
-
-    def count_planning_jobs(self) -> int: ...
 
     def save_plans(self, plans: Sequence[tuple[str, Plan, Sequence[JobEvent]]]) -> set[str]:
         """Store the plans (and events, the state change first) of jobs still plannable, in

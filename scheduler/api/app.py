@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
@@ -25,12 +29,19 @@ lists each refused field. Request bodies over 1 MiB (configurable) get 413. With
 unreachable, requests get 503 with `Retry-After`.
 """
 
+# Threads for the synchronous routes (``Settings.api_threads`` says why so few).
+DEFAULT_THREADS = 4
+
 
 def create_app(
-    service: GreenlightService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    service: GreenlightService,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    threads: int = DEFAULT_THREADS,
 ) -> FastAPI:
     """A new app serving ``service``; each app has its own metrics registry. Request bodies
-    over ``max_body_bytes`` are refused with 413 before any route parses them."""
+    over ``max_body_bytes`` are refused with 413 before any route parses them; ``threads``
+    run the synchronous routes (set when the app starts, for the server's event loop)."""
     # /docs and /redoc load Swagger UI and ReDoc from files inside an installed package
     # (fastapi-offline), never from a CDN: the docs work on an air-gapped cluster.
     app = FastAPIOffline(
@@ -38,6 +49,7 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         static_url="/docs-assets",
+        lifespan=_lifespan(threads),
     )
     metrics = ApiMetrics(service)
     app.state.service = service
@@ -50,6 +62,15 @@ def create_app(
     # Added last, so outermost: the telemetry sees the 413s too.
     app.add_middleware(RequestTelemetry, metrics=metrics)
     return app
+
+
+def _lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    return lifespan
 
 
 def _document_errors(router: APIRouter) -> None:

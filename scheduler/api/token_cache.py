@@ -43,16 +43,11 @@ class TokenCache:
     ) -> Principal:
         """The principal for ``secret``: cached, or ``verify(secret)`` (which raises for a bad
         token; a refusal is never cached)."""
-        key = hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
+        hit = self.cached(secret, counters)
+        if hit is not None:
+            return hit
+        key = _key(secret)
         now = self._clock()
-        revocations = float(counters.get("tokens_revoked_total", 0))
-        with self._lock:
-            if revocations != self._revocations:
-                self._entries.clear()
-                self._revocations = revocations
-            hit = self._entries.get(key)
-            if hit is not None and hit[0] > now:
-                return hit[1]
         principal = verify(secret)
         if principal.role in CACHED_ROLES:
             with self._lock:
@@ -60,3 +55,20 @@ class TokenCache:
                     self._entries.clear()
                 self._entries[key] = (now + self._ttl_s, principal)
         return principal
+
+    def cached(self, secret: str, counters: Mapping[str, float]) -> Principal | None:
+        """The principal for ``secret`` if it was verified less than ``ttl_s`` ago and nothing
+        was revoked since; None otherwise. No I/O: the API calls it on its event loop."""
+        key = _key(secret)
+        now = self._clock()
+        revocations = float(counters.get("tokens_revoked_total", 0))
+        with self._lock:
+            if revocations != self._revocations:
+                self._entries.clear()
+                self._revocations = revocations
+            hit = self._entries.get(key)
+            return hit[1] if hit is not None and hit[0] > now else None
+
+
+def _key(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()

@@ -5,8 +5,8 @@ needs. Later cycles list the rows whose ``updated_at`` moved since the last read
 for clocks of other replicas and transactions that committed late; id and stamp only), drop
 those that left the plannable states or went into quarantine, and read again only those whose
 stamp differs from the table's (the cycle's own writes are recorded with their stamp). A count
-of the plannable rows guards the result: any disagreement (a row written with an old
-``updated_at``) makes the next read a full one.
+of the plannable rows, read in the same snapshot, guards the result: any disagreement (a row
+written with an old ``updated_at``) makes the next read a full one.
 
 It also remembers why each job was late in the last cycle (``late_changes``), so a job's
 'late' warning is written once per change of its reason, not every cycle.
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from scheduler.domain import Job
+from scheduler.domain import Job, JobState
 from scheduler.planning.snapshot import PlanningJob
 from scheduler.ports import PlanStore
 
@@ -47,21 +47,18 @@ class JobTable:
             if self._read_at is None or now < self._read_at or stale:
                 self._full(store, now)
             else:
-                changed = store.changed_jobs(self._read_at - CHANGE_MARGIN)
-                stale_ids = []
-                for job_id, (updated_at, state) in changed.items():
-                    known = self._jobs.get(job_id)
-                    if state is None:
-                        self._jobs.pop(job_id, None)
-                    elif (
-                        known is None or known.updated_at != updated_at or known.state is not state
-                    ):  # two writes may share a stamp
-                        stale_ids.append(job_id)
-                self._jobs.update((j.id, j) for j in store.planning_jobs(stale_ids))
+                changes = store.planning_changes(self._read_at - CHANGE_MARGIN, self._current)
+                for job_id in changes.gone:
+                    self._jobs.pop(job_id, None)
+                self._jobs.update((j.id, j) for j in changes.jobs)
                 self._read_at = now
-                if store.count_planning_jobs() != len(self._jobs):
+                if changes.count != len(self._jobs):
                     self._full(store, now)
             return list(self._jobs.values())
+
+    def _current(self, job_id: str, updated_at: datetime, state: JobState) -> bool:
+        known = self._jobs.get(job_id)  # two writes may share a stamp: the state tells them
+        return known is not None and known.updated_at == updated_at and known.state is state
 
     def forget(self, job_ids: set[str]) -> None:
         """Drop jobs the cycle set aside; the store's quarantine keeps them out afterwards."""

@@ -14,6 +14,7 @@ PostgreSQL needs none of this: write transactions rely on row locks
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +27,7 @@ from sqlalchemy.pool import StaticPool
 from scheduler.domain import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+PING_AFTER_IDLE_S = 1.0
 _WRITE_OPTION = "greenlight_write"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
@@ -52,7 +54,31 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
         )
     if backend == "sqlite":
         return _sqlite_engine(parsed, echo=echo)
-    return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
+    return _ping_when_idle(sa.create_engine(parsed, echo=echo))
+
+
+def _ping_when_idle(engine: Engine) -> Engine:
+    """Test a pooled connection before use only if it sat idle ``PING_AFTER_IDLE_S``: one that
+    was returned milliseconds ago is alive, and ``pool_pre_ping``'s round trip on every
+    checkout was a sixth of a submit's time (issue 8). A connection that fails its ping is
+    replaced (the pool retries the checkout), so a database restart during a quiet spell
+    costs no request; one within the last moments costs at most the requests in flight."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_s"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_s = record.info.get("checked_in_s")  # None: connected just now
+        if checked_in_s is None or time.monotonic() - checked_in_s < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as e:
+            raise sa.exc.DisconnectionError(f"stale pooled connection: {e}") from e
+
+    return engine
 
 
 def _sqlite_engine(url: sa.URL, *, echo: bool) -> Engine:

@@ -60,21 +60,57 @@ _INSERT_EVENT = sa.insert(job_events)
 _TOTAL = "_page_total"
 
 
+@functools.cache
+def _job_with_event_for(job_keys: tuple[str, ...], event_keys: tuple[str, ...]) -> sa.Insert:
+    new_job = (
+        sa.insert(jobs)
+        .values({k: sa.bindparam(f"j_{k}", type_=jobs.c[k].type) for k in job_keys})
+        .cte("new_job")
+    )
+    return (
+        sa.insert(job_events)
+        .values({k: sa.bindparam(f"e_{k}", type_=job_events.c[k].type) for k in event_keys})
+        .add_cte(new_job)
+    )
+
+
+def _job_with_event(row: dict[str, Any], event: dict[str, Any]) -> sa.Insert:
+    """``INSERT`` of a job and its first event in one statement (PostgreSQL: a data-modifying
+    ``WITH``; the event's foreign key is checked at the statement's end, after both rows)."""
+    return _job_with_event_for(tuple(row), tuple(event))
+
+
+def _prefixed(row: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    return {**{f"j_{k}": v for k, v in row.items()}, **{f"e_{k}": v for k, v in event.items()}}
+
+
 class SqlJobStore(SqlAdapter):
     """JobStore over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
     def add_job(self, job: Job, event: JobEvent) -> None:
         """Insert ``job`` and its first event atomically. Raises GreenlightError if the id
         is taken."""
+        row, first = job_values(job), event_values(event)
         try:
+            if self._engine.dialect.name == "postgresql" and job.started_at is None:
+                # The submit path: one statement, which PostgreSQL applies atomically without a
+                # transaction around it, so no BEGIN and COMMIT round trips per submit.
+                with self._autocommit.connect() as conn:
+                    conn.execute(_job_with_event(row, first), _prefixed(row, first))
+                return
             with write_transaction(self._engine) as conn:
                 # Parameters apart from the statement: its compiled form is cached, where
                 # ``.values(...)`` would build and coerce a new statement per job.
-                conn.execute(_INSERT_JOB, job_values(job))
-                conn.execute(_INSERT_EVENT, event_values(event))
+                conn.execute(_INSERT_JOB, row)
+                conn.execute(_INSERT_EVENT, first)
                 mark_started_dirty(conn, [job.started_at])
         except sa.exc.IntegrityError as e:
             raise GreenlightError(f"job {job.id!r} already exists") from e
+
+    @functools.cached_property
+    def _autocommit(self) -> sa.Engine:
+        """The engine's pool, each statement its own transaction (PostgreSQL)."""
+        return self._engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def add_jobs(self, new: Sequence[tuple[Job, JobEvent]]) -> None:
         """Insert jobs and their first events in one transaction, two bulk statements

@@ -2,9 +2,9 @@
 and the dispatch record.
 
 * ``planning_jobs`` reads only the columns planning needs (no entrypoint, runtime_env, name or
-  message: the big text ones), of all plannable jobs or of some; ``changed_jobs`` lists the
-  rows changed since a time (id and stamp only), so the cycle keeps its job table between
-  cycles and reads again only the rows that really changed.
+  message: the big text ones), of all plannable jobs; ``planning_changes`` lists the rows
+  changed since a time (id and stamp only) and reads those the caller's table lacks, so the
+  cycle keeps its job table between cycles and reads again only the rows that really changed.
 * ``save_plans`` writes every changed plan in one transaction, in bulk statements (chunks of
   ``_CHUNK`` ids): the plannable rows are locked (PostgreSQL ``FOR UPDATE``; SQLite holds the
   write lock from ``BEGIN IMMEDIATE``), updated with one executemany and their events inserted
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from scheduler.domain import PLANNABLE_STATES, Job, JobEvent, JobState, Plan
 from scheduler.domain.runs import DispatchMark
+from scheduler.ports import PlanningChanges
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
 from scheduler.store.jobs import copy_rows
 from scheduler.store.rows import event_values, job_from_row, plan_values
@@ -44,6 +45,14 @@ _HEALTHY_PLANNABLE = sa.and_(jobs.c.state.in_(_PLANNABLE), jobs.c.quarantine.is_
 _PLANNING_COLUMNS = [
     c for c in jobs.c if c.name not in {"entrypoint", "runtime_env", "name", "message"}
 ]
+
+_COUNT_PLANNABLE = sa.select(sa.func.count()).select_from(jobs).where(_HEALTHY_PLANNABLE)
+
+
+def _changed_since(since: datetime) -> sa.Select[Any]:
+    return sa.select(
+        jobs.c.id, jobs.c.updated_at, jobs.c.state, _HEALTHY_PLANNABLE.label("ok")
+    ).where(jobs.c.updated_at >= since)
 
 
 class SqlPlanStore(SqlAdapter):
@@ -62,23 +71,33 @@ class SqlPlanStore(SqlAdapter):
                     rows.extend(conn.execute(query.where(jobs.c.id.in_(chunk))).mappings())
         return [_planning_job(row) for row in rows]
 
-    def changed_jobs(self, since: datetime) -> dict[str, tuple[datetime, JobState | None]]:
-        """Each job whose ``updated_at`` is at or after ``since``: its ``updated_at`` and its
-        state, None when it is not plannable or is in quarantine. Narrow columns only."""
-        query = sa.select(
-            jobs.c.id, jobs.c.updated_at, jobs.c.state, _HEALTHY_PLANNABLE.label("ok")
-        ).where(jobs.c.updated_at >= since)
-        with read_transaction(self._engine) as conn:
-            return {
-                row.id: (row.updated_at, JobState(row.state) if row.ok else None)
-                for row in conn.execute(query)
-            }
-
-    def count_planning_jobs(self) -> int:
-        """How many jobs ``planning_jobs`` would return."""
-        query = sa.select(sa.func.count()).select_from(jobs).where(_HEALTHY_PLANNABLE)
-        with read_transaction(self._engine) as conn:
-            return int(conn.execute(query).scalar_one())
+    def planning_changes(
+        self, since: datetime, current: Callable[[str, datetime, JobState], bool]
+    ) -> PlanningChanges:
+        """The rows stamped at or after ``since`` that are no longer plannable (or are in
+        quarantine), the planning columns of those still plannable that ``current(id,
+        updated_at, state)`` does not accept as already known, and the count of plannable
+        jobs: read from one snapshot (PostgreSQL ``REPEATABLE READ``; a SQLite read transaction
+        is one), so the count agrees with the rows whatever commits meanwhile. Read as three
+        transactions, an arrival between them made the count disagree and the cycle re-read
+        the whole queue, every cycle of a burst of submits."""
+        with self._engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                gone: list[str] = []
+                stale: list[str] = []
+                for row in conn.execute(_changed_since(since)):
+                    if not row.ok:
+                        gone.append(row.id)
+                    elif not current(row.id, row.updated_at, JobState(row.state)):
+                        stale.append(row.id)
+                query = sa.select(*_PLANNING_COLUMNS).where(_HEALTHY_PLANNABLE)
+                rows: list[RowMapping] = []
+                for chunk in _chunks(stale):
+                    rows.extend(conn.execute(query.where(jobs.c.id.in_(chunk))).mappings())
+                count = int(conn.execute(_COUNT_PLANNABLE).scalar_one())
+        return PlanningChanges(gone=gone, jobs=[_planning_job(row) for row in rows], count=count)
 
     def quarantined_ids(self, job_ids: Sequence[str]) -> set[str]:
         """Which of ``job_ids`` are in quarantine."""

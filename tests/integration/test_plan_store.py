@@ -100,3 +100,44 @@ def test_the_job_table_follows_changes(database_url: str) -> None:
     assert jobs["a"].spec.entrypoint == ""  # only what planning needs
     assert store.quarantine_job("new", "bad", make_event("new", latest, kind="quarantine"))
     assert "new" not in {j.id for j in table.refresh(store, latest + timedelta(seconds=1))}
+
+
+class _ArrivalDuringRead:
+    """The store, but a job arrives (committed by another connection) while the table's
+    incremental read is under way: between its list of changed rows and its count."""
+
+    def __init__(self, store: SqlStore, arrival: str, at: datetime) -> None:
+        self.store, self.arrival, self.at = store, arrival, at
+        self.full_reads = 0
+
+    def planning_jobs(self, job_ids: Any = None) -> list[Any]:
+        self.full_reads += 1
+        return self.store.planning_jobs(job_ids)
+
+    def planning_changes(self, since: datetime, current: Any) -> Any:
+        def arriving(*row: Any) -> bool:
+            if self.arrival:
+                _add(self.store, self.arrival, at=self.at)
+                self.arrival = ""
+            return bool(current(*row))
+
+        return self.store.planning_changes(since, arriving)
+
+
+def test_an_arrival_during_the_incremental_read_waits_for_the_next_not_a_full_read(
+    database_url: str,
+) -> None:
+    store = _store(database_url)
+    _add(store, "a")
+    table = JobTable()
+    now = T0 + timedelta(minutes=1)
+    assert {j.id for j in table.refresh(store, now)} == {"a"}
+
+    later = now + timedelta(minutes=1)
+    _add(store, "b", at=later)
+    racing = _ArrivalDuringRead(store, "c", later)
+    # One snapshot: "c" committed after it began, so neither its rows nor its count hold it.
+    assert {j.id for j in table.refresh(racing, later)} == {"a", "b"}
+    assert racing.full_reads == 0
+    assert {j.id for j in table.refresh(racing, later + timedelta(seconds=1))} == {"a", "b", "c"}
+    assert racing.full_reads == 0
