@@ -19,18 +19,21 @@ def _pooled_pid(engine: Engine) -> int:
         return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def _kill(admin: Engine, pid: int) -> None:
+def _kill(url: str, pid: int) -> None:
+    """Drop backend ``pid`` from another connection, as a server restart would."""
+    admin = sa.create_engine(url, poolclass=sa.NullPool)
     with admin.connect() as conn:
         assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    admin.dispose()
 
 
 def test_an_idle_connection_the_server_dropped_is_replaced_unseen(
-    pg_url: str, _postgres_admin: Engine, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = create_store_engine(pg_url)
     try:
         dropped = _pooled_pid(engine)
-        _kill(_postgres_admin, dropped)
+        _kill(pg_url, dropped)
         monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 0.0)  # it has sat "long enough"
         assert _pooled_pid(engine) != dropped  # the ping failed, the pool connected anew
     finally:
@@ -38,7 +41,7 @@ def test_an_idle_connection_the_server_dropped_is_replaced_unseen(
 
 
 def test_a_connection_returned_a_moment_ago_is_used_without_a_ping(
-    pg_url: str, _postgres_admin: Engine, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = create_store_engine(pg_url)
     pings: list[object] = []
@@ -52,7 +55,7 @@ def test_a_connection_returned_a_moment_ago_is_used_without_a_ping(
         assert pings == []  # reused straight from the pool
         # Dropped while fresh in the pool, it is not pinged: the statement fails and the pool
         # is invalidated, so the next checkout connects anew (what a ping per checkout saved).
-        _kill(_postgres_admin, first)
+        _kill(pg_url, first)
         with pytest.raises(sa.exc.OperationalError):
             _pooled_pid(engine)
         assert _pooled_pid(engine) != first
