@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from scheduler.collector import collector_paused
 from scheduler.domain import (
     Job,
     JobEvent,
@@ -53,7 +54,7 @@ def plan_cycle(ctx: ServiceContext) -> Decision:
     A job the core cannot plan (non-finite numbers, an error its data triggers) is quarantined
     and the others are planned. Wakes the dispatcher when a plan makes a job due.
     """
-    with ctx.lock:
+    with ctx.lock, collector_paused():
         now = ctx.clock.now()
         jobs = ctx.job_table.refresh(ctx.store, now)
         resolved = dependencies.resolve(ctx, jobs, now)  # --after: who waits, who follows whom

@@ -14,6 +14,7 @@ PostgreSQL needs none of this: write transactions rely on row locks
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,7 +55,16 @@ def create_store_engine(url: str, *, echo: bool = False) -> Engine:
         )
     if backend == "sqlite":
         return _sqlite_engine(parsed, echo=echo)
-    return _ping_when_idle(sa.create_engine(parsed, echo=echo))
+    return _ping_when_idle(sa.create_engine(parsed, echo=echo, json_deserializer=_json_loads))
+
+
+def _json_loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """psycopg hands JSON columns over as bytes, which ``json.loads`` first sniffs for their
+    encoding: a third of reading 100,000 jobs (four JSON columns each) went to that sniffing.
+    PostgreSQL sends UTF-8 (the client encoding SQLAlchemy sets)."""
+    if data == b"null":  # an absent document (``after``, ``serve`` of most jobs)
+        return None
+    return json.loads(data if isinstance(data, str) else bytes(data).decode("utf-8"))
 
 
 def _ping_when_idle(engine: Engine) -> Engine:

@@ -108,11 +108,13 @@ def queue(api: Api, n: int, at: datetime = T0) -> None:
 
 
 def submit_statements(api: Api) -> list[str]:
-    """The SQL one ``POST /v1/jobs`` issues (the ledger warm: a cycle has run)."""
+    """The SQL one ``POST /v1/jobs`` issues (the ledger warm: a cycle has run), less the token
+    lookup, which the token cache skips or not depending on how long ago the last one was."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
+        if "api_tokens" not in statement:
+            seen.append(statement)
 
     engine = api.store.engine
     sa.event.listen(engine, "before_cursor_execute", record)
@@ -135,7 +137,7 @@ def test_a_submit_costs_the_same_sql_with_10_or_10000_jobs_queued(api: Api) -> N
     large = submit_statements(api)
     assert len(small) == len(large) <= 6, large
     for statement in large:
-        # the token lookup and the two inserts: nothing reads the jobs table
+        # the job and its event inserted (one statement on PostgreSQL): nothing reads the jobs table
         assert not (statement.lstrip().upper().startswith("SELECT") and "FROM jobs" in statement)
     assert sum("INSERT INTO jobs" in s for s in large) == 1
     assert sum("INSERT INTO job_events" in s for s in large) == 1

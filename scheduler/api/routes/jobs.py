@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic_core import to_json
 
 from scheduler.api import batch_body, job_pages
-from scheduler.api.collector import collector_paused
 from scheduler.api.deps import CurrentPrincipal, ServiceDep
 from scheduler.api.errors import HTTP_CREATED, error_responses
 from scheduler.api.schemas import (
@@ -26,6 +25,7 @@ from scheduler.api.schemas import (
     JobsPublic,
     TenantQuery,
 )
+from scheduler.collector import collector_paused
 from scheduler.domain import JobKind, JobState
 
 router = APIRouter(
