@@ -121,12 +121,14 @@ def list_jobs(
     return Response(body, media_type="application/json")
 
 
-@router.get("/{job_id}")
-def get_job(job_id: JobIdPath, service: ServiceDep, principal: CurrentPrincipal) -> JobPublic:
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: JobIdPath, service: ServiceDep, principal: CurrentPrincipal) -> Response:
     """One job, with its current plan (region, start, forecast and baseline emissions), its
     count of functional units (steps, requests) and, for a deployment, where it answers."""
     job = service.get_job(job_id, principal)
-    return JobPublic.of(job, progress=service.job_progress(job.id))
+    # Serialized once, as a submit's answer is: the model is built from the store's job.
+    public = JobPublic.of(job, progress=service.job_progress(job.id))
+    return Response(public.model_dump_json(), media_type="application/json")
 
 
 @router.post("/{job_id}/cancel", responses=error_responses(409))
