@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from scheduler.planning.capacity import span
-from scheduler.planning.grid import IntArray
+from scheduler.planning.grid import FloatArray, IntArray
 from scheduler.planning.placement import Assignment, Placer
 from scheduler.planning.policies import JOINT, Candidates
 from scheduler.planning.table import JobTable
@@ -277,22 +277,50 @@ def blockers(
     near = (a0 <= short[-1]) & (a1 > short[0])
     m, a0, a1 = m[near], a0[near], a1[near]
     need = (gpus - placer.ledger.free[row, short]).astype(np.float64)
-    gives = ((a0[:, None] <= short[None, :]) & (a1[:, None] > short[None, :])) * t.gpus[m][
-        :, None
-    ].astype(np.float64)
+    chosen = fewest_covering(short, a0, a1, t.gpus[m].astype(np.float64), need, max_count)
+    if chosen is None:
+        return None
+    out: IntArray = m[np.array(sorted(chosen), dtype=np.int64)]
+    return out
+
+
+def fewest_covering(
+    short: IntArray,
+    a0: FloatArray,
+    a1: FloatArray,
+    size: FloatArray,
+    need: FloatArray,
+    max_count: int,
+) -> list[int] | None:
+    """Greedy cover: indices of at most ``max_count`` runs (each ``size`` GPUs over slots
+    ``[a0, a1)``) that together give ``need`` at every slot of ``short`` (sorted), each pick
+    the run freeing most of what is still missing (ties: the lowest index). None when they
+    cannot. ``need`` is not modified.
+
+    Each run covers a contiguous stretch ``[lo, hi)`` of ``short``, so what it would free is a
+    difference of prefix sums of min(its size, what is missing), one prefix sum per distinct
+    size: no runs x slots matrix (a 24 h job's repair in a busy region meant thousands x
+    hundreds of cells, rebuilt and summed per pick)."""
+    need = need.copy()
+    lo = np.searchsorted(short, a0, side="left")
+    hi = np.searchsorted(short, a1, side="left")
+    by_size = [(v, size == v) for v in np.unique(size)]
     chosen: list[int] = []
     while need.max() > 0 and len(chosen) < max_count:
-        gain = np.minimum(gives, np.maximum(need, 0)[None, :]).sum(axis=1)
+        missing = np.maximum(need, 0)
+        gain = np.zeros(len(size))
+        for v, rows in by_size:
+            sums = np.concatenate(([0.0], np.cumsum(np.minimum(v, missing))))
+            gain[rows] = sums[hi[rows]] - sums[lo[rows]]
         gain[chosen] = 0
         best = int(np.argmax(gain)) if gain.size else 0
         if not gain.size or gain[best] <= 0:
             return None
         chosen.append(best)
-        need -= gives[best]
+        need[lo[best] : hi[best]] -= size[best]
     if need.max() > 0:
         return None
-    out: IntArray = m[np.array(sorted(chosen), dtype=np.int64)]
-    return out
+    return chosen
 
 
 def place_by_ejecting(
