@@ -153,7 +153,8 @@ def _eject_kept(
 ) -> Decision | None:
     """The jobs placed around the kept ones left some late: the whole assignment (kept jobs
     where they are, the rest as placed) repaired by lifting the fewest jobs in the late jobs'
-    way (``deadlines.repair_by_ejecting``), kept ones included. None when nothing is late."""
+    way (``deadlines.repair_by_ejecting``), kept ones included. None when nothing is late or
+    the repair leaves as many late."""
     _, sub, ledger = placed
     a = Assignment.empty(len(table))
     held = np.flatnonzero(keep)
@@ -166,6 +167,8 @@ def _eject_kept(
         return None
     current = current_plans(table, table.grid)
     repaired, _ = repair_by_ejecting(table, books, current, a, ledger.copy())
+    if len(repaired.late) >= len(a.late):
+        return None  # no better: the caller keeps what it has (building plans for all costs)
     return build_decision(table, books, repaired, snapshot.now)
 
 
