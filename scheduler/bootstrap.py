@@ -285,7 +285,10 @@ def serve(settings: Settings, *, cycles: str = "child") -> None:
                 child.start()
                 stack.callback(child.stop)
         app = create_app(
-            service, max_body_bytes=settings.api_max_body_bytes, threads=settings.api_threads
+            service,
+            max_body_bytes=settings.api_max_body_bytes,
+            threads=settings.api_threads,
+            slow_threads=settings.api_slow_threads,
         )
         # What exists now (modules, the service, the app) lives as long as the process: moved
         # out of the collector's reach, a full collection no longer walks it, the largest

@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     # p99 ~200 ms with anyio's default 40 threads queueing for the GIL and ~105 ms with 4
     # (bench/api_load.py, issue 8). Raise it on a larger machine, or for many slow reports.
     api_threads: int = Field(default=4, ge=1, le=1000)
+    # Threads for the routes that take seconds (savings report, dashboard, batch submit), apart
+    # from the others so a few of them cannot hold every thread (scheduler.api.slow_lane).
+    api_slow_threads: int = Field(default=2, ge=1, le=1000)
     ray_address: str | None = None  # None: start a local head on loopback
     ray_auth_mode: str = "disabled"
     # Where Ray Serve's proxies listen when Greenlight starts Serve on a cluster (a running

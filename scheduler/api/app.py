@@ -15,6 +15,7 @@ from scheduler.api.errors import error_responses, install_error_handlers
 from scheduler.api.metrics import ApiMetrics
 from scheduler.api.middleware import DEFAULT_MAX_BODY_BYTES, BodySizeLimit, RequestTelemetry
 from scheduler.api.routes import ROUTERS
+from scheduler.api.slow_lane import DEFAULT_SLOW_THREADS, open_lane
 from scheduler.service import GreenlightService
 
 DESCRIPTION = """\
@@ -38,10 +39,12 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     threads: int = DEFAULT_THREADS,
+    slow_threads: int = DEFAULT_SLOW_THREADS,
 ) -> FastAPI:
     """A new app serving ``service``; each app has its own metrics registry. Request bodies
     over ``max_body_bytes`` are refused with 413 before any route parses them; ``threads``
-    run the synchronous routes (set when the app starts, for the server's event loop)."""
+    run the synchronous routes, ``slow_threads`` those that take seconds (``slow_lane``; both
+    set when the app starts, for the server's event loop)."""
     # /docs and /redoc load Swagger UI and ReDoc from files inside an installed package
     # (fastapi-offline), never from a CDN: the docs work on an air-gapped cluster.
     app = FastAPIOffline(
@@ -49,7 +52,7 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         static_url="/docs-assets",
-        lifespan=_lifespan(threads),
+        lifespan=_lifespan(threads, slow_threads),
     )
     metrics = ApiMetrics(service)
     app.state.service = service
@@ -64,10 +67,13 @@ def create_app(
     return app
 
 
-def _lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(
+    threads: int, slow_threads: int
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        open_lane(slow_threads)
         yield
 
     return lifespan

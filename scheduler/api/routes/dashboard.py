@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from scheduler.api.deps import AdminPrincipal, ServiceDep
+from scheduler.api.slow_lane import slow_lane
 from scheduler.dashboard import asset
 
 router = APIRouter(tags=["dashboard"])
@@ -46,6 +47,7 @@ def dashboard_style() -> Response:
 
 
 @router.get("/v1/dashboard")
+@slow_lane
 def dashboard_data(service: ServiceDep, admin: AdminPrincipal) -> dict[str, Any]:
     """Everything the dashboard draws: the savings report's totals and groups (by job kind,
     with SCI per R, and the packing credit), per-region forecast vs actual intensity with job

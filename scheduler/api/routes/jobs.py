@@ -25,6 +25,7 @@ from scheduler.api.schemas import (
     JobsPublic,
     TenantQuery,
 )
+from scheduler.api.slow_lane import slow_lane
 from scheduler.collector import collector_paused
 from scheduler.domain import JobKind, JobState
 
@@ -60,6 +61,7 @@ def submit_job(body: JobCreate, service: ServiceDep, principal: CurrentPrincipal
     responses=error_responses(413),
     openapi_extra=batch_body.OPENAPI_REQUEST_BODY,
 )
+@slow_lane
 def submit_jobs(
     body: Annotated[tuple[bytes, str | None], Depends(batch_body.raw_body)],
     service: ServiceDep,

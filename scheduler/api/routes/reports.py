@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from scheduler.api.deps import CurrentPrincipal, ServiceDep
 from scheduler.api.errors import error_responses
 from scheduler.api.schemas import RegionQuery, TenantQuery, Time
+from scheduler.api.slow_lane import slow_lane
 from scheduler.reports.method import METHOD_MARKDOWN
 from scheduler.reports.render import report_to_csv, report_to_dict, report_to_html, report_to_text
 from scheduler.reports.savings import GROUPINGS
@@ -43,6 +44,7 @@ _FORMATS: dict[int | str, dict[str, object]] = {
 @router.get(
     "/savings", response_class=JSONResponse, responses=_FORMATS, description=METHOD_MARKDOWN
 )
+@slow_lane
 def savings_report(
     service: ServiceDep,
     principal: CurrentPrincipal,
