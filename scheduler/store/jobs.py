@@ -116,24 +116,12 @@ class SqlJobStore(SqlAdapter):
         """Insert jobs and their first events in one transaction, two bulk statements
         (PostgreSQL ``COPY``, SQLite executemany): all or none. Raises GreenlightError if an
         id is taken."""
-        if not new:
-            return
-        import psycopg
-
-        job_rows = [job_values(job) for job, _ in new]
-        event_rows = [event_values(event) for _, event in new]
-        try:
-            with write_transaction(self._engine) as conn:
-                if conn.dialect.name == "postgresql" and len(new) >= _COPY_FROM:
-                    copy_rows(conn, jobs, job_rows)
-                    copy_rows(conn, job_events, event_rows)
-                else:
-                    conn.execute(_INSERT_JOB, job_rows)
-                    conn.execute(_INSERT_EVENT, event_rows)
-                # Jobs stored already started (imports, tests): their hours' rollup is stale.
-                mark_started_dirty(conn, [job.started_at for job, _ in new])
-        except (sa.exc.IntegrityError, psycopg.errors.IntegrityError) as e:
-            raise GreenlightError(f"one of {len(new)} job ids already exists") from e
+        self._insert(
+            [job_values(job) for job, _ in new],
+            [event_values(event) for _, event in new],
+            # Jobs stored already started (imports, tests): their hours' rollup is stale.
+            started=[job.started_at for job, _ in new],
+        )
 
     def add_pending(
         self, new: Sequence[PendingJob], *, now: datetime, actor: str, reason: str
@@ -142,11 +130,6 @@ class SqlJobStore(SqlAdapter):
         (``actor``, ``reason``): as ``add_jobs`` of the ``Job``s and events they stand for, in
         one transaction (PostgreSQL ``COPY``), all or none. Raises GreenlightError if an id is
         taken."""
-        if not new:
-            return
-        import psycopg
-
-        job_rows = [pending_job_values(p, now) for p in new]
         event = event_values(
             JobEvent(
                 job_id="",
@@ -157,17 +140,34 @@ class SqlJobStore(SqlAdapter):
                 to_state=JobState.PENDING,
             )
         )
-        event_rows = [{**event, "job_id": p.id} for p in new]
+        self._insert(
+            [pending_job_values(p, now) for p in new], [{**event, "job_id": p.id} for p in new]
+        )
+
+    def _insert(
+        self,
+        job_rows: list[dict[str, Any]],
+        event_rows: list[dict[str, Any]],
+        started: Sequence[datetime | None] = (),
+    ) -> None:
+        """Jobs' rows and their first events in one transaction, two bulk statements
+        (PostgreSQL ``COPY`` from ``_COPY_FROM`` rows, else executemany), the rollup hours of
+        ``started`` marked stale. Raises GreenlightError if an id is taken."""
+        if not job_rows:
+            return
+        import psycopg
+
         try:
             with write_transaction(self._engine) as conn:
-                if conn.dialect.name == "postgresql" and len(new) >= _COPY_FROM:
+                if conn.dialect.name == "postgresql" and len(job_rows) >= _COPY_FROM:
                     copy_rows(conn, jobs, job_rows)
                     copy_rows(conn, job_events, event_rows)
                 else:
                     conn.execute(_INSERT_JOB, job_rows)
                     conn.execute(_INSERT_EVENT, event_rows)
+                mark_started_dirty(conn, started)
         except (sa.exc.IntegrityError, psycopg.errors.IntegrityError) as e:
-            raise GreenlightError(f"one of {len(new)} job ids already exists") from e
+            raise GreenlightError(f"one of {len(job_rows)} job ids already exists") from e
 
     def get_job(self, job_id: str) -> Job:
         """Raises JobNotFound."""
