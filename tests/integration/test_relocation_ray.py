@@ -10,6 +10,7 @@ forward on demand (hours pass between two cycles, while Ray and the runner keep 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shlex
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -205,8 +207,13 @@ def cluster() -> Iterator[LocalRayHead]:
         head.stop()
 
 
-@pytest.fixture
-def live(tmp_path: Path, cluster: LocalRayHead) -> Iterator[Live]:
+@contextlib.contextmanager
+def open_live(
+    tmp_path: Path, cluster: LocalRayHead, relocation: dict[str, float], **settings: Any
+) -> Iterator[Live]:
+    """The service on ``cluster``'s two regions (a SQLite file, the API on a free port,
+    ``relocation`` settings and any other ``settings``); on exit every unfinished job is
+    cancelled and reconciled, so no copy outlives the test."""
     port = free_port()
     config = tmp_path / "greenlight.toml"
     config.write_text(
@@ -216,26 +223,21 @@ def live(tmp_path: Path, cluster: LocalRayHead) -> Iterator[Live]:
             for name, label in ((A, A_LABEL), (B, B_LABEL))
         )
     )
-    settings = load_settings(
+    loaded = load_settings(
         config,
         database_url=f"sqlite:///{tmp_path / 'greenlight.db'}",
         api_port=port,
         ray_address=cluster.dashboard_url,
-        relocation={
-            "min_stay_s": 3600,
-            "threshold_g": 1.0,
-            "threshold_pct": 5.0,
-            "health_timeout_s": 120,
-            "drain_s": 3,
-        },
+        relocation=relocation,
+        **settings,
     )
     clock = ShiftedClock()
-    service = _service(settings, clock)
+    service = _service(loaded, clock)
     server = start_api_thread(service, "127.0.0.1", port)
     secret, _ = service.create_token(tenant="acme", role=Role.USER)
     live = Live(
         service=service,
-        settings=settings,
+        settings=loaded,
         url=server.url,
         clock=clock,
         headers={"Authorization": f"Bearer {secret}"},
@@ -248,6 +250,19 @@ def live(tmp_path: Path, cluster: LocalRayHead) -> Iterator[Live]:
                 live.service.cancel(job.id, ADMIN)
         live.service.reconcile()  # stops the copy a move left behind, if any
         server.stop()
+
+
+@pytest.fixture
+def live(tmp_path: Path, cluster: LocalRayHead) -> Iterator[Live]:
+    relocation = {
+        "min_stay_s": 3600,
+        "threshold_g": 1.0,
+        "threshold_pct": 5.0,
+        "health_timeout_s": 120,
+        "drain_s": 3,
+    }
+    with open_live(tmp_path, cluster, relocation) as live:
+        yield live
 
 
 class Client(threading.Thread):

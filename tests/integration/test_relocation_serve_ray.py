@@ -8,7 +8,6 @@ written under its own attempt, in the region it ran in, the old one's up to its 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,10 +18,8 @@ import pytest
 import requests
 from ray.util.state import list_actors, list_nodes
 
-from scheduler.bootstrap import start_api_thread
-from scheduler.config import load_settings
 from scheduler.dispatch.local_ray import LocalRayHead, free_port
-from scheduler.domain import JobState, Role
+from scheduler.domain import JobState
 from scheduler.domain.deployments import COPY_STOPPED
 from scheduler.domain.energy import MeterMethod
 from scheduler.domain.runs import RunStatus
@@ -30,15 +27,12 @@ from tests.integration.test_relocation_ray import (
     A_LABEL,
     ADMIN,
     B_LABEL,
-    ROW,
-    TIMEOUT_S,
-    ZONES,
     A,
     B,
+    Client,
     Live,
-    ShiftedClock,
-    _service,
     cluster,
+    open_live,
 )
 
 pytestmark = pytest.mark.ray
@@ -58,29 +52,7 @@ SERVE = {
 
 @pytest.fixture
 def live(tmp_path: Path, cluster: LocalRayHead) -> Iterator[Live]:
-    port = free_port()
-    config = tmp_path / "greenlight.toml"
-    config.write_text(
-        "".join(
-            f'[[regions]]\nname = "{name}"\ngrid_zone = "{ZONES[name]}"\nprovider = "replay"\n'
-            f'gpus = 0\npue = 1.0\nnode_label = "{label}"\n'
-            for name, label in ((A, A_LABEL), (B, B_LABEL))
-        )
-    )
-    settings = load_settings(
-        config,
-        database_url=f"sqlite:///{tmp_path / 'greenlight.db'}",
-        api_port=port,
-        ray_address=cluster.dashboard_url,
-        serve_http_port=free_port(),
-        relocation={
-            "min_stay_s": MIN_STAY_S,
-            "threshold_g": 0.01,
-            "threshold_pct": 5.0,
-            "health_timeout_s": 150,
-            "drain_s": 3,
-        },
-    )
+    serve_port = free_port()
     # Both nodes of this cluster share one host, so a proxy on each would share the Serve port
     # (SO_REUSEPORT) and a connection could land on gl-b's proxy while it still starts (404).
     # Across hosts each node has its own address; here Serve starts with the head's proxy only.
@@ -88,64 +60,21 @@ def live(tmp_path: Path, cluster: LocalRayHead) -> Iterator[Live]:
         f"{cluster.dashboard_url}/api/serve/applications/",
         json={
             "proxy_location": "HeadOnly",
-            "http_options": {"host": "0.0.0.0", "port": settings.serve_http_port},
+            "http_options": {"host": "0.0.0.0", "port": serve_port},
             "applications": [],
         },
         timeout=60,
     )
     assert started.ok, started.text
-    clock = ShiftedClock()
-    service = _service(settings, clock)
-    server = start_api_thread(service, "127.0.0.1", port)
-    secret, _ = service.create_token(tenant="acme", role=Role.USER)
-    live = Live(
-        service=service,
-        settings=settings,
-        url=server.url,
-        clock=clock,
-        headers={"Authorization": f"Bearer {secret}"},
-    )
-    try:
+    relocation = {
+        "min_stay_s": MIN_STAY_S,
+        "threshold_g": 0.01,
+        "threshold_pct": 5.0,
+        "health_timeout_s": 150,
+        "drain_s": 3,
+    }
+    with open_live(tmp_path, cluster, relocation, serve_http_port=serve_port) as live:
         yield live
-    finally:
-        for job in live.service.ctx.store.list_jobs(limit=100)[0]:
-            if not job.state.terminal:
-                live.service.cancel(job.id, ADMIN)
-        live.service.reconcile()
-        server.stop()
-
-
-class Client(threading.Thread):
-    """Calls the deployment where the API says it answers, as a client would; counts."""
-
-    def __init__(self, live: Live, job_id: str) -> None:
-        super().__init__(name="serve-client", daemon=True)
-        self._live, self._job_id = live, job_id
-        self.ok = 0
-        self.failed: list[str] = []
-        self.endpoints: list[str] = []
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            endpoint = str(self._live.endpoint(self._job_id)["endpoint"])
-            if not self.endpoints or self.endpoints[-1] != endpoint:
-                self.endpoints.append(endpoint)
-            try:
-                response = requests.post(
-                    f"{endpoint}/predict", json={"inputs": [ROW]}, timeout=TIMEOUT_S
-                )
-                if response.status_code == 200 and len(response.json()["outputs"]) == 1:
-                    self.ok += 1
-                else:
-                    self.failed.append(f"{endpoint}: HTTP {response.status_code}")
-            except requests.RequestException as e:
-                self.failed.append(f"{endpoint}: {type(e).__name__}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(timeout=30)
 
 
 def _apps(head: LocalRayHead) -> dict[str, Any]:
