@@ -89,55 +89,11 @@ def plan_from_row(row: RowMapping) -> Plan | None:
     )
 
 
-def job_values(job: Job) -> dict[str, Any]:
-    """Every ``jobs`` column for ``job``."""
-    spec = job.spec
-    return {
-        "id": job.id,
-        "tenant": spec.tenant,
-        "name": spec.name,
-        "kind": spec.kind.value,
-        "entrypoint": spec.entrypoint,
-        "home_region": spec.home_region,
-        "runtime_env": dict(spec.runtime_env),
-        "gpus": spec.resources.gpus,
-        "cpus": spec.resources.cpus,
-        "memory_mb": spec.resources.memory_mb,
-        "expected_duration_s": spec.expected_duration_s,
-        "deadline": spec.deadline,
-        "max_delay_s": spec.max_delay_s,
-        "allowed_regions": list(spec.allowed_regions),
-        "interruptible": spec.interruptible,
-        "priority": spec.priority,
-        "max_retries": spec.max_retries,
-        "policy": spec.policy.value,
-        "expected_power_w": spec.expected_power_w,
-        "state": job.state.value,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "attempt": job.attempt,
-        **plan_values(job.plan),
-        "region": job.region,
-        "submission_id": job.submission_id,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "exit_code": job.exit_code,
-        "message": job.message,
-        "group_id": spec.group_id,
-        "after": [{"job_id": d.job_id, "kind": d.kind.value} for d in spec.after] or None,
-        "serve": {"import_path": spec.serve.import_path, "config": dict(spec.serve.config)}
-        if spec.serve
-        else None,
-    }
-
-
-def pending_job_values(new: PendingJob, now: datetime) -> dict[str, Any]:
-    """Every ``jobs`` column for a just-submitted job: ``job_values`` of the pending ``Job``
-    it stands for, built without that ``Job``."""
-    spec = new.spec
+def _spec_values(spec: JobSpec) -> dict[str, Any]:
+    """The ``jobs`` columns a spec fills alike for a stored job and a just-submitted one
+    (allowed regions, expected power and group are the callers': a submission resolves them)."""
     res = spec.resources
     return {
-        "id": new.id,
         "tenant": spec.tenant,
         "name": spec.name,
         "kind": spec.kind.value,
@@ -150,12 +106,49 @@ def pending_job_values(new: PendingJob, now: datetime) -> dict[str, Any]:
         "expected_duration_s": spec.expected_duration_s,
         "deadline": spec.deadline,
         "max_delay_s": spec.max_delay_s,
-        "allowed_regions": list(new.allowed_regions),
         "interruptible": spec.interruptible,
         "priority": spec.priority,
         "max_retries": spec.max_retries,
         "policy": spec.policy.value,
+        "after": [{"job_id": d.job_id, "kind": d.kind.value} for d in spec.after] or None,
+        "serve": {"import_path": spec.serve.import_path, "config": dict(spec.serve.config)}
+        if spec.serve
+        else None,
+    }
+
+
+def job_values(job: Job) -> dict[str, Any]:
+    """Every ``jobs`` column for ``job``."""
+    spec = job.spec
+    return {
+        "id": job.id,
+        **_spec_values(spec),
+        "allowed_regions": list(spec.allowed_regions),
+        "expected_power_w": spec.expected_power_w,
+        "group_id": spec.group_id,
+        "state": job.state.value,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "attempt": job.attempt,
+        **plan_values(job.plan),
+        "region": job.region,
+        "submission_id": job.submission_id,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "exit_code": job.exit_code,
+        "message": job.message,
+    }
+
+
+def pending_job_values(new: PendingJob, now: datetime) -> dict[str, Any]:
+    """Every ``jobs`` column for a just-submitted job: ``job_values`` of the pending ``Job``
+    it stands for, built without that ``Job``."""
+    return {
+        "id": new.id,
+        **_spec_values(new.spec),
+        "allowed_regions": list(new.allowed_regions),
         "expected_power_w": new.expected_power_w,
+        "group_id": new.group_id,
         "state": JobState.PENDING.value,
         "created_at": now,
         "updated_at": now,
@@ -167,11 +160,6 @@ def pending_job_values(new: PendingJob, now: datetime) -> dict[str, Any]:
         "finished_at": None,
         "exit_code": None,
         "message": None,
-        "group_id": new.group_id,
-        "after": [{"job_id": d.job_id, "kind": d.kind.value} for d in spec.after] or None,
-        "serve": {"import_path": spec.serve.import_path, "config": dict(spec.serve.config)}
-        if spec.serve
-        else None,
     }
 
 
