@@ -68,11 +68,24 @@ ARRIVALS = 100
 LATER_CYCLES = 3
 
 
+# A fixed start, so every run plans the same queue against the same forecasts and an A/B of
+# two commits compares like with like (the wall clock moved the late set run to run).
+START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+# The clock's step between later cycles: a cycle a minute, as the service runs them.
+CYCLE_GAP = timedelta(seconds=60)
+
+
 class FixedClock:
-    """The bench's clock: real time, so plans are made where the forecasts are."""
+    """The bench's clock: ``START``, moved on by ``advance`` between cycles."""
+
+    def __init__(self) -> None:
+        self.at = START
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return self.at
+
+    def advance(self, by: timedelta) -> None:
+        self.at += by
 
     def from_wall(self, wall: datetime) -> datetime:
         return wall
@@ -168,7 +181,7 @@ def insert(store: SqlStore, new: list[Job]) -> None:
             )
 
 
-def service_over(url: str, regions: dict[str, Region]) -> GreenlightService:
+def service_over(url: str, regions: dict[str, Region], clock: FixedClock) -> GreenlightService:
     """A fresh process's service: new context, new job table, its own engine."""
     store = SqlStore(create_store_engine(url))
     if PROFILE:
@@ -177,7 +190,7 @@ def service_over(url: str, regions: dict[str, Region]) -> GreenlightService:
         store=store,
         regions=regions,
         dispatcher=None,  # type: ignore[arg-type]
-        clock=FixedClock(),
+        clock=clock,
         providers={},
         refresher=None,
         config=ServiceConfig(step_s=STEP_S),
@@ -256,18 +269,20 @@ def bench(backend: str, size: int, seed: int) -> list[tuple[str, float, int]]:
     with database(backend) as url:
         upgrade(url)
         regions = regions_for(size)
-        now = datetime.now(UTC)
-        first = service_over(url, regions)
+        clock = FixedClock()
+        now = clock.now()
+        first = service_over(url, regions, clock)
         first.ctx.store.sync_regions(list(regions.values()))
         for series in forecasts(now):
             first.ctx.store.append_forecast(series)
         insert(first.ctx.store, make_jobs(size, now, rng, "j"))
         rows.append(("first", *timed_cycle(first)))
         first.ctx.store.close()  # type: ignore[attr-defined]
-        restarted = service_over(url, regions)
+        restarted = service_over(url, regions, clock)
         rows.append(("restart", *timed_cycle(restarted)))
         for n in range(LATER_CYCLES):
-            insert(restarted.ctx.store, make_jobs(ARRIVALS, datetime.now(UTC), rng, f"a{n}-"))
+            clock.advance(CYCLE_GAP)
+            insert(restarted.ctx.store, make_jobs(ARRIVALS, clock.now(), rng, f"a{n}-"))
             rows.append((f"later +{ARRIVALS}", *timed_cycle(restarted)))
         restarted.ctx.store.close()  # type: ignore[attr-defined]
     return rows

@@ -101,12 +101,7 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
             repaired = _eject_kept(table, books, keep, row, start_x, rest, placed, snapshot)
             if repaired is not None and len(repaired.late) < len(decision.late):
                 decision = Decision(
-                    plans={
-                        i: kept.get(i, p) if _same(kept.get(i), p) else p
-                        for i, p in repaired.plans.items()
-                    },
-                    late=repaired.late,
-                    notes=repaired.notes,
+                    plans={**kept, **repaired.plans}, late=repaired.late, notes=repaired.notes
                 )
         if decision.late and placed is not None:  # free the late jobs' home rows: place again
             wider = _place_around(table, books, base, keep, row, start_x, rest, placed, snapshot)
@@ -137,10 +132,6 @@ def _plans(decision: Decision | None) -> Mapping[str, Plan]:
     return decision.plans if decision is not None else {}
 
 
-def _same(kept: Plan | None, new: Plan) -> bool:
-    return kept is not None and (kept.region, kept.windows) == (new.region, new.windows)
-
-
 def _eject_kept(
     table: JobTable,
     books: Books,
@@ -153,8 +144,9 @@ def _eject_kept(
 ) -> Decision | None:
     """The jobs placed around the kept ones left some late: the whole assignment (kept jobs
     where they are, the rest as placed) repaired by lifting the fewest jobs in the late jobs'
-    way (``deadlines.repair_by_ejecting``), kept ones included. None when nothing is late or
-    the repair leaves as many late."""
+    way (``deadlines.repair_by_ejecting``), kept ones included. Returns the plans of the jobs
+    placed around the kept ones and of the kept ones the repair moved (the others keep
+    theirs), or None when nothing is late or the repair leaves as many late."""
     _, sub, ledger = placed
     a = Assignment.empty(len(table))
     held = np.flatnonzero(keep)
@@ -168,8 +160,9 @@ def _eject_kept(
     current = current_plans(table, table.grid)
     repaired, _ = repair_by_ejecting(table, books, current, a, ledger.copy())
     if len(repaired.late) >= len(a.late):
-        return None  # no better: the caller keeps what it has (building plans for all costs)
-    return build_decision(table, books, repaired, snapshot.now)
+        return None  # no better: the caller keeps what it has
+    moved = np.flatnonzero(~keep | (repaired.row != row) | (repaired.start_x != start_x))
+    return build_decision(subset(table, moved), books, repaired.subset(moved), snapshot.now)
 
 
 def _place_around(

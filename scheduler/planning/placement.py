@@ -73,6 +73,19 @@ class Assignment:
             displaced=set(self.displaced),
         )
 
+    def subset(self, jobs: IntArray) -> Assignment:
+        """The placement of ``jobs`` alone, renumbered as ``table.subset`` renumbers them."""
+        index = {int(j): k for k, j in enumerate(jobs.tolist())}
+        return Assignment(
+            row=self.row[jobs],
+            start_x=self.start_x[jobs],
+            score=self.score[jobs],
+            late={index[j]: r for j, r in self.late.items() if j in index},
+            notes={index[j]: n for j, n in self.notes.items() if j in index},
+            splits={index[j]: w for j, w in self.splits.items() if j in index},
+            displaced={index[j] for j in self.displaced if j in index},
+        )
+
     def objective(self) -> tuple[int, float]:
         """``(late jobs, total finite score)``: lower is better, lexicographically."""
         finite = self.score[np.isfinite(self.score)]

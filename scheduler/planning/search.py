@@ -316,11 +316,23 @@ def fewest_covering(
         best = int(np.argmax(gain)) if gain.size else 0
         if not gain.size or gain[best] <= 0:
             return None
+        if not chosen and _out_of_reach(gain, float(missing.sum()), max_count):
+            return None
         chosen.append(best)
         need[lo[best] : hi[best]] -= size[best]
     if need.max() > 0:
         return None
     return chosen
+
+
+def _out_of_reach(gain: FloatArray, missing: float, max_count: int) -> bool:
+    """Whether ``max_count`` picks cannot cover ``missing`` even at their first gains: a run
+    only ever frees less as others are picked (what is missing only shrinks), so the largest
+    first gains bound any set's total. The greedy would fail after ``max_count`` picks; this
+    says so after one (most of a repair's tries in a full region are such)."""
+    k = min(max_count, gain.size)
+    top = np.partition(gain, gain.size - k)[gain.size - k :]
+    return float(top.sum()) < missing - 1e-9
 
 
 def place_by_ejecting(
@@ -340,12 +352,18 @@ def place_by_ejecting(
     t = placer.table
     c = placer.candidates(j, every_start=True)
     flat = np.argsort(c.score, axis=None, kind="stable")
+    # Each try's blockers come from its row's movable jobs: split once per row, not filtered
+    # out of every movable job per try (a failed try puts every job back where it was).
+    on_row: dict[int, IntArray] = {}
+    rows_now = a.row[movable]
     for idx in flat[:tries].tolist():
         i, w = np.unravel_index(idx, c.score.shape)
         if not np.isfinite(c.score[i, w]):
             break
         row, x = int(c.rows[i]), float(c.starts_x[w])
-        hit = blockers(placer, a, movable, j, row, x, max_eject)
+        if row not in on_row:
+            on_row[row] = movable[rows_now == row]
+        hit = blockers(placer, a, on_row[row], j, row, x, max_eject)
         if hit is None:
             continue
         old = {int(b): (int(a.row[b]), float(a.start_x[b]), float(a.score[b])) for b in hit}

@@ -5,12 +5,17 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scheduler.domain import Plan
-from scheduler.planning.cycle import plan_cycle
+from scheduler.planning.capacity import CapacityLedger
+from scheduler.planning.cycle import plan_cycle, planning_inputs
+from scheduler.planning.grid import BoolArray, FloatArray, IntArray
 from scheduler.planning.snapshot import Decision, Occupancy, PlanningJob, Snapshot
-from scheduler.planning.stability import CORE_NOTES
+from scheduler.planning.stability import CORE_NOTES, take_kept
+from scheduler.planning.table import JobTable
 from tests.fakes.planning import T0, job, series, snapshot, total_g, usage_by_slot
 from tests.unit.test_placement import snapshots
 
@@ -149,3 +154,37 @@ def test_plan_in_the_past_is_placed_again() -> None:
     moved = dataclasses.replace(kept, earliest_start=later)
     decision = plan_cycle(dataclasses.replace(snap, now=later, jobs=(moved,)))
     assert decision.plans["j"].start >= later
+
+
+def _take_one_by_one(
+    table: JobTable, ledger: CapacityLedger, keep: BoolArray, row: IntArray, start_x: FloatArray
+) -> BoolArray:
+    """The reference: every kept job in turn, least slack first, taken when it fits."""
+    out = keep.copy()
+    for j in table.order().tolist():
+        if not keep[j]:
+            continue
+        x, d, gpus = float(start_x[j]), float(table.d[j]), int(table.gpus[j])
+        if ledger.fits(int(row[j]), x, d, gpus):
+            ledger.take(int(row[j]), x, d, gpus)
+        else:
+            out[j] = False
+    return out
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots(), st.integers(0, 2**32 - 1))
+def test_take_kept_agrees_with_taking_jobs_one_by_one(snap: Snapshot, seed: int) -> None:
+    table, _, base = planning_inputs(snap)
+    rng = np.random.default_rng(seed)
+    n, n_slots = len(table), base.n_slots
+    keep = rng.random(n) < 0.8
+    row = rng.integers(0, len(table.regions), n)
+    room = np.maximum(n_slots - np.ceil(table.d) - 1, 0)
+    # Starts on and between slot edges, so runs touching one more slot are drawn too.
+    start_x = np.floor(rng.random(n) * (room + 1)) + rng.choice([0.0, 0.0, 0.4], n)
+    start_x = np.minimum(start_x, np.maximum(n_slots - table.d, 0))
+    fast, slow = base.copy(), base.copy()
+    took = take_kept(table, fast, keep, row, start_x)
+    assert (took == _take_one_by_one(table, slow, keep, row, start_x)).all()
+    assert (fast.free == slow.free).all()
