@@ -278,6 +278,7 @@ def bench(backend: str, size: int, seed: int) -> list[tuple[str, float, int]]:
         insert(first.ctx.store, make_jobs(size, now, rng, "j"))
         rows.append(("first", *timed_cycle(first)))
         first.ctx.store.close()  # type: ignore[attr-defined]
+        clock.advance(CYCLE_GAP)  # a restart comes after the queue was written
         restarted = service_over(url, regions, clock)
         rows.append(("restart", *timed_cycle(restarted)))
         for n in range(LATER_CYCLES):

@@ -161,8 +161,9 @@ class PlanStore(Protocol):
     (``scheduler.store.plans``). Times are aware UTC; ``lease_s`` is seconds."""
 
     def planning_jobs(self, job_ids: Sequence[str] | None = None) -> list[Job]:
-        """Plannable jobs not in quarantine (of ``job_ids`` when given); specs without
-        entrypoint, name and runtime_env."""
+        """Plannable jobs not in quarantine (of ``job_ids`` when given), as the plan cycle
+        reads them: specs without entrypoint, name and runtime_env, and no run, submission,
+        endpoint or move fields (unset)."""
         ...
 
     def planning_changes(

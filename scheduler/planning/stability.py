@@ -31,6 +31,7 @@ import numpy as np
 from scheduler.domain import Policy
 from scheduler.planning.capacity import SPAN_EPS, CapacityLedger
 from scheduler.planning.grid import BoolArray, FloatArray, IntArray
+from scheduler.planning.kernels import take_in_order
 from scheduler.planning.placement import FORCED_NOTE, UNPRICED_NOTE
 from scheduler.planning.plans import BASELINE_UNPRICED_NOTE
 from scheduler.planning.policies import HOME_ONLY, Books
@@ -194,12 +195,13 @@ def take_kept(
     )
     contested = np.zeros(len(table), dtype=np.bool_)
     contested[jobs[clash]] = True
-    for j in (int(j) for j in table.order() if contested[j]):
-        x, d, gpus = float(start_x[j]), float(table.d[j]), int(table.gpus[j])
-        if ledger.fits(int(row[j]), x, d, gpus):
-            ledger.take(int(row[j]), x, d, gpus)
-        else:
-            out[j] = False
+    turn = table.order()
+    turn = turn[contested[turn]]
+    lo, hi = _spans(table, row, start_x, turn, ledger.n_slots)
+    free = ledger.free.copy()
+    took = take_in_order(free, row[turn], lo, hi, table.gpus[turn])
+    ledger.assign(free)
+    out[turn[~took]] = False
     return out
 
 

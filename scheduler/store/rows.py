@@ -38,6 +38,13 @@ def _iso_or_none(value: datetime | None) -> str | None:
     return _iso(value) if value is not None else None
 
 
+# Stored values to members by dictionary: ``Enum(value)`` goes through the metaclass's call
+# and costs a third of turning 100,000 rows into jobs at a restart.
+_KINDS = {k.value: k for k in JobKind}
+_POLICIES = {p.value: p for p in Policy}
+_STATES = {s.value: s for s in JobState}
+
+
 def _from_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value is not None else None
 
@@ -80,7 +87,7 @@ def plan_from_row(row: RowMapping) -> Plan | None:
     return Plan(
         region=row["plan_region"],
         windows=windows,
-        policy=Policy(document["policy"]),
+        policy=_POLICIES[document["policy"]],
         planned_at=datetime.fromisoformat(document["planned_at"]),
         forecast_emissions_g=float(document["forecast_emissions_g"]),
         baseline_emissions_g=float(document["baseline_emissions_g"]),
@@ -184,7 +191,7 @@ def job_from_row(row: RowMapping) -> Job:
     spec = JobSpec(
         tenant=row["tenant"],
         name=row["name"],
-        kind=JobKind(row["kind"]),
+        kind=_KINDS[row["kind"]],
         entrypoint=row["entrypoint"],
         home_region=row["home_region"],
         runtime_env=dict(row["runtime_env"]),
@@ -198,7 +205,7 @@ def job_from_row(row: RowMapping) -> Job:
         interruptible=bool(row["interruptible"]),
         priority=row["priority"],
         max_retries=row["max_retries"],
-        policy=Policy(row["policy"]),
+        policy=_POLICIES[row["policy"]],
         expected_power_w=row["expected_power_w"],
         group_id=row.get("group_id"),
         after=tuple(
@@ -210,7 +217,7 @@ def job_from_row(row: RowMapping) -> Job:
     return Job(
         id=row["id"],
         spec=spec,
-        state=JobState(row["state"]),
+        state=_STATES[row["state"]],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         attempt=row["attempt"],
