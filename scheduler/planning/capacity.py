@@ -26,6 +26,25 @@ def span(x: float, d: float, n_slots: int) -> tuple[int, int]:
     return max(a, 0), min(b, n_slots)
 
 
+def spans(x: FloatArray, d: FloatArray, n_slots: int) -> tuple[IntArray, IntArray]:
+    """``span`` of many runs: the slots ``[lo, hi)`` each touches."""
+    lo = np.maximum(np.floor(x + SPAN_EPS).astype(np.int64), 0)
+    hi = np.minimum(np.maximum(lo + 1, np.ceil(x + d - SPAN_EPS).astype(np.int64)), n_slots)
+    return lo, hi
+
+
+def held(
+    shape: tuple[int, ...], rows: IntArray, lo: IntArray, hi: IntArray, gpus: IntArray
+) -> IntArray:
+    """GPUs the runs ``[lo, hi)`` on ``rows`` hold, per row and slot (``shape``)."""
+    n_rows, n_slots = shape
+    steps = np.zeros((n_rows, n_slots + 1), dtype=np.int64)
+    np.add.at(steps, (rows, lo), gpus)
+    np.add.at(steps, (rows, hi), -gpus)
+    out: IntArray = np.cumsum(steps, axis=1)[:, :n_slots]
+    return out
+
+
 class CapacityLedger:
     """Free GPUs ``free[r, k]`` on the grid; mutated as runs are committed and released."""
 

@@ -6,7 +6,9 @@ The service and the simulator both call it. Steps: lay the grid from the cycle's
 first, repaired for deadlines (``placement``); improve the jointly placed jobs within the
 snapshot's budget (``improve``); split interruptible jobs into their cheapest slots (``split``);
 keep ``greenlight`` jobs never worse than run-now at home on the forecast; write the plans.
-Jobs whose current plan still holds (``stability``) keep it and are not placed again.
+Jobs whose current plan still holds (``stability``) keep it and are not placed again; when the
+jobs placed around them leave some late, windows are cleared for those (``clearing``), then
+wider repairs follow (see ``plan_cycle``).
 Deployments asking for a share of one GPU are first packed per region (``consolidation``).
 Capacity is shared by every job whatever its policy. Pure: no clock, no I/O.
 """
@@ -21,6 +23,7 @@ import numpy as np
 
 from scheduler.domain import Plan, Policy
 from scheduler.planning.capacity import CapacityLedger
+from scheduler.planning.clearing import clear_for_late
 from scheduler.planning.consolidation import consolidate
 from scheduler.planning.deadlines import place_within_deadlines, repair_by_ejecting
 from scheduler.planning.finite import check_decision, check_jobs
@@ -97,6 +100,15 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
             late=dict(decided.late) if decided else {},
             notes=dict(decided.notes) if decided else {},
         )
+        # Repairs when some are late, cheapest first, each from ``placed``, the best kept; a
+        # repair that leaves none late ends them. First a window cleared per late job and the
+        # jobs lifted from it placed again in a chain (a few hundred plans move at most).
+        if decision.late and placed is not None:
+            cleared = _clear_for_late(
+                table, books, keep, row, start_x, rest, placed, kept, snapshot
+            )
+            if cleared is not None and len(cleared.late) < len(decision.late):
+                decision = cleared
         if decision.late and placed is not None:  # kept jobs may be in the way: lift a few
             repaired = _eject_kept(table, books, keep, row, start_x, rest, placed, snapshot)
             if repaired is not None and len(repaired.late) < len(decision.late):
@@ -148,13 +160,7 @@ def _eject_kept(
     placed around the kept ones and of the kept ones the repair moved (the others keep
     theirs), or None when nothing is late or the repair leaves as many late."""
     _, sub, ledger = placed
-    a = Assignment.empty(len(table))
-    held = np.flatnonzero(keep)
-    a.row[held], a.start_x[held], a.score[held] = row[held], start_x[held], 0.0
-    a.row[rest], a.start_x[rest], a.score[rest] = sub.row, sub.start_x, sub.score
-    a.late = {int(rest[k]): r for k, r in sub.late.items()}
-    a.notes = {int(rest[k]): r for k, r in sub.notes.items()}
-    a.splits = {int(rest[k]): w for k, w in sub.splits.items()}
+    a = _whole(len(table), keep, row, start_x, rest, sub)
     if not a.late:
         return None
     current = current_plans(table, table.grid)
@@ -163,6 +169,49 @@ def _eject_kept(
         return None  # no better: the caller keeps what it has
     moved = np.flatnonzero(~keep | (repaired.row != row) | (repaired.start_x != start_x))
     return build_decision(subset(table, moved), books, repaired.subset(moved), snapshot.now)
+
+
+def _whole(
+    n: int, keep: BoolArray, row: IntArray, start_x: FloatArray, rest: IntArray, sub: Assignment
+) -> Assignment:
+    """One assignment of every job: the kept ones where they are, the rest as ``sub`` (over
+    ``subset(table, rest)``) placed them."""
+    a = Assignment.empty(n)
+    held = np.flatnonzero(keep)
+    a.row[held], a.start_x[held], a.score[held] = row[held], start_x[held], 0.0
+    a.row[rest], a.start_x[rest], a.score[rest] = sub.row, sub.start_x, sub.score
+    a.late = {int(rest[k]): r for k, r in sub.late.items()}
+    a.notes = {int(rest[k]): r for k, r in sub.notes.items()}
+    a.splits = {int(rest[k]): w for k, w in sub.splits.items()}
+    return a
+
+
+def _clear_for_late(
+    table: JobTable,
+    books: Books,
+    keep: BoolArray,
+    row: IntArray,
+    start_x: FloatArray,
+    rest: IntArray,
+    placed: tuple[Decision, Assignment, CapacityLedger],
+    kept: Mapping[str, Plan],
+    snapshot: Snapshot,
+) -> Decision | None:
+    """Each late job given a window cleared of the jobs in its way, however many, those placed
+    again in a chain (``clearing``); the other plans stay (kept ones as kept, the rest as
+    placed). None when no late job got a window."""
+    decided, sub, ledger = placed
+    a = _whole(len(table), keep, row, start_x, rest, sub)
+    if not a.late:
+        return None
+    changed = clear_for_late(table, books, a, ledger.copy())
+    if changed is None:
+        return None
+    again = build_decision(subset(table, changed), books, a.subset(changed), snapshot.now)
+    moved = set(again.plans)
+    stay = {i: p for i, p in {**kept, **decided.plans}.items() if i not in moved}
+    notes = {i: n for i, n in decided.notes.items() if i not in moved}
+    return Decision(plans={**stay, **again.plans}, late=again.late, notes={**notes, **again.notes})
 
 
 def _place_around(

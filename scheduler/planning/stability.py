@@ -29,7 +29,7 @@ from dataclasses import replace
 import numpy as np
 
 from scheduler.domain import Policy
-from scheduler.planning.capacity import SPAN_EPS, CapacityLedger
+from scheduler.planning.capacity import CapacityLedger, held, spans
 from scheduler.planning.grid import BoolArray, FloatArray, IntArray
 from scheduler.planning.kernels import take_in_order
 from scheduler.planning.placement import FORCED_NOTE, UNPRICED_NOTE
@@ -177,8 +177,8 @@ def take_kept(
     taken at once and the pass runs over the rest (a few hundred of 100,000 after a clock
     step moved due plans)."""
     jobs = np.flatnonzero(keep & (table.gpus > 0))
-    lo, hi = _spans(table, row, start_x, jobs, ledger.n_slots)
-    after = ledger.free - _occupied(ledger.free.shape, row[jobs], lo, hi, table.gpus[jobs])
+    lo, hi = spans(start_x[jobs], table.d[jobs], ledger.n_slots)
+    after = ledger.free - held(ledger.free.shape, row[jobs], lo, hi, table.gpus[jobs])
     short = (after < 0) & (after < ledger.free)  # a slot some kept job goes short in
     out = keep.copy()
     if not short.any():
@@ -190,43 +190,18 @@ def take_kept(
     clash = prefix[r, hi] > prefix[r, lo]
     calm = jobs[~clash]
     ledger.assign(
-        ledger.free
-        - _occupied(ledger.free.shape, r[~clash], lo[~clash], hi[~clash], table.gpus[calm])
+        ledger.free - held(ledger.free.shape, r[~clash], lo[~clash], hi[~clash], table.gpus[calm])
     )
     contested = np.zeros(len(table), dtype=np.bool_)
     contested[jobs[clash]] = True
     turn = table.order()
     turn = turn[contested[turn]]
-    lo, hi = _spans(table, row, start_x, turn, ledger.n_slots)
+    lo, hi = spans(start_x[turn], table.d[turn], ledger.n_slots)
     free = ledger.free.copy()
     took = take_in_order(free, row[turn], lo, hi, table.gpus[turn])
     ledger.assign(free)
     out[turn[~took]] = False
     return out
-
-
-def _spans(
-    table: JobTable, row: IntArray, start_x: FloatArray, jobs: IntArray, n_slots: int
-) -> tuple[IntArray, IntArray]:
-    """Slots ``[lo, hi)`` each of ``jobs``' runs touches (``capacity.span``, vectorized)."""
-    lo = np.maximum(np.floor(start_x[jobs] + SPAN_EPS).astype(np.int64), 0)
-    hi = np.minimum(
-        np.maximum(lo + 1, np.ceil(start_x[jobs] + table.d[jobs] - SPAN_EPS).astype(np.int64)),
-        n_slots,
-    )
-    return lo, hi
-
-
-def _occupied(
-    shape: tuple[int, ...], rows: IntArray, lo: IntArray, hi: IntArray, gpus: IntArray
-) -> IntArray:
-    """GPUs the runs ``[lo, hi)`` on ``rows`` hold per row and slot."""
-    n_rows, n_slots = shape
-    steps = np.zeros((n_rows, n_slots + 1), dtype=np.int64)
-    np.add.at(steps, (rows, lo), gpus)
-    np.add.at(steps, (rows, hi), -gpus)
-    held: IntArray = np.cumsum(steps, axis=1)[:, :n_slots]
-    return held
 
 
 def run_now_frees(
