@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scheduler.planning.capacity import CapacityLedger, held, spans
+from scheduler.planning.capacity import CapacityLedger, held, span, spans
 from scheduler.planning.grid import BoolArray, IntArray
 from scheduler.planning.placement import Assignment, Placer
 from scheduler.planning.policies import Books, Candidates, current_plans
@@ -51,20 +51,31 @@ def clear_for_late(
     movable[queue] = False
     for j in a.splits:
         movable[j] = False
+    # GPUs each slot would have free were every movable job lifted: lifting one leaves it as
+    # it is, placing one (it is then fixed) takes from it. Kept up to date, not recomputed.
+    m = np.flatnonzero(movable)
+    lo, hi = spans(a.start_x[m], table.d[m], ledger.n_slots)
+    could = ledger.free + held(ledger.free.shape, a.row[m], lo, hi, table.gpus[m])
     changed: list[int] = []
     cleared = 0
     lifted = 0
     while queue:
         j = queue.pop(0)
         changed.append(j)
+        if table.x_l[j] < table.x_e[j]:  # past its latest start: late wherever it goes
+            placer.place(a, j)
+            _fix(could, table, a, j)
+            continue
         every = placer.candidates(j, every_start=True)
         found = placer.best_feasible(j, every)
         if found is not None:
             placer.commit(a, j, found[0], found[1], found[2])
+            _fix(could, table, a, j)
             continue
-        window = _window(placer, a, j, every, movable)
+        window = _window(placer, a, j, every, movable, could)
         if window is None:
             placer.place(a, j)  # late, as the greedy leaves it
+            _fix(could, table, a, j)
             continue
         row, x, score, hit = window
         lifted += len(hit)
@@ -74,6 +85,7 @@ def clear_for_late(
             placer.release(a, b)
             movable[b] = False
         placer.commit(a, j, row, x, score)
+        _fix(could, table, a, j)
         cleared += 1
         queue = sorted((*queue, *hit.tolist()), key=lambda k: int(rank[k]))
     if not cleared:
@@ -81,20 +93,28 @@ def clear_for_late(
     return np.array(sorted(changed), dtype=np.int64)
 
 
+def _fix(could: IntArray, table: JobTable, a: Assignment, j: int) -> None:
+    """Job ``j`` was placed by the chain: it holds its GPUs for good."""
+    row = int(a.row[j])
+    if row >= 0 and table.gpus[j] > 0:
+        s0, s1 = span(float(a.start_x[j]), float(table.d[j]), could.shape[1])
+        could[row, s0:s1] -= int(table.gpus[j])
+
+
 def _window(
-    placer: Placer, a: Assignment, j: int, c: Candidates, movable: BoolArray
+    placer: Placer,
+    a: Assignment,
+    j: int,
+    c: Candidates,
+    movable: BoolArray,
+    could: IntArray,
 ) -> tuple[int, float, float, IntArray] | None:
     """``(row, start, score, jobs to lift)`` for late job ``j``: of its ``CLEAR_TRIES``
     cheapest starts before the deadline that lifting ``movable`` jobs can clear (no slot held
     by running or already re-placed jobs), the one falling fewest GPU-slots short, then the
     cheapest; None when there is none."""
     t = placer.table
-    if t.x_l[j] < t.x_e[j]:
-        return None  # past its latest start already: no window makes it
     gpus, free, n_slots = int(t.gpus[j]), placer.ledger.free, placer.ledger.n_slots
-    m = np.flatnonzero(movable)
-    lo, hi = spans(a.start_x[m], t.d[m], n_slots)
-    could = free + held(free.shape, a.row[m], lo, hi, t.gpus[m])  # were every one lifted
     a0, a1 = spans(c.starts_x, np.full(c.starts_x.shape, float(t.d[j])), n_slots)
     short = _span_sums(np.maximum(gpus - free[c.rows], 0), a0, a1)
     stuck = _span_sums((could[c.rows] < gpus).astype(np.int64), a0, a1) > 0
@@ -106,7 +126,7 @@ def _window(
     best = int(flat[np.argmin(short.ravel()[flat])])  # first of the fewest: the cheapest
     i, w = np.unravel_index(best, score.shape)
     row, x = int(c.rows[i]), float(c.starts_x[w])
-    hit = blockers(placer, a, m, j, row, x, CLEAR_MAX)
+    hit = blockers(placer, a, np.flatnonzero(movable & (a.row == row)), j, row, x, CLEAR_MAX)
     if hit is None:
         return None
     return row, x, float(c.score[i, w]), hit

@@ -88,7 +88,13 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
         keep = take_kept(table, ledger, keep, row, start_x)
         keep = run_now_frees(table, ledger, keep, worse, row, start_x)
         rest = np.flatnonzero(~keep)
-        placed = _place(subset(table, rest), books, ledger, snapshot) if rest.size else None
+        # The repairs come after, over every job (kept ones movable too): the rest's own
+        # repair, with only the rest to move, would find nothing they cannot.
+        placed = (
+            _place(subset(table, rest), books, ledger, snapshot, repair=False)
+            if rest.size
+            else None
+        )
         decided = placed[0] if placed else None
         kept = {
             job.id: _from_now(job.current_plan, max(snapshot.now, job.earliest_start))
@@ -249,12 +255,18 @@ def _place_around(
 
 
 def _place(
-    table: JobTable, books: Books, base: CapacityLedger, snapshot: Snapshot
+    table: JobTable,
+    books: Books,
+    base: CapacityLedger,
+    snapshot: Snapshot,
+    *,
+    repair: bool = True,
 ) -> tuple[Decision, Assignment, CapacityLedger]:
     """The placement pipeline over ``table`` on the capacity ``base`` leaves (not mutated):
-    the decision, the assignment and the ledger it leaves."""
+    the decision, the assignment and the ledger it leaves. Without ``repair``, late jobs are
+    left as the greedy leaves them (the caller repairs)."""
     current = current_plans(table, table.grid)
-    assignment, ledger = place_within_deadlines(table, books, current, base)
+    assignment, ledger = place_within_deadlines(table, books, current, base, repair=repair)
     assignment = improve(table, books, current, ledger, assignment, snapshot.budget_s)
     split_interruptible(table, books, ledger, assignment)
     guard_run_now(table, books, ledger, assignment)

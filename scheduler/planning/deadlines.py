@@ -44,11 +44,14 @@ def place_within_deadlines(
     books: Books,
     current: CurrentPlans,
     base: CapacityLedger,
+    *,
+    repair: bool = True,
 ) -> tuple[Assignment, CapacityLedger]:
-    """``place_jobs``, then the MIP rescue of its late jobs when there are any and the
-    snapshot is small enough. Returns the assignment and the ledger it leaves."""
+    """``place_jobs``, then, with ``repair``, the ejection repair and the MIP rescue of its
+    late jobs when there are any and the snapshot is small enough. Returns the assignment and
+    the ledger it leaves."""
     a, ledger = place_jobs(table, books, current, base)
-    if not a.late:
+    if not a.late or not repair:
         return a, ledger
     a, ledger = repair_by_ejecting(table, books, current, a, ledger)
     if not a.late:

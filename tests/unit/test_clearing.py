@@ -81,7 +81,7 @@ def packed(draw: st.DrawFn) -> tuple[Snapshot, int]:
     for i in range(draw(st.integers(1, 3))):
         home = draw(st.sampled_from(names))
         hours = draw(st.sampled_from([4.0, 6.0, 10.0]))
-        slack = draw(st.sampled_from([0.0, 1.0, 2.0]))
+        slack = draw(st.sampled_from([-1.0, 0.0, 1.0, 2.0]))  # -1: past its latest start
         need = draw(st.integers(1, gpus[home]))
         urgent.append(
             job(f"u{i}", duration_h=hours, deadline_h=hours + slack, gpus=need, home=home)
