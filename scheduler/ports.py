@@ -156,6 +156,19 @@ class PlanningChanges:
     count: int  # every plannable job not in quarantine, in that snapshot
 
 
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What a started job holds, as the plan cycle's occupancy needs it
+    (``PlanStore.holdings``): GPUs (a share of one below 1) in a region from ``started_at``
+    (None: not started yet) for ``expected_duration_s`` (None: open-ended)."""
+
+    region: str | None
+    gpus: float
+    started_at: datetime | None
+    kind: JobKind
+    expected_duration_s: float | None
+
+
 class PlanStore(Protocol):
     """The cycles' bulk reads and writes, quarantine and the once-only dispatch record
     (``scheduler.store.plans``). Times are aware UTC; ``lease_s`` is seconds."""
@@ -172,6 +185,11 @@ class PlanStore(Protocol):
         """Jobs updated at or after ``since`` that left the plannable states (or went into
         quarantine), the changed plannable ones ``current(id, updated_at, state)`` rejects, and
         how many plannable jobs there are: all from one snapshot."""
+        ...
+
+    def holdings(self, states: Collection[JobState]) -> list[Holding]:
+        """What every job in ``states`` holds: five columns a job, not the whole row (the
+        plan cycle reads every started job, thousands, every cycle)."""
         ...
 
     def save_plans(self, plans: Sequence[tuple[str, Plan, Sequence[JobEvent]]]) -> set[str]:

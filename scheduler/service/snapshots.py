@@ -154,25 +154,20 @@ def occupancy(ctx: ServiceContext, now: datetime) -> tuple[Occupancy, ...]:
     started deployments holding shares of a GPU as one packed pool per region."""
     held = []
     shares: dict[str, list[float]] = {}
-    for job in all_jobs(ctx, STARTED_STATES):
-        if not job.region or job.spec.resources.gpus == 0:
+    for job in ctx.store.holdings(STARTED_STATES):
+        if not job.region or job.gpus == 0:
             continue
         start = job.started_at or now
-        if job.spec.kind is JobKind.DEPLOYMENT or job.spec.expected_duration_s is None:
+        if job.kind is JobKind.DEPLOYMENT or job.expected_duration_s is None:
             end = now + timedelta(seconds=ctx.config.deployment_horizon_s)
         else:
-            end = start + timedelta(seconds=job.spec.expected_duration_s)
+            end = start + timedelta(seconds=job.expected_duration_s)
         end = max(end, now + timedelta(seconds=ctx.config.step_s))
-        if is_share(job.spec.resources.gpus):
-            shares.setdefault(job.region, []).append(job.spec.resources.gpus)
+        if is_share(job.gpus):
+            shares.setdefault(job.region, []).append(job.gpus)
             continue
         held.append(
-            Occupancy(
-                region=job.region,
-                gpus=math.ceil(job.spec.resources.gpus),
-                start=min(start, now),
-                end=end,
-            )
+            Occupancy(region=job.region, gpus=math.ceil(job.gpus), start=min(start, now), end=end)
         )
     pool_end = now + timedelta(seconds=ctx.config.deployment_horizon_s)
     held += [

@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from scheduler.domain import PLANNABLE_STATES, Job, JobEvent, JobState, Plan
+from scheduler.domain import PLANNABLE_STATES, Job, JobEvent, JobKind, JobState, Plan
 from scheduler.domain.runs import DispatchMark
-from scheduler.ports import PlanningChanges
+from scheduler.ports import Holding, PlanningChanges
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
 from scheduler.store.jobs import copy_rows
-from scheduler.store.rows import event_values, job_from_row, plan_values
+from scheduler.store.rows import event_values, gpu_count, job_from_row, plan_values
 from scheduler.store.tables import job_events, jobs
 
 _CHUNK = 5_000
@@ -130,6 +130,24 @@ class SqlPlanStore(SqlAdapter):
                     rows.extend(conn.execute(query.where(jobs.c.id.in_(chunk))))
                 count = int(conn.execute(_COUNT_PLANNABLE).scalar_one())
         return PlanningChanges(gone=gone, jobs=[_planning_job(row) for row in rows], count=count)
+
+    def holdings(self, states: Collection[JobState]) -> list[Holding]:
+        """What every job in ``states`` holds (region, GPUs, start, kind, expected duration)."""
+        query = sa.select(
+            jobs.c.region, jobs.c.gpus, jobs.c.started_at, jobs.c.kind, jobs.c.expected_duration_s
+        ).where(jobs.c.state.in_(sorted(s.value for s in states)))
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(query).all()
+        return [
+            Holding(
+                region=region,
+                gpus=gpu_count(gpus),
+                started_at=started_at,
+                kind=JobKind(kind),
+                expected_duration_s=duration_s,
+            )
+            for region, gpus, started_at, kind, duration_s in rows
+        ]
 
     def quarantined_ids(self, job_ids: Sequence[str]) -> set[str]:
         """Which of ``job_ids`` are in quarantine."""

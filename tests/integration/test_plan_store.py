@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from scheduler.domain import JobEvent, JobState
+from scheduler.domain import JobEvent, JobKind, JobState, Resources
+from scheduler.domain.serve import ServeApp
 from scheduler.service.jobtable import JobTable
 from scheduler.store.migrate import upgrade
 from scheduler.store.sql import SqlStore, create_store_engine
-from tests.fakes.store import T0, make_event, make_job, make_plan
+from tests.fakes.store import T0, make_event, make_job, make_plan, make_spec
 
 
 def _store(url: str) -> SqlStore:
@@ -141,3 +142,41 @@ def test_an_arrival_during_the_incremental_read_waits_for_the_next_not_a_full_re
     assert racing.full_reads == 0
     assert {j.id for j in table.refresh(racing, later + timedelta(seconds=1))} == {"a", "b", "c"}
     assert racing.full_reads == 0
+
+
+def test_holdings_read_what_started_jobs_hold(database_url: str) -> None:
+    """The occupancy read: per job in the states asked, the same region, GPUs, start, kind and
+    duration a whole-row read gives, shares of a GPU included; other states left out."""
+    store = _store(database_url)
+    started = T0 + timedelta(minutes=3)
+    specs = {
+        "whole": make_spec(resources=Resources(gpus=2, cpus=4.0), expected_duration_s=900.0),
+        "share": make_spec(
+            kind=JobKind.DEPLOYMENT,
+            resources=Resources(gpus=0.25, cpus=1.0),
+            expected_duration_s=None,
+            serve=ServeApp(import_path="app:main"),
+        ),
+        "queued": make_spec(resources=Resources(gpus=1, cpus=1.0)),
+    }
+    for job_id, spec in specs.items():
+        _add(store, job_id, spec=spec)
+    for job_id in ("whole", "share"):
+        store.transition(
+            job_id,
+            JobState.DISPATCHED,
+            make_event(job_id, started, to_state=JobState.DISPATCHED),
+            region="eu-south",
+            started_at=started,
+        )
+    held = store.holdings([JobState.DISPATCHED, JobState.RUNNING])
+    rows = sorted(held, key=lambda h: h.gpus)
+    assert len(rows) == 2
+    for holding, job_id in zip(rows, ("share", "whole"), strict=True):
+        job = store.get_job(job_id)
+        assert holding.region == job.region == "eu-south"
+        assert holding.gpus == job.spec.resources.gpus
+        assert type(holding.gpus) is type(job.spec.resources.gpus)
+        assert holding.started_at == job.started_at == started
+        assert holding.kind is job.spec.kind
+        assert holding.expected_duration_s == job.spec.expected_duration_s
