@@ -70,6 +70,7 @@ def clear_for_late(
         found = placer.best_feasible(j, every)
         if found is not None:
             placer.commit(a, j, found[0], found[1], found[2])
+            placer.note_forced(a, j)
             _fix(could, table, a, j)
             continue
         window = _window(placer, a, j, every, movable, could)
@@ -85,6 +86,7 @@ def clear_for_late(
             placer.release(a, b)
             movable[b] = False
         placer.commit(a, j, row, x, score)
+        placer.note_forced(a, j)
         _fix(could, table, a, j)
         cleared += 1
         queue = sorted((*queue, *hit.tolist()), key=lambda k: int(rank[k]))

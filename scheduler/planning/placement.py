@@ -194,10 +194,12 @@ class Placer:
         row, x, score, displaced = found
         if displaced:
             a.displaced.add(j)
-        self._note_forced(a, j)
+        self.note_forced(a, j)
         self.commit(a, j, row, x, math.inf if cands.unpriced else score)
 
-    def _note_forced(self, a: Assignment, j: int) -> None:
+    def note_forced(self, a: Assignment, j: int) -> None:
+        """Note on job ``j`` that it starts now whatever the forecast (its latest start is in
+        the current slot)."""
         t = self.table
         if not t.deployment[j] and t.x_e[j] <= t.x_l[j] < math.floor(t.x_e[j]) + 1:
             a.notes[j] = FORCED_NOTE
