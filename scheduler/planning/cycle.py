@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -96,11 +97,7 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
             else None
         )
         decided = placed[0] if placed else None
-        kept = {
-            job.id: _from_now(job.current_plan, max(snapshot.now, job.earliest_start))
-            for job in (table.jobs[j] for j in np.flatnonzero(keep).tolist())
-            if job.current_plan is not None
-        }
+        kept = _kept_plans(table, keep, snapshot)
         decision = Decision(
             plans={**kept, **_plans(decided)},
             late=dict(decided.late) if decided else {},
@@ -109,20 +106,19 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
         # Repairs when some are late, cheapest first, each from ``placed``, the best kept; a
         # repair that leaves none late ends them. First a window cleared per late job and the
         # jobs lifted from it placed again in a chain (a few hundred plans move at most).
-        if decision.late and placed is not None:
-            cleared = _clear_for_late(
-                table, books, keep, row, start_x, rest, placed, kept, snapshot
-            )
+        around = Around(keep, row, start_x, rest, placed, kept) if placed else None
+        if decision.late and around is not None:
+            cleared = _clear_for_late(table, books, around, snapshot)
             if cleared is not None and len(cleared.late) < len(decision.late):
                 decision = cleared
-        if decision.late and placed is not None:  # kept jobs may be in the way: lift a few
-            repaired = _eject_kept(table, books, keep, row, start_x, rest, placed, snapshot)
+        if decision.late and around is not None:  # kept jobs may be in the way: lift a few
+            repaired = _eject_kept(table, books, around, snapshot)
             if repaired is not None and len(repaired.late) < len(decision.late):
                 decision = Decision(
                     plans={**kept, **repaired.plans}, late=repaired.late, notes=repaired.notes
                 )
-        if decision.late and placed is not None:  # free the late jobs' home rows: place again
-            wider = _place_around(table, books, base, keep, row, start_x, rest, placed, snapshot)
+        if decision.late and around is not None:  # free the late jobs' home rows: place again
+            wider = _place_around(table, books, base, around, snapshot)
             if wider is not None and len(wider.late) < len(decision.late):
                 decision = wider
         if decision.late:  # still late: place everything, take the better
@@ -150,64 +146,69 @@ def _plans(decision: Decision | None) -> Mapping[str, Plan]:
     return decision.plans if decision is not None else {}
 
 
+@dataclass(frozen=True)
+class Around:
+    """The jobs placed around the kept ones, as the repairs start from them: which jobs kept
+    their plan (``keep``) at which row and start (slots), the rest's indices, their
+    placement (decision, assignment, ledger it leaves) and the kept jobs' plans by id."""
+
+    keep: BoolArray
+    row: IntArray
+    start_x: FloatArray
+    rest: IntArray
+    placed: tuple[Decision, Assignment, CapacityLedger]
+    kept: Mapping[str, Plan]
+
+    def whole(self) -> Assignment:
+        """One assignment of every job: the kept ones where they are, the rest as placed."""
+        sub, rest = self.placed[1], self.rest
+        a = Assignment.empty(len(self.keep))
+        held = np.flatnonzero(self.keep)
+        a.row[held], a.start_x[held], a.score[held] = self.row[held], self.start_x[held], 0.0
+        a.row[rest], a.start_x[rest], a.score[rest] = sub.row, sub.start_x, sub.score
+        a.late = {int(rest[k]): r for k, r in sub.late.items()}
+        a.notes = {int(rest[k]): r for k, r in sub.notes.items()}
+        a.splits = {int(rest[k]): w for k, w in sub.splits.items()}
+        return a
+
+
+def _kept_plans(table: JobTable, keep: BoolArray, snapshot: Snapshot) -> dict[str, Plan]:
+    return {
+        job.id: _from_now(job.current_plan, max(snapshot.now, job.earliest_start))
+        for job in (table.jobs[j] for j in np.flatnonzero(keep).tolist())
+        if job.current_plan is not None
+    }
+
+
 def _eject_kept(
-    table: JobTable,
-    books: Books,
-    keep: BoolArray,
-    row: IntArray,
-    start_x: FloatArray,
-    rest: IntArray,
-    placed: tuple[Decision, Assignment, CapacityLedger],
-    snapshot: Snapshot,
+    table: JobTable, books: Books, around: Around, snapshot: Snapshot
 ) -> Decision | None:
     """The jobs placed around the kept ones left some late: the whole assignment (kept jobs
     where they are, the rest as placed) repaired by lifting the fewest jobs in the late jobs'
     way (``deadlines.repair_by_ejecting``), kept ones included. Returns the plans of the jobs
     placed around the kept ones and of the kept ones the repair moved (the others keep
     theirs), or None when nothing is late or the repair leaves as many late."""
-    _, sub, ledger = placed
-    a = _whole(len(table), keep, row, start_x, rest, sub)
+    a = around.whole()
     if not a.late:
         return None
     current = current_plans(table, table.grid)
-    repaired, _ = repair_by_ejecting(table, books, current, a, ledger.copy())
+    repaired, _ = repair_by_ejecting(table, books, current, a, around.placed[2].copy())
     if len(repaired.late) >= len(a.late):
         return None  # no better: the caller keeps what it has
-    moved = np.flatnonzero(~keep | (repaired.row != row) | (repaired.start_x != start_x))
+    moved = np.flatnonzero(
+        ~around.keep | (repaired.row != around.row) | (repaired.start_x != around.start_x)
+    )
     return build_decision(subset(table, moved), books, repaired.subset(moved), snapshot.now)
 
 
-def _whole(
-    n: int, keep: BoolArray, row: IntArray, start_x: FloatArray, rest: IntArray, sub: Assignment
-) -> Assignment:
-    """One assignment of every job: the kept ones where they are, the rest as ``sub`` (over
-    ``subset(table, rest)``) placed them."""
-    a = Assignment.empty(n)
-    held = np.flatnonzero(keep)
-    a.row[held], a.start_x[held], a.score[held] = row[held], start_x[held], 0.0
-    a.row[rest], a.start_x[rest], a.score[rest] = sub.row, sub.start_x, sub.score
-    a.late = {int(rest[k]): r for k, r in sub.late.items()}
-    a.notes = {int(rest[k]): r for k, r in sub.notes.items()}
-    a.splits = {int(rest[k]): w for k, w in sub.splits.items()}
-    return a
-
-
 def _clear_for_late(
-    table: JobTable,
-    books: Books,
-    keep: BoolArray,
-    row: IntArray,
-    start_x: FloatArray,
-    rest: IntArray,
-    placed: tuple[Decision, Assignment, CapacityLedger],
-    kept: Mapping[str, Plan],
-    snapshot: Snapshot,
+    table: JobTable, books: Books, around: Around, snapshot: Snapshot
 ) -> Decision | None:
     """Each late job given a window cleared of the jobs in its way, however many, those placed
     again in a chain (``clearing``); the other plans stay (kept ones as kept, the rest as
     placed). None when no late job got a window."""
-    decided, sub, ledger = placed
-    a = _whole(len(table), keep, row, start_x, rest, sub)
+    decided, _, ledger = around.placed
+    a = around.whole()
     if not a.late:
         return None
     changed = clear_for_late(table, books, a, ledger.copy())
@@ -215,27 +216,19 @@ def _clear_for_late(
         return None
     again = build_decision(subset(table, changed), books, a.subset(changed), snapshot.now)
     moved = set(again.plans)
-    stay = {i: p for i, p in {**kept, **decided.plans}.items() if i not in moved}
+    stay = {i: p for i, p in {**around.kept, **decided.plans}.items() if i not in moved}
     notes = {i: n for i, n in decided.notes.items() if i not in moved}
     return Decision(plans={**stay, **again.plans}, late=again.late, notes={**notes, **again.notes})
 
 
 def _place_around(
-    table: JobTable,
-    books: Books,
-    base: CapacityLedger,
-    keep: BoolArray,
-    row: IntArray,
-    start_x: FloatArray,
-    rest: IntArray,
-    placed: tuple[Decision, Assignment, CapacityLedger],
-    snapshot: Snapshot,
+    table: JobTable, books: Books, base: CapacityLedger, around: Around, snapshot: Snapshot
 ) -> Decision | None:
     """Place again, with the late ones, the kept jobs of each late job's home region whose runs
     overlap the late job's window (long wide jobs need room that kept plans fragment); the
     other kept plans stay. None when no kept job is in the way."""
-    keep = keep.copy()
-    for k in placed[1].late:
+    keep, row, start_x, rest = around.keep.copy(), around.row, around.start_x, around.rest
+    for k in around.placed[1].late:
         j = int(rest[k])
         home = int(table.home[j]) if table.home[j] >= 0 else int(table.allowed[j][0])
         lo, hi = float(table.x_e[j]), float(table.x_l[j] + table.d[j])
@@ -246,11 +239,7 @@ def _place_around(
     keep = take_kept(table, ledger, keep, row, start_x)
     again = np.flatnonzero(~keep)
     decided = _place(subset(table, again), books, ledger, snapshot)[0]
-    kept = {
-        job.id: _from_now(job.current_plan, max(snapshot.now, job.earliest_start))
-        for job in (table.jobs[j] for j in np.flatnonzero(keep).tolist())
-        if job.current_plan is not None
-    }
+    kept = _kept_plans(table, keep, snapshot)
     return Decision(plans={**kept, **decided.plans}, late=decided.late, notes=decided.notes)
 
 

@@ -81,7 +81,7 @@ def _witness_deadline(
     return start + slots + draw(st.sampled_from([0, slack_h]))
 
 
-def _assert_within_capacity(snap: Snapshot, decision: object) -> None:
+def assert_within_capacity(snap: Snapshot, decision: object) -> None:
     from scheduler.planning.snapshot import Decision
 
     assert isinstance(decision, Decision)
@@ -103,7 +103,7 @@ def _assert_within_capacity(snap: Snapshot, decision: object) -> None:
 @given(snapshots())
 def test_never_over_capacity_and_late_only_when_listed(snap: Snapshot) -> None:
     decision = plan_cycle(snap)
-    _assert_within_capacity(snap, decision)
+    assert_within_capacity(snap, decision)
     for j in snap.jobs:
         plan = decision.plans[j.id]
         assert plan.start >= snap.now

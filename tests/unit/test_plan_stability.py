@@ -16,8 +16,8 @@ from scheduler.planning.grid import BoolArray, FloatArray, IntArray
 from scheduler.planning.snapshot import Decision, Occupancy, PlanningJob, Snapshot
 from scheduler.planning.stability import CORE_NOTES, take_kept
 from scheduler.planning.table import JobTable
-from tests.fakes.planning import T0, job, series, snapshot, total_g, usage_by_slot
-from tests.unit.test_placement import snapshots
+from tests.fakes.planning import T0, job, series, snapshot, total_g
+from tests.unit.test_placement import assert_within_capacity, snapshots
 
 
 def _with_plans(snap: Snapshot, decision: Decision) -> Snapshot:
@@ -33,17 +33,7 @@ def _keepable(plan: Plan) -> bool:
 
 
 def _assert_invariants(snap: Snapshot, decision: Decision) -> None:
-    capacity = {r.name: r.gpus for r in snap.regions}
-    # A late job the whole grid has no room for is planned over capacity, and says so.
-    placed = Decision(
-        plans={
-            i: p
-            for i, p in decision.plans.items()
-            if "within the planning horizon" not in decision.late.get(i, "")
-        }
-    )
-    for (region, slot), held in usage_by_slot(snap, placed).items():
-        assert held <= capacity[region], f"{region} slot {slot}: {held} > {capacity[region]}"
+    assert_within_capacity(snap, decision)
     for j in snap.jobs:
         plan = decision.plans[j.id]
         assert plan.start >= snap.now
