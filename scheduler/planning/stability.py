@@ -174,8 +174,8 @@ def take_kept(
     Only the jobs touching a slot that goes short need the one-by-one pass: before any other
     job's turn the ledger holds at least ``free`` less every other kept job, so a job whose
     slots all stay non-negative with every kept job taken fits whatever the order. Those are
-    taken at once and the pass runs over the rest (a few hundred of 100,000 after a clock
-    step moved due plans)."""
+    taken at once and the pass, compiled, runs over the rest (33,000 of 98,000 on the bench
+    when a clock step moved due plans onto the first slots)."""
     jobs = np.flatnonzero(keep & (table.gpus > 0))
     lo, hi = spans(start_x[jobs], table.d[jobs], ledger.n_slots)
     after = ledger.free - held(ledger.free.shape, row[jobs], lo, hi, table.gpus[jobs])
