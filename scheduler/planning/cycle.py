@@ -114,9 +114,7 @@ def plan_cycle(snapshot: Snapshot) -> Decision:
         if decision.late and around is not None:  # kept jobs may be in the way: lift a few
             repaired = _eject_kept(table, books, around, snapshot)
             if repaired is not None and len(repaired.late) < len(decision.late):
-                decision = Decision(
-                    plans={**kept, **repaired.plans}, late=repaired.late, notes=repaired.notes
-                )
+                decision = repaired
         if decision.late and around is not None:  # free the late jobs' home rows: place again
             wider = _place_around(table, books, base, around, snapshot)
             if wider is not None and len(wider.late) < len(decision.late):
@@ -185,9 +183,9 @@ def _eject_kept(
 ) -> Decision | None:
     """The jobs placed around the kept ones left some late: the whole assignment (kept jobs
     where they are, the rest as placed) repaired by lifting the fewest jobs in the late jobs'
-    way (``deadlines.repair_by_ejecting``), kept ones included. Returns the plans of the jobs
-    placed around the kept ones and of the kept ones the repair moved (the others keep
-    theirs), or None when nothing is late or the repair leaves as many late."""
+    way (``deadlines.repair_by_ejecting``), kept ones included: plans built anew for the jobs
+    placed around the kept ones and the kept ones the repair moved, the other kept ones as
+    kept. None when nothing is late or the repair leaves as many late."""
     a = around.whole()
     if not a.late:
         return None
@@ -198,7 +196,8 @@ def _eject_kept(
     moved = np.flatnonzero(
         ~around.keep | (repaired.row != around.row) | (repaired.start_x != around.start_x)
     )
-    return build_decision(subset(table, moved), books, repaired.subset(moved), snapshot.now)
+    again = build_decision(subset(table, moved), books, repaired.subset(moved), snapshot.now)
+    return Decision(plans={**around.kept, **again.plans}, late=again.late, notes=again.notes)
 
 
 def _clear_for_late(

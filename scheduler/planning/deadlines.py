@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scheduler.planning.capacity import SPAN_EPS, CapacityLedger
+from scheduler.planning.capacity import CapacityLedger, spans
 from scheduler.planning.formulation import (
     CandidateSet,
     enumerate_candidates,
@@ -109,10 +109,7 @@ def with_late_fallbacks(
     if jobs.size == 0:
         return cands, penalty
     start = a.start_x[jobs]
-    lo = np.floor(start + SPAN_EPS).astype(np.int64)
-    hi = np.minimum(
-        np.maximum(lo + 1, np.ceil(start + d[jobs] - SPAN_EPS).astype(np.int64)), n_slots
-    )
+    lo, hi = spans(start, d[jobs], n_slots)
     return CandidateSet(
         job=np.concatenate((cands.job, jobs)),
         row=np.concatenate((cands.row, a.row[jobs])),

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from scheduler.domain import Policy
-from scheduler.planning.capacity import SPAN_EPS, CapacityLedger
+from scheduler.planning.capacity import CapacityLedger, held, spans
 from scheduler.planning.placement import Assignment, Placer
 from scheduler.planning.policies import WAIT_KWH_PER_H, Books, CurrentPlans
 from scheduler.planning.rounding import LP_MAX_CANDIDATES, candidate_count, lp_starts
@@ -168,17 +168,10 @@ def _release_all(
     jobs = np.array(joint, dtype=np.int64)
     jobs = jobs[(a.row[jobs] >= 0) & (table.gpus[jobs] > 0)]
     split = np.array([j in a.splits for j in jobs.tolist()], dtype=np.bool_)
-    n_rows, n_slots = ledger.free.shape
-    # The spans of ``capacity.span``, for every job at once.
-    lo = np.floor(a.start_x[jobs] + SPAN_EPS).astype(np.int64)
-    hi = np.maximum(lo + 1, np.ceil(a.start_x[jobs] + table.d[jobs] - SPAN_EPS).astype(np.int64))
-    lo, hi = np.maximum(lo, 0), np.minimum(hi, n_slots)
+    lo, hi = spans(a.start_x[jobs], table.d[jobs], ledger.n_slots)
     keep = ~split & (hi > lo)
-    steps = np.zeros((n_rows, n_slots + 1), dtype=np.int64)
     rows, gpus = a.row[jobs][keep], table.gpus[jobs][keep]
-    np.add.at(steps, (rows, lo[keep]), gpus)
-    np.add.at(steps, (rows, hi[keep]), -gpus)
-    out = CapacityLedger(ledger.free + np.cumsum(steps, axis=1)[:, :n_slots])
+    out = CapacityLedger(ledger.free + held(ledger.free.shape, rows, lo[keep], hi[keep], gpus))
     for j in jobs[split].tolist():
         for x0, x1 in a.splits[j]:
             out.release(int(a.row[j]), x0, x1 - x0, int(table.gpus[j]))
