@@ -62,7 +62,7 @@ def run_direct(
     start = time.monotonic()
     ids = [
         client.submit_job(
-            entrypoint=ENTRYPOINT, submission_id=f"direct-{tag}-{i}", entrypoint_num_cpus=1
+            entrypoint=entrypoint, submission_id=f"direct-{tag}-{i}", entrypoint_num_cpus=1
         )
         for i in range(jobs)
     ]

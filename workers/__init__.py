@@ -1,5 +1,5 @@
 """Greenlight's worker side: runs on cluster nodes next to the user's job.
 
-Standalone on purpose: it imports the standard library, ``requests``, ``pynvml`` and (in the
+Standalone on purpose: it imports the standard library, ``pynvml`` and (in the
 examples only) ``torch``, never ``scheduler``, so it works in any Ray worker environment.
 """

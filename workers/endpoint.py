@@ -22,8 +22,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import requests
-
+from workers import http_post
 from workers.reporter import ApiTarget, RetryPolicy
 
 logger = logging.getLogger("workers.endpoint")
@@ -114,30 +113,28 @@ class EndpointWatcher:
             f"{quote(self._target.job_id, safe='')}/endpoint"
         )
         try:
-            response = requests.post(
+            response = http_post.post(
                 url,
-                json={"endpoint": endpoint},
-                headers={"Authorization": f"Bearer {self._target.token}"},
+                token=self._target.token,
+                body={"endpoint": endpoint},
                 timeout=(self._retry.connect_timeout_s, self._retry.read_timeout_s),
             )
-        except requests.RequestException as e:
-            logger.warning("reporting the endpoint %s: %s; retrying", endpoint, type(e).__name__)
+        except http_post.TransportError as e:
+            logger.warning("reporting the endpoint %s: %s; retrying", endpoint, e)
             return False
         if response.ok:
             self.posted = endpoint
             logger.info("endpoint %s reported", endpoint)
             return True
-        if response.status_code in _REFUSED_STATUS:
+        if response.status in _REFUSED_STATUS:
             logger.error(
                 "the API refused the endpoint %s (%d %s)",
                 endpoint,
-                response.status_code,
+                response.status,
                 response.text[:200],
             )
             return True
-        logger.warning(
-            "reporting the endpoint %s: HTTP %d; retrying", endpoint, response.status_code
-        )
+        logger.warning("reporting the endpoint %s: HTTP %d; retrying", endpoint, response.status)
         return False
 
 

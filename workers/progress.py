@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
-import requests
-
+from workers import http_post
 from workers.reporter import ApiTarget, RetryPolicy
 from workers.units import read_units_file
 
@@ -65,7 +64,6 @@ class ProgressReporter:
         *,
         attempt: int,
         policy: RetryPolicy | None = None,
-        session: requests.Session | None = None,
         job_id: str | None = None,
         lines: TextIO | None = None,
     ) -> None:
@@ -75,7 +73,6 @@ class ProgressReporter:
         self._job_id = job_id if job_id is not None else (target.job_id if target else None)
         self._lines = lines
         self._policy = policy or RetryPolicy()
-        self._session = session or requests.Session()
         self._cond = threading.Condition()
         self._units: float | None = None
         self._unit: str | None = None
@@ -164,19 +161,19 @@ class ProgressReporter:
         assert self._target is not None
         body = {"attempt": self._attempt, "units": units, "unit": unit}
         try:
-            response = self._session.post(
+            response = http_post.post(
                 progress_url(self._target),
-                json=body,
-                headers={"Authorization": f"Bearer {self._target.token}"},
+                token=self._target.token,
+                body=body,
                 timeout=(self._policy.connect_timeout_s, self._policy.read_timeout_s),
             )
-        except requests.RequestException as e:
-            logger.warning("posting progress failed (%s); will retry", type(e).__name__)
+        except http_post.TransportError as e:
+            logger.warning("posting progress failed (%s); will retry", e)
             return "retry"
-        if response.status_code == 200:
+        if response.status == 200:
             return "sent"
-        if response.status_code in _RETRY_STATUS:
-            logger.warning("posting progress: %d; will retry", response.status_code)
+        if response.status in _RETRY_STATUS:
+            logger.warning("posting progress: %d; will retry", response.status)
             return "retry"
-        logger.error("progress reporting stops: %d %s", response.status_code, response.text[:200])
+        logger.error("progress reporting stops: %d %s", response.status, response.text[:200])
         return "stop"

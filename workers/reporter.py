@@ -32,8 +32,7 @@ from enum import Enum
 from typing import Any, TextIO
 from urllib.parse import quote
 
-import requests
-
+from workers import http_post
 from workers.intervals import IntervalReport
 
 logger = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class ApiTarget:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
-    """Backoff (seconds) and sizes. Timeouts are requests' ``(connect, read)`` pair."""
+    """Backoff (seconds) and sizes. Timeouts are ``(connect, read)`` pairs."""
 
     initial_s: float = 0.5
     max_s: float = 30.0
@@ -107,7 +106,6 @@ class EnergyReporter:
         target: ApiTarget | None,
         *,
         policy: RetryPolicy | None = None,
-        session: requests.Session | None = None,
         job_id: str | None = None,
         lines: TextIO | None = None,
     ) -> None:
@@ -117,7 +115,6 @@ class EnergyReporter:
         self._job_id = job_id or (target.job_id if target else None)
         self._lines = lines
         self._policy = policy or RetryPolicy()
-        self._session = session or requests.Session()
         self._cond = threading.Condition()
         self._wake = threading.Event()
         self._pending: collections.deque[IntervalReport] = collections.deque()
@@ -171,7 +168,6 @@ class EnergyReporter:
                 self._pending.clear()
             self._stats.pending = 0
             stats = ReporterStats(**self._stats.as_dict())
-        self._session.close()
         return stats
 
     @property
@@ -253,14 +249,13 @@ class EnergyReporter:
         target = self._target
         if target is None:  # never queued without a target; nothing to post to
             return _Outcome.DROP
-        headers = {"Authorization": f"Bearer {target.token}"}
         try:
-            response = self._session.post(
-                target.energy_url, json=body, headers=headers, timeout=self._timeout()
+            response = http_post.post(
+                target.energy_url, token=target.token, body=body, timeout=self._timeout()
             )
-        except requests.RequestException as e:
-            return self._failed(len(batch), f"{type(e).__name__}: {e}")
-        status = response.status_code
+        except http_post.TransportError as e:
+            return self._failed(len(batch), str(e))
+        status = response.status
         if 200 <= status < 300:
             self._record_sent(batch, _json_or_empty(response))
             return _Outcome.SENT
@@ -295,7 +290,7 @@ class EnergyReporter:
         )
 
 
-def _json_or_empty(response: requests.Response) -> dict[str, Any]:
+def _json_or_empty(response: http_post.Answer) -> dict[str, Any]:
     try:
         answer = response.json()
     except ValueError:

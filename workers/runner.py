@@ -55,8 +55,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TypeVar
 
-import requests
-
+from workers import http_post
 from workers.child import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
@@ -394,38 +393,46 @@ def exchange_bootstrap(
     """``target`` with its bootstrap credential traded for the attempt's token, or None when
     the API refused it (used, expired) or stayed unreachable for ``timeout_s``."""
     url = f"{target.api_url.rstrip('/')}/v1/tokens/exchange"
-    headers = {"Authorization": f"Bearer {target.token}"}
     deadline_s = time.monotonic() + timeout_s
     delay_s = retry.initial_s
     while True:
         try:
-            response = requests.post(
-                url, headers=headers, timeout=(retry.connect_timeout_s, retry.read_timeout_s)
+            response = http_post.post(
+                url, token=target.token, timeout=(retry.connect_timeout_s, retry.read_timeout_s)
             )
-        except requests.RequestException as e:
-            problem = f"unreachable: {type(e).__name__}"
+        except http_post.TransportError as e:
+            problem = f"unreachable: {e}"
         else:
-            if response.status_code == 201:
-                token = response.json().get("token")
-                if isinstance(token, str) and token:
+            if response.status == 201:
+                token = _token_of(response)
+                if token:
                     logger.info("bootstrap credential exchanged for the attempt's token")
                     return ApiTarget(api_url=target.api_url, job_id=target.job_id, token=token)
                 problem = "answered without a token"
-            elif response.status_code not in _EXCHANGE_RETRY_STATUS:
+            elif response.status not in _EXCHANGE_RETRY_STATUS:
                 logger.error(
                     "reporting off: the API refused the bootstrap credential (%d %s)",
-                    response.status_code,
+                    response.status,
                     response.text[:200],
                 )
                 return None
             else:
-                problem = f"answered {response.status_code}"
+                problem = f"answered {response.status}"
         if time.monotonic() + delay_s > deadline_s:
             logger.error("reporting off: could not exchange the bootstrap credential (%s)", problem)
             return None
         logger.warning("exchanging the bootstrap credential: %s; retrying", problem)
         sleep(delay_s)
         delay_s = min(delay_s * retry.multiplier, retry.max_s)
+
+
+def _token_of(response: http_post.Answer) -> str | None:
+    try:
+        answer = response.json()
+    except ValueError:
+        return None
+    token = answer.get("token") if isinstance(answer, dict) else None
+    return token if isinstance(token, str) else None
 
 
 def open_meter(config: RunnerConfig, env: Mapping[str, str]) -> Meter:
