@@ -138,6 +138,8 @@ def test_zero_gpus_requested_meters_no_gpu_even_if_present(
         PowerSpec(gpus=0, cpus=1.0), nvml=nvml, rapl_root=powercap.root, env={}
     ) as meter:
         assert not [d for d in meter.devices() if "gpu" in d]
+    # Not even probed: NVML's start is time every CPU job would pay before its command.
+    assert fake_nvml.calls("nvmlInit") + fake_nvml.calls("nvmlInitWithFlags") == 0
 
 
 def test_cuda_visible_devices_from_env_limits_the_gpus(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -139,7 +140,9 @@ def test_a_created_answer_without_a_token_is_retried_then_given_up(
     _Recorder.answer = (201, body)
     sleeps: list[float] = []
     assert _exchange(server, sleeps) is None
-    assert len(_Recorder.seen) == len(sleeps) + 1 >= 2  # retried, 0.3 s apart, until the 1 s deadline
+    assert (
+        len(_Recorder.seen) == len(sleeps) + 1 >= 2
+    )  # retried, 0.3 s apart, until the 1 s deadline
 
 
 def test_a_refused_credential_turns_reporting_off_at_once(server: str) -> None:
@@ -147,3 +150,63 @@ def test_a_refused_credential_turns_reporting_off_at_once(server: str) -> None:
     sleeps: list[float] = []
     assert _exchange(server, sleeps) is None
     assert (len(_Recorder.seen), sleeps) == (1, [])
+
+
+@contextlib.contextmanager
+def _canned(reply: bytes, *, close: bool) -> Iterator[str]:
+    """A TCP server that reads one request and sends ``reply``, closing the connection after
+    it or (``close`` False) holding it open, as a keep-alive proxy might."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(reply)
+        if close:
+            conn.close()
+        else:
+            held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+    finally:
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def test_a_chunked_answer_is_put_back_together() -> None:
+    reply = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'7\r\n{"accep\r\nb;x=1\r\nted": 3}   \r\n0\r\n\r\n'
+    )
+    with _canned(reply, close=True) as url:
+        answer = http_post.post(url, token="t", timeout=TIMEOUT)
+    assert answer.json() == {"accepted": 3}
+
+
+def test_an_answer_is_complete_at_its_length_on_a_connection_left_open() -> None:
+    reply = b'HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{"accepted": 2}'
+    started = time.monotonic()
+    with _canned(reply, close=False) as url:
+        answer = http_post.post(url, token="t", timeout=(2.0, 3.0))
+    assert answer.json() == {"accepted": 2}
+    assert time.monotonic() - started < 2.0  # did not wait for the read timeout
+
+
+@pytest.mark.parametrize(
+    ("reply", "why"),
+    [
+        (b"SSH-2.0-OpenSSH_9.2\r\n", "not an HTTP answer"),
+        (b"HTTP/1.1 abc OK\r\n\r\n", "not an HTTP status"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}", "ended after 2 of 99 bytes"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nab", "inside a chunk"),
+    ],
+)
+def test_what_is_not_a_whole_http_answer_is_a_transport_error(reply: bytes, why: str) -> None:
+    with _canned(reply, close=True) as url, pytest.raises(http_post.TransportError, match=why):
+        http_post.post(url, token="t", timeout=TIMEOUT)

@@ -10,19 +10,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from workers.energy.base import Meter
 from workers.energy.composite import CompositeMeter
 from workers.energy.errors import MeterUnavailable
 from workers.energy.estimate import EstimateMeter
-from workers.energy.nvml import NvmlMeter, load_pynvml
 from workers.energy.rapl import POWERCAP_ROOT, RaplMeter
+
+if TYPE_CHECKING:
+    from workers.energy.nvml import NvmlMeter
 
 logger = logging.getLogger(__name__)
 
 MeterMode = Literal["auto", "estimate"]
 
+NOT_PROBED = "not probed: the job holds no GPU"
 DEFAULT_GPU_W = 300.0
 DEFAULT_CPU_CORE_W = 12.0
 DEFAULT_BASE_W = 20.0
@@ -58,20 +61,28 @@ def probe_hardware(
     nvml: ModuleType | None = None,
     rapl_root: Path = POWERCAP_ROOT,
     visible_devices: str | None = None,
+    gpus: bool = True,
 ) -> HardwareProbe:
     """Open and close each real meter once and remember what worked (cached per arguments;
-    ``probe_hardware.cache_clear()`` forgets). Never raises for missing hardware."""
+    ``probe_hardware.cache_clear()`` forgets). Never raises for missing hardware. ``gpus``
+    False: NVML is not probed (a job holding no GPU: loading it costs every such job ~10 ms
+    of its start)."""
     nvml_devices: tuple[str, ...] = ()
     nvml_error = rapl_error = None
     rapl_devices: tuple[str, ...] = ()
-    try:
-        module = nvml if nvml is not None else load_pynvml()
-        with NvmlMeter(
-            nvml=module, visible_devices=visible_devices, sample_interval_s=None
-        ) as gpu_meter:
-            nvml_devices = tuple(gpu_meter.devices())
-    except MeterUnavailable as e:
-        nvml_error = str(e)
+    if gpus:
+        from workers.energy.nvml import NvmlMeter, load_pynvml
+
+        try:
+            module = nvml if nvml is not None else load_pynvml()
+            with NvmlMeter(
+                nvml=module, visible_devices=visible_devices, sample_interval_s=None
+            ) as gpu_meter:
+                nvml_devices = tuple(gpu_meter.devices())
+        except MeterUnavailable as e:
+            nvml_error = str(e)
+    else:
+        nvml_error = NOT_PROBED
     try:
         with RaplMeter(root=rapl_root) as cpu_meter:
             rapl_devices = tuple(cpu_meter.devices())
@@ -107,7 +118,7 @@ def build_meter(
     measured_gpus = measured_cpus = False
     if mode == "auto":
         visible = env.get("CUDA_VISIBLE_DEVICES")
-        found = probe_hardware(nvml, Path(rapl_root), visible)
+        found = probe_hardware(nvml, Path(rapl_root), visible, gpus != 0)
         if gpus != 0 and found.nvml_devices:
             gpu_meter = _try_nvml(nvml, visible)
             if gpu_meter is not None:
@@ -136,6 +147,8 @@ def build_meter(
 
 
 def _try_nvml(nvml: ModuleType | None, visible: str | None) -> NvmlMeter | None:
+    from workers.energy.nvml import NvmlMeter
+
     try:
         return NvmlMeter(nvml=nvml, visible_devices=visible)
     except MeterUnavailable as e:
