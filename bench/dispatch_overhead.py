@@ -16,7 +16,7 @@ One private local Ray head; on it, side by side in one run:
 Both start from the first submit. The ratio Greenlight / direct is the overhead; the target is
 within 10 % (1.10). The two runs alternate ``--rounds`` times to even out warm-up.
 
-Run: ``.venv/bin/python bench/dispatch_overhead.py [--jobs 30] [--rounds 2]``; the table goes
+Run: ``.venv/bin/python bench/dispatch_overhead.py [--jobs 30] [--rounds 5]``; the table goes
 to stdout (saved in ``bench/results/dispatch_overhead.txt``).
 """
 
@@ -47,8 +47,9 @@ from scheduler.store.sql import SqlStore
 
 ENTRYPOINT = f"{sys.executable} -c pass"
 # The same job inside the worker wrapper, reporting off (no API in its environment): Ray direct
-# plus the wrapper's own start-up, to tell the scheduler's share from the wrapper's.
-WRAPPED = f"{sys.executable} -m workers.runner -- {ENTRYPOINT}"
+# plus the wrapper's own start-up, to tell the scheduler's share from the wrapper's. It holds
+# no GPU, as Greenlight's dispatch tells the wrapper of these jobs (so it loads no NVML).
+WRAPPED = f"GREENLIGHT_GPUS=0 {sys.executable} -m workers.runner -- {ENTRYPOINT}"
 TIMEOUT_S = (3.0, 30.0)
 
 
@@ -229,7 +230,7 @@ def busy_cpu_s() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the Ray head")
     parser.add_argument("--poll-s", type=float, default=0.5)
     parser.add_argument("--wiring", choices=("split", "inline"), default="split")
