@@ -242,7 +242,7 @@ def start_periodic(
             ctx.wake_dispatcher,
         ),
         CycleLoop(
-            guard("reconcile", service.reconcile),
+            guard("reconcile", lambda: service.reconcile(paced=True)),
             settings.reconcile_interval_s,
             ctx.wake_reconciler,
             busy_every_s=ACTIVE_RECONCILE_S,

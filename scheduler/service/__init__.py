@@ -38,6 +38,7 @@ from scheduler.service import (
 )
 from scheduler.service.batch import BatchSubmitted
 from scheduler.service.context import ServiceConfig, ServiceContext
+from scheduler.service.poll_pacing import PollPacer
 from scheduler.service.timings import CycleTimings
 from scheduler.service.views import ForecastView, RegionStatus
 
@@ -51,8 +52,11 @@ class GreenlightService:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        # Wall time of each cycle, for /metrics; the cycles themselves read only ctx.clock.
+        # Wall time of each cycle, for /metrics; the cycles themselves read only ctx.clock
+        # (and the pacer of reconcile's questions the monotonic clock: load on the cluster
+        # is real time, whatever the clock of the plans says).
         self.timings = CycleTimings()
+        self._pacer = PollPacer()
 
     # jobs
     def submit(self, spec: JobSpec, principal: Principal) -> Job:
@@ -213,9 +217,11 @@ class GreenlightService:
         with self.timings.time("dispatch"):
             return cycles.dispatch_due(self.ctx)
 
-    def reconcile(self) -> int:
+    def reconcile(self, *, paced: bool = False) -> int:
+        """One reconcile pass; ``paced`` (the periodic loop): only the runs due for a look
+        (``scheduler.service.poll_pacing``)."""
         with self.timings.time("reconcile"):
-            return cycles.reconcile(self.ctx)
+            return cycles.reconcile(self.ctx, self._pacer if paced else None)
 
     def prune(self) -> int:
         return cycles.prune(self.ctx)

@@ -18,6 +18,10 @@ outage) are recovered, and those it did are duplicates the store ignores.
 
 Ray Serve applications have no runner to report: each pass also polls their request totals and
 writes their flagged energy estimates (``scheduler.service.serve_accounting``).
+
+The periodic loop passes a :class:`~scheduler.service.poll_pacing.PollPacer`: a pass then asks
+only about the runs due (young runs every half second, long-running ones less often); a call
+without one (a test, a one-off pass) asks about every run.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from scheduler.service.dispatching import dispatch_event, retry_or_fail, submit_
 from scheduler.service.energy_log import parse_energy_lines
 from scheduler.service.isolation import isolated, region_down, region_up
 from scheduler.service.moving import advance_moves
+from scheduler.service.poll_pacing import PollPacer
 from scheduler.service.serve_accounting import account_serve_apps
 from scheduler.service.snapshots import STARTED_STATES, all_jobs, ran_s
 from scheduler.service.units_log import recover_units
@@ -45,10 +50,12 @@ ACTOR = "scheduler"
 _PROBE_ID = "greenlight-probe"
 
 
-def reconcile(ctx: ServiceContext) -> int:
-    """One pass over every started job not in quarantine, then probe quiet regions. Returns
-    how many started jobs there were (the periodic loop polls faster while there are some)."""
+def reconcile(ctx: ServiceContext, pacer: PollPacer | None = None) -> int:
+    """One pass over every started job not in quarantine (with ``pacer``: those it says are
+    due), then probe quiet regions. Returns how many started jobs there were (the periodic
+    loop polls faster while there are some)."""
     now = ctx.clock.now()
+    now_s = time.monotonic() if pacer is not None else 0.0
     jobs = all_jobs(ctx, STARTED_STATES)
     marks = ctx.store.dispatch_marks([j.id for j in jobs])
     down_now: set[str] = set()
@@ -60,9 +67,15 @@ def reconcile(ctx: ServiceContext) -> int:
             continue
         if job.state is JobState.RELOCATING:
             continue  # both copies belong to the move (scheduler.service.moving) until it ends
+        if pacer is not None and not pacer.due(job.submission_id, now_s):
+            continue
         with isolated(ctx, job.id, "reconcile"):
             if not _reconcile_job(ctx, job, mark, now):
                 down_now.add(job.region)
+        if pacer is not None and job.region not in down_now:
+            pacer.asked(job.submission_id, now_s)
+    if pacer is not None:
+        pacer.keep_only([j.submission_id for j in jobs if j.submission_id])
     _probe_quiet_regions(ctx, down_now)
     advance_moves(ctx)
     # Serve applications have no runner to report requests and energy: see the module.

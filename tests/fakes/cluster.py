@@ -24,6 +24,7 @@ class FakeCluster:
         self.latency_s = latency_s
         self.started: Counter[str] = Counter()  # runs started per submission id
         self.submit_calls: Counter[str] = Counter()
+        self.status_calls: Counter[str] = Counter()
         self.envs: dict[str, dict[str, str]] = {}
         self._runs: dict[str, RunStatus] = {}
         self._lock = threading.Lock()
@@ -54,11 +55,17 @@ class FakeCluster:
 
     def status(self, region: Region, submission_id: str) -> RunInfo:
         with self._lock:
+            self.status_calls[submission_id] += 1
             status = self._runs.get(submission_id, RunStatus.UNKNOWN)
         return RunInfo(status=status)
 
     def logs(self, region: Region, submission_id: str) -> str:
         return ""
+
+    def finish(self, submission_id: str) -> None:
+        """The run ends by itself (its command exited 0)."""
+        with self._lock:
+            self._runs[submission_id] = RunStatus.SUCCEEDED
 
     def stop(self, region: Region, submission_id: str) -> bool:
         with self._lock:

@@ -1,0 +1,56 @@
+"""The periodic reconcile asks the cluster only about the runs due (issue 8): a real store,
+the service's own cycles, a cluster that counts its questions."""
+
+from __future__ import annotations
+
+import time
+
+from scheduler.bootstrap import build_service
+from scheduler.config import load_settings
+from scheduler.domain import JobEvent, JobState, Policy
+from scheduler.service.poll_pacing import FAST_S
+from tests.fakes.cluster import FakeCluster
+from tests.fakes.store import make_job, make_spec
+
+JOBS = 3
+
+
+def test_a_paced_pass_asks_only_about_runs_due_and_still_sees_an_end(sqlite_url: str) -> None:
+    cluster = FakeCluster()
+    service = build_service(load_settings(database_url=sqlite_url), dispatcher=cluster)
+    store = service.ctx.store
+    now = service.ctx.clock.now()
+    for i in range(JOBS):
+        job = make_job(
+            f"job-{i}", created_at=now, spec=make_spec(policy=Policy.NOW, max_delay_s=0.0)
+        )
+        store.add_job(
+            job,
+            JobEvent(
+                job_id=job.id,
+                at=now,
+                kind="state",
+                actor="test",
+                reason="submitted",
+                to_state=JobState.PENDING,
+            ),
+        )
+    service.refresh_forecasts()
+    service.plan_cycle()
+    service.dispatch_due()
+    runs = sorted(cluster.started)
+    assert len(runs) == JOBS
+
+    assert service.reconcile(paced=True) == JOBS
+    assert store.count_by_state()[JobState.RUNNING] == JOBS
+    asked = sum(cluster.status_calls[r] for r in runs)
+    assert service.reconcile(paced=True) == JOBS  # at once: none is due again yet
+    assert sum(cluster.status_calls[r] for r in runs) == asked
+    service.reconcile()  # unpaced (the CLI, tests): every run
+    assert sum(cluster.status_calls[r] for r in runs) == asked + JOBS
+
+    cluster.finish(runs[0])
+    time.sleep(FAST_S)  # a young run is due again after one tick of the loop
+    service.reconcile(paced=True)
+    counts = store.count_by_state()
+    assert (counts[JobState.SUCCEEDED], counts[JobState.RUNNING]) == (1, JOBS - 1)
