@@ -9,8 +9,9 @@ hour-long run's slot), and 1,000 long runs cost ~70 calls a second.
 
 The age is this process's own: a run is young when this process first sees it (after a
 restart every run is asked about at once, then backs off), measured on the monotonic clock
-(the demo's compressed clock would age runs 60 times too fast). A run is known by its
-submission id, so a retry, a new submission, starts young. Pure: the caller passes the time.
+(the demo's compressed clock would age runs 60 times too fast). Reconcile keys a run by its
+submission id and the job's state, so a retry (a new submission) or a run first seen running
+after a wait in the cluster's queue starts young. Pure: the caller passes the time.
 """
 
 from __future__ import annotations

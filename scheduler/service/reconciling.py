@@ -67,15 +67,19 @@ def reconcile(ctx: ServiceContext, pacer: PollPacer | None = None) -> int:
             continue
         if job.state is JobState.RELOCATING:
             continue  # both copies belong to the move (scheduler.service.moving) until it ends
-        if pacer is not None and not pacer.due(job.submission_id, now_s):
+        # A dispatched run not yet seen running (queued in Ray, or so short it ended unseen)
+        # is asked about every pass: the scheduler dispatches what capacity admits, so few
+        # wait, and an end is what it must not miss.
+        pace = pacer if job.state is not JobState.DISPATCHED else None
+        if pace is not None and not pace.due(_run_key(job), now_s):
             continue
         with isolated(ctx, job.id, "reconcile"):
             if not _reconcile_job(ctx, job, mark, now):
                 down_now.add(job.region)
-        if pacer is not None and job.region not in down_now:
-            pacer.asked(job.submission_id, now_s)
+        if pace is not None and job.region not in down_now:
+            pace.asked(_run_key(job), now_s)
     if pacer is not None:
-        pacer.keep_only([j.submission_id for j in jobs if j.submission_id])
+        pacer.keep_only([_run_key(j) for j in jobs])
     _probe_quiet_regions(ctx, down_now)
     advance_moves(ctx)
     # Serve applications have no runner to report requests and energy: see the module.
@@ -89,6 +93,12 @@ def reconcile(ctx: ServiceContext, pacer: PollPacer | None = None) -> int:
         now,
     )
     return len(jobs)
+
+
+def _run_key(job: Job) -> str:
+    # A run is young again in each state it is seen in: a run that waited in Ray's queue and
+    # now runs is asked about at once, not at the pace its wait had backed off to.
+    return f"{job.submission_id}/{job.state.value}"
 
 
 def _reconcile_job(ctx: ServiceContext, job: Job, mark: DispatchMark | None, now: datetime) -> bool:

@@ -20,8 +20,10 @@ from scheduler.domain.serve import ServeApp
 
 
 class FakeCluster:
-    def __init__(self, latency_s: float = 0.0) -> None:
+    def __init__(self, latency_s: float = 0.0, *, queued: bool = False) -> None:
+        """``queued``: runs wait PENDING (in the cluster's queue) until ``finish``."""
         self.latency_s = latency_s
+        self.queued = queued
         self.started: Counter[str] = Counter()  # runs started per submission id
         self.submit_calls: Counter[str] = Counter()
         self.status_calls: Counter[str] = Counter()
@@ -49,7 +51,7 @@ class FakeCluster:
         with self._lock:
             if submission_id in self._runs:
                 return
-            self._runs[submission_id] = RunStatus.RUNNING
+            self._runs[submission_id] = RunStatus.PENDING if self.queued else RunStatus.RUNNING
             self.started[submission_id] += 1
             self.envs[submission_id] = dict(env)
 

@@ -8,6 +8,7 @@ import time
 from scheduler.bootstrap import build_service
 from scheduler.config import load_settings
 from scheduler.domain import JobEvent, JobState, Policy
+from scheduler.service import GreenlightService
 from scheduler.service.poll_pacing import FAST_S
 from tests.fakes.cluster import FakeCluster
 from tests.fakes.store import make_job, make_spec
@@ -15,8 +16,8 @@ from tests.fakes.store import make_job, make_spec
 JOBS = 3
 
 
-def test_a_paced_pass_asks_only_about_runs_due_and_still_sees_an_end(sqlite_url: str) -> None:
-    cluster = FakeCluster()
+def _dispatched(sqlite_url: str, cluster: FakeCluster) -> tuple[GreenlightService, list[str]]:
+    """A service on ``sqlite_url`` that dispatched JOBS jobs to ``cluster``, and their runs."""
     service = build_service(load_settings(database_url=sqlite_url), dispatcher=cluster)
     store = service.ctx.store
     now = service.ctx.clock.now()
@@ -40,13 +41,23 @@ def test_a_paced_pass_asks_only_about_runs_due_and_still_sees_an_end(sqlite_url:
     service.dispatch_due()
     runs = sorted(cluster.started)
     assert len(runs) == JOBS
+    return service, runs
 
-    assert service.reconcile(paced=True) == JOBS
+
+def test_a_paced_pass_asks_only_about_runs_due_and_still_sees_an_end(sqlite_url: str) -> None:
+    cluster = FakeCluster()
+    service, runs = _dispatched(sqlite_url, cluster)
+    store = service.ctx.store
+
+    assert service.reconcile(paced=True) == JOBS  # dispatched: each asked about, seen running
     assert store.count_by_state()[JobState.RUNNING] == JOBS
+    assert all(cluster.status_calls[r] == 1 for r in runs)
+    service.reconcile(paced=True)  # first seen running: a young run in that state, asked
     asked = sum(cluster.status_calls[r] for r in runs)
+    assert asked == 2 * JOBS
     assert service.reconcile(paced=True) == JOBS  # at once: none is due again yet
     assert sum(cluster.status_calls[r] for r in runs) == asked
-    service.reconcile()  # unpaced (the CLI, tests): every run
+    service.reconcile()  # unpaced (a one-off pass): every run
     assert sum(cluster.status_calls[r] for r in runs) == asked + JOBS
 
     cluster.finish(runs[0])
@@ -54,3 +65,14 @@ def test_a_paced_pass_asks_only_about_runs_due_and_still_sees_an_end(sqlite_url:
     service.reconcile(paced=True)
     counts = store.count_by_state()
     assert (counts[JobState.SUCCEEDED], counts[JobState.RUNNING]) == (1, JOBS - 1)
+
+
+def test_runs_waiting_in_the_cluster_queue_are_asked_about_every_pass(sqlite_url: str) -> None:
+    cluster = FakeCluster(queued=True)
+    service, runs = _dispatched(sqlite_url, cluster)
+    for _ in range(3):
+        service.reconcile(paced=True)
+    assert [cluster.status_calls[r] for r in runs] == [3] * JOBS
+    cluster.finish(runs[0])  # ran and ended between two looks: never seen running
+    service.reconcile(paced=True)
+    assert service.ctx.store.count_by_state()[JobState.SUCCEEDED] == 1
