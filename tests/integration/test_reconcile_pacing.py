@@ -7,11 +7,11 @@ import time
 
 from scheduler.bootstrap import build_service
 from scheduler.config import load_settings
-from scheduler.domain import JobEvent, JobState, Policy
+from scheduler.domain import JobState, Policy
 from scheduler.service import GreenlightService
 from scheduler.service.poll_pacing import FAST_S
 from tests.fakes.cluster import FakeCluster
-from tests.fakes.store import make_job, make_spec
+from tests.fakes.store import make_event, make_job, make_spec
 
 JOBS = 3
 
@@ -25,17 +25,7 @@ def _dispatched(sqlite_url: str, cluster: FakeCluster) -> tuple[GreenlightServic
         job = make_job(
             f"job-{i}", created_at=now, spec=make_spec(policy=Policy.NOW, max_delay_s=0.0)
         )
-        store.add_job(
-            job,
-            JobEvent(
-                job_id=job.id,
-                at=now,
-                kind="state",
-                actor="test",
-                reason="submitted",
-                to_state=JobState.PENDING,
-            ),
-        )
+        store.add_job(job, make_event(job.id, now, to_state=JobState.PENDING))
     service.refresh_forecasts()
     service.plan_cycle()
     service.dispatch_due()
