@@ -4,7 +4,7 @@ Asking about every started run every half second notices a trivial job's end wit
 second, but a cluster running 1,000 day-long jobs would get 2,000 status calls a second, all
 of them answering "running". Each run is instead asked about again after a tenth of how long
 it has been on the cluster, between ``fast_s`` (0.5 s) and ``max_s`` (15 s): a run's end is
-noticed within a tenth of its length (at least half a second, at most 15 s; 2 % of an
+noticed within a tenth of its length (at least half a second, at most 15 s: 0.4 % of an
 hour-long run's slot), and 1,000 long runs cost ~70 calls a second.
 
 The age is this process's own: a run is young when this process first sees it (after a
