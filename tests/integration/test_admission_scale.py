@@ -109,12 +109,12 @@ def queue(api: Api, n: int, at: datetime = T0) -> None:
 
 def submit_statements(api: Api) -> list[str]:
     """The SQL one ``POST /v1/jobs`` issues (the ledger warm: a cycle has run), less the token
-    lookup, which the token cache skips or not depending on how long ago the last one was."""
+    lookup and the BEGIN of its transaction, which the token cache skips or not depending on
+    how long ago the last one was (a 10,000-job plan cycle on a loaded machine outlasts it)."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "api_tokens" not in statement:
-            seen.append(statement)
+        seen.append(statement)
 
     engine = api.store.engine
     sa.event.listen(engine, "before_cursor_execute", record)
@@ -123,7 +123,9 @@ def submit_statements(api: Api) -> list[str]:
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
     assert response.status_code == 201, response.text
-    return seen
+    lookup = {i for i, s in enumerate(seen) if "api_tokens" in s}
+    lookup |= {i - 1 for i in lookup if i > 0 and seen[i - 1].strip().upper() == "BEGIN"}
+    return [s for i, s in enumerate(seen) if i not in lookup]
 
 
 @pytest.mark.timeout(300)
