@@ -43,6 +43,14 @@ class Answer(NamedTuple):
         """The body parsed; raises ValueError when it is not JSON."""
         return json.loads(self.text)
 
+    def json_object(self) -> dict[str, Any]:
+        """The body when it is a JSON object; {} otherwise (not JSON, or another value)."""
+        try:
+            answer = self.json()
+        except ValueError:
+            return {}
+        return answer if isinstance(answer, dict) else {}
+
 
 def post(url: str, *, token: str, timeout: Timeout, body: dict[str, Any] | None = None) -> Answer:
     """POST ``body`` as JSON (none: an empty body) to ``url`` with ``token`` as its bearer.
@@ -88,41 +96,51 @@ def _post_http(
     return parse_answer(raw)
 
 
-def _complete(raw: bytes) -> bool:
+def _head(raw: bytes) -> tuple[str, dict[str, str], bytes] | None:
+    """The status line, header fields (names lower-cased) and what follows them; None until
+    the head has been read whole."""
     head, sep, body = raw.partition(b"\r\n\r\n")
     if not sep:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    fields = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    return lines[0], fields, body
+
+
+def _chunked(fields: dict[str, str]) -> bool:
+    return "chunked" in fields.get("transfer-encoding", "").lower()
+
+
+def _complete(raw: bytes) -> bool:
+    parsed = _head(raw)
+    if parsed is None:
         return False
-    fields = head.lower()
-    if b"\r\ntransfer-encoding:" in fields and b"chunked" in fields:
+    _, fields, body = parsed
+    if _chunked(fields):
         return body.endswith(b"0\r\n\r\n")
-    marker = b"\r\ncontent-length:"
-    at = fields.find(marker)
-    if at < 0:
+    length = fields.get("content-length")
+    if length is None:
         return False
-    try:
-        length = int(fields[at + len(marker) :].split(b"\r\n", 1)[0])
-    except ValueError:
-        return True  # parse_answer says what is wrong
-    return len(body) >= length
+    # A bad length ends the reading; parse_answer says what is wrong with it.
+    return not length.isdigit() or len(body) >= int(length)
 
 
 def parse_answer(raw: bytes) -> Answer:
     """An HTTP/1.x answer read to the connection's end. Raises TransportError when it is
     not one."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status_line = lines[0].split(" ", 2)
-    if not sep or len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
+    parsed = _head(raw)
+    status_line = parsed[0].split(" ", 2) if parsed is not None else []
+    if parsed is None or len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
         raise TransportError(f"not an HTTP answer: {raw[:80]!r}")
+    _, fields, body = parsed
     try:
         status = int(status_line[1])
     except ValueError:
-        raise TransportError(f"not an HTTP status: {lines[0][:80]!r}") from None
-    fields = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        fields[name.strip().lower()] = value.strip()
-    if "chunked" in fields.get("transfer-encoding", "").lower():
+        raise TransportError(f"not an HTTP status: {parsed[0][:80]!r}") from None
+    if _chunked(fields):
         body = _unchunk(body)
     elif "content-length" in fields:
         try:

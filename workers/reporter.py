@@ -257,7 +257,7 @@ class EnergyReporter:
             return self._failed(len(batch), str(e))
         status = response.status
         if 200 <= status < 300:
-            self._record_sent(batch, _json_or_empty(response))
+            self._record_sent(batch, response.json_object())
             return _Outcome.SENT
         if status in _RETRY_STATUS:
             return self._failed(len(batch), f"HTTP {status}")
@@ -288,11 +288,3 @@ class EnergyReporter:
         logger.debug(
             "sent %d reports: %d accepted, %d duplicates", len(batch), accepted, duplicates
         )
-
-
-def _json_or_empty(response: http_post.Answer) -> dict[str, Any]:
-    try:
-        answer = response.json()
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}

@@ -404,8 +404,8 @@ def exchange_bootstrap(
             problem = f"unreachable: {e}"
         else:
             if response.status == 201:
-                token = _token_of(response)
-                if token:
+                token = response.json_object().get("token")
+                if isinstance(token, str) and token:
                     logger.info("bootstrap credential exchanged for the attempt's token")
                     return ApiTarget(api_url=target.api_url, job_id=target.job_id, token=token)
                 problem = "answered without a token"
@@ -424,15 +424,6 @@ def exchange_bootstrap(
         logger.warning("exchanging the bootstrap credential: %s; retrying", problem)
         sleep(delay_s)
         delay_s = min(delay_s * retry.multiplier, retry.max_s)
-
-
-def _token_of(response: http_post.Answer) -> str | None:
-    try:
-        answer = response.json()
-    except ValueError:
-        return None
-    token = answer.get("token") if isinstance(answer, dict) else None
-    return token if isinstance(token, str) else None
 
 
 def open_meter(config: RunnerConfig, env: Mapping[str, str]) -> Meter:

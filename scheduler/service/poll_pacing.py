@@ -31,8 +31,8 @@ class PollPacer:
     fast_s: float = FAST_S
     max_s: float = MAX_S
     share: float = SHARE
-    _first_s: dict[str, float] = field(default_factory=dict)
-    _last_s: dict[str, float] = field(default_factory=dict)
+    _first_s: dict[str, float] = field(default_factory=dict, init=False)
+    _last_s: dict[str, float] = field(default_factory=dict, init=False)
 
     def interval_s(self, age_s: float) -> float:
         """Seconds between two questions about a run that has been seen for ``age_s``."""
