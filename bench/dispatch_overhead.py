@@ -229,6 +229,40 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
+# Who spends the machine's CPU, by command line (first match wins); "jobs and the rest" is the
+# machine's busy time less these: job supervisors and drivers that came and went, the wrapper,
+# this bench.
+_PARTS = (
+    ("gcs", "gcs_server"),
+    ("raylet", "raylet"),
+    ("dashboard", "dashboard.py"),
+    ("ray agents", "/dashboard/agent.py"),
+    ("ray agents", "runtime_env/agent"),
+    ("ray agents", "log_monitor.py"),
+)
+
+
+def parts_cpu_s(serve_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the Ray head's long-lived processes (with their reaped
+    children's), by part, and by the ``greenlight serve`` tree."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = dict.fromkeys((name for name, _ in _PARTS), 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        used_s = sum(int(x) for x in fields[11:15]) / tick
+        name = next((n for n, needle in _PARTS if needle in cmdline), None)
+        if name is not None:
+            out[name] += used_s
+    out["greenlight serve"] = tree_cpu_s(serve_pid)
+    return out
+
+
 def busy_cpu_s() -> float:
     """CPU seconds the whole machine has been busy (not idle or waiting on I/O) since boot."""
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -270,20 +304,26 @@ def main() -> None:
             through_ids: list[str] = []
             serve_cpu_s: list[float] = []
             busy_s: dict[str, list[float]] = {"direct": [], "wrapped": [], "greenlight": []}
+            by_part: dict[str, list[dict[str, float]]] = {name: [] for name in busy_s}
             for _ in range(args.rounds):
-                b0 = busy_cpu_s()
-                direct.append(run_direct(client, args.jobs, args.poll_s, direct_ids))
-                b1 = busy_cpu_s()
-                wrapped.append(run_direct(client, args.jobs, args.poll_s, entrypoint=WRAPPED))
-                b2 = busy_cpu_s()
-                cpu_before_s = tree_cpu_s(serve_pid)
-                through.append(
-                    run_greenlight(url, secret, store, args.jobs, args.poll_s, through_ids)
-                )
-                serve_cpu_s.append(tree_cpu_s(serve_pid) - cpu_before_s)
-                b3 = busy_cpu_s()
-                for name, used in zip(busy_s, (b1 - b0, b2 - b1, b3 - b2), strict=True):
-                    busy_s[name].append(used)
+                for name in busy_s:
+                    b0, p0 = busy_cpu_s(), parts_cpu_s(serve_pid)
+                    if name == "direct":
+                        direct.append(run_direct(client, args.jobs, args.poll_s, direct_ids))
+                    elif name == "wrapped":
+                        wrapped.append(
+                            run_direct(client, args.jobs, args.poll_s, entrypoint=WRAPPED)
+                        )
+                    else:
+                        through.append(
+                            run_greenlight(url, secret, store, args.jobs, args.poll_s, through_ids)
+                        )
+                    b1, p1 = busy_cpu_s(), parts_cpu_s(serve_pid)
+                    busy_s[name].append(b1 - b0)
+                    used = {part: p1[part] - p0.get(part, 0.0) for part in p1}
+                    used["jobs and the rest"] = (b1 - b0) - sum(used.values())
+                    by_part[name].append(used)
+                serve_cpu_s.append(by_part["greenlight"][-1]["greenlight serve"])
         _print_table(args, direct, wrapped, through)
         lag_in, lag_out = greenlight_lags(store, client, through_ids)
         ray_direct = statistics.mean(ray_durations(client, direct_ids))
@@ -301,9 +341,20 @@ def main() -> None:
             "machine CPU busy a round (median): "
             + ", ".join(f"{name} {statistics.median(v):.1f} s" for name, v in busy_s.items())
         )
+        _print_parts(by_part)
     finally:
         head.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _print_parts(by_part: dict[str, list[dict[str, float]]]) -> None:
+    """CPU seconds a round (median) by who spent them, one column per run."""
+    runs = list(by_part)
+    parts = list(by_part[runs[0]][0])
+    print(f"{'CPU s a round, by part':>24}  " + "  ".join(f"{r:>10}" for r in runs))
+    for part in parts:
+        cells = [statistics.median(u[part] for u in by_part[r]) for r in runs]
+        print(f"{part:>24}  " + "  ".join(f"{c:>10.2f}" for c in cells))
 
 
 def _print_table(
