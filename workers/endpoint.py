@@ -11,11 +11,8 @@ address on the route to the API (``GREENLIGHT_NODE_IP`` overrides it).
 from __future__ import annotations
 
 import atexit
-import logging
 import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import MutableMapping
@@ -23,9 +20,11 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from workers import http_post
+from workers.jsonlog import get_logger
 from workers.reporter import ApiTarget, RetryPolicy
+from workers.scratch import private_folder, remove_folder
 
-logger = logging.getLogger("workers.endpoint")
+logger = get_logger("workers.endpoint")
 
 ENDPOINT_FILE_ENV = "GREENLIGHT_ENDPOINT_FILE"
 NODE_IP_ENV = "GREENLIGHT_NODE_IP"
@@ -78,8 +77,8 @@ class EndpointWatcher:
         if given:
             path = Path(given)
         else:
-            folder = tempfile.mkdtemp(prefix="greenlight-endpoint-")
-            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            folder = private_folder("greenlight-endpoint-")
+            atexit.register(remove_folder, folder)
             path = Path(folder) / "endpoint"
             env[ENDPOINT_FILE_ENV] = str(path)
         watcher = cls(target, path, retry=retry, node_ip=env.get(NODE_IP_ENV) or None)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from workers.energy.base import Meter
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IntervalReport:
+class IntervalReport(NamedTuple):
     """Energy one device used in ``[interval_start, interval_end)``; the wire record of
     ``POST /v1/jobs/{id}/energy``. Immutable, so a resend carries identical intervals."""
 

@@ -19,20 +19,18 @@ token at all) still reaches the store. The last line is the final count.
 from __future__ import annotations
 
 import json
-import logging
-import random
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 from urllib.parse import quote
 
 from workers import http_post
+from workers.jsonlog import get_logger
 from workers.reporter import ApiTarget, RetryPolicy
 from workers.units import read_units_file
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 UNITS_LINE_PREFIX = "GREENLIGHT_UNITS "  # scheduler.service.energy_log.UNITS_PREFIX
@@ -42,8 +40,7 @@ def progress_url(target: ApiTarget) -> str:
     return f"{target.api_url.rstrip('/')}/v1/jobs/{quote(target.job_id, safe='')}/progress"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProgressState:
+class ProgressState(NamedTuple):
     """The newest total read (``units``/``unit``, None before the job wrote one) and the
     newest the API accepted (``sent``)."""
 
@@ -154,6 +151,8 @@ class ProgressReporter:
                     return
                 # A retry: wait (or until stopped), backing off; at exit more briskly.
                 cap_s = self._policy.exit_max_s if self._closing else self._policy.max_s
+                import random  # only once a POST failed: not on every job's start
+
                 self._cond.wait(min(delay_s, cap_s) * (0.5 + random.random() / 2))
                 delay_s = min(delay_s * self._policy.multiplier, cap_s)
 

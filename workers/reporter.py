@@ -21,29 +21,26 @@ from __future__ import annotations
 
 import collections
 import json
-import logging
-import random
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 from urllib.parse import quote
 
 from workers import http_post
 from workers.intervals import IntervalReport
+from workers.jsonlog import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 ENERGY_LINE_PREFIX = "GREENLIGHT_ENERGY "  # scheduler.service.energy_log.PREFIX
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _FATAL_STATUS = frozenset({401, 403, 404})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApiTarget:
+class ApiTarget(NamedTuple):
     """Where and as whom to report: ``POST {api_url}/v1/jobs/{job_id}/energy``."""
 
     api_url: str
@@ -55,8 +52,7 @@ class ApiTarget:
         return f"{self.api_url.rstrip('/')}/v1/jobs/{quote(self.job_id, safe='')}/energy"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """Backoff (seconds) and sizes. Timeouts are ``(connect, read)`` pairs."""
 
     initial_s: float = 0.5
@@ -70,16 +66,34 @@ class RetryPolicy:
     exit_max_s: float = 5.0
 
 
-@dataclass(slots=True)
 class ReporterStats:
     """Counts of reports: ``accepted``/``duplicates`` as the server said, ``dropped`` never
     delivered (refused, overflow or given up), ``failed_posts`` POSTs that will be retried."""
 
-    accepted: int = 0
-    duplicates: int = 0
-    dropped: int = 0
-    failed_posts: int = 0
-    pending: int = 0
+    __slots__ = ("accepted", "dropped", "duplicates", "failed_posts", "pending")
+
+    def __init__(
+        self,
+        *,
+        accepted: int = 0,
+        duplicates: int = 0,
+        dropped: int = 0,
+        failed_posts: int = 0,
+        pending: int = 0,
+    ) -> None:
+        self.accepted = accepted
+        self.duplicates = duplicates
+        self.dropped = dropped
+        self.failed_posts = failed_posts
+        self.pending = pending
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReporterStats) and self.as_dict() == other.as_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"ReporterStats({', '.join(f'{k}={v}' for k, v in self.as_dict().items())})"
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -212,6 +226,8 @@ class EnergyReporter:
             return [self._pending.popleft() for _ in range(size)]
 
     def _backoff(self, delay_s: float) -> None:
+        import random  # only once a POST failed: not on every job's start
+
         wait_s = random.uniform(0.5, 1.0) * delay_s
         with self._cond:
             if self._closing:

@@ -40,20 +40,16 @@ Environment (all optional):
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import logging
 import os
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from workers import http_post
 from workers.child import (
@@ -67,12 +63,13 @@ from workers.endpoint import EndpointWatcher
 from workers.energy import Meter, MeterMode, PowerSpec, build_meter
 from workers.energy.estimate import EstimateMeter
 from workers.intervals import IntervalCutter
-from workers.jsonlog import configure_json_logging
+from workers.jsonlog import configure_json_logging, get_logger
 from workers.progress import ProgressReporter
 from workers.reporter import ApiTarget, EnergyReporter, ReporterStats, RetryPolicy
+from workers.scratch import private_folder, remove_folder
 from workers.units import UNITS_FILE_ENV
 
-logger = logging.getLogger("workers.runner")
+logger = get_logger("workers.runner")
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 EXIT_USAGE = 2
@@ -84,8 +81,7 @@ _EXCHANGE_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunnerConfig:
+class RunnerConfig(NamedTuple):
     """Everything the runner needs, read once from CLI flags and the environment."""
 
     interval_s: float = 30.0
@@ -94,21 +90,89 @@ class RunnerConfig:
     flush_timeout_s: float = 120.0
     meter_mode: MeterMode = "auto"
     attempt: int = 1
-    node: str = field(default_factory=socket.gethostname)
+    node: str = socket.gethostname()
     target: ApiTarget | None = None
-    power: PowerSpec = field(default_factory=PowerSpec)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    power: PowerSpec = PowerSpec()
+    retry: RetryPolicy = RetryPolicy()
 
 
-def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """Split runner flags from the entrypoint at the first ``--``. Exits 2 on bad flags."""
+class RunnerArgs(NamedTuple):
+    """The runner's own flags (before ``--``)."""
+
+    interval_s: float = 30.0
+    meter: str | None = None
+    stop_grace_s: float = 60.0
+    exchange_timeout_s: float = 60.0
+    flush_timeout_s: float = 120.0
+
+
+def parse_args(argv: Sequence[str]) -> tuple[RunnerArgs, list[str]]:
+    """Split runner flags from the entrypoint at the first ``--``. Exits 2 on bad flags.
+
+    Well-formed flags before a ``--`` are read directly; anything else (help, a typo, a bad
+    value, no ``--``) goes through ``argparse``, which says what is wrong. ``argparse`` costs
+    a few milliseconds of imports that every job's start would pay."""
+    argv = list(argv)
+    if "--" in argv:
+        split = argv.index("--")
+        flags = _read_flags(argv[:split])
+        if flags is not None:
+            return flags, argv[split + 1 :]
+    return _parse_with_argparse(argv)
+
+
+def _read_flags(flags: list[str]) -> RunnerArgs | None:
+    """``--name value`` / ``--name=value`` pairs of known flags with valid values; None for
+    anything else (left to argparse to explain)."""
+    values: dict[str, float | str] = {}
+    words = iter(flags)
+    for word in words:
+        name, eq, value = word.partition("=")
+        if not eq:
+            value = next(words, "")
+        field = _FLAGS.get(name)
+        if field is None or not value or field in values:
+            return None
+        if field == "meter":
+            if value not in ("auto", "estimate"):
+                return None
+            values[field] = value
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        if not number > 0:  # also refuses nan; argparse says why
+            return None
+        values[field] = number
+    return RunnerArgs(**values)  # type: ignore[arg-type]  # names and types checked above
+
+
+_FLAGS = {
+    "--interval-s": "interval_s",
+    "--meter": "meter",
+    "--stop-grace-s": "stop_grace_s",
+    "--exchange-timeout-s": "exchange_timeout_s",
+    "--flush-timeout-s": "flush_timeout_s",
+}
+
+
+def _parse_with_argparse(argv: list[str]) -> tuple[RunnerArgs, list[str]]:
+    import argparse
+
+    def positive(text: str) -> float:
+        value = float(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
     parser = argparse.ArgumentParser(
         prog="python -m workers.runner",
         description="Run a command, meter its energy and report it to Greenlight.",
     )
     parser.add_argument(
         "--interval-s",
-        type=_positive,
+        type=positive,
         default=30.0,
         help="seconds between periodic energy reports (default 30)",
     )
@@ -121,40 +185,41 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument(
         "--stop-grace-s",
-        type=_positive,
+        type=positive,
         default=60.0,
         help="after a forwarded stop signal, SIGKILL the command this late",
     )
     parser.add_argument(
         "--exchange-timeout-s",
-        type=_positive,
+        type=positive,
         default=60.0,
         help="keep trying to exchange a bootstrap credential this long before giving up",
     )
     parser.add_argument(
         "--flush-timeout-s",
-        type=_positive,
+        type=positive,
         default=120.0,
         help="at exit, give up sending reports after this many seconds (they are in the "
         "job's log too, as GREENLIGHT_ENERGY lines, for the scheduler to read back)",
     )
-    argv = list(argv)
     if "--" in argv:
         split = argv.index("--")
-        return parser.parse_args(argv[:split]), argv[split + 1 :]
-    parser.add_argument("entrypoint", nargs=argparse.REMAINDER)
-    namespace = parser.parse_args(argv)
-    return namespace, list(namespace.entrypoint)
+        namespace, entrypoint = parser.parse_args(argv[:split]), argv[split + 1 :]
+    else:
+        parser.add_argument("entrypoint", nargs=argparse.REMAINDER)
+        namespace = parser.parse_args(argv)
+        entrypoint = list(namespace.entrypoint)
+    args = RunnerArgs(
+        interval_s=namespace.interval_s,
+        meter=namespace.meter,
+        stop_grace_s=namespace.stop_grace_s,
+        exchange_timeout_s=namespace.exchange_timeout_s,
+        flush_timeout_s=namespace.flush_timeout_s,
+    )
+    return args, entrypoint
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> RunnerConfig:
+def config_from(args: RunnerArgs, env: Mapping[str, str]) -> RunnerConfig:
     """Build the config; a malformed env var is logged and its default used, because a typo
     in a power figure must not stop the job from running."""
     api_url, job_id = env.get("GREENLIGHT_API_URL"), env.get("GREENLIGHT_JOB_ID")
@@ -445,8 +510,7 @@ def open_meter(config: RunnerConfig, env: Mapping[str, str]) -> Meter:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """CLI entry: parse, build meter and reporter, run; returns the exit status."""
     env = dict(os.environ if env is None else env)
-    level = env.get("GREENLIGHT_LOG_LEVEL", "INFO").upper()
-    configure_json_logging(level if level in logging.getLevelNamesMapping() else "INFO")
+    configure_json_logging(env.get("GREENLIGHT_LOG_LEVEL", "INFO"))
     args, entrypoint = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         command = build_argv(entrypoint)
@@ -482,8 +546,11 @@ def units_file(env: Mapping[str, str]) -> Iterator[Path]:
     if given:
         yield Path(given)
         return
-    with tempfile.TemporaryDirectory(prefix="greenlight-units-") as folder:
+    folder = private_folder("greenlight-units-")
+    try:
         yield Path(folder) / "units.json"
+    finally:
+        remove_folder(folder)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import atexit
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +43,8 @@ __all__ = ["UNITS", "UNITS_FILE_ENV", "UnitCounter", "read_units_file", "report_
 
 def write_units_file(path: Path, units: float, unit: str) -> None:
     """Replace ``path`` atomically with ``{"units": units, "unit": unit}``."""
+    import tempfile  # the job's side only: the runner, which imports this module, never writes
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

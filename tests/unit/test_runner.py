@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ import pytest
 from workers.child import build_argv, exit_code_of
 from workers.energy import EstimateMeter
 from workers.intervals import IntervalCutter
-from workers.jsonlog import JsonFormatter
+from workers.jsonlog import configure_json_logging, get_logger, use_standard_logging
 from workers.reporter import ApiTarget
 from workers.runner import config_from, parse_args
 
@@ -35,10 +36,44 @@ def test_flags_before_double_dash_and_entrypoint_after() -> None:
     assert entrypoint == ["echo hi && exit 3"]
 
 
-def test_bad_flags_exit_2() -> None:
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [],
+        ["--interval-s", "5"],
+        ["--interval-s=0.5", "--meter", "estimate"],
+        ["--meter=auto", "--stop-grace-s", "3", "--exchange-timeout-s", "4"],
+        ["--flush-timeout-s", "7.5", "--interval-s", "1e1"],
+        ["--interval-s", "5", "--interval-s", "6"],  # argparse: the last one wins
+    ],
+)
+def test_the_direct_read_of_flags_agrees_with_argparse(flags: list[str]) -> None:
+    direct = parse_args([*flags, "--", "true"])
+    # Without "--" every flag goes through argparse (the entrypoint is its REMAINDER).
+    assert direct == parse_args([*flags, "true"])
+    assert direct[1] == ["true"]
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--interval-s", "0"],
+        ["--interval-s", "nan"],
+        ["--interval-s", "-1"],
+        ["--interval-s", "soon"],
+        ["--interval-s"],
+        ["--meter", "magic"],
+        ["--intervals", "5"],
+        ["-x"],
+    ],
+)
+def test_bad_flags_exit_2_with_argparse_saying_why(
+    flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as caught:
-        parse_args(["--interval-s", "0", "--", "true"])
+        parse_args([*flags, "--", "true"])
     assert caught.value.code == 2
+    assert "python -m workers.runner: error:" in capsys.readouterr().err
 
 
 def test_one_argument_is_a_shell_line_several_are_an_argv() -> None:
@@ -158,15 +193,40 @@ def test_report_wire_format() -> None:
     }
 
 
-def test_json_log_lines_carry_fields() -> None:
-    record = logging.LogRecord("workers.runner", logging.INFO, __file__, 1, "sent %d", (3,), None)
-    record.fields = {"event": "sent", "count": 3}
-    line = json.loads(JsonFormatter().format(record))
-    assert line["msg"] == "sent 3"
-    assert (line["level"], line["logger"], line["event"], line["count"]) == (
+def test_json_log_lines_carry_fields_and_the_exception() -> None:
+    out = io.StringIO()
+    configure_json_logging("info", stream=out)
+    try:
+        logger = get_logger("workers.runner")
+        logger.debug("not at info")
+        logger.info("sent %d", 3, extra={"fields": {"event": "sent", "count": 3}})
+        try:
+            raise RuntimeError("meter broke")
+        except RuntimeError:
+            logger.exception("reading failed")
+        logger.warning("%d of %d", 1)  # a wrong format keeps the text, never raises
+    finally:
+        use_standard_logging()
+    lines = [json.loads(text) for text in out.getvalue().splitlines()]
+    assert [line["msg"] for line in lines] == ["sent 3", "reading failed", "%d of %d (1,)"]
+    first = lines[0]
+    assert (first["level"], first["logger"], first["event"], first["count"]) == (
         "info",
         "workers.runner",
         "sent",
         3,
     )
-    assert datetime.fromisoformat(line["ts"]).tzinfo is not None
+    assert datetime.fromisoformat(first["ts"]).tzinfo is not None
+    assert lines[1]["level"] == "error"
+    assert "RuntimeError: meter broke" in lines[1]["exc"]
+    assert lines[2]["level"] == "warning"
+
+
+def test_unconfigured_worker_logs_reach_standard_logging(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="workers.reporter"):
+        get_logger("workers.reporter").info("kept %s", "here", extra={"fields": {"n": 1}})
+    (record,) = [r for r in caplog.records if r.name == "workers.reporter"]
+    assert record.getMessage() == "kept here"
+    assert getattr(record, "fields", None) == {"n": 1}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from workers.energy.base import Meter, MeterMethod
 from workers.energy.errors import MeterReadError
+from workers.jsonlog import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class CompositeMeter(Meter):

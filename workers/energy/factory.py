@@ -4,24 +4,23 @@ rest. The probe that finds what exists is cached per process (starting NVML cost
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from workers.energy.base import Meter
 from workers.energy.composite import CompositeMeter
 from workers.energy.errors import MeterUnavailable
 from workers.energy.estimate import EstimateMeter
 from workers.energy.rapl import POWERCAP_ROOT, RaplMeter
+from workers.jsonlog import get_logger
 
 if TYPE_CHECKING:
     from workers.energy.nvml import NvmlMeter
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 MeterMode = Literal["auto", "estimate"]
 
@@ -31,8 +30,7 @@ DEFAULT_CPU_CORE_W = 12.0
 DEFAULT_BASE_W = 20.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PowerSpec:
+class PowerSpec(NamedTuple):
     """What the job holds and the power assumed where nothing measures it.
 
     ``gpus``/``cpus`` None means unknown (a local run): GPUs are then whatever NVML sees
@@ -46,8 +44,7 @@ class PowerSpec:
     base_w: float = DEFAULT_BASE_W
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HardwareProbe:
+class HardwareProbe(NamedTuple):
     """What this node can measure; ``*_error`` says why not when it cannot."""
 
     nvml_devices: tuple[str, ...] = ()

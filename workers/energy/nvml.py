@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import importlib
-import logging
 import os
 import threading
 import time
@@ -31,8 +30,9 @@ from workers.energy.errors import (
     MeterReadError,
     MeterUnavailable,
 )
+from workers.jsonlog import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 MJ_PER_J = 1000.0
 MW_PER_W = 1000.0

@@ -11,7 +11,6 @@ often readable by root only: that is reported as MeterUnavailable.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from workers.energy.base import Meter, MeterMethod
@@ -21,13 +20,16 @@ POWERCAP_ROOT = Path("/sys/class/powercap")
 UJ_PER_J = 1_000_000.0
 
 
-@dataclass(slots=True)
 class _Zone:
-    name: str
-    energy_path: Path
-    max_range_uj: int
-    last_uj: int
-    energy_uj: float = 0.0
+    # A plain class, not a dataclass: the runner imports this module before every job.
+    __slots__ = ("energy_path", "energy_uj", "last_uj", "max_range_uj", "name")
+
+    def __init__(self, name: str, energy_path: Path, max_range_uj: int, last_uj: int) -> None:
+        self.name = name
+        self.energy_path = energy_path
+        self.max_range_uj = max_range_uj
+        self.last_uj = last_uj
+        self.energy_uj = 0.0
 
 
 def _read_int(path: Path, device: str, *, started: bool) -> int:
