@@ -20,6 +20,15 @@ lands there. The job also gets ``GREENLIGHT_RAY_RESOURCES`` (JSON, ``{"<node_lab
 in its environment: the job's own tasks and actors stay in the group when it passes that as
 ``resources=`` (Ray has no job-wide default for custom resources).
 
+The ``env`` a job is submitted with (Greenlight's worker variables: the job id, the attempt,
+a one-time credential) reaches it as ``export`` statements leading the entrypoint, not in the
+runtime env's ``env_vars``: a runtime env that differs for every job makes Ray's runtime-env
+agent set up a new environment for each (30 trivial jobs: 3 % longer, 1.7 CPU s more, measured
+side by side). The job's own ``runtime_env`` goes to Ray unchanged, with
+``GREENLIGHT_RAY_RESOURCES``. Ray shows the entrypoint (in job info and the log's first line)
+as it shows a runtime env; what it records is only ever the one-time credential
+(``scheduler.service.tokens``).
+
 Submissions are idempotent by submission id: one the cluster already knows is never run again.
 Stopping a PENDING run also submits a small "reaper" job (``<id>--reap``): see ``stop``.
 
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import threading
 from collections.abc import Mapping
@@ -143,7 +153,8 @@ class RayDispatcher:
 
         ``runtime_env`` is passed to Ray as the job's runtime environment (``pip``, ``conda``,
         ``py_modules``, ``excludes``, ...; a local ``working_dir`` is uploaded, at most Ray's
-        gRPC message size, 512 MiB by default); ``env`` is merged into its ``env_vars``.
+        gRPC message size, 512 MiB by default); ``env`` is exported by the entrypoint (see the
+        module), over the runtime env's ``env_vars`` of the same names.
         Idempotent: when the cluster already knows ``submission_id`` (a retry after a crash,
         a lost response, a racing replica), nothing new runs and this returns normally.
         Raises DispatchError when the cluster cannot be reached or refuses the job.
@@ -153,11 +164,15 @@ class RayDispatcher:
             return
         renv: dict[str, Any] = dict(runtime_env or {})
         env_vars = {str(k): str(v) for k, v in dict(renv.get("env_vars") or {}).items()}
-        env_vars.update({str(k): str(v) for k, v in env.items()})
+        exported = {str(k): str(v) for k, v in env.items() if _SHELL_NAME.fullmatch(str(k))}
+        # A name the shell cannot export (rare) still reaches the job, at a runtime env's cost.
+        env_vars.update({str(k): str(v) for k, v in env.items() if str(k) not in exported})
         label = {region.node_label: NODE_LABEL_AMOUNT} if region.node_label else None
         if label:
             env_vars[RESOURCES_ENV] = json.dumps(label)
-        renv["env_vars"] = env_vars
+        if env_vars:
+            renv["env_vars"] = env_vars
+        entrypoint = with_exports(entrypoint, exported)
         if working_dir:
             renv["working_dir"] = working_dir
         self._submit_once(
@@ -495,3 +510,15 @@ def _last_line(err: BaseException) -> str:
     """Ray embeds server tracebacks in its errors; the last non-empty line names the cause."""
     lines = [line for line in str(err).splitlines() if line.strip(" .")]
     return lines[-1].strip() if lines else type(err).__name__
+
+
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def with_exports(entrypoint: str, env: Mapping[str, str]) -> str:
+    """``entrypoint`` (a shell command line, as Ray runs it) preceded by an ``export`` of
+    ``env`` (names the shell accepts), in the same shell."""
+    if not env:
+        return entrypoint
+    assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
+    return f"export {assignments}; {entrypoint}"

@@ -65,7 +65,7 @@ def submit_attempt(ctx: ServiceContext, job: Job, now: datetime) -> bool:
     secret = issue_bootstrap(ctx, job)
     res = job.spec.resources
     working_dir = job.spec.runtime_env.get("working_dir")
-    entrypoint = f"{ctx.config.worker_command} -- {shlex.quote(job.spec.entrypoint)}"
+    entrypoint = worker_entrypoint(ctx, job)
     submit = ctx.dispatcher.submit
     if job.spec.serve is not None:  # a Ray Serve application: deployed, not run as a command
         submit = functools.partial(ctx.dispatcher.submit, serve=job.spec.serve)
@@ -110,6 +110,14 @@ def submit_attempt(ctx: ServiceContext, job: Job, now: datetime) -> bool:
         ctx.counters["jobs_dispatched_total"] += 1
     record_serve_endpoint(ctx, job, region, now)  # no-op unless a Ray Serve application
     return True
+
+
+def worker_entrypoint(ctx: ServiceContext, job: Job) -> str:
+    """The shell line Ray runs: the worker runner around the job's own command. Not ``exec``'d:
+    Ray's shell stays its parent, which is what lets a run outlive a killed head
+    (``tests/integration/test_ray_head_restart.py``); Ray's stop signals every process of the
+    run and waits for all of them."""
+    return f"{ctx.config.worker_command} -- {shlex.quote(job.spec.entrypoint)}"
 
 
 def dispatch_event(job: Job, region: str, now: datetime) -> JobEvent:

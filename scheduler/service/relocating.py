@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import shlex
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -39,7 +38,7 @@ from scheduler.planning.relocation import (
     region_outlooks,
 )
 from scheduler.service.context import ServiceContext
-from scheduler.service.dispatching import _worker_env
+from scheduler.service.dispatching import _worker_env, worker_entrypoint
 from scheduler.service.isolation import isolated, region_down, region_up
 from scheduler.service.serve_endpoints import record_serve_endpoint
 from scheduler.service.snapshots import STARTED_STATES, all_jobs, region_signal
@@ -218,7 +217,7 @@ def submit_copy(ctx: ServiceContext, job: Job, move: Move) -> bool:
         submit(
             region,
             move.new_submission_id,
-            f"{ctx.config.worker_command} -- {shlex.quote(job.spec.entrypoint)}",
+            worker_entrypoint(ctx, job),
             env=_worker_env(ctx, copy, secret),
             gpus=res.gpus,
             cpus=res.cpus,

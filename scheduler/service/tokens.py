@@ -1,11 +1,12 @@
 """Bearer tokens: issued once in clear, stored only as a SHA-256 hash.
 
 Worker credentials. The dispatch never writes a lasting secret where Ray records it (job
-info, runtime_env, agent logs). It hands the worker a *bootstrap* credential instead
-(``glb_...``): one random nonce, stored hashed, bound to one job attempt, that does nothing but
-buy that attempt's token at ``POST /v1/tokens/exchange``, once, within BOOTSTRAP_TTL_S. What Ray
-keeps is then worthless. If a used bootstrap is presented again, someone else had it: every
-token of that attempt is revoked (the runner then stops reporting, which shows in its log).
+info, the entrypoint that exports it and the log line that shows that, agent logs). It hands
+the worker a *bootstrap* credential instead (``glb_...``): one random nonce, stored hashed,
+bound to one job attempt, that does nothing but buy that attempt's token at
+``POST /v1/tokens/exchange``, once, within BOOTSTRAP_TTL_S. What Ray keeps is then worthless.
+If a used bootstrap is presented again, someone else had it: every token of that attempt is
+revoked (the runner then stops reporting, which shows in its log).
 
 An attempt token (role ``job``) may report that attempt's energy and read its job. It works
 while the attempt runs and for ATTEMPT_GRACE_S after it ends (the final report, retried

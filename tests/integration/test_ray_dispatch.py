@@ -140,6 +140,7 @@ def test_working_dir_is_shipped_with_the_job(
 
 @pytest.mark.ray
 def test_the_jobs_runtime_env_reaches_ray_with_the_worker_env_merged(
+    ray_cluster: LocalRayHead,
     dispatcher: RayDispatcher,
     region: Region,
     tmp_path: Path,
@@ -148,14 +149,16 @@ def test_the_jobs_runtime_env_reaches_ray_with_the_worker_env_merged(
     (tmp_path / "secret.txt").write_text("must not be uploaded")
     sid = _sid("renv")
     runtime_env = {"excludes": ["secret.txt"], "env_vars": {"FROM_JOB": "job", "BOTH": "job"}}
+    odd = "a b'c; $HOME\nnext"  # quoted through the shell as it is
 
     dispatcher.submit(
         region,
         sid,
         _py(
-            "import os; print(sorted(os.listdir('.')), os.environ['FROM_JOB'], os.environ['BOTH'])"
+            "import os; print(sorted(os.listdir('.')), os.environ['FROM_JOB'], os.environ['BOTH'],"
+            " repr(os.environ['GREENLIGHT_ODD']))"
         ),
-        env={"BOTH": "worker"},
+        env={"BOTH": "worker", "GREENLIGHT_ODD": odd},
         gpus=0,
         cpus=0.5,
         memory_mb=0,
@@ -165,7 +168,12 @@ def test_the_jobs_runtime_env_reaches_ray_with_the_worker_env_merged(
     info, _ = _wait(dispatcher, region, sid, _finished)
 
     assert info.status is RunStatus.SUCCEEDED, info
-    assert "['keep.txt'] job worker" in dispatcher.logs(region, sid)
+    assert f"['keep.txt'] job worker {odd!r}" in dispatcher.logs(region, sid)
+    # The worker's variables differ for every job: exported by the entrypoint, they do not
+    # make Ray set up a runtime env per job. The job's own runtime env reaches Ray as given.
+    recorded = JobSubmissionClient(ray_cluster.dashboard_url).get_job_info(sid)
+    assert (recorded.runtime_env or {}).get("env_vars") == {"FROM_JOB": "job", "BOTH": "job"}
+    assert recorded.entrypoint.startswith("export BOTH=worker GREENLIGHT_ODD=")
 
 
 @pytest.mark.ray
