@@ -289,6 +289,10 @@ class TokenStore(Protocol):
 
     def revoke_attempt_tokens(self, job_id: str, attempt: int | None) -> int: ...
 
+    def runners_started(self, attempts: Mapping[str, int]) -> set[str]:
+        """Jobs (id -> attempt) whose runner has exchanged that attempt's credential."""
+        ...
+
     def list_tokens(self, tenant: str | None = None) -> list[ApiToken]: ...
 
 

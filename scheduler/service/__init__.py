@@ -188,7 +188,11 @@ class GreenlightService:
         return tokens.authenticate(self.ctx, secret)
 
     def exchange_token(self, bootstrap_secret: str) -> tuple[str, ApiToken]:
-        return tokens.exchange_bootstrap(self.ctx, bootstrap_secret)
+        exchanged = tokens.exchange_bootstrap(self.ctx, bootstrap_secret)
+        # A runner exchanges as its run starts: reconcile, which asks about queued runs
+        # slowly, should look at this one now (and then see its end promptly).
+        self.ctx.wake_reconciler.set()
+        return exchanged
 
     def list_tokens(
         self, *, tenant: str | None = None, include_workers: bool = False

@@ -40,7 +40,7 @@ from scheduler.service.dispatching import dispatch_event, retry_or_fail, submit_
 from scheduler.service.energy_log import parse_energy_lines
 from scheduler.service.isolation import isolated, region_down, region_up
 from scheduler.service.moving import advance_moves
-from scheduler.service.poll_pacing import PollPacer
+from scheduler.service.poll_pacing import QUEUED_FLOOR_S, PollPacer
 from scheduler.service.serve_accounting import account_serve_apps
 from scheduler.service.snapshots import STARTED_STATES, all_jobs, ran_s
 from scheduler.service.units_log import recover_units
@@ -58,6 +58,7 @@ def reconcile(ctx: ServiceContext, pacer: PollPacer | None = None) -> int:
     now_s = time.monotonic() if pacer is not None else 0.0
     jobs = all_jobs(ctx, STARTED_STATES)
     marks = ctx.store.dispatch_marks([j.id for j in jobs])
+    started = _runners_started(ctx, jobs) if pacer is not None else set()
     down_now: set[str] = set()
     for job in jobs:
         mark = marks.get(job.id)
@@ -67,11 +68,15 @@ def reconcile(ctx: ServiceContext, pacer: PollPacer | None = None) -> int:
             continue
         if job.state is JobState.RELOCATING:
             continue  # both copies belong to the move (scheduler.service.moving) until it ends
-        # A dispatched run not yet seen running (queued in Ray, or so short it ended unseen)
-        # is asked about every pass: the scheduler dispatches what capacity admits, so few
-        # wait, and an end is what it must not miss.
-        pace = pacer if job.state is not JobState.DISPATCHED else None
-        if pace is not None and not pace.due(_run_key(job), now_s):
+        # A dispatched run whose runner has started (or that has no runner: a Serve app) is
+        # asked about every pass until seen running: a short one may end at any moment. One
+        # still queued in the cluster is asked about slowly (poll_pacing: its runner's start
+        # wakes this loop).
+        pace, floor_s = pacer, None
+        if job.state is JobState.DISPATCHED:
+            queued = job.spec.serve is None and job.id not in started
+            pace, floor_s = (pacer, QUEUED_FLOOR_S) if queued else (None, None)
+        if pace is not None and not pace.due(_run_key(job), now_s, floor_s):
             continue
         with isolated(ctx, job.id, "reconcile"):
             if not _reconcile_job(ctx, job, mark, now):
@@ -93,6 +98,12 @@ def reconcile(ctx: ServiceContext, pacer: PollPacer | None = None) -> int:
         now,
     )
     return len(jobs)
+
+
+def _runners_started(ctx: ServiceContext, jobs: list[Job]) -> set[str]:
+    """Dispatched jobs whose runner has exchanged its attempt's credential (it has started)."""
+    dispatched = {j.id: j.attempt for j in jobs if j.state is JobState.DISPATCHED}
+    return ctx.store.runners_started(dispatched) if dispatched else set()
 
 
 def _run_key(job: Job) -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from scheduler.domain import ApiToken, GreenlightError
+from scheduler.domain import ApiToken, GreenlightError, Role
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
 from scheduler.store.rows import token_from_row, token_values
 from scheduler.store.tables import api_tokens
+
+_CHUNK = 5_000
 
 
 class SqlTokenStore(SqlAdapter):
@@ -50,6 +53,24 @@ class SqlTokenStore(SqlAdapter):
         )
         with write_transaction(self._engine) as conn:
             return conn.execute(update).first() is not None
+
+    def runners_started(self, attempts: Mapping[str, int]) -> set[str]:
+        """The jobs among ``attempts`` (job id -> attempt) whose runner has exchanged that
+        attempt's bootstrap credential: an attempt token exists, so the run has started."""
+        if not attempts:
+            return set()
+        ids = list(attempts)
+        started: set[str] = set()
+        with read_transaction(self._engine) as conn:
+            for i in range(0, len(ids), _CHUNK):
+                query = sa.select(api_tokens.c.job_id, api_tokens.c.attempt).where(
+                    api_tokens.c.job_id.in_(ids[i : i + _CHUNK]),
+                    api_tokens.c.role == Role.JOB.value,
+                )
+                started.update(
+                    row.job_id for row in conn.execute(query) if attempts[row.job_id] == row.attempt
+                )
+        return started
 
     def revoke_attempt_tokens(self, job_id: str, attempt: int | None) -> int:
         """Revoke every token of one job attempt (all of the job's when ``attempt`` is None);

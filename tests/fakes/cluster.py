@@ -64,6 +64,11 @@ class FakeCluster:
     def logs(self, region: Region, submission_id: str) -> str:
         return ""
 
+    def start(self, submission_id: str) -> None:
+        """A queued run gets its slot and starts."""
+        with self._lock:
+            self._runs[submission_id] = RunStatus.RUNNING
+
     def finish(self, submission_id: str) -> None:
         """The run ends by itself (its command exited 0)."""
         with self._lock:

@@ -9,7 +9,7 @@ from scheduler.bootstrap import build_service
 from scheduler.config import load_settings
 from scheduler.domain import JobState, Policy
 from scheduler.service import GreenlightService
-from scheduler.service.poll_pacing import FAST_S
+from scheduler.service.poll_pacing import FAST_S, QUEUED_FLOOR_S
 from tests.fakes.cluster import FakeCluster
 from tests.fakes.store import make_event, make_job, make_spec
 
@@ -57,12 +57,31 @@ def test_a_paced_pass_asks_only_about_runs_due_and_still_sees_an_end(sqlite_url:
     assert (counts[JobState.SUCCEEDED], counts[JobState.RUNNING]) == (1, JOBS - 1)
 
 
-def test_runs_waiting_in_the_cluster_queue_are_asked_about_every_pass(sqlite_url: str) -> None:
+def test_queued_runs_are_asked_about_slowly_until_their_runner_starts(sqlite_url: str) -> None:
     cluster = FakeCluster(queued=True)
     service, runs = _dispatched(sqlite_url, cluster)
+    ctx, store = service.ctx, service.ctx.store
     for _ in range(3):
         service.reconcile(paced=True)
-    assert [cluster.status_calls[r] for r in runs] == [3] * JOBS
-    cluster.finish(runs[0])  # ran and ended between two looks: never seen running
+    # Asked once when dispatched, then not again within QUEUED_FLOOR_S: a queued run can only
+    # start, and its runner says when.
+    assert [cluster.status_calls[r] for r in runs] == [1] * JOBS
+
+    cluster.start(runs[0])  # its runner starts and trades its one-time credential
+    ctx.wake_reconciler.clear()
+    service.exchange_token(cluster.envs[runs[0]]["GREENLIGHT_TOKEN"])
+    assert ctx.wake_reconciler.is_set()  # the exchange wakes reconcile
     service.reconcile(paced=True)
-    assert service.ctx.store.count_by_state()[JobState.SUCCEEDED] == 1
+    assert [cluster.status_calls[r] for r in runs] == [2, 1, 1]
+    assert store.count_by_state()[JobState.RUNNING] == 1
+
+    # A queued run whose runner never got through to the API still has its end noticed, at
+    # the queued pace: it ran and ended between two looks.
+    cluster.finish(runs[1])
+    service.reconcile(paced=True)
+    assert store.count_by_state()[JobState.SUCCEEDED] == 0
+    time.sleep(QUEUED_FLOOR_S)
+    service.reconcile(paced=True)
+    assert store.count_by_state()[JobState.SUCCEEDED] == 1
+    service.reconcile()  # unpaced (a one-off pass): every run, queued or not
+    assert cluster.status_calls[runs[2]] == 3
