@@ -19,11 +19,14 @@ One private local Ray head; on it, side by side in one run:
    off: what the wrapper's own start costs, to tell it from the scheduler's share.
 
 All start from the first submit. The ratio Greenlight / direct is the overhead; the target is
-within 10 % (1.10). The three runs alternate ``--rounds`` times to even out warm-up. Below the
+within 10 % (1.10). The three runs alternate ``--rounds`` times (6: each run goes first,
+second and third twice). Their order turns each round: the head slows as its job history
+grows (Ray direct took ~0.5 s longer each round of 90 jobs on 2026-12-07), so a fixed order
+handicapped the run that always went last, Greenlight's. Below the
 table: Greenlight's lags per job, ``greenlight serve``'s own CPU a round, and the machine's
 busy CPU seconds in each run (on 2 cores every CPU second anyone spends is a job's).
 
-Run: ``.venv/bin/python bench/dispatch_overhead.py [--jobs 30] [--rounds 5]``; the table goes
+Run: ``.venv/bin/python bench/dispatch_overhead.py [--jobs 30] [--rounds 6]``; the table goes
 to stdout (saved in ``bench/results/dispatch_overhead.txt``).
 """
 
@@ -275,7 +278,7 @@ def busy_cpu_s() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the Ray head")
     parser.add_argument("--poll-s", type=float, default=1.0)
     parser.add_argument("--wiring", choices=("split", "inline"), default="split")
@@ -312,8 +315,10 @@ def main() -> None:
             serve_cpu_s: list[float] = []
             busy_s: dict[str, list[float]] = {"direct": [], "wrapped": [], "greenlight": []}
             by_part: dict[str, list[dict[str, float]]] = {name: [] for name in busy_s}
-            for _ in range(args.rounds):
-                for name in busy_s:
+            names = list(busy_s)
+            for round_no in range(args.rounds):
+                turn = round_no % len(names)
+                for name in names[turn:] + names[:turn]:
                     b0, p0 = busy_cpu_s(), parts_cpu_s(serve_pid)
                     if name == "direct":
                         direct.append(run_direct(client, args.jobs, args.poll_s, direct_ids))
