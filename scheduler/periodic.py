@@ -2,8 +2,9 @@
 
 Plan, dispatch and reconcile each run in a thread of their own that waits on the context's
 wake event (``wake_planner``, ``wake_dispatcher``, ``wake_reconciler``) with the configured
-interval as a safety net: an arrival wakes the planner (after a short debounce, so a burst is
-planned once), a plan that makes a job due wakes the dispatcher, a dispatch wakes reconcile.
+interval as a safety net: an arrival wakes the planner (at once after a quiet spell, else
+once a short pause since its last run has passed, so a burst is planned in a few runs, not
+one per job), a plan that makes a job due wakes the dispatcher, a dispatch wakes reconcile.
 While jobs are on the cluster reconcile polls every ``ACTIVE_RECONCILE_S`` so a finished run is
 noticed promptly. Each cycle runs one at a time (its own thread), and the API never waits on
 one. A plan cycle also sets an alarm (:class:`DueAlarm`) for the earliest planned start ahead,
@@ -122,14 +123,21 @@ class CycleLoop:
 
     def _run(self) -> None:
         wait_s = 0.0  # first run at once, as a start-up catches up
+        ended_s = float("-inf")
         while not self._stop.is_set():
             woke = self._wake.wait(wait_s)
             if self._stop.is_set():
                 return
             if woke and self._debounce_s:
-                self._stop.wait(self._debounce_s)
+                # A wake after a quiet spell runs at once (the first job of a sweep is not kept
+                # waiting); one soon after a run waits out the rest of the pause, so the rest
+                # of a burst is taken in one more run, not one per arrival.
+                rest_s = self._debounce_s - (time.monotonic() - ended_s)
+                if rest_s > 0:
+                    self._stop.wait(rest_s)
             self._wake.clear()
             busy = self._guard()
+            ended_s = time.monotonic()
             wait_s = self._every_s
             if busy and self._busy_every_s is not None:
                 wait_s = min(wait_s, self._busy_every_s)

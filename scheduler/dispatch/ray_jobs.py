@@ -344,11 +344,11 @@ class RayDispatcher:
         runtime_env: dict[str, Any],
         **resources: Any,
     ) -> None:
-        """Submit unless the cluster already knows ``submission_id``. Raises DispatchError."""
+        """Submit unless the cluster already knows ``submission_id``. Raises DispatchError.
+
+        Ray refuses a submission id it knows, so the submit is tried first and the cluster
+        asked only when it fails: one request a submit instead of two."""
         address = self._address(region)
-        if self._details(region, submission_id) is not None:
-            log.info("submission %s already on %s; not submitting again", submission_id, address)
-            return
         try:
             self._sdk_client(address).submit_job(
                 entrypoint=entrypoint,
@@ -363,13 +363,12 @@ class RayDispatcher:
             ValueError,
             TypeError,
         ) as e:
-            # The submit may have landed before the failure (a lost response) or a racing
-            # replica may have won: either way the job exists once, which is what we want.
+            # The id was known already (a retry after a crash, a racing replica), or the submit
+            # landed before the failure (a lost response): either way the job exists once,
+            # which is what we want.
             if self._details(region, submission_id) is not None:
                 log.info(
-                    "submission %s exists on %s after a failed submit; treating it as submitted",
-                    submission_id,
-                    address,
+                    "submission %s already on %s; not submitting again", submission_id, address
                 )
                 return
             raise DispatchError(f"Ray at {address} refused {submission_id}: {_last_line(e)}") from e

@@ -70,7 +70,8 @@ class ServiceConfig:
     heartbeat_s: float = 120.0
     # A region's Ray that nothing asked for this long is probed by reconcile (seconds).
     region_probe_s: float = 15.0
-    # An arrival wakes the planner after this pause, so a burst is planned once (seconds).
+    # An arrival wakes the planner at once after a quiet spell, else this long after its last
+    # run, so a burst is planned in a few runs rather than one per job (seconds).
     plan_debounce_s: float = 0.2
     # When running deployments move to a greener region (scheduler.service.relocating).
     relocation: RelocationConfig = field(default_factory=RelocationConfig)

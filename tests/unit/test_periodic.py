@@ -85,3 +85,35 @@ def test_a_wake_runs_the_cycle_at_once_not_at_the_interval() -> None:
         assert len(calls) == 2
     finally:
         loop.stop()
+
+
+def test_a_wake_after_a_quiet_spell_runs_at_once_and_a_burst_waits_out_the_pause() -> None:
+    ran = threading.Event()
+    ended: list[float] = []
+
+    def cycle() -> None:
+        ended.append(time.monotonic())
+        ran.set()
+
+    wake = threading.Event()
+    pause_s = 1.0
+    loop = CycleLoop(CycleGuard("plan", cycle, lambda: True), 3600.0, wake, debounce_s=pause_s)
+    loop.start()
+    try:
+        assert ran.wait(5.0)  # the first run is at start
+        time.sleep(pause_s + 0.2)  # quiet for longer than the pause
+        ran.clear()
+        woken_at = time.monotonic()
+        wake.set()
+        assert ran.wait(5.0)
+        assert ended[-1] - woken_at < pause_s / 2  # at once, not after the pause
+        ran.clear()
+        for _ in range(3):  # a burst right after that run
+            wake.set()
+            time.sleep(0.02)
+        assert ran.wait(5.0)
+        assert ended[-1] - ended[-2] >= pause_s  # waited out the pause since the last run
+        time.sleep(0.3)
+        assert len(ended) == 3  # the whole burst in one run
+    finally:
+        loop.stop()
