@@ -191,3 +191,11 @@ def _post_https(
     if len(raw) > MAX_ANSWER_BYTES:
         raise TransportError(f"the answer exceeds {MAX_ANSWER_BYTES} bytes")
     return Answer(status=response.status, text=raw.decode("utf-8", errors="replace"))
+
+
+def jittered(delay_s: float) -> float:
+    """``delay_s`` scaled by a random factor in [0.5, 1): retries of many workers spread out.
+    ``random`` is imported here, on a retry, not with the module on every job's start."""
+    import random
+
+    return random.uniform(0.5, 1.0) * delay_s

@@ -151,9 +151,7 @@ class ProgressReporter:
                     return
                 # A retry: wait (or until stopped), backing off; at exit more briskly.
                 cap_s = self._policy.exit_max_s if self._closing else self._policy.max_s
-                import random  # only once a POST failed: not on every job's start
-
-                self._cond.wait(min(delay_s, cap_s) * (0.5 + random.random() / 2))
+                self._cond.wait(http_post.jittered(min(delay_s, cap_s)))
                 delay_s = min(delay_s * self._policy.multiplier, cap_s)
 
     def _post(self, units: float, unit: str) -> str:

@@ -226,9 +226,7 @@ class EnergyReporter:
             return [self._pending.popleft() for _ in range(size)]
 
     def _backoff(self, delay_s: float) -> None:
-        import random  # only once a POST failed: not on every job's start
-
-        wait_s = random.uniform(0.5, 1.0) * delay_s
+        wait_s = http_post.jittered(delay_s)
         with self._cond:
             if self._closing:
                 # At exit, back off (an outage may last a while) but never past the deadline.

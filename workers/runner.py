@@ -209,14 +209,7 @@ def _parse_with_argparse(argv: list[str]) -> tuple[RunnerArgs, list[str]]:
         parser.add_argument("entrypoint", nargs=argparse.REMAINDER)
         namespace = parser.parse_args(argv)
         entrypoint = list(namespace.entrypoint)
-    args = RunnerArgs(
-        interval_s=namespace.interval_s,
-        meter=namespace.meter,
-        stop_grace_s=namespace.stop_grace_s,
-        exchange_timeout_s=namespace.exchange_timeout_s,
-        flush_timeout_s=namespace.flush_timeout_s,
-    )
-    return args, entrypoint
+    return RunnerArgs(**{name: getattr(namespace, name) for name in RunnerArgs._fields}), entrypoint
 
 
 def config_from(args: RunnerArgs, env: Mapping[str, str]) -> RunnerConfig:

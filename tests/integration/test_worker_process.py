@@ -13,8 +13,8 @@ from ray.job_submission import JobSubmissionClient
 from scheduler.bootstrap import RayEndpoint, build_service
 from scheduler.config import load_settings
 from scheduler.dispatch.local_ray import LocalRayHead, free_port
-from scheduler.domain import JobEvent, JobState, Policy
-from tests.fakes.store import make_job, make_spec
+from scheduler.domain import JobState, Policy
+from tests.fakes.store import make_event, make_job, make_spec
 
 pytestmark = pytest.mark.ray
 
@@ -51,14 +51,7 @@ def test_the_job_gets_its_variables_without_a_runtime_env_of_its_own(
     )
     store.add_job(
         make_job(job_id, created_at=now, spec=spec),
-        JobEvent(
-            job_id=job_id,
-            at=now,
-            kind="state",
-            actor="test",
-            reason="submitted",
-            to_state=JobState.PENDING,
-        ),
+        make_event(job_id, now, to_state=JobState.PENDING),
     )
     deadline = time.monotonic() + 120
     while (job := store.get_job(job_id)).state is not JobState.SUCCEEDED:
