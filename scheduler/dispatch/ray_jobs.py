@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 # Ray accounts resources in units of 1e-4; a thousandth lets ~1000 jobs share one node label.
 NODE_LABEL_AMOUNT = 0.001
 RESOURCES_ENV = "GREENLIGHT_RAY_RESOURCES"
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what `export` takes
 _BYTES_PER_MB = 1024 * 1024
 REAPER_SUFFIX = "--reap"
 # Ray has no public call to cancel a job whose supervisor actor was never placed; the reaper
@@ -509,9 +510,6 @@ def _last_line(err: BaseException) -> str:
     """Ray embeds server tracebacks in its errors; the last non-empty line names the cause."""
     lines = [line for line in str(err).splitlines() if line.strip(" .")]
     return lines[-1].strip() if lines else type(err).__name__
-
-
-_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def with_exports(entrypoint: str, env: Mapping[str, str]) -> str:

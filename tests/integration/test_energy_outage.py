@@ -5,17 +5,11 @@ and reading them again counts nothing twice."""
 
 from __future__ import annotations
 
-import dataclasses
-import time
-
 import pytest
 
-from scheduler.bootstrap import RayEndpoint, build_service
-from scheduler.config import load_settings
 from scheduler.dispatch.local_ray import LocalRayHead, free_port
-from scheduler.domain import JobEvent, JobState, Policy
 from scheduler.service.reconciling import recover_energy
-from tests.fakes.store import make_job, make_spec
+from tests.offline_runs import offline_service, run_now
 
 pytestmark = pytest.mark.ray
 
@@ -24,48 +18,10 @@ def test_energy_is_recovered_from_the_log_when_the_api_is_unreachable(
     sqlite_url: str,
     ray_cluster: LocalRayHead,
 ) -> None:
-    service = build_service(
-        load_settings(database_url=sqlite_url), ray=RayEndpoint(ray_cluster.dashboard_url)
-    )
+    service = offline_service(sqlite_url, ray_cluster, "--interval-s 1 --meter estimate")
     ctx, store = service.ctx, service.ctx.store
-    ctx.config = dataclasses.replace(
-        ctx.config,
-        api_url=f"http://127.0.0.1:{free_port()}",
-        worker_command="python -m workers.runner --interval-s 1 --meter estimate "
-        "--exchange-timeout-s 1 --flush-timeout-s 1",
-    )
-    service.refresh_forecasts()
     job_id = f"offline-{free_port()}"
-    now = ctx.clock.now()
-    job = make_job(
-        job_id,
-        created_at=now,
-        spec=make_spec(
-            policy=Policy.NOW,
-            max_delay_s=0.0,
-            expected_duration_s=60.0,
-            entrypoint="python -c 'import time; time.sleep(3)'",
-        ),
-    )
-    store.add_job(
-        job,
-        JobEvent(
-            job_id=job_id,
-            at=now,
-            kind="state",
-            actor="test",
-            reason="submitted",
-            to_state=JobState.PENDING,
-        ),
-    )
-
-    deadline = time.monotonic() + 120
-    while store.get_job(job_id).state is not JobState.SUCCEEDED:
-        assert time.monotonic() < deadline, store.get_job(job_id)
-        service.plan_cycle()
-        service.dispatch_due()
-        service.reconcile()
-        time.sleep(0.5)
+    run_now(service, job_id, "python -c 'import time; time.sleep(3)'")
 
     reports = store.energy_reports([job_id])
     assert reports, "no energy reached the store"

@@ -6,17 +6,13 @@ log. Reading again changes nothing, and a higher count already stored is never l
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
-from scheduler.bootstrap import RayEndpoint, build_service
-from scheduler.config import load_settings
 from scheduler.dispatch.local_ray import LocalRayHead, free_port
-from scheduler.domain import JobEvent, JobState, Policy
 from scheduler.domain.progress import JobProgress
 from scheduler.service.reconciling import recover_energy
-from tests.fakes.store import make_job, make_spec
+from tests.offline_runs import offline_service, run_now
 
 pytestmark = pytest.mark.ray
 
@@ -30,41 +26,10 @@ def test_the_unit_count_is_recovered_from_the_log_when_the_api_is_unreachable(
     sqlite_url: str,
     ray_cluster: LocalRayHead,
 ) -> None:
-    service = build_service(
-        load_settings(database_url=sqlite_url), ray=RayEndpoint(ray_cluster.dashboard_url)
-    )
+    service = offline_service(sqlite_url, ray_cluster, "--interval-s 0.5 --meter estimate")
     ctx, store = service.ctx, service.ctx.store
-    ctx.config = dataclasses.replace(
-        ctx.config,
-        api_url=f"http://127.0.0.1:{free_port()}",
-        worker_command="python -m workers.runner --interval-s 0.5 --meter estimate "
-        "--exchange-timeout-s 1 --flush-timeout-s 1",
-    )
-    service.refresh_forecasts()
     job_id = f"units-offline-{free_port()}"
-    now = ctx.clock.now()
-    spec = make_spec(
-        policy=Policy.NOW, max_delay_s=0.0, expected_duration_s=60.0, entrypoint=COUNTS
-    )
-    store.add_job(
-        make_job(job_id, created_at=now, spec=spec),
-        JobEvent(
-            job_id=job_id,
-            at=now,
-            kind="state",
-            actor="test",
-            reason="submitted",
-            to_state=JobState.PENDING,
-        ),
-    )
-
-    deadline = time.monotonic() + 120
-    while store.get_job(job_id).state is not JobState.SUCCEEDED:
-        assert time.monotonic() < deadline, store.get_job(job_id)
-        service.plan_cycle()
-        service.dispatch_due()
-        service.reconcile()
-        time.sleep(0.5)
+    run_now(service, job_id, COUNTS)
 
     final = JobProgress(job_id=job_id, attempt=1, units=42.0, unit="steps")
     assert store.job_progress([job_id]) == {job_id: final}

@@ -4,17 +4,11 @@ Ray's runtime-env agent set up a new environment for each)."""
 
 from __future__ import annotations
 
-import dataclasses
-import time
-
 import pytest
 from ray.job_submission import JobSubmissionClient
 
-from scheduler.bootstrap import RayEndpoint, build_service
-from scheduler.config import load_settings
 from scheduler.dispatch.local_ray import LocalRayHead, free_port
-from scheduler.domain import JobState, Policy
-from tests.fakes.store import make_event, make_job, make_spec
+from tests.offline_runs import offline_service, run_now
 
 pytestmark = pytest.mark.ray
 
@@ -29,40 +23,12 @@ def test_the_job_gets_its_variables_without_a_runtime_env_of_its_own(
     sqlite_url: str,
     ray_cluster: LocalRayHead,
 ) -> None:
-    service = build_service(
-        load_settings(database_url=sqlite_url), ray=RayEndpoint(ray_cluster.dashboard_url)
-    )
-    ctx, store = service.ctx, service.ctx.store
-    ctx.config = dataclasses.replace(  # no API: the job runs, reporting off
-        ctx.config,
-        api_url=f"http://127.0.0.1:{free_port()}",
-        worker_command="python -m workers.runner --meter estimate --exchange-timeout-s 1 "
-        "--flush-timeout-s 1",
-    )
-    service.refresh_forecasts()
+    service = offline_service(sqlite_url, ray_cluster, "--meter estimate")  # reporting off
+    ctx = service.ctx
     job_id = f"process-{free_port()}"
-    now = ctx.clock.now()
-    spec = make_spec(
-        policy=Policy.NOW,
-        max_delay_s=0.0,
-        expected_duration_s=60.0,
-        entrypoint=f"python -c '{PROBE}'",
-        runtime_env={"env_vars": {"FROM_JOB": "kept"}},
+    job = run_now(
+        service, job_id, f"python -c '{PROBE}'", runtime_env={"env_vars": {"FROM_JOB": "kept"}}
     )
-    store.add_job(
-        make_job(job_id, created_at=now, spec=spec),
-        make_event(job_id, now, to_state=JobState.PENDING),
-    )
-    deadline = time.monotonic() + 120
-    while (job := store.get_job(job_id)).state is not JobState.SUCCEEDED:
-        assert time.monotonic() < deadline, job
-        assert job.state is not JobState.FAILED, ctx.dispatcher.logs(
-            ctx.region(job.region or ""), job.submission_id or ""
-        )
-        service.plan_cycle()
-        service.dispatch_due()
-        service.reconcile()
-        time.sleep(0.5)
 
     logs = ctx.dispatcher.logs(ctx.region(job.region or ""), job.submission_id or "")
     assert f"job-id: {job_id} attempt: 1" in logs
