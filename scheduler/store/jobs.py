@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import operator
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from scheduler.domain import (
     can_transition,
 )
 from scheduler.domain.submission import PendingJob
+from scheduler.store.copy_text import copy_text
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
 from scheduler.store.rollup import mark_jobs_dirty, mark_started_dirty
 from scheduler.store.rows import (
@@ -565,17 +565,10 @@ def copy_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> 
     names = [name for name in first if name not in unset]
     as_json = [i for i, name in enumerate(names) if isinstance(table.c[name].type, sa.JSON)]
     columns = ", ".join(f'"{name}"' for name in names)
-    encode = _JSON_TEXT.encode
-    raw: Any = conn.connection.dbapi_connection
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-        for row in rows:
-            values = [row[name] for name in names]
-            for i in as_json:
-                # Text COPY carries no types: JSON as its text, from one shared encoder (the
-                # text psycopg's Json would send, without its per-value dumper).
-                if values[i] is not None:
-                    values[i] = encode(values[i])
-            copy.write_row(values)
-
-
-_JSON_TEXT = json.JSONEncoder()
+    pick = operator.itemgetter(*names)
+    copy_text(
+        conn,
+        f'COPY "{table.name}" ({columns}) FROM STDIN',
+        ((pick(row),) if len(names) == 1 else pick(row) for row in rows),
+        as_json,
+    )

@@ -18,8 +18,7 @@ and the dispatch record.
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -29,9 +28,17 @@ from sqlalchemy.engine import Connection, RowMapping
 from scheduler.domain import PLANNABLE_STATES, Job, JobEvent, JobKind, JobState, Plan
 from scheduler.domain.runs import DispatchMark
 from scheduler.ports import Holding, PlanningChanges
+from scheduler.store.copy_text import copy_lines, escape, text_value
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
-from scheduler.store.jobs import copy_rows
-from scheduler.store.rows import event_values, gpu_count, job_from_row, plan_values
+from scheduler.store.rows import (
+    EVENT_COLUMNS,
+    event_row,
+    event_values,
+    gpu_count,
+    job_from_row,
+    plan_json,
+    plan_values,
+)
 from scheduler.store.tables import job_events, jobs
 
 _CHUNK = 5_000
@@ -40,6 +47,8 @@ _CHUNK = 5_000
 _COPY_FROM = 200
 _WRITES = "greenlight_plan_writes"
 _PLANNABLE = sorted(s.value for s in PLANNABLE_STATES)
+_STATES = {s.value: s for s in JobState}
+_COPY_EVENTS = f"COPY job_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 _HEALTHY_PLANNABLE = sa.and_(jobs.c.state.in_(_PLANNABLE), jobs.c.quarantine.is_(None))
 # What the planner needs: the omitted text columns read as empty, and the columns of a run,
 # a submission, an endpoint or a move (which a job waiting to be planned has none of, or the
@@ -173,30 +182,26 @@ class SqlPlanStore(SqlAdapter):
             return saved
         by_id = {job_id: (plan, events) for job_id, plan, events in plans}
         with write_transaction(self._engine) as conn:
-            bulk = conn.dialect.name == "postgresql" and len(by_id) >= _COPY_FROM
-            # PostgreSQL's bulk path takes every plan in one statement; chunks bound the
-            # executemany path's IN lists.
-            for chunk in [list(by_id)] if bulk else _chunks(list(by_id)):
-                if bulk:
-                    current = _update_planned_pg(conn, chunk, by_id)
-                else:
-                    current = _update_planned(conn, chunk, by_id)
-                if not current:
-                    continue
-                events = []
-                for job_id, state in current.items():
-                    _plan, (event, *more) = by_id[job_id]
-                    events.append(
-                        event_values(
-                            dataclasses.replace(event, from_state=state, to_state=JobState.PLANNED)
-                        )
+            if conn.dialect.name == "postgresql" and len(by_id) >= _COPY_FROM:
+                # One statement for every plan, and one COPY for every event.
+                current = _update_planned_pg(conn, list(by_id), by_id)
+                copy_lines(
+                    conn,
+                    _COPY_EVENTS,
+                    ("\t".join(map(text_value, row)) for row in _planned_events(current, by_id)),
+                )
+                return set(current)
+            for chunk in _chunks(list(by_id)):  # chunks bound the IN lists
+                current = _update_planned(conn, chunk, by_id)
+                if current:
+                    conn.execute(
+                        sa.insert(job_events),
+                        [
+                            dict(zip(EVENT_COLUMNS, row, strict=True))
+                            for row in _planned_events(current, by_id)
+                        ],
                     )
-                    events.extend(event_values(e) for e in more)
-                if bulk:
-                    copy_rows(conn, job_events, events)
-                else:
-                    conn.execute(sa.insert(job_events), events)
-                saved.update(current)
+                    saved.update(current)
         return saved
 
     def quarantine_job(self, job_id: str, reason: str, event: JobEvent) -> bool:
@@ -387,24 +392,40 @@ def _update_planned_pg(
     """PostgreSQL: lock and update the plannable rows among ``ids`` (above); their states
     before."""
     conn.exec_driver_sql(_PG_PLAN_TABLE)
-    raw: Any = conn.connection.dbapi_connection
-    with raw.cursor() as cursor, cursor.copy(f"COPY {_WRITES} FROM STDIN") as copy:
-        for job_id in ids:
-            plan, events = by_id[job_id]
-            values = plan_values(plan)
-            copy.write_row(
-                (
-                    job_id,
-                    values["plan_region"],
-                    values["plan_start"],
-                    values["plan_end"],
-                    json.dumps(values["plan"]),
-                    events[0].at,
-                )
-            )
-    rows = conn.exec_driver_sql(_PG_PLAN_UPDATE).all()
+    copy_lines(
+        conn,
+        f"COPY {_WRITES} FROM STDIN",
+        (_plan_line(job_id, *by_id[job_id]) for job_id in ids),
+    )
+    updated = conn.exec_driver_sql(_PG_PLAN_UPDATE).all()
     conn.exec_driver_sql(f"DROP TABLE {_WRITES}")
-    return {row[0]: JobState(row[1]) for row in rows}
+    return {row[0]: _STATES[row[1]] for row in updated}
+
+
+def _plan_line(job_id: str, plan: Plan, events: Sequence[JobEvent]) -> str:
+    """The temporary table's row for ``plan`` in text COPY form, built in one go."""
+    return "\t".join(
+        (
+            escape(job_id),
+            escape(plan.region),
+            text_value(plan.start),
+            text_value(plan.end),
+            escape(plan_json(plan)),
+            text_value(events[0].at),
+        )
+    )
+
+
+def _planned_events(
+    current: dict[str, JobState], by_id: dict[str, tuple[Plan, Sequence[JobEvent]]]
+) -> Iterator[tuple[Any, ...]]:
+    """The events of the saved plans as ``EVENT_COLUMNS`` rows: the first, the state change,
+    from the state the row really had."""
+    for job_id, state in current.items():
+        first, *more = by_id[job_id][1]
+        yield event_row(first, from_state=state, to_state=JobState.PLANNED)
+        for event in more:
+            yield event_row(event)
 
 
 def _planning_job(row: Sequence[Any]) -> Job:
