@@ -105,7 +105,7 @@ class SqlPlanStore(SqlAdapter):
         query = sa.select(*_PLANNING_COLUMNS).where(_HEALTHY_PLANNABLE)
         with read_transaction(self._engine) as conn:
             if job_ids is None:
-                rows = list(conn.execute(query))
+                rows = conn.execute(query).all()
             else:
                 rows = []
                 for chunk in _chunks(list(job_ids)):
