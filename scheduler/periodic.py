@@ -93,7 +93,11 @@ class CycleGuard:
 
 class CycleLoop:
     """A thread running ``guard`` when ``wake`` is set, or ``every_s`` after its last run
-    (``busy_every_s`` after a run that returned something truthy: work in flight)."""
+    (``busy_every_s`` after a run that returned something truthy: work in flight).
+
+    With ``debounce_s``, a wake soon after a run waits until ``debounce_s`` has passed since
+    that run ended, and at least long enough for the loop's runs to take no more than
+    ``busy_share`` of its time (a long run is followed by a proportionate pause)."""
 
     def __init__(
         self,
@@ -103,12 +107,16 @@ class CycleLoop:
         *,
         debounce_s: float = 0.0,
         busy_every_s: float | None = None,
+        busy_share: float = 1.0,
     ) -> None:
         self._guard = guard
         self._every_s = max(every_s, MIN_INTERVAL_S)
         self._busy_every_s = busy_every_s
         self._wake = wake
         self._debounce_s = debounce_s
+        if not 0.0 < busy_share <= 1.0:
+            raise ValueError(f"busy_share must be in (0, 1], not {busy_share}")
+        self._idle_per_busy = (1.0 - busy_share) / busy_share
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"cycle-{guard.name}", daemon=True)
 
@@ -124,6 +132,7 @@ class CycleLoop:
     def _run(self) -> None:
         wait_s = 0.0  # first run at once, as a start-up catches up
         ended_s = float("-inf")
+        took_s = 0.0
         while not self._stop.is_set():
             woke = self._wake.wait(wait_s)
             if self._stop.is_set():
@@ -132,12 +141,15 @@ class CycleLoop:
                 # A wake after a quiet spell runs at once (the first job of a sweep is not kept
                 # waiting); one soon after a run waits out the rest of the pause, so the rest
                 # of a burst is taken in one more run, not one per arrival.
-                rest_s = self._debounce_s - (time.monotonic() - ended_s)
+                pause_s = max(self._debounce_s, took_s * self._idle_per_busy)
+                rest_s = pause_s - (time.monotonic() - ended_s)
                 if rest_s > 0:
                     self._stop.wait(rest_s)
             self._wake.clear()
+            started_s = time.monotonic()
             busy = self._guard()
             ended_s = time.monotonic()
+            took_s = ended_s - started_s
             wait_s = self._every_s
             if busy and self._busy_every_s is not None:
                 wait_s = min(wait_s, self._busy_every_s)
@@ -243,6 +255,7 @@ def start_periodic(
             settings.plan_interval_s / scale,
             ctx.wake_planner,
             debounce_s=ctx.config.plan_debounce_s,
+            busy_share=ctx.config.plan_busy_share,
         ),
         CycleLoop(
             guard("dispatch-due", service.dispatch_due),

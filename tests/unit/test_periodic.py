@@ -117,3 +117,55 @@ def test_a_wake_after_a_quiet_spell_runs_at_once_and_a_burst_waits_out_the_pause
         assert len(ended) == 3  # the whole burst in one run
     finally:
         loop.stop()
+
+
+def test_during_a_stream_of_wakes_long_runs_take_at_most_their_share() -> None:
+    """A run that takes 0.4 s is followed by at least 0.4 s off at a share of one half, even
+    while wakes keep coming; a short run by the plain pause only."""
+    starts: list[float] = []
+    ends: list[float] = []
+    long_run = threading.Event()
+    long_run.set()
+
+    def cycle() -> None:
+        starts.append(time.monotonic())
+        time.sleep(0.4 if long_run.is_set() else 0.0)
+        ends.append(time.monotonic())
+
+    wake = threading.Event()
+    stop_waking = threading.Event()
+
+    def keep_waking() -> None:
+        while not stop_waking.is_set():
+            wake.set()
+            time.sleep(0.01)
+
+    loop = CycleLoop(
+        CycleGuard("plan", cycle, lambda: True), 3600.0, wake, debounce_s=0.05, busy_share=0.5
+    )
+    waker = threading.Thread(target=keep_waking, daemon=True)
+    loop.start()
+    waker.start()
+    try:
+        deadline = time.monotonic() + 10.0
+        while len(ends) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gaps = [b - a for a, b in zip(ends[:3], starts[1:4], strict=True)]
+        assert len(gaps) == 3
+        assert min(gaps) >= 0.4 * 0.95  # each long run, a pause as long
+        long_run.clear()
+        while len(ends) < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(ends) >= 8
+        short_gaps = [b - a for a, b in zip(ends[5:7], starts[6:8], strict=True)]
+        assert max(short_gaps) < 0.3  # short runs: the debounce, not a share of 0.4 s
+    finally:
+        stop_waking.set()
+        loop.stop()
+
+
+def test_a_share_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="busy_share"):
+        CycleLoop(
+            CycleGuard("plan", lambda: None, lambda: True), 60.0, threading.Event(), busy_share=0
+        )
