@@ -8,8 +8,9 @@ as bytes: a client library's CPU would be taken from the server on 2 cores) and 
 * single submits/s with p50/p99 at 1, 8 and 32 clients, with the queue empty and with
   ``--queued`` (100,000) jobs already queued (bulk-loaded through the store);
 * batch submission, jobs/s (``POST /v1/jobs/batch`` of 10,000);
-* the plan cycle's time at a tenth of ``--queued`` and at ``--queued`` (the first cycle of a
-  process, then the next);
+* the plan cycle's time at a tenth of ``--queued`` and at ``--queued``: the first cycle of a
+  process over jobs bulk-loaded unplanned (it writes a plan for each), the next, and the first
+  cycle of another process over the same queue (a restart: plans stored);
 * ``GET /v1/jobs/{id}`` p99 while a cycle runs;
 * ``GET /v1/jobs?state=pending&limit=50`` p99 (offset and keyset pages) over ``--stored``
   (1,000,000) jobs, and the admin savings report over that many finished jobs;
@@ -504,9 +505,15 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Run:
             cold = build_service(settings)
             first = timed(cold.plan_cycle)
             second = timed(cold.plan_cycle)
+            cast(SqlStore, cold.ctx.store).close()
+            # A restart: a new process over the queue the last one planned (its plans stored).
+            restarted = build_service(settings)
+            restart = timed(restarted.plan_cycle)
+            cast(SqlStore, restarted.ctx.store).close()
             run.add(
-                f"plan cycle, {n:,} queued (first in a process / next)",
-                f"{first:.2f} s / {second:.2f} s",
+                f"plan cycle, {n:,} queued (first, {n - have:,} never planned / next / "
+                "after a restart)",
+                f"{first:.2f} s / {second:.2f} s / {restart:.2f} s",
             )
         with greenlight_server(url, args.wiring) as api:
             time.sleep(args.settle)
