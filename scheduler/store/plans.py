@@ -5,10 +5,13 @@ and the dispatch record.
   message: the big text ones), of all plannable jobs; ``planning_changes`` lists the rows
   changed since a time (id and stamp only) and reads those the caller's table lacks, so the
   cycle keeps its job table between cycles and reads again only the rows that really changed.
-* ``save_plans`` writes every changed plan in one transaction, in bulk statements (chunks of
-  ``_CHUNK`` ids): the plannable rows are locked (PostgreSQL ``FOR UPDATE``; SQLite holds the
-  write lock from ``BEGIN IMMEDIATE``), updated with one executemany and their events inserted
-  with another.
+* ``save_plans`` writes every changed plan in one transaction, in bulk statements. From
+  ``_COPY_FROM`` plans on PostgreSQL, the plans are COPYed into a temporary table, one
+  statement locks the plannable rows among them and updates them, and the events are COPYed
+  (``scheduler.store.copy_text``: rows formatted as text, not value by value). Otherwise, in
+  chunks of ``_CHUNK`` ids, the plannable rows are locked (PostgreSQL ``FOR UPDATE``; SQLite
+  holds the write lock from ``BEGIN IMMEDIATE``), updated with one executemany and their events
+  inserted with another.
 * ``take_submit`` / ``record_dispatch`` make the dispatch of an attempt exactly-once across
   replicas: the first is a lease on submitting the attempt (compare-and-swap on
   ``submit_attempt``, expiring after ``lease_s``), the second sets ``dispatched_attempt`` once
@@ -42,7 +45,7 @@ from scheduler.store.rows import (
 from scheduler.store.tables import job_events, jobs
 
 _CHUNK = 5_000
-# From this many plans, PostgreSQL writes them with one UPDATE per chunk (arrays) and COPYs
+# From this many plans, PostgreSQL COPYs them and updates the rows with one statement, and COPYs
 # their events; below, the executemany path (fewer moving parts for a handful of rows).
 _COPY_FROM = 200
 _WRITES = "greenlight_plan_writes"
@@ -359,8 +362,8 @@ def _update_planned(
     return current
 
 
-# PostgreSQL: the new plans are COPYed into a temporary table (psycopg's COPY escapes in C,
-# where array parameters are escaped in Python, ~30 us a plan), then one statement locks the
+# PostgreSQL: the new plans are COPYed into a temporary table (array parameters would be
+# escaped value by value in Python, ~30 us a plan), then one statement locks the
 # plannable rows among them in a CTE that keeps each row's state before and updates them by
 # primary key: no per-row statement. (A join of two CTEs made a nested loop over both.)
 _PG_PLAN_TABLE = f"""
