@@ -18,10 +18,12 @@ import json
 import math
 import re
 from collections.abc import Collection, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
+
+from scheduler.store.types import utc_iso
 
 NULL = "\\N"
 BLOCK_ROWS = 5_000
@@ -62,21 +64,10 @@ def text_value(value: Any) -> str:
 
 
 def _timestamp(value: datetime) -> str:
-    """An aware datetime as UTC ISO-8601, remembered by instant: bulk rows repeat a few
-    hundred times (slot boundaries, the cycle's own time) and formatting each anew cost more
-    than the rest of the row. A naive datetime is refused (its zone is unknown)."""
-    text = _SEEN.get(value) if value.tzinfo is not None else None
-    if text is None:
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: Greenlight stores aware UTC only")
-        if len(_SEEN) >= _KEEP:
-            _SEEN.clear()
-        text = _SEEN[value] = value.astimezone(UTC).isoformat()
-    return text
-
-
-_KEEP = 8192
-_SEEN: dict[datetime, str] = {}
+    """An aware datetime as UTC ISO-8601; a naive one is refused (its zone is unknown)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: Greenlight stores aware UTC only")
+    return utc_iso(value)
 
 
 def json_value(value: Any) -> str:

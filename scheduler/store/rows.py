@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -30,22 +30,9 @@ from scheduler.domain.jobs import Dependency, DependencyKind
 from scheduler.domain.serve import ServeApp
 from scheduler.domain.submission import PendingJob
 from scheduler.store.deployment_rows import move_from_document, relocations_from_documents
+from scheduler.store.types import utc_iso
 
-
-def _iso(value: datetime) -> str:
-    """``value`` in UTC as ISO-8601. Remembered by instant: a plan cycle writes the same
-    few hundred slot boundaries and its own time into 100,000 plans, and formatting each
-    anew was a fifth of the bulk write."""
-    text = _ISO_SEEN.get(value)
-    if text is None:
-        if len(_ISO_SEEN) >= _ISO_KEEP:
-            _ISO_SEEN.clear()
-        text = _ISO_SEEN[value] = value.astimezone(UTC).isoformat()
-    return text
-
-
-_ISO_KEEP = 8192
-_ISO_SEEN: dict[datetime, str] = {}
+_iso = utc_iso
 
 
 def _iso_or_none(value: datetime | None) -> str | None:

@@ -34,3 +34,19 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def utc_iso(value: datetime) -> str:
+    """``value`` in UTC as ISO-8601, remembered by instant: a plan cycle writes the same few
+    hundred slot boundaries and its own time into 100,000 plans (their columns and their JSON
+    documents), and formatting each anew was a fifth of that bulk write."""
+    text = _ISO_SEEN.get(value)
+    if text is None:
+        if len(_ISO_SEEN) >= _ISO_KEEP:
+            _ISO_SEEN.clear()
+        text = _ISO_SEEN[value] = value.astimezone(UTC).isoformat()
+    return text
+
+
+_ISO_KEEP = 8192
+_ISO_SEEN: dict[datetime, str] = {}
