@@ -43,6 +43,7 @@ from scheduler.store.rows import (
     plan_values,
 )
 from scheduler.store.tables import job_events, jobs
+from scheduler.store.types import UtcDateTime
 
 _CHUNK = 5_000
 # From this many plans, PostgreSQL COPYs them and updates the rows with one statement, and COPYs
@@ -195,16 +196,14 @@ class SqlPlanStore(SqlAdapter):
                 )
                 return set(current)
             for chunk in _chunks(list(by_id)):  # chunks bound the IN lists
-                current = _update_planned(conn, chunk, by_id)
-                if current:
-                    conn.execute(
-                        sa.insert(job_events),
-                        [
-                            dict(zip(EVENT_COLUMNS, row, strict=True))
-                            for row in _planned_events(current, by_id)
-                        ],
-                    )
-                    saved.update(current)
+                current = _lock_plannable(conn, chunk)
+                if not current:
+                    continue
+                if conn.dialect.name == "sqlite":
+                    _write_planned_sqlite(conn, current, by_id)
+                else:
+                    _write_planned(conn, current, by_id)
+                saved.update(current)
         return saved
 
     def quarantine_job(self, job_id: str, reason: str, event: JobEvent) -> bool:
@@ -335,31 +334,99 @@ _BULK_PLAN_UPDATE = (
 )
 
 
-def _update_planned(
-    conn: Connection, chunk: list[str], by_id: dict[str, tuple[Plan, Sequence[JobEvent]]]
-) -> dict[str, JobState]:
-    """Lock the chunk's plannable rows (SQLite: the write lock is held already), update them
-    with one executemany; their states before."""
+def _lock_plannable(conn: Connection, chunk: list[str]) -> dict[str, JobState]:
+    """Lock the chunk's plannable rows not in quarantine (SQLite: the write lock is held
+    already); their states."""
     lock = (
         sa.select(jobs.c.id, jobs.c.state)
         .where(jobs.c.id.in_(chunk), jobs.c.state.in_(_PLANNABLE), jobs.c.quarantine.is_(None))
         .with_for_update()
     )
-    current = {row.id: JobState(row.state) for row in conn.execute(lock)}
-    if current:
-        conn.execute(
-            _BULK_PLAN_UPDATE,
-            [
-                {
-                    "b_id": job_id,
-                    **plan_values(by_id[job_id][0]),
-                    "state": JobState.PLANNED.value,
-                    "updated_at": by_id[job_id][1][0].at,
-                }
-                for job_id in current
-            ],
+    return {row.id: _STATES[row.state] for row in conn.execute(lock)}
+
+
+def _write_planned(
+    conn: Connection,
+    current: dict[str, JobState],
+    by_id: dict[str, tuple[Plan, Sequence[JobEvent]]],
+) -> None:
+    """The locked rows' plans with one executemany, their events with another."""
+    conn.execute(
+        _BULK_PLAN_UPDATE,
+        [
+            {
+                "b_id": job_id,
+                **plan_values(by_id[job_id][0]),
+                "state": JobState.PLANNED.value,
+                "updated_at": by_id[job_id][1][0].at,
+            }
+            for job_id in current
+        ],
+    )
+    conn.execute(
+        sa.insert(job_events),
+        [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in _planned_events(current, by_id)],
+    )
+
+
+_SQLITE_PLAN_UPDATE = (
+    "UPDATE jobs SET plan_region = ?, plan_start = ?, plan_end = ?, plan = ?, state = ?, "
+    "updated_at = ? WHERE id = ?"
+)
+_SQLITE_EVENT_INSERT = (
+    f"INSERT INTO job_events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+)
+_EVENT_AT = EVENT_COLUMNS.index("at")
+
+
+def _write_planned_sqlite(
+    conn: Connection,
+    current: dict[str, JobState],
+    by_id: dict[str, tuple[Plan, Sequence[JobEvent]]],
+) -> None:
+    """SQLite: as ``_write_planned``, through the driver's own executemany with the values
+    already as SQLAlchemy would bind them: timestamps through the column type's own bind
+    processor, once per instant (a cycle's plans share a few hundred), the plan document as its
+    JSON text. SQLAlchemy's per-row parameter processing was a third of writing 100,000 plans
+    on SQLite."""
+    stamp = _stamper(conn)
+    planned = JobState.PLANNED.value
+    rows = []
+    for job_id in current:
+        plan, events = by_id[job_id]
+        rows.append(
+            (
+                plan.region,
+                stamp(plan.start),
+                stamp(plan.end),
+                plan_json(plan),
+                planned,
+                stamp(events[0].at),
+                job_id,
+            )
         )
-    return current
+    conn.exec_driver_sql(_SQLITE_PLAN_UPDATE, rows)
+    event_rows = []
+    for row in _planned_events(current, by_id):
+        values = list(row)
+        values[_EVENT_AT] = stamp(values[_EVENT_AT])
+        event_rows.append(tuple(values))
+    conn.exec_driver_sql(_SQLITE_EVENT_INSERT, event_rows)
+
+
+def _stamper(conn: Connection) -> Callable[[datetime], Any]:
+    """``UtcDateTime``'s bind processing for ``conn``'s dialect, remembered by instant."""
+    process = UtcDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    seen: dict[datetime, Any] = {}
+
+    def stamp(value: datetime) -> Any:
+        bound = seen.get(value)
+        if bound is None:
+            bound = seen[value] = process(value) if process is not None else value
+        return bound
+
+    return stamp
 
 
 # PostgreSQL: the new plans are COPYed into a temporary table (array parameters would be

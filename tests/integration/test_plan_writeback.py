@@ -93,3 +93,14 @@ def test_bulk_write_back_at_cycle_size(database_url: str, monkeypatch: pytest.Mo
             jobs.select().with_only_columns(jobs.c.id).where(jobs.c.updated_at == at)
         ).all()
     assert len(stamped) == len(saved)
+    # The plan's times are stored as the column type binds them: SQL comparisons find them
+    # (SQLite compares the stored text; the dispatcher's claim selects by plan_start).
+    with store.engine.connect() as conn:
+        for job_id, plan, _events in changes[3:6]:
+            found = conn.execute(
+                jobs.select()
+                .with_only_columns(jobs.c.id)
+                .where(jobs.c.plan_start == plan.start, jobs.c.plan_end == plan.end)
+                .where(jobs.c.id == job_id)
+            ).all()
+            assert len(found) == 1
