@@ -38,6 +38,15 @@ def _index_sql(engine: sa.Engine) -> dict[str, str]:
         return {name: " ".join(sql.split()) for name, sql in rows}
 
 
+def _queries_on_the_columns(finished_before: str) -> dict[str, str]:
+    """By index: a group's list page, and retention's finished-before filter."""
+    return {
+        "ix_jobs_group_id_created_at_id": "SELECT id FROM jobs WHERE group_id = 'g' "
+        "ORDER BY created_at DESC, id DESC LIMIT 50",
+        "ix_jobs_finished_at": f"SELECT id FROM jobs WHERE finished_at < {finished_before}",
+    }
+
+
 def _where(sql: str) -> str:
     return sql.split(" WHERE ", 1)[1].strip("()").lower() if " WHERE " in sql else ""
 
@@ -61,11 +70,7 @@ def test_the_two_indexes_are_partial_as_the_tables_declare(database_url: str) ->
 def test_postgresql_uses_them_for_the_queries_on_those_columns(pg_url: str) -> None:
     upgrade(pg_url)
     engine = create_store_engine(pg_url)
-    queries = {
-        "ix_jobs_group_id_created_at_id": "SELECT id FROM jobs WHERE group_id = 'g' "
-        "ORDER BY created_at DESC, id DESC LIMIT 50",
-        "ix_jobs_finished_at": "SELECT id FROM jobs WHERE finished_at < now()",
-    }
+    queries = _queries_on_the_columns(finished_before="now()")
     try:
         with engine.begin() as conn:
             conn.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a tiny table: make it tell
@@ -79,11 +84,7 @@ def test_postgresql_uses_them_for_the_queries_on_those_columns(pg_url: str) -> N
 def test_sqlite_uses_them_for_the_queries_on_those_columns(sqlite_url: str) -> None:
     upgrade(sqlite_url)
     engine = create_store_engine(sqlite_url)
-    queries = {
-        "ix_jobs_group_id_created_at_id": "SELECT id FROM jobs WHERE group_id = 'g' "
-        "ORDER BY created_at DESC, id DESC LIMIT 50",
-        "ix_jobs_finished_at": "SELECT id FROM jobs WHERE finished_at < '2026-01-01'",
-    }
+    queries = _queries_on_the_columns(finished_before="'2026-01-01'")
     try:
         with engine.connect() as conn:
             for name, query in queries.items():
