@@ -5,7 +5,6 @@ restores the full indexes with the stored jobs untouched."""
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from scheduler.domain import JobState
