@@ -96,9 +96,13 @@ def test_interruptible_job_suspends_and_resumes_from_its_checkpoint(
     _wait_run(service, job.id, {RunStatus.RUNNING})
     service.reconcile()
     assert service.get_job(job.id, ADMIN).state is JobState.RUNNING
-    deadline = time.monotonic() + 90
+    # Let it train for a while before its window closes. Its SIGTERM handler (the checkpoint
+    # on suspension) is in place once it trains: a slow, loaded machine once took over 90 s to
+    # get there, and a suspension before it left no checkpoint to resume from.
+    deadline = time.monotonic() + 240
     while "step=250 " not in service.logs(job.id, ADMIN) and time.monotonic() < deadline:
-        time.sleep(0.5)  # let it train for a while before its window closes
+        time.sleep(0.5)
+    assert "step=250 " in service.logs(job.id, ADMIN), "the job did not train within 240 s"
 
     clock.set(NOW + timedelta(hours=2))  # the first window is over
     service.reconcile()
