@@ -31,10 +31,11 @@ from sqlalchemy.engine import Connection, RowMapping
 from scheduler.domain import PLANNABLE_STATES, Job, JobEvent, JobKind, JobState, Plan
 from scheduler.domain.runs import DispatchMark
 from scheduler.ports import Holding, PlanningChanges
-from scheduler.store.copy_text import copy_lines, escape, text_value
+from scheduler.store.copy_text import copy_lines, copy_text, escape, text_value
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
 from scheduler.store.rows import (
     EVENT_COLUMNS,
+    STATE_BY_VALUE,
     event_row,
     event_values,
     gpu_count,
@@ -51,7 +52,6 @@ _CHUNK = 5_000
 _COPY_FROM = 200
 _WRITES = "greenlight_plan_writes"
 _PLANNABLE = sorted(s.value for s in PLANNABLE_STATES)
-_STATES = {s.value: s for s in JobState}
 _COPY_EVENTS = f"COPY job_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 _HEALTHY_PLANNABLE = sa.and_(jobs.c.state.in_(_PLANNABLE), jobs.c.quarantine.is_(None))
 # What the planner needs: the omitted text columns read as empty, and the columns of a run,
@@ -189,11 +189,7 @@ class SqlPlanStore(SqlAdapter):
             if conn.dialect.name == "postgresql" and len(by_id) >= _COPY_FROM:
                 # One statement for every plan, and one COPY for every event.
                 current = _update_planned_pg(conn, list(by_id), by_id)
-                copy_lines(
-                    conn,
-                    _COPY_EVENTS,
-                    ("\t".join(map(text_value, row)) for row in _planned_events(current, by_id)),
-                )
+                copy_text(conn, _COPY_EVENTS, _planned_events(current, by_id))
                 return set(current)
             for chunk in _chunks(list(by_id)):  # chunks bound the IN lists
                 current = _lock_plannable(conn, chunk)
@@ -342,7 +338,7 @@ def _lock_plannable(conn: Connection, chunk: list[str]) -> dict[str, JobState]:
         .where(jobs.c.id.in_(chunk), jobs.c.state.in_(_PLANNABLE), jobs.c.quarantine.is_(None))
         .with_for_update()
     )
-    return {row.id: _STATES[row.state] for row in conn.execute(lock)}
+    return {row.id: STATE_BY_VALUE[row.state] for row in conn.execute(lock)}
 
 
 def _write_planned(
@@ -469,7 +465,7 @@ def _update_planned_pg(
     )
     updated = conn.exec_driver_sql(_PG_PLAN_UPDATE).all()
     conn.exec_driver_sql(f"DROP TABLE {_WRITES}")
-    return {row[0]: _STATES[row[1]] for row in updated}
+    return {row[0]: STATE_BY_VALUE[row[1]] for row in updated}
 
 
 def _plan_line(job_id: str, plan: Plan, events: Sequence[JobEvent]) -> str:

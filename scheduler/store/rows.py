@@ -43,7 +43,7 @@ def _iso_or_none(value: datetime | None) -> str | None:
 # and costs a third of turning 100,000 rows into jobs at a restart.
 _KINDS = {k.value: k for k in JobKind}
 _POLICIES = {p.value: p for p in Policy}
-_STATES = {s.value: s for s in JobState}
+STATE_BY_VALUE = {s.value: s for s in JobState}
 
 
 def _from_iso(value: str | None) -> datetime | None:
@@ -249,7 +249,7 @@ def job_from_row(row: RowMapping) -> Job:
     return Job(
         id=row["id"],
         spec=spec,
-        state=_STATES[row["state"]],
+        state=STATE_BY_VALUE[row["state"]],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         attempt=row["attempt"],
