@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -85,15 +85,19 @@ def copy_text(
 ) -> None:
     """Run ``statement`` (a ``COPY ... FROM STDIN``) inside ``conn``'s transaction, sending
     ``rows``; the values at the positions ``json_columns`` are JSON documents."""
+    copy_lines(conn, statement, text_lines(rows, json_columns))
+
+
+def text_lines(rows: Iterable[Sequence[Any]], json_columns: Collection[int] = ()) -> Iterator[str]:
+    """``rows`` as text COPY lines (no newline); the values at the positions ``json_columns``
+    are JSON documents."""
     as_json = frozenset(json_columns)
     if as_json:
-        lines = (
+        return (
             "\t".join(json_value(v) if i in as_json else text_value(v) for i, v in enumerate(row))
             for row in rows
         )
-    else:
-        lines = ("\t".join(map(text_value, row)) for row in rows)
-    copy_lines(conn, statement, lines)
+    return ("\t".join(map(text_value, row)) for row in rows)
 
 
 def copy_lines(conn: Connection, statement: str, lines: Iterable[str]) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -31,7 +32,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from scheduler.domain import PLANNABLE_STATES, Job, JobEvent, JobKind, JobState, Plan
 from scheduler.domain.runs import DispatchMark
 from scheduler.ports import Holding, PlanningChanges
-from scheduler.store.copy_text import copy_lines, copy_text, escape, text_value
+from scheduler.store.copy_text import copy_lines, escape, text_lines, text_value
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
 from scheduler.store.rows import (
     EVENT_COLUMNS,
@@ -50,6 +51,7 @@ _CHUNK = 5_000
 # From this many plans, PostgreSQL COPYs them and updates the rows with one statement, and COPYs
 # their events; below, the executemany path (fewer moving parts for a handful of rows).
 _COPY_FROM = 200
+_PIPELINE_ROWS = 20_000
 _WRITES = "greenlight_plan_writes"
 _PLANNABLE = sorted(s.value for s in PLANNABLE_STATES)
 _COPY_EVENTS = f"COPY job_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
@@ -187,10 +189,7 @@ class SqlPlanStore(SqlAdapter):
         by_id = {job_id: (plan, events) for job_id, plan, events in plans}
         with write_transaction(self._engine) as conn:
             if conn.dialect.name == "postgresql" and len(by_id) >= _COPY_FROM:
-                # One statement for every plan, and one COPY for every event.
-                current = _update_planned_pg(conn, list(by_id), by_id)
-                copy_text(conn, _COPY_EVENTS, _planned_events(current, by_id))
-                return set(current)
+                return _save_planned_pg(conn, by_id)
             for chunk in _chunks(list(by_id)):  # chunks bound the IN lists
                 current = _lock_plannable(conn, chunk)
                 if not current:
@@ -452,19 +451,50 @@ _PG_PLAN_UPDATE = f"""
 """
 
 
-def _update_planned_pg(
-    conn: Connection, ids: list[str], by_id: dict[str, tuple[Plan, Sequence[JobEvent]]]
-) -> dict[str, JobState]:
-    """PostgreSQL: lock and update the plannable rows among ``ids`` (above); their states
-    before."""
+def _save_planned_pg(
+    conn: Connection, by_id: dict[str, tuple[Plan, Sequence[JobEvent]]]
+) -> set[str]:
+    """PostgreSQL: lock and update the plannable rows among ``by_id`` and COPY their events,
+    a chunk of ``_PIPELINE_ROWS`` at a time; the ids saved.
+
+    The statements run in order on one writer thread, which alone uses ``conn`` until the last
+    is done, while this thread formats the next chunk's rows and the last chunk's events: the
+    database's UPDATE (seven indexes to maintain: ~2.4 s for 100,000 plans on the 2-core
+    machine) and Python's formatting (~1.5 s) overlap instead of adding up."""
     conn.exec_driver_sql(_PG_PLAN_TABLE)
-    copy_lines(
-        conn,
-        f"COPY {_WRITES} FROM STDIN",
-        (_plan_line(job_id, *by_id[job_id]) for job_id in ids),
-    )
+    saved: set[str] = set()
+    futures: list[Future[Any]] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="greenlight-plan-write") as writer:
+        try:
+            pending: Future[dict[str, JobState]] | None = None
+            for chunk in [*_chunks(list(by_id), _PIPELINE_ROWS), None]:
+                update = None
+                if chunk is not None:
+                    lines = [_plan_line(job_id, *by_id[job_id]) for job_id in chunk]
+                    update = writer.submit(_update_planned_pg, conn, lines)
+                    futures.append(update)
+                if pending is not None:  # the writer has the next chunk to apply meanwhile
+                    current = pending.result()
+                    saved.update(current)
+                    events = list(text_lines(_planned_events(current, by_id)))
+                    futures.append(writer.submit(copy_lines, conn, _COPY_EVENTS, events))
+                pending = update
+            futures.append(writer.submit(conn.exec_driver_sql, f"DROP TABLE {_WRITES}"))
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:  # the transaction is lost: send nothing more
+                future.cancel()
+            raise
+    return saved
+
+
+def _update_planned_pg(conn: Connection, lines: list[str]) -> dict[str, JobState]:
+    """PostgreSQL: lock and update the plannable rows among the plans of ``lines`` (the
+    temporary table's rows, above); their states before."""
+    conn.exec_driver_sql(f"TRUNCATE {_WRITES}")
+    copy_lines(conn, f"COPY {_WRITES} FROM STDIN", lines)
     updated = conn.exec_driver_sql(_PG_PLAN_UPDATE).all()
-    conn.exec_driver_sql(f"DROP TABLE {_WRITES}")
     return {row[0]: STATE_BY_VALUE[row[1]] for row in updated}
 
 
@@ -502,5 +532,5 @@ def _planning_job(row: Sequence[Any]) -> Job:
     return job_from_row(cast(RowMapping, values))
 
 
-def _chunks(ids: list[str]) -> list[list[str]]:
-    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+def _chunks(ids: list[str], size: int = _CHUNK) -> list[list[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -5,7 +5,9 @@ here enough plans go in one call for PostgreSQL's bulk path (plans COPYed into a
 table, one UPDATE from it, events by COPY) and, on SQLite, for more than one chunk of the
 executemany path: every plannable job gets its
 plan, stamp and events with the real from-state; jobs that left the plannable states or went
-into quarantine are untouched; the stored plans read back equal.
+into quarantine are untouched; the stored plans read back equal. A row the database refuses
+in a later chunk (PostgreSQL applies chunks on a writer thread while the next is formatted)
+rolls the whole write back.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from scheduler.domain import JobEvent, JobState
 from scheduler.store import plans as plan_store
 from scheduler.store.migrate import upgrade
 from scheduler.store.sql import SqlStore, create_store_engine
-from scheduler.store.tables import jobs
+from scheduler.store.tables import job_events, jobs
 from tests.fakes.store import T0, make_event, make_job, make_plan
 
 N = 700
@@ -26,6 +29,7 @@ N = 700
 
 def test_bulk_write_back_at_cycle_size(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(plan_store, "_CHUNK", 300)  # SQLite: three chunks
+    monkeypatch.setattr(plan_store, "_PIPELINE_ROWS", 250)  # PostgreSQL: three, pipelined
     upgrade(database_url)
     store = SqlStore(create_store_engine(database_url))
     store.add_jobs(
@@ -93,6 +97,11 @@ def test_bulk_write_back_at_cycle_size(database_url: str, monkeypatch: pytest.Mo
             jobs.select().with_only_columns(jobs.c.id).where(jobs.c.updated_at == at)
         ).all()
     assert len(stamped) == len(saved)
+    with store.engine.connect() as conn:
+        events_at = conn.execute(
+            sa.select(sa.func.count()).select_from(job_events).where(job_events.c.at == at)
+        ).scalar_one()
+    assert events_at == 2 * len(saved)  # every chunk's events, once
     # The plan's times are stored as the column type binds them: SQL comparisons find them
     # (SQLite compares the stored text; the dispatcher's claim selects by plan_start).
     with store.engine.connect() as conn:
@@ -104,3 +113,43 @@ def test_bulk_write_back_at_cycle_size(database_url: str, monkeypatch: pytest.Mo
                 .where(jobs.c.id == job_id)
             ).all()
             assert len(found) == 1
+
+
+@pytest.mark.postgres
+def test_a_refused_row_in_a_later_chunk_writes_nothing(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plan_store, "_PIPELINE_ROWS", 250)
+    upgrade(pg_url)
+    store = SqlStore(create_store_engine(pg_url))
+    store.add_jobs(
+        [
+            (make_job(f"j{i:04d}"), make_event(f"j{i:04d}", T0, to_state=JobState.PENDING))
+            for i in range(N)
+        ]
+    )
+    at = T0 + timedelta(minutes=5)
+    # The third chunk has a region longer than the column holds (64): PostgreSQL refuses that
+    # chunk's UPDATE after the writer thread applied the first two and their events.
+    changes = [
+        (
+            f"j{i:04d}",
+            make_plan(at, region="r" * 80 if i == 600 else "eu-south"),
+            [JobEvent(job_id=f"j{i:04d}", at=at, kind="plan", actor="t", reason=f"plan {i}")],
+        )
+        for i in range(N)
+    ]
+    with pytest.raises(sa.exc.DBAPIError, match="too long"):
+        store.save_plans(changes)
+    pending = store.planning_jobs()
+    assert len(pending) == N
+    assert {job.state for job in pending} == {JobState.PENDING}
+    assert all(job.plan is None for job in pending)
+    with store.engine.connect() as conn:
+        events_at = conn.execute(
+            sa.select(sa.func.count()).select_from(job_events).where(job_events.c.at == at)
+        ).scalar_one()
+    assert events_at == 0
+    # The connection went back to the pool usable: the same plans, fixed, are all saved.
+    fixed = [(job_id, make_plan(at), events) for job_id, _plan, events in changes]
+    assert len(store.save_plans(fixed)) == N
