@@ -105,6 +105,8 @@ jobs = sa.Table(
     sa.Index("ix_jobs_state_plan_start", "state", "plan_start"),
     sa.Index("ix_jobs_tenant_created_at", "tenant", "created_at"),
     sa.Index("ix_jobs_created_at", "created_at"),
+    # The plan cycle's incremental read: rows stamped since its last (migration 0012).
+    sa.Index("ix_jobs_updated_at", "updated_at"),
     # The list's filters, each ending in its order (newest first, ties by id), so a page
     # (offset or keyset) is an index range scan whatever the table's size (migration 0002).
     sa.Index("ix_jobs_state_created_at_id", "state", "created_at", "id"),
