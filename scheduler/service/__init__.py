@@ -38,6 +38,7 @@ from scheduler.service import (
 )
 from scheduler.service.batch import BatchSubmitted
 from scheduler.service.context import ServiceConfig, ServiceContext
+from scheduler.service.job_counts import JobCounts
 from scheduler.service.poll_pacing import PollPacer
 from scheduler.service.timings import CycleTimings
 from scheduler.service.views import ForecastView, RegionStatus
@@ -57,6 +58,7 @@ class GreenlightService:
         # is real time, whatever the clock of the plans says).
         self.timings = CycleTimings()
         self._pacer = PollPacer()
+        self._job_counts = JobCounts()
 
     # jobs
     def submit(self, spec: JobSpec, principal: Principal) -> Job:
@@ -263,6 +265,6 @@ class GreenlightService:
         for name in self.ctx.regions:
             down = 1.0 if name in self.ctx.regions_down else 0.0
             out[f'greenlight_region_down{{region="{name}"}}'] = down
-        for state, n in self.ctx.store.count_by_state().items():
+        for state, n in self._job_counts.read(self.ctx.store).items():
             out[f'greenlight_jobs{{state="{state.value}"}}'] = float(n)
         return out

@@ -126,7 +126,7 @@ def _job_windows(job: Job, now: datetime) -> list[tuple[datetime, datetime, str]
 
 def _queue(ctx: ServiceContext, live: list[Job], now: datetime) -> dict[str, Any]:
     counts = Counter({s.value: 0 for s in LIVE_STATES})
-    counts.update({s.value: n for s, n in ctx.store.count_by_state().items() if s in LIVE_STATES})
+    counts.update({s.value: n for s, n in ctx.store.count_by_state(LIVE_STATES).items()})
     rows = []
     for job in live:
         deadline = job.latest_start()

@@ -214,6 +214,15 @@ def test_count_by_state_reports_every_state(store: SqlStore) -> None:
     assert counts == {**dict.fromkeys(JobState, 0), JobState.PENDING: 2, JobState.FAILED: 1}
 
 
+def test_count_by_state_of_some_states_reports_those_only(store: SqlStore) -> None:
+    for job_id, state in [("a", JobState.PENDING), ("b", JobState.RUNNING), ("c", JobState.FAILED)]:
+        store.add_job(make_job(job_id, state=state), make_event(job_id))
+
+    counts = store.count_by_state([JobState.PENDING, JobState.PLANNED, JobState.FAILED])
+
+    assert counts == {JobState.PENDING: 1, JobState.PLANNED: 0, JobState.FAILED: 1}
+
+
 # --- transitions ----------------------------------------------------------------------------
 
 
