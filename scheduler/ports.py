@@ -25,7 +25,7 @@ from scheduler.domain import (
 )
 from scheduler.domain.deployments import Move, Relocation
 from scheduler.domain.progress import JobProgress
-from scheduler.domain.runs import DispatchMark, RunInfo
+from scheduler.domain.runs import DispatchMark, RunInfo, StartedRun
 from scheduler.domain.savings import EnergyBucket, JobCount, RunBounds
 from scheduler.domain.serve import ServeApp
 from scheduler.domain.submission import PendingJob
@@ -61,6 +61,10 @@ class JobStore(Protocol):
 
     def get_job(self, job_id: str) -> Job:
         """Raises JobNotFound."""
+        ...
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The jobs found among ``job_ids``, by id."""
         ...
 
     def list_jobs(
@@ -202,6 +206,10 @@ class PlanStore(Protocol):
         ...
 
     def dispatch_marks(self, job_ids: Sequence[str]) -> dict[str, DispatchMark]: ...
+
+    def started_runs(self, states: Collection[JobState]) -> list[StartedRun]:
+        """Every job in ``states``, a few short columns and its dispatch bookkeeping each."""
+        ...
 
     def take_submit(self, job_id: str, attempt: int, now: datetime, lease_s: float) -> bool:
         """Take the lease on submitting ``attempt``; exactly one concurrent caller wins."""

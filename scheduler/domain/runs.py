@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from scheduler.domain.jobs import JobState
+
 
 class RunStatus(enum.StrEnum):
     PENDING = "pending"
@@ -42,3 +44,18 @@ class DispatchMark:
     def recorded(self) -> bool:
         """Whether the current attempt's dispatch is recorded (it reached the cluster)."""
         return self.dispatched_attempt is not None and self.dispatched_attempt >= self.attempt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartedRun:
+    """A started job as reconcile first reads it: enough to tell whether to ask the cluster
+    about it this pass (its state, where and as what it was submitted, whether it is a Serve
+    application) and its dispatch bookkeeping. Read for every started job each pass; the full
+    row only for the runs it asks about."""
+
+    job_id: str
+    state: JobState
+    region: str | None
+    submission_id: str | None
+    serve: bool
+    mark: DispatchMark

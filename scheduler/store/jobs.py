@@ -51,6 +51,7 @@ from scheduler.store.tables import job_events, jobs
 # A conditional update loses only when another writer changed the row in between; each retry
 # re-reads the state, and the finite state graph bounds how often that can happen.
 _CAS_ATTEMPTS = 8
+_IDS_CHUNK = 5_000  # bounds an IN list
 _INSERT_JOB = sa.insert(jobs)
 # From this many rows a PostgreSQL bulk insert streams them with COPY (one round trip, no
 # per-row statement), several times faster than executemany.
@@ -176,6 +177,17 @@ class SqlJobStore(SqlAdapter):
         if row is None:
             raise JobNotFound(job_id)
         return job_from_row(row)
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The jobs found among ``job_ids``, by id (a missing id is left out)."""
+        out: dict[str, Job] = {}
+        ids = list(job_ids)
+        with read_transaction(self._engine) as conn:
+            for i in range(0, len(ids), _IDS_CHUNK):
+                query = sa.select(jobs).where(jobs.c.id.in_(ids[i : i + _IDS_CHUNK]))
+                for row in conn.execute(query).mappings():
+                    out[row["id"]] = job_from_row(row)
+        return out
 
     def list_jobs(
         self,

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from scheduler.domain import PLANNABLE_STATES, Job, JobEvent, JobKind, JobState, Plan
-from scheduler.domain.runs import DispatchMark
+from scheduler.domain.runs import DispatchMark, StartedRun
 from scheduler.ports import Holding, PlanningChanges
 from scheduler.store.copy_text import copy_lines, escape, text_lines, text_value
 from scheduler.store.engine import SqlAdapter, read_transaction, write_transaction
@@ -219,27 +219,37 @@ class SqlPlanStore(SqlAdapter):
     def dispatch_marks(self, job_ids: Sequence[str]) -> dict[str, DispatchMark]:
         """The dispatch bookkeeping of each job found among ``job_ids``."""
         out: dict[str, DispatchMark] = {}
-        columns = (
-            jobs.c.id,
-            jobs.c.attempt,
-            jobs.c.submit_attempt,
-            jobs.c.submit_taken_at,
-            jobs.c.dispatched_attempt,
-            jobs.c.dispatched_at,
-            jobs.c.quarantine,
-        )
         with read_transaction(self._engine) as conn:
             for chunk in _chunks(list(job_ids)):
-                for row in conn.execute(sa.select(*columns).where(jobs.c.id.in_(chunk))):
-                    out[row.id] = DispatchMark(
-                        attempt=row.attempt,
-                        submit_attempt=row.submit_attempt,
-                        submit_taken_at=row.submit_taken_at,
-                        dispatched_attempt=row.dispatched_attempt,
-                        dispatched_at=row.dispatched_at,
-                        quarantine=row.quarantine,
-                    )
+                query = sa.select(jobs.c.id, *_MARK_COLUMNS).where(jobs.c.id.in_(chunk))
+                for row in conn.execute(query):
+                    out[row.id] = _mark(row)
         return out
+
+    def started_runs(self, states: Collection[JobState]) -> list[StartedRun]:
+        """Every job in ``states`` as reconcile first reads it (``StartedRun``): a few short
+        columns, not the rows (entrypoint, runtime env, plan), in one query."""
+        query = sa.select(
+            jobs.c.id,
+            jobs.c.state,
+            jobs.c.region,
+            jobs.c.submission_id,
+            jobs.c.serve,
+            *_MARK_COLUMNS,
+        ).where(jobs.c.state.in_(sorted(s.value for s in states)))
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(query).all()
+        return [
+            StartedRun(
+                job_id=row.id,
+                state=STATE_BY_VALUE[row.state],
+                region=row.region,
+                submission_id=row.submission_id,
+                serve=row.serve is not None,  # JSON null reads as None too
+                mark=_mark(row),
+            )
+            for row in rows
+        ]
 
     def take_submit(self, job_id: str, attempt: int, now: datetime, lease_s: float) -> bool:
         """Take the submit of ``attempt`` (the job must be dispatched at that attempt, its
@@ -327,6 +337,28 @@ _BULK_PLAN_UPDATE = (
         }
     )
 )
+
+
+_MARK_COLUMNS = (
+    jobs.c.attempt,
+    jobs.c.submit_attempt,
+    jobs.c.submit_taken_at,
+    jobs.c.dispatched_attempt,
+    jobs.c.dispatched_at,
+    jobs.c.quarantine,
+)
+
+
+def _mark(row: Any) -> DispatchMark:
+    """The dispatch bookkeeping of a row that has the ``_MARK_COLUMNS``."""
+    return DispatchMark(
+        attempt=row.attempt,
+        submit_attempt=row.submit_attempt,
+        submit_taken_at=row.submit_taken_at,
+        dispatched_attempt=row.dispatched_attempt,
+        dispatched_at=row.dispatched_at,
+        quarantine=row.quarantine,
+    )
 
 
 def _lock_plannable(conn: Connection, chunk: list[str]) -> dict[str, JobState]:

@@ -36,6 +36,7 @@ from scheduler.domain import (
     Window,
 )
 from scheduler.domain.energy import EnergyConflict
+from scheduler.domain.serve import ServeApp
 from scheduler.store import SqlStore, create_store_engine
 from scheduler.store.tables import forecast_points, metadata
 from tests.fakes.store import (
@@ -212,6 +213,47 @@ def test_count_by_state_reports_every_state(store: SqlStore) -> None:
     counts = store.count_by_state()
 
     assert counts == {**dict.fromkeys(JobState, 0), JobState.PENDING: 2, JobState.FAILED: 1}
+
+
+def test_started_runs_read_a_few_columns_and_the_dispatch_marks(store: SqlStore) -> None:
+    serve = ServeApp(import_path="app:deployment")
+    for job_id, state, spec in [
+        ("a", JobState.RUNNING, make_spec()),
+        ("b", JobState.DISPATCHED, make_spec(serve=serve, kind=JobKind.DEPLOYMENT)),
+        ("c", JobState.PLANNED, make_spec()),
+    ]:
+        store.add_job(
+            make_job(
+                job_id, state=state, spec=spec, region="eu-south", submission_id=f"s-{job_id}"
+            ),
+            make_event(job_id),
+        )
+    store.quarantine_job("a", "bad data", make_event("a", kind="quarantine"))
+
+    runs = {r.job_id: r for r in store.started_runs([JobState.RUNNING, JobState.DISPATCHED])}
+
+    assert set(runs) == {"a", "b"}
+    a, b = runs["a"], runs["b"]
+    assert (a.state, a.region, a.submission_id, a.serve) == (
+        JobState.RUNNING,
+        "eu-south",
+        "s-a",
+        False,
+    )
+    assert (b.state, b.serve) == (JobState.DISPATCHED, True)
+    assert a.mark == store.dispatch_marks(["a"])["a"]
+    assert a.mark.quarantine == "bad data"
+    assert b.mark.quarantine is None
+
+
+def test_get_jobs_reads_full_rows_of_the_ids_found(store: SqlStore) -> None:
+    for job_id in ("a", "b", "c"):
+        store.add_job(make_job(job_id), make_event(job_id))
+
+    found = store.get_jobs(["c", "a", "missing"])
+
+    assert found == {"a": store.get_job("a"), "c": store.get_job("c")}
+    assert store.get_jobs([]) == {}
 
 
 def test_count_by_state_of_some_states_reports_those_only(store: SqlStore) -> None:

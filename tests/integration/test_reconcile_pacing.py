@@ -4,10 +4,13 @@ the service's own cycles, a cluster that counts its questions."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+
+import pytest
 
 from scheduler.bootstrap import build_service
 from scheduler.config import load_settings
-from scheduler.domain import JobState, Policy
+from scheduler.domain import Job, JobState, Policy
 from scheduler.service import GreenlightService
 from scheduler.service.poll_pacing import FAST_S, QUEUED_FLOOR_S
 from tests.fakes.cluster import FakeCluster
@@ -85,3 +88,25 @@ def test_queued_runs_are_asked_about_slowly_until_their_runner_starts(sqlite_url
     assert store.count_by_state()[JobState.SUCCEEDED] == 1
     service.reconcile()  # unpaced (a one-off pass): every run, queued or not
     assert cluster.status_calls[runs[2]] == 3
+
+
+def test_a_pass_reads_in_full_only_the_runs_it_asks_about(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = FakeCluster()
+    service, _runs = _dispatched(sqlite_url, cluster)
+    store = service.ctx.store
+    read: list[list[str]] = []
+    get_jobs = store.get_jobs
+
+    def recording(job_ids: Sequence[str]) -> dict[str, Job]:
+        read.append(sorted(job_ids))
+        return get_jobs(job_ids)
+
+    monkeypatch.setattr(store, "get_jobs", recording)
+    every = [f"job-{i}" for i in range(JOBS)]
+    assert service.reconcile(paced=True) == JOBS  # dispatched: each asked about
+    assert service.reconcile(paced=True) == JOBS  # first seen running: asked again
+    assert service.reconcile(paced=True) == JOBS  # none due: counted, none read in full
+    assert read == [every, every, []]
+    assert store.count_by_state()[JobState.RUNNING] == JOBS
