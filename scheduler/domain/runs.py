@@ -50,12 +50,13 @@ class DispatchMark:
 class StartedRun:
     """A started job as reconcile first reads it: enough to tell whether to ask the cluster
     about it this pass (its state, where and as what it was submitted, whether it is a Serve
-    application) and its dispatch bookkeeping. Read for every started job each pass; the full
-    row only for the runs it asks about."""
+    application), the GPUs it holds, and its dispatch bookkeeping. Read for every started job
+    each pass; the full row only for the runs it asks about."""
 
     job_id: str
     state: JobState
     region: str | None
     submission_id: str | None
     serve: bool
+    gpus: float  # whole GPUs, or a deployment's share of one
     mark: DispatchMark

@@ -235,6 +235,7 @@ class SqlPlanStore(SqlAdapter):
             jobs.c.region,
             jobs.c.submission_id,
             jobs.c.serve,
+            jobs.c.gpus,
             *_MARK_COLUMNS,
         ).where(jobs.c.state.in_(sorted(s.value for s in states)))
         with read_transaction(self._engine) as conn:
@@ -246,6 +247,7 @@ class SqlPlanStore(SqlAdapter):
                 region=row.region,
                 submission_id=row.submission_id,
                 serve=row.serve is not None,  # JSON null reads as None too
+                gpus=gpu_count(row.gpus),
                 mark=_mark(row),
             )
             for row in rows

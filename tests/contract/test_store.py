@@ -218,8 +218,12 @@ def test_count_by_state_reports_every_state(store: SqlStore) -> None:
 def test_started_runs_read_a_few_columns_and_the_dispatch_marks(store: SqlStore) -> None:
     serve = ServeApp(import_path="app:deployment")
     for job_id, state, spec in [
-        ("a", JobState.RUNNING, make_spec()),
-        ("b", JobState.DISPATCHED, make_spec(serve=serve, kind=JobKind.DEPLOYMENT)),
+        ("a", JobState.RUNNING, make_spec(resources=Resources(gpus=2))),
+        (
+            "b",
+            JobState.DISPATCHED,
+            make_spec(serve=serve, kind=JobKind.DEPLOYMENT, resources=Resources(gpus=0.25)),
+        ),
         ("c", JobState.PLANNED, make_spec()),
     ]:
         store.add_job(
@@ -241,6 +245,7 @@ def test_started_runs_read_a_few_columns_and_the_dispatch_marks(store: SqlStore)
         False,
     )
     assert (b.state, b.serve) == (JobState.DISPATCHED, True)
+    assert (a.gpus, b.gpus) == (2, 0.25)
     assert a.mark == store.dispatch_marks(["a"])["a"]
     assert a.mark.quarantine == "bad data"
     assert b.mark.quarantine is None
