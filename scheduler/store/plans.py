@@ -8,10 +8,13 @@ and the dispatch record.
 * ``save_plans`` writes every changed plan in one transaction, in bulk statements. From
   ``_COPY_FROM`` plans on PostgreSQL, the plans are COPYed into a temporary table, one
   statement locks the plannable rows among them and updates them, and the events are COPYed
-  (``scheduler.store.copy_text``: rows formatted as text, not value by value). Otherwise, in
+  (``scheduler.store.copy_text``: rows formatted as text, not value by value), in chunks
+  applied by a writer thread while the next is formatted (``_save_planned_pg``). Otherwise, in
   chunks of ``_CHUNK`` ids, the plannable rows are locked (PostgreSQL ``FOR UPDATE``; SQLite
   holds the write lock from ``BEGIN IMMEDIATE``), updated with one executemany and their events
   inserted with another.
+* ``started_runs`` reads every started job as a few short columns with its dispatch
+  bookkeeping: reconcile's read each pass (the full rows only of the runs it asks about).
 * ``take_submit`` / ``record_dispatch`` make the dispatch of an attempt exactly-once across
   replicas: the first is a lease on submitting the attempt (compare-and-swap on
   ``submit_attempt``, expiring after ``lease_s``), the second sets ``dispatched_attempt`` once
@@ -493,7 +496,7 @@ def _save_planned_pg(
 
     The statements run in order on one writer thread, which alone uses ``conn`` until the last
     is done, while this thread formats the next chunk's rows and the last chunk's events: the
-    database's UPDATE (seven indexes to maintain: ~2.4 s for 100,000 plans on the 2-core
+    database's UPDATE (eight indexes to maintain: ~2.4 s for 100,000 plans on the 2-core
     machine) and Python's formatting (~1.5 s) overlap instead of adding up."""
     conn.exec_driver_sql(_PG_PLAN_TABLE)
     saved: set[str] = set()
