@@ -18,6 +18,7 @@ from scheduler.domain.errors import (
 )
 from scheduler.domain.forecasts import Forecast, IntensityPoint, SeriesKind, Signal
 from scheduler.domain.jobs import (
+    LIVE_STATES,
     PLANNABLE_STATES,
     TERMINAL_STATES,
     Job,
@@ -37,6 +38,7 @@ from scheduler.domain.tokens import ApiToken, Principal, Role
 
 __all__ = [
     "J_PER_KWH",
+    "LIVE_STATES",
     "PLANNABLE_STATES",
     "TERMINAL_STATES",
     "ApiToken",

@@ -44,6 +44,16 @@ class JobState(enum.StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+# Every other state, in the order a queue is shown (waiting, then on the cluster, then between).
+LIVE_STATES = (
+    JobState.PENDING,
+    JobState.PLANNED,
+    JobState.DISPATCHED,
+    JobState.RUNNING,
+    JobState.RETRYING,
+    JobState.SUSPENDED,
+    JobState.RELOCATING,
+)
 
 # Every allowed edge. Anything else is an InvalidTransition: a state never goes backwards silently.
 ALLOWED_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {

@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from scheduler.domain import Forbidden, Forecast, Job, JobState, Principal, SeriesKind
+from scheduler.domain import LIVE_STATES, Forbidden, Forecast, Job, JobState, Principal, SeriesKind
 from scheduler.reports.render import report_to_dict
 from scheduler.service import views
 from scheduler.service.context import ServiceContext
@@ -30,15 +30,6 @@ NOTABLE_EVENTS = frozenset({"warning", "fallback", "quarantine", "relocation", "
 EVENT_LIMIT = 30
 # The live jobs whose notable events are shown (the newest ones).
 EVENT_JOBS = 50
-LIVE_STATES = (
-    JobState.PENDING,
-    JobState.PLANNED,
-    JobState.DISPATCHED,
-    JobState.RUNNING,
-    JobState.RETRYING,
-    JobState.SUSPENDED,
-    JobState.RELOCATING,
-)
 # Jobs whose windows are shaded on the intensity charts: those that ran in the chart's span.
 RAN_STATES = (JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 import threading
 import time
 
-from scheduler.domain import JobState
-from scheduler.domain.jobs import TERMINAL_STATES
+from scheduler.domain import LIVE_STATES, TERMINAL_STATES, JobState
 from scheduler.ports import Store
 
-LIVE_STATES = frozenset(JobState) - TERMINAL_STATES
 FINISHED_TTL_S = 60.0
 
 

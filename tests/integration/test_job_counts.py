@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from scheduler.domain import JobState
-from scheduler.service.job_counts import LIVE_STATES, JobCounts
+from scheduler.domain import LIVE_STATES, JobState
+from scheduler.service.job_counts import JobCounts
 from scheduler.store import SqlStore, create_store_engine
 from scheduler.store.migrate import upgrade
 from tests.fakes.store import T0, make_event, make_job
